@@ -10,7 +10,7 @@ say() { echo "[bootstrap] $*" >&2; }
 
 # 1. Debian packages: libpcap for cap, nftables/iproute2 for the pod network, tshark to read
 # captures, openssl for test certificates, dnsmasq for reverse DNS, journal-remote for journal files.
-debian_packages=(libpcap-dev nftables iproute2 tshark openssl dnsmasq-base systemd-journal-remote build-essential python3)
+debian_packages=(libpcap-dev nftables iproute2 iputils-ping tshark openssl dnsmasq-base systemd-journal-remote build-essential python3)
 missing=()
 for p in "${debian_packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -1,0 +1,110 @@
+// Runs Netwarden itself against the local control plane: `kubectl apply -k config/` (RBAC for
+// real, workloads by server-side dry run since there is no kubelet), then the controller and one
+// agent per simulated node as local processes, each with its own ServiceAccount's token so the
+// RBAC in config/rbac is what they really run with.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createWriteStream, readFileSync } from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { trackChild, type ControlPlane } from './controlplane.js';
+import { kubeconfigForToken, requestToken } from './fixtures.js';
+
+export const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+export const SYSTEM_NAMESPACE = 'netwarden-system';
+
+/** Applies config/: CRDs, namespace and RBAC for real; the Deployment and DaemonSet by server-side dry run. */
+export async function installConfig(cp: ControlPlane): Promise<void> {
+  const real = ['crds', 'config/namespace.yaml', 'config/rbac'];
+  for (const part of real) {
+    const args = part.endsWith('.yaml') ? ['apply', '--server-side', '-f', path.join(REPO_ROOT, part)] : ['apply', '--server-side', '-k', path.join(REPO_ROOT, part)];
+    await mustKubectl(cp, args);
+  }
+  const crds = ['droptails', 'packetcaptures', 'auditforwarders'].map((plural) => `crd/${plural}.netwarden.io`);
+  await mustKubectl(cp, ['wait', '--for=condition=Established', '--timeout=60s', ...crds]);
+  await mustKubectl(cp, ['apply', '--server-side', '--dry-run=server', '-k', path.join(REPO_ROOT, 'config')]);
+}
+
+export async function mustKubectl(cp: ControlPlane, args: string[], input?: string): Promise<string> {
+  const result = await cp.kubectl(args, input === undefined ? {} : { input });
+  if (result.code !== 0) throw new Error(`kubectl ${args.join(' ')} failed (${result.code}): ${result.stderr || result.stdout}`);
+  return result.stdout;
+}
+
+/** A kubeconfig that authenticates as a ServiceAccount of netwarden-system via TokenRequest. */
+export async function serviceAccountKubeconfig(cp: ControlPlane, serviceAccount: string): Promise<string> {
+  const token = await requestToken(cp.kubeConfig(), SYSTEM_NAMESPACE, serviceAccount);
+  const file = path.join(cp.dir, `kubeconfig-${serviceAccount}-${Date.now()}`);
+  await kubeconfigForToken(cp, token, file);
+  return file;
+}
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      server.close(() => resolve(typeof address === 'object' && address ? address.port : 0));
+    });
+  });
+}
+
+export interface NetwardenProcess {
+  name: string;
+  child: ChildProcess;
+  metricsPort: number;
+  logFile: string;
+  /** The process's JSON log lines, parsed. */
+  logs(): Record<string, unknown>[];
+  kill(signal?: NodeJS.Signals): Promise<void>;
+  exited: Promise<number | null>;
+}
+
+/** Starts `netwarden <args>` from the sources (tsx), logging to a file in the control plane's directory. */
+export async function startNetwarden(cp: ControlPlane, name: string, args: string[], env: NodeJS.ProcessEnv = {}): Promise<NetwardenProcess> {
+  const metricsPort = await freePort();
+  const logFile = path.join(cp.dir, `${name}.log`);
+  const out = createWriteStream(logFile, { flags: 'a' });
+  const child = spawn(process.execPath, ['--import', 'tsx', path.join(REPO_ROOT, 'src/cli/main.ts'), ...args, `--metrics-port=${metricsPort}`, '--metrics-address=127.0.0.1'], {
+    cwd: REPO_ROOT,
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  trackChild(child);
+  child.stdout?.pipe(out, { end: false });
+  child.stderr?.pipe(out, { end: false });
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  const logs = () =>
+    readFileSync(logFile, 'utf8')
+      .split('\n')
+      .filter((l) => l.startsWith('{'))
+      .flatMap((l) => {
+        try {
+          return [JSON.parse(l) as Record<string, unknown>];
+        } catch {
+          return [];
+        }
+      });
+  const kill = async (signal: NodeJS.Signals = 'SIGTERM') => {
+    if (child.exitCode === null && child.signalCode === null) child.kill(signal);
+    await exited;
+  };
+  return { name, child, metricsPort, logFile, logs, kill, exited };
+}
+
+export async function startController(cp: ControlPlane, name = 'controller', extraArgs: string[] = []): Promise<NetwardenProcess> {
+  const kubeconfig = await serviceAccountKubeconfig(cp, 'netwarden-controller');
+  return startNetwarden(cp, name, ['controller', `--kubeconfig=${kubeconfig}`, ...extraArgs], { POD_NAMESPACE: SYSTEM_NAMESPACE });
+}
+
+export async function startAgent(cp: ControlPlane, nodeName: string, extraArgs: string[] = []): Promise<NetwardenProcess> {
+  const kubeconfig = await serviceAccountKubeconfig(cp, 'netwarden-agent');
+  return startNetwarden(cp, `agent-${nodeName}`, ['agent', `--node-name=${nodeName}`, `--kubeconfig=${kubeconfig}`, ...extraArgs]);
+}
+
+/** GETs a path of a process's metrics/health server. */
+export async function getLocal(port: number, urlPath: string): Promise<{ status: number; body: string }> {
+  const response = await fetch(`http://127.0.0.1:${port}${urlPath}`);
+  return { status: response.status, body: await response.text() };
+}
