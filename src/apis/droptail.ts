@@ -1,0 +1,188 @@
+// DropTail (cluster-scoped): tail the kernel's packet-drop log lines on selected nodes and turn
+// them into Kubernetes Events, metrics and a short list of recent drops in status.
+
+import { DropTailType } from './meta.js';
+import {
+  CATEGORY,
+  ageColumn,
+  conditionsSchema,
+  dateTimeSchema,
+  durationSchema,
+  observedGenerationSchema,
+  perNodeList,
+  readyColumn,
+  rootSchema,
+  stringMapSchema,
+  type CrdDefinition,
+  type FromSchema,
+  type JSONSchemaProps,
+  type NetwardenObject,
+} from './schema.js';
+
+/**
+ * Log prefixes that mark a drop by default: metal-stack's nftables firewall, the conventional
+ * iptables LOG rule, Calico's Log action and the generic `DROP: ` many hand-written rules use.
+ */
+export const DEFAULT_PREFIXES = ['nftables-metal-dropped: ', 'iptables-dropped: ', 'calico-packet: ', 'DROP: '] as const;
+
+/** Where the drop lines come from. Exactly the fields of the chosen type may be set. */
+export const dropSourceSchema = {
+  type: 'object',
+  required: ['type'],
+  properties: {
+    type: { type: 'string', enum: ['nflog', 'journal', 'file'], description: 'nflog: a netlink log group; journal: the systemd journal; file: a kernel log file.' },
+    group: { type: 'integer', minimum: 0, maximum: 65535, description: 'nflog group the drop rules log to (nflog only).' },
+    directory: { type: 'string', maxLength: 4096, description: 'Journal directory; the system journal when unset (journal only).' },
+    matches: {
+      type: 'array',
+      maxItems: 16,
+      'x-kubernetes-list-type': 'atomic',
+      description: 'journalctl-style FIELD=VALUE matches; `_TRANSPORT=kernel` when unset (journal only).',
+      items: { type: 'string', maxLength: 256, pattern: '^[A-Z0-9_]+=.*$' },
+    },
+    path: { type: 'string', minLength: 1, maxLength: 4096, description: 'Log file to follow, e.g. /var/log/kern.log (file only).' },
+  },
+  'x-kubernetes-validations': [
+    { rule: "has(self.group) == (self.type == 'nflog')", message: 'group must be set for nflog sources and only for them', fieldPath: '.group' },
+    { rule: "has(self.path) == (self.type == 'file')", message: 'path must be set for file sources and only for them', fieldPath: '.path' },
+    { rule: "self.type == 'journal' || (!has(self.directory) && !has(self.matches))", message: 'directory and matches are only valid for journal sources' },
+  ],
+} as const satisfies JSONSchemaProps;
+
+export const dropTailSpecSchema = {
+  type: 'object',
+  description: 'Which nodes to watch, where drops are logged and how they are reported.',
+  properties: {
+    nodeSelector: { ...stringMapSchema, description: 'Nodes to run on; all nodes when unset.' },
+    sources: {
+      type: 'array',
+      minItems: 1,
+      maxItems: 16,
+      'x-kubernetes-list-type': 'atomic',
+      default: [{ type: 'nflog', group: 100 }],
+      description: 'Where drop lines are read from.',
+      items: dropSourceSchema,
+    },
+    prefixes: {
+      type: 'array',
+      maxItems: 32,
+      'x-kubernetes-list-type': 'set',
+      default: [...DEFAULT_PREFIXES],
+      description: 'Log prefixes that mark a line as a dropped packet.',
+      items: { type: 'string', minLength: 1, maxLength: 64 },
+    },
+    eventReason: { type: 'string', default: 'PacketDrop', minLength: 1, maxLength: 128, pattern: '^[A-Z][A-Za-z0-9]*$', description: 'Reason of the Events emitted per drop.' },
+    reportingComponent: { type: 'string', default: 'netwarden', minLength: 1, maxLength: 128, description: 'reportingComponent of the emitted Events.' },
+    repeatInterval: { ...durationSchema('Repeats of the same drop within this interval only bump the Event count.'), default: '2m' },
+    expiration: { ...durationSchema('How long a drop is remembered for de-duplication and recentDrops.'), default: '10m' },
+    reverseDNS: { type: 'boolean', default: true, description: 'Resolve addresses outside the cluster through reverse DNS.' },
+    metrics: { type: 'boolean', default: true, description: 'Export Prometheus drop counters.' },
+    recentDropsLimit: { type: 'integer', default: 20, minimum: 0, maximum: 200, description: 'How many drops status.recentDrops keeps.' },
+  },
+  'x-kubernetes-validations': [
+    {
+      rule: '!has(self.expiration) || !has(self.repeatInterval) || duration(self.expiration) >= duration(self.repeatInterval)',
+      message: 'expiration must not be shorter than repeatInterval',
+      fieldPath: '.expiration',
+    },
+  ],
+} as const satisfies JSONSchemaProps;
+
+/** One end of a dropped packet, resolved to a Kubernetes object where possible. */
+export const dropEndpointSchema = {
+  type: 'object',
+  required: ['ip'],
+  properties: {
+    ip: { type: 'string', maxLength: 64 },
+    kind: { type: 'string', enum: ['Pod', 'Node', 'Service', 'External', 'Unknown'] },
+    namespace: { type: 'string', maxLength: 63 },
+    name: { type: 'string', maxLength: 253 },
+  },
+} as const satisfies JSONSchemaProps;
+
+const portSchema = { type: 'integer', minimum: 0, maximum: 65535 } as const;
+
+/** One dropped packet (or several identical ones, counted). */
+export const dropRecordSchema = {
+  type: 'object',
+  required: ['time', 'node'],
+  properties: {
+    time: dateTimeSchema,
+    node: { type: 'string', maxLength: 253 },
+    protocol: { type: 'string', maxLength: 16, description: 'TCP, UDP, ICMP, ... or the IP protocol number.' },
+    src: dropEndpointSchema,
+    dst: dropEndpointSchema,
+    srcPort: portSchema,
+    dstPort: portSchema,
+    direction: { type: 'string', enum: ['ingress', 'egress', 'forward'] },
+    count: { type: 'integer', minimum: 1 },
+    prefix: { type: 'string', maxLength: 64 },
+  },
+} as const satisfies JSONSchemaProps;
+
+export const dropTailNodeStatusSchema = {
+  type: 'object',
+  required: ['node'],
+  properties: {
+    node: { type: 'string', maxLength: 253 },
+    sources: {
+      type: 'array',
+      maxItems: 16,
+      'x-kubernetes-list-type': 'atomic',
+      items: {
+        type: 'object',
+        required: ['type', 'healthy'],
+        properties: {
+          type: dropSourceSchema.properties.type,
+          healthy: { type: 'boolean' },
+          message: { type: 'string', maxLength: 1024 },
+        },
+      },
+    },
+    dropsSeen: { type: 'integer', minimum: 0 },
+    lastError: { type: 'string', maxLength: 1024 },
+    lastUpdateTime: dateTimeSchema,
+  },
+} as const satisfies JSONSchemaProps;
+
+export const dropTailStatusSchema = {
+  type: 'object',
+  properties: {
+    observedGeneration: observedGenerationSchema,
+    conditions: conditionsSchema,
+    nodes: perNodeList(dropTailNodeStatusSchema, 'Per-node state; each node agent owns its own entry.'),
+    nodeCount: { type: 'integer', minimum: 0, description: 'Nodes currently tailing.' },
+    totalDrops: { type: 'integer', minimum: 0, description: 'Drops seen on all nodes.' },
+    lastDropTime: dateTimeSchema,
+    lastDrop: dropRecordSchema,
+    recentDrops: { type: 'array', maxItems: 200, 'x-kubernetes-list-type': 'atomic', items: dropRecordSchema, description: 'The newest drops, newest first.' },
+  },
+} as const satisfies JSONSchemaProps;
+
+export const dropTailSchema = rootSchema('DropTail reports packets the nodes drop as Events, metrics and status.', dropTailSpecSchema, dropTailStatusSchema);
+
+export type DropSource = FromSchema<typeof dropSourceSchema>;
+export type DropEndpoint = FromSchema<typeof dropEndpointSchema>;
+export type DropRecord = FromSchema<typeof dropRecordSchema>;
+export type DropTailNodeStatus = FromSchema<typeof dropTailNodeStatusSchema>;
+export type DropTailSpec = FromSchema<typeof dropTailSpecSchema>;
+export type DropTailSpecInput = FromSchema<typeof dropTailSpecSchema, 'input'>;
+export type DropTailStatus = FromSchema<typeof dropTailStatusSchema>;
+export type DropTail = NetwardenObject<'DropTail', DropTailSpec, DropTailStatus>;
+/** A DropTail as a user writes it: defaulted fields may be left out. */
+export type DropTailInput = NetwardenObject<'DropTail', DropTailSpecInput, DropTailStatus>;
+
+export const dropTailCrd: CrdDefinition = {
+  type: DropTailType,
+  singular: 'droptail',
+  shortNames: ['dt'],
+  categories: [CATEGORY],
+  printerColumns: [
+    { name: 'Nodes', type: 'integer', jsonPath: '.status.nodeCount', description: 'Nodes currently tailing.' },
+    { name: 'Drops', type: 'integer', jsonPath: '.status.totalDrops', description: 'Drops seen on all nodes.' },
+    { name: 'Last Drop', type: 'date', jsonPath: '.status.lastDropTime' },
+    readyColumn,
+    ageColumn,
+  ],
+  schema: dropTailSchema,
+};

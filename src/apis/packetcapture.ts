@@ -1,0 +1,200 @@
+// PacketCapture (namespaced): capture the traffic of selected pods into pcap files on their nodes.
+// A superset of Calico's projectcalico.org/v3 PacketCapture: a Calico object with only its
+// apiVersion changed is valid here and means the same.
+
+import { PacketCaptureType } from './meta.js';
+import {
+  CATEGORY,
+  ageColumn,
+  conditionsSchema,
+  dateTimeSchema,
+  durationSchema,
+  labelSelectorSchema,
+  observedGenerationSchema,
+  perNodeList,
+  rootSchema,
+  type CrdDefinition,
+  type FromSchema,
+  type JSONSchemaProps,
+  type NetwardenObject,
+} from './schema.js';
+
+/** Protocol names Calico accepts; a number 1..255 is accepted too. */
+export const PROTOCOL_NAMES = ['TCP', 'UDP', 'ICMP', 'ICMPv6', 'SCTP', 'UDPLite'] as const;
+
+export const MIB = 1024 * 1024;
+
+// int-or-string: minimum/maximum only constrain numbers and pattern only strings, both in JSON
+// Schema and in the API server, so the two forms are validated side by side without CEL.
+export const protocolSchema = {
+  'x-kubernetes-int-or-string': true,
+  anyOf: [{ type: 'integer' }, { type: 'string' }],
+  minimum: 1,
+  maximum: 255,
+  maxLength: 8,
+  pattern: `^(${PROTOCOL_NAMES.join('|')})$`,
+  description: `${PROTOCOL_NAMES.join(', ')} or an IP protocol number 1..255.`,
+} as const satisfies JSONSchemaProps;
+
+export const portSchema = {
+  'x-kubernetes-int-or-string': true,
+  anyOf: [{ type: 'integer' }, { type: 'string' }],
+  minimum: 1,
+  maximum: 65535,
+  maxLength: 11,
+  pattern: '^[0-9]{1,5}(:[0-9]{1,5})?$',
+  description: 'A port number or an inclusive range "low:high".',
+  // The matches() guards keep int() from failing on strings the pattern already rejects.
+  'x-kubernetes-validations': [
+    {
+      rule: "type(self) != string || !self.matches('^[0-9]{1,5}:[0-9]{1,5}$') || (int(self.split(':')[0]) >= 1 && int(self.split(':')[0]) <= int(self.split(':')[1]) && int(self.split(':')[1]) <= 65535)",
+      message: 'a port range must be "low:high" with 1 <= low <= high <= 65535',
+    },
+    {
+      rule: "type(self) != string || !self.matches('^[0-9]{1,5}$') || (int(self) >= 1 && int(self) <= 65535)",
+      message: 'a port must be between 1 and 65535',
+    },
+  ],
+} as const satisfies JSONSchemaProps;
+
+export const captureFilterSchema = {
+  type: 'object',
+  properties: {
+    protocol: protocolSchema,
+    ports: { type: 'array', maxItems: 32, 'x-kubernetes-list-type': 'atomic', items: portSchema, description: 'Ports (either end) to capture.' },
+  },
+  'x-kubernetes-validations': [
+    {
+      rule: "!has(self.ports) || size(self.ports) == 0 || !has(self.protocol) || (type(self.protocol) == string ? self.protocol in ['TCP', 'UDP', 'SCTP', 'UDPLite'] : self.protocol in [6, 17, 132, 136])",
+      message: 'ports are only valid with protocol TCP, UDP, SCTP or UDPLite (or no protocol)',
+      fieldPath: '.ports',
+    },
+  ],
+} as const satisfies JSONSchemaProps;
+
+export const packetCaptureSpecSchema = {
+  type: 'object',
+  description: 'Which pods to capture, what traffic, when, and how much.',
+  properties: {
+    selector: {
+      type: 'string',
+      default: 'all()',
+      maxLength: 1024,
+      description: 'Calico selector over the labels of the pods in this namespace, e.g. app == "web"; all() selects every pod.',
+    },
+    podSelector: { ...labelSelectorSchema, description: 'Kubernetes label selector; an alternative to a selector other than all().' },
+    filters: {
+      type: 'array',
+      maxItems: 16,
+      'x-kubernetes-list-type': 'atomic',
+      description: 'Capture a packet when any filter matches it; everything when empty.',
+      items: captureFilterSchema,
+    },
+    direction: { type: 'string', enum: ['ingress', 'egress', 'both'], default: 'both', description: 'Traffic direction relative to the pod.' },
+    startTime: { ...dateTimeSchema, description: 'Start capturing at this time; immediately when unset.' },
+    endTime: { ...dateTimeSchema, description: 'Stop capturing at this time; never when unset (unless another limit stops it).' },
+    duration: { ...durationSchema('Stop capturing this long after the start; an alternative to endTime.') },
+    maxBytesPerPod: { type: 'integer', format: 'int64', minimum: 1, description: 'Stop capturing a pod after this many bytes of pcap.' },
+    fileSizeBytes: { type: 'integer', format: 'int64', default: 10 * MIB, minimum: 64 * 1024, maximum: 1024 * MIB, description: 'Rotate pcap files at this size.' },
+    maxFiles: { type: 'integer', default: 10, minimum: 1, maximum: 1000, description: 'Pcap files kept per pod; the oldest is deleted on rotation.' },
+    snapLen: { type: 'integer', default: 262144, minimum: 64, maximum: 262144, description: 'Bytes kept of each packet.' },
+    includeMetadata: { type: 'boolean', default: false, description: 'Write pcapng with pod and interface names in comments.' },
+  },
+  // Whichever limit (endTime, duration, maxBytesPerPod, a stop) comes first ends the capture.
+  'x-kubernetes-validations': [
+    {
+      rule: '!has(self.startTime) || !has(self.endTime) || self.endTime > self.startTime',
+      message: 'endTime must be after startTime',
+      fieldPath: '.endTime',
+    },
+    {
+      rule: '!has(self.endTime) || !has(self.duration)',
+      message: 'duration and endTime are mutually exclusive',
+      fieldPath: '.duration',
+    },
+    {
+      rule: "!has(self.podSelector) || !has(self.selector) || self.selector == 'all()'",
+      message: 'podSelector and a selector other than all() are mutually exclusive',
+      fieldPath: '.podSelector',
+    },
+  ],
+} as const satisfies JSONSchemaProps;
+
+export const captureTargetSchema = {
+  type: 'object',
+  required: ['pod'],
+  properties: {
+    pod: { type: 'string', maxLength: 253 },
+    node: { type: 'string', maxLength: 253 },
+    ip: { type: 'string', maxLength: 64 },
+    interface: { type: 'string', maxLength: 64, description: 'Host-side interface of the pod.' },
+  },
+} as const satisfies JSONSchemaProps;
+
+/** Calico's file states, so Calico tooling reading status.files understands them. */
+export const FILE_STATES = ['Scheduled', 'WaitingForTraffic', 'Capturing', 'Finished', 'Error'] as const;
+
+export const captureFilesSchema = {
+  type: 'object',
+  required: ['node'],
+  properties: {
+    node: { type: 'string', maxLength: 253 },
+    directory: { type: 'string', maxLength: 4096 },
+    fileNames: { type: 'array', maxItems: 10000, 'x-kubernetes-list-type': 'atomic', items: { type: 'string', maxLength: 512 } },
+    bytes: { type: 'integer', format: 'int64', minimum: 0 },
+    packets: { type: 'integer', format: 'int64', minimum: 0 },
+    kernelDropped: { type: 'integer', format: 'int64', minimum: 0, description: 'Packets the kernel dropped before the capture saw them.' },
+    state: { type: 'string', enum: FILE_STATES },
+  },
+} as const satisfies JSONSchemaProps;
+
+export const CAPTURE_PHASES = ['Scheduled', 'WaitingForTraffic', 'Capturing', 'Finished', 'Stopped', 'Failed'] as const;
+
+export const packetCaptureStatusSchema = {
+  type: 'object',
+  properties: {
+    observedGeneration: observedGenerationSchema,
+    conditions: conditionsSchema,
+    phase: { type: 'string', enum: CAPTURE_PHASES },
+    targets: {
+      type: 'array',
+      maxItems: 5000,
+      'x-kubernetes-list-type': 'map',
+      'x-kubernetes-list-map-keys': ['pod'],
+      description: 'Pods being captured.',
+      items: captureTargetSchema,
+    },
+    files: perNodeList(captureFilesSchema, 'Pcap files per node; each node agent owns its own entry.'),
+    podCount: { type: 'integer', minimum: 0 },
+    fileCount: { type: 'integer', minimum: 0 },
+    totalBytes: { type: 'integer', format: 'int64', minimum: 0 },
+  },
+} as const satisfies JSONSchemaProps;
+
+export const packetCaptureSchema = rootSchema('PacketCapture captures the traffic of selected pods into pcap files.', packetCaptureSpecSchema, packetCaptureStatusSchema);
+
+export type CaptureFilter = FromSchema<typeof captureFilterSchema>;
+export type CaptureTarget = FromSchema<typeof captureTargetSchema>;
+export type CaptureFiles = FromSchema<typeof captureFilesSchema>;
+export type CapturePhase = (typeof CAPTURE_PHASES)[number];
+export type PacketCaptureSpec = FromSchema<typeof packetCaptureSpecSchema>;
+export type PacketCaptureSpecInput = FromSchema<typeof packetCaptureSpecSchema, 'input'>;
+export type PacketCaptureStatus = FromSchema<typeof packetCaptureStatusSchema>;
+export type PacketCapture = NetwardenObject<'PacketCapture', PacketCaptureSpec, PacketCaptureStatus>;
+/** A PacketCapture as a user writes it: defaulted fields may be left out. */
+export type PacketCaptureInput = NetwardenObject<'PacketCapture', PacketCaptureSpecInput, PacketCaptureStatus>;
+
+export const packetCaptureCrd: CrdDefinition = {
+  type: PacketCaptureType,
+  singular: 'packetcapture',
+  shortNames: ['pcap'],
+  categories: [CATEGORY],
+  printerColumns: [
+    { name: 'Phase', type: 'string', jsonPath: '.status.phase' },
+    { name: 'Pods', type: 'integer', jsonPath: '.status.podCount', description: 'Pods being captured.' },
+    { name: 'Files', type: 'integer', jsonPath: '.status.fileCount', description: 'Pcap files written.' },
+    { name: 'Size', type: 'integer', jsonPath: '.status.totalBytes', description: 'Bytes of pcap written.' },
+    ageColumn,
+  ],
+  schema: packetCaptureSchema,
+};

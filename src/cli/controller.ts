@@ -1,0 +1,75 @@
+// `netwarden controller`: informers for the three kinds and what they depend on, one reconciler per
+// kind, leader election, health and metrics.
+import os from 'node:os';
+import type { V1Node, V1Pod } from '@kubernetes/client-node';
+import { AuditForwarderType, DropTailType, PacketCaptureType } from '../apis/meta.js';
+import type { AuditForwarder } from '../apis/auditforwarder.js';
+import type { DropTail } from '../apis/droptail.js';
+import type { PacketCapture } from '../apis/packetcapture.js';
+import { Controller, keyOf } from '../controllers/controller.js';
+import { coreInformer, customResourceInformer, type Informer } from '../controllers/informer.js';
+import { Manager } from '../controllers/manager.js';
+import { AuditForwarderReconciler } from '../reconcilers/auditforwarder.js';
+import { DropTailReconciler } from '../reconcilers/droptail.js';
+import { PacketCaptureReconciler } from '../reconcilers/packetcapture.js';
+import { loadKubeConfig } from '../util/kube.js';
+import { loggerFor } from '../util/log.js';
+
+export interface ControllerFlags {
+  kubeconfig?: string;
+  metricsPort: number;
+  metricsAddress: string;
+  leaderElect: boolean;
+  leaderElectionNamespace?: string;
+  leaderElectionId: string;
+  identity?: string;
+}
+
+/** Resync replays the caches so that time-based state (schedules, ages) is looked at again. */
+const RESYNC_MS = 5 * 60_000;
+
+export async function runController(flags: ControllerFlags): Promise<void> {
+  const kc = loadKubeConfig(flags.kubeconfig);
+  const identity = flags.identity ?? process.env.POD_NAME ?? `${os.hostname()}_${process.pid}`;
+  const manager = new Manager(kc, {
+    metricsPort: flags.metricsPort,
+    healthPort: flags.metricsPort,
+    host: flags.metricsAddress,
+    leaderElection: {
+      enabled: flags.leaderElect,
+      namespace: flags.leaderElectionNamespace ?? process.env.POD_NAMESPACE ?? 'netwarden-system',
+      name: flags.leaderElectionId,
+      identity,
+    },
+  });
+
+  const nodes = coreInformer(kc, 'nodes', { resyncMs: RESYNC_MS });
+  const pods = coreInformer(kc, 'pods', { resyncMs: RESYNC_MS });
+  const dropTails = customResourceInformer<DropTail>(kc, DropTailType, { resyncMs: RESYNC_MS });
+  const captures = customResourceInformer<PacketCapture>(kc, PacketCaptureType, { resyncMs: RESYNC_MS });
+  const forwarders = customResourceInformer<AuditForwarder>(kc, AuditForwarderType, { resyncMs: RESYNC_MS });
+
+  manager.addController(
+    new Controller({ name: 'droptail', reconciler: new DropTailReconciler(kc, dropTails, nodes) })
+      .watches(dropTails)
+      .watches(nodes, allOf(dropTails)),
+  );
+  manager.addController(
+    new Controller({ name: 'packetcapture', reconciler: new PacketCaptureReconciler(kc, captures, pods), concurrency: 2 })
+      .watches(captures)
+      .watches(pods, (pod: V1Pod) => captures.list(pod.metadata?.namespace).map(keyOf)),
+  );
+  manager.addController(
+    new Controller({ name: 'auditforwarder', reconciler: new AuditForwarderReconciler(kc, forwarders, nodes) })
+      .watches(forwarders)
+      .watches(nodes, allOf(forwarders)),
+  );
+
+  loggerFor('controller').info('starting', { identity, leaderElection: flags.leaderElect });
+  await manager.start();
+}
+
+/** A node change can change what every object of a kind selects. */
+function allOf<T extends DropTail | AuditForwarder>(informer: Informer<T>): (node: V1Node) => ReturnType<typeof keyOf>[] {
+  return () => informer.list().map(keyOf);
+}

@@ -1,0 +1,59 @@
+#!/usr/bin/env node
+// The one `netwarden` command: the controller, the node agent, and offline tools.
+import { Command, InvalidArgumentError } from 'commander';
+import { runValidate } from './validate.js';
+import { runController, type ControllerFlags } from './controller.js';
+import { runAgent, type AgentFlags } from './agent.js';
+
+function port(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 0 || n > 65535) throw new InvalidArgumentError('not a port number');
+  return n;
+}
+
+function collect(value: string, previous: string[]): string[] {
+  return [...previous, value];
+}
+
+export function buildCli(): Command {
+  const program = new Command('netwarden').description('Netwarden: the cluster network, visible and debuggable by Kubernetes means');
+
+  program
+    .command('controller')
+    .description('run the controller (reconciles DropTail, PacketCapture, AuditForwarder)')
+    .option('--kubeconfig <path>', 'kubeconfig file (default: in-cluster config)')
+    .option('--metrics-port <port>', 'port of /healthz, /readyz and /metrics', port, 8080)
+    .option('--metrics-address <address>', 'address to bind /metrics on', '0.0.0.0')
+    .option('--leader-elect', 'elect one active replica through a Lease', false)
+    .option('--leader-election-namespace <ns>', 'namespace of the Lease (default: the pod namespace)')
+    .option('--leader-election-id <name>', 'name of the Lease', 'netwarden-controller')
+    .option('--identity <id>', 'this replica in the Lease (default: pod name or hostname_pid)')
+    .action(async (opts: ControllerFlags) => {
+      await runController(opts);
+    });
+
+  program
+    .command('agent')
+    .description('run the node agent for one node')
+    .option('--node-name <name>', 'the node this agent runs on (default: $NODE_NAME)', process.env.NODE_NAME)
+    .option('--kubeconfig <path>', 'kubeconfig file (default: in-cluster config)')
+    .option('--metrics-port <port>', 'port of /healthz and /metrics', port, 9090)
+    .option('--metrics-address <address>', 'address to bind /metrics on', '0.0.0.0')
+    .action(async (opts: AgentFlags) => {
+      const nodeName = opts.nodeName;
+      if (!nodeName) return program.error('--node-name or $NODE_NAME is required');
+      await runAgent({ ...opts, nodeName });
+    });
+
+  program
+    .command('validate')
+    .description('check Netwarden manifests offline against the CRD schemas and rules')
+    .requiredOption('-f, --filename <path>', 'file or directory (repeatable)', collect, [])
+    .action(async (opts: { filename: string[] }) => {
+      process.exitCode = await runValidate(opts.filename, process.stdout);
+    });
+
+  return program;
+}
+
+await buildCli().parseAsync(process.argv);

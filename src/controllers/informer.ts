@@ -1,0 +1,324 @@
+// Informer: a local cache of one resource kept current by list+watch, with event handlers.
+//
+// Wraps client-node's ListWatch (cache.js) and fills its gaps. What ListWatch does by itself:
+//  - watch ends cleanly (server timeout, stream closed): re-watches from the last resourceVersion
+//    with a 1s..30s doubling delay (reset by any event); a client-side inactivity timeout
+//    (30s without data) re-watches at once;
+//  - 410 Gone (HTTP status or an ERROR event with code 410): clears the resourceVersion, so the
+//    next round re-lists; the re-list emits `delete` for cached objects missing from the list and
+//    add/update for the others — nothing changed while the watch was down is lost;
+//  - any other error (list fails, watch cannot connect, stream errors, e.g. the API server is
+//    down): calls the `error` callbacks and STOPS for good. The caller must restart it.
+// What this wrapper adds:
+//  - restarts after any error with jittered exponential backoff (500ms..30s) until stop(); a
+//    restart re-watches from the last resourceVersion (the server replays what happened since) or
+//    re-lists when that is too old (410);
+//  - ERROR events other than 410 (e.g. "too large resource version" after an API server restart,
+//    internal errors) are turned into a re-list instead of a retry of the same watch;
+//  - allowWatchBookmarks, so a quiet watch's resourceVersion stays fresh and 410s are rarer;
+//  - an exception thrown while opening the watch (auth plugin failure) becomes a restart instead
+//    of an unhandled rejection; no watch is opened after stop() (ListWatch would open one when a
+//    list was in flight during stop());
+//  - start() resolves only once the first list has been applied to the cache (ListWatch's start()
+//    also resolves when the list failed);
+//  - handler exceptions are caught and logged (ListWatch's watch callback swallows them silently
+//    and skips the resourceVersion update);
+//  - periodic resync: every resyncMs each cached object is replayed to the `update` handlers.
+
+import {
+  CoreV1Api,
+  CustomObjectsApi,
+  KubeConfig,
+  ListWatch,
+  Watch,
+  type KubernetesListObject,
+  type KubernetesObject,
+  type V1Namespace,
+  type V1Node,
+  type V1Pod,
+  type V1Service,
+} from '@kubernetes/client-node';
+import { resourcePath, type ResourceType } from '../apis/meta.js';
+import { errorMessage, loggerFor, type Logger } from '../util/log.js';
+import { informerRestarts, informerSynced } from './metrics.js';
+import { backoffDelay } from './workqueue.js';
+
+export type InformerEvent = 'add' | 'update' | 'delete';
+export type InformerHandler<T> = (obj: T) => void;
+
+export interface ListOptions {
+  labelSelector?: string;
+  fieldSelector?: string;
+}
+
+/** Lists the collection the informer watches (same path and selectors). */
+export type ListFn<T extends KubernetesObject> = (opts: ListOptions) => Promise<KubernetesListObject<T>>;
+
+export interface InformerOptions<T extends KubernetesObject> {
+  /** Name for logs and metrics, e.g. "packetcaptures" or "pods". */
+  name: string;
+  /** Collection path to watch, e.g. /api/v1/pods or /apis/netwarden.io/v1alpha1/droptails. */
+  path: string;
+  list: ListFn<T>;
+  labelSelector?: string;
+  fieldSelector?: string;
+  /** Replay every cached object to `update` handlers this often; 0 or unset: never. */
+  resyncMs?: number;
+  /** Restart backoff after errors. Defaults 500ms .. 30s. */
+  minBackoffMs?: number;
+  maxBackoffMs?: number;
+}
+
+interface WatchHooks {
+  stopped(): boolean;
+  onWatchStart(): void;
+  onEvent(): void;
+}
+
+type WatchCallback = (phase: string, apiObj: unknown, watchObj?: unknown) => void;
+
+/** Watch that asks for bookmarks, turns non-410 ERROR events into re-lists and never throws. */
+class ResilientWatch extends Watch {
+  constructor(
+    kc: KubeConfig,
+    private readonly hooks: WatchHooks,
+    private readonly log: Logger,
+  ) {
+    super(kc);
+  }
+
+  override async watch(
+    path: string,
+    queryParams: Record<string, string | number | boolean | undefined>,
+    callback: WatchCallback,
+    done: (err: unknown) => void,
+  ): Promise<AbortController> {
+    if (this.hooks.stopped()) return new AbortController();
+    this.hooks.onWatchStart();
+    const wrapped: WatchCallback = (phase, obj, raw) => {
+      if (phase === 'ERROR') {
+        const status = (obj ?? {}) as { code?: number; message?: string; reason?: string };
+        this.log.info('watch error event, will re-list', { code: status.code, reason: status.reason, message: status.message });
+        // ListWatch only re-lists on code 410; any watch error may mean our resourceVersion is
+        // unusable, and a re-list is always safe.
+        callback('ERROR', { ...status, code: 410 }, raw);
+        return;
+      }
+      this.hooks.onEvent();
+      callback(phase, obj, raw);
+    };
+    try {
+      return await super.watch(path, { ...queryParams, allowWatchBookmarks: true }, wrapped, done);
+    } catch (err) {
+      done(err);
+      return new AbortController();
+    }
+  }
+}
+
+export class Informer<T extends KubernetesObject> {
+  readonly name: string;
+  private readonly opts: InformerOptions<T>;
+  private readonly lw: ListWatch<T>;
+  private readonly log: Logger;
+  private readonly handlers: Record<InformerEvent, InformerHandler<T>[]> = { add: [], update: [], delete: [] };
+  private stopped = true;
+  private listed = false;
+  private synced = false;
+  private failures = 0;
+  private restartTimer: NodeJS.Timeout | undefined;
+  private resyncTimer: NodeJS.Timeout | undefined;
+  private syncWaiters: Array<{ resolve: () => void; reject: (e: Error) => void }> = [];
+
+  constructor(kc: KubeConfig, opts: InformerOptions<T>) {
+    this.name = opts.name;
+    this.opts = opts;
+    this.log = loggerFor('informer', opts.name);
+    const watch = new ResilientWatch(
+      kc,
+      {
+        stopped: () => this.stopped,
+        onWatchStart: () => this.onWatchStart(),
+        onEvent: () => (this.failures = 0),
+      },
+      this.log,
+    );
+    const listFn = async (): Promise<KubernetesListObject<T>> => {
+      const list = await opts.list({ labelSelector: opts.labelSelector, fieldSelector: opts.fieldSelector });
+      this.listed = true;
+      this.failures = 0;
+      this.log.debug('listed', { items: list.items.length, resourceVersion: list.metadata?.resourceVersion });
+      return list;
+    };
+    this.lw = new ListWatch<T>(opts.path, watch, listFn, false, opts.labelSelector, opts.fieldSelector);
+    this.lw.on('add', (obj) => this.emit('add', obj));
+    this.lw.on('update', (obj) => this.emit('update', obj));
+    this.lw.on('delete', (obj) => this.emit('delete', obj));
+    this.lw.on('error', (err?: unknown) => this.onError(err));
+    informerSynced.set({ informer: this.name }, 0);
+  }
+
+  on(event: InformerEvent, handler: InformerHandler<T>): void {
+    this.handlers[event].push(handler);
+  }
+
+  /** Starts list+watch; resolves once the first list is in the cache (retries until then). */
+  start(): Promise<void> {
+    if (!this.stopped) return this.waitForSync();
+    this.stopped = false;
+    const synced = this.waitForSync();
+    void this.lw.start().catch((err: unknown) => this.onError(err));
+    if (this.opts.resyncMs && this.opts.resyncMs > 0) {
+      this.resyncTimer = setInterval(() => this.resync(), this.opts.resyncMs);
+    }
+    return synced;
+  }
+
+  hasSynced(): boolean {
+    return this.synced;
+  }
+
+  get(name: string, namespace?: string): T | undefined {
+    return this.lw.get(name, namespace);
+  }
+
+  list(namespace?: string): T[] {
+    return [...this.lw.list(namespace)];
+  }
+
+  async stop(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    if (this.restartTimer) clearTimeout(this.restartTimer);
+    if (this.resyncTimer) clearInterval(this.resyncTimer);
+    this.restartTimer = undefined;
+    this.resyncTimer = undefined;
+    await this.lw.stop();
+    this.syncWaiters.splice(0).forEach((w) => w.reject(new Error(`informer ${this.name} stopped before it synced`)));
+  }
+
+  private waitForSync(): Promise<void> {
+    if (this.synced) return Promise.resolve();
+    return new Promise((resolve, reject) => this.syncWaiters.push({ resolve, reject }));
+  }
+
+  /** ListWatch opens a watch right after it applied a list to the cache. */
+  private onWatchStart(): void {
+    if (this.synced || !this.listed) return;
+    this.synced = true;
+    informerSynced.set({ informer: this.name }, 1);
+    this.log.info('synced', { objects: this.lw.list().length });
+    this.syncWaiters.splice(0).forEach((w) => w.resolve());
+  }
+
+  private onError(err: unknown): void {
+    if (this.stopped || this.restartTimer) return;
+    const delay = backoffDelay(this.failures, this.opts.minBackoffMs ?? 500, this.opts.maxBackoffMs ?? 30_000, 0.2, Math.random());
+    this.failures++;
+    informerRestarts.inc({ informer: this.name });
+    this.log.warn('list/watch failed, restarting', { error: errorMessage(err), retryInMs: Math.round(delay), failures: this.failures });
+    this.restartTimer = setTimeout(() => {
+      this.restartTimer = undefined;
+      if (this.stopped) return;
+      void this.lw.start().catch((e: unknown) => this.onError(e));
+    }, delay);
+  }
+
+  private resync(): void {
+    if (!this.synced || this.stopped) return;
+    for (const obj of this.lw.list()) this.emit('update', obj);
+  }
+
+  private emit(event: InformerEvent, obj: T): void {
+    if (this.stopped) return;
+    for (const h of this.handlers[event]) {
+      try {
+        h(obj);
+      } catch (err) {
+        this.log.error('event handler failed', { event, object: objectKeyString(obj), error: errorMessage(err) });
+      }
+    }
+  }
+}
+
+/** "namespace/name", or "name" for cluster-scoped objects. */
+export function objectKeyString(obj: KubernetesObject): string {
+  const ns = obj.metadata?.namespace;
+  const name = obj.metadata?.name ?? '';
+  return ns ? `${ns}/${name}` : name;
+}
+
+export interface InformerConfig {
+  /** Only this namespace (namespaced types); all namespaces when unset. */
+  namespace?: string;
+  labelSelector?: string;
+  fieldSelector?: string;
+  resyncMs?: number;
+}
+
+/** Informer for a custom resource type (objects are typed by the caller). */
+export function customResourceInformer<T extends KubernetesObject = KubernetesObject>(
+  kc: KubeConfig,
+  type: ResourceType,
+  cfg: InformerConfig = {},
+): Informer<T> {
+  const api = kc.makeApiClient(CustomObjectsApi);
+  const { group, version, plural } = type;
+  const namespace = type.namespaced ? cfg.namespace : undefined;
+  const list: ListFn<T> = async ({ labelSelector, fieldSelector }) => {
+    const res: unknown = namespace
+      ? await api.listNamespacedCustomObject({ group, version, plural, namespace, labelSelector, fieldSelector })
+      : await api.listClusterCustomObject({ group, version, plural, labelSelector, fieldSelector });
+    return res as KubernetesListObject<T>;
+  };
+  return new Informer<T>(kc, {
+    name: namespace ? `${plural}/${namespace}` : plural,
+    path: resourcePath(type, namespace),
+    list,
+    labelSelector: cfg.labelSelector,
+    fieldSelector: cfg.fieldSelector,
+    resyncMs: cfg.resyncMs,
+  });
+}
+
+export interface CoreKinds {
+  pods: V1Pod;
+  nodes: V1Node;
+  services: V1Service;
+  namespaces: V1Namespace;
+}
+
+/** Informer for a core/v1 resource. */
+export function coreInformer<K extends keyof CoreKinds>(kc: KubeConfig, kind: K, cfg: InformerConfig = {}): Informer<CoreKinds[K]> {
+  const api = kc.makeApiClient(CoreV1Api);
+  const namespaced = kind === 'pods' || kind === 'services';
+  const namespace = namespaced ? cfg.namespace : undefined;
+  // The typed client deserializes list results (timestamps become Date objects) while watch
+  // events arrive as plain JSON (timestamps are strings). To keep one shape in the cache, list
+  // results are turned back into plain JSON: at runtime, Date-typed fields of cached core objects
+  // are RFC 3339 strings whichever way the object arrived.
+  const list = async (opts: ListOptions): Promise<KubernetesListObject<KubernetesObject>> =>
+    JSON.parse(JSON.stringify(await typedList(opts))) as KubernetesListObject<KubernetesObject>;
+  const typedList = async ({ labelSelector, fieldSelector }: ListOptions): Promise<KubernetesListObject<KubernetesObject>> => {
+    const sel = { labelSelector, fieldSelector };
+    switch (kind) {
+      case 'pods':
+        return namespace ? api.listNamespacedPod({ namespace, ...sel }) : api.listPodForAllNamespaces(sel);
+      case 'services':
+        return namespace ? api.listNamespacedService({ namespace, ...sel }) : api.listServiceForAllNamespaces(sel);
+      case 'nodes':
+        return api.listNode(sel);
+      default:
+        return api.listNamespace(sel);
+    }
+  };
+  const type: ResourceType = { group: '', version: 'v1', kind, plural: kind, namespaced };
+  return new Informer<CoreKinds[K]>(kc, {
+    name: namespace ? `${kind}/${namespace}` : kind,
+    path: resourcePath(type, namespace),
+    list: list as ListFn<CoreKinds[K]>,
+    labelSelector: cfg.labelSelector,
+    fieldSelector: cfg.fieldSelector,
+    resyncMs: cfg.resyncMs,
+  });
+}

@@ -1,0 +1,61 @@
+// AuditForwarder: the controller checks the sink, counts the nodes it selects, and sums the agents'
+// per-node progress into the printer columns (NODES, SHIPPED, LAG, READY).
+import type { KubeConfig, V1Node } from '@kubernetes/client-node';
+import { AuditForwarderType } from '../apis/meta.js';
+import type { AuditForwarder } from '../apis/auditforwarder.js';
+import type { Informer } from '../controllers/informer.js';
+import type { ObjectKey, Reconciler } from '../controllers/controller.js';
+import { applyControllerStatus, nodeMatches, readyConditions, schemaRejection, type Rejection } from './common.js';
+
+export class AuditForwarderReconciler implements Reconciler {
+  constructor(
+    private readonly kc: KubeConfig,
+    private readonly forwarders: Informer<AuditForwarder>,
+    private readonly nodes: Informer<V1Node>,
+    private readonly now: () => Date = () => new Date(),
+  ) {}
+
+  async reconcile(key: ObjectKey): Promise<void> {
+    const forwarder = this.forwarders.get(key.name);
+    if (!forwarder) return;
+    const selected = this.nodes.list().filter((n) => nodeMatches(forwarder.spec.nodeSelector, n)).length;
+    await applyControllerStatus(this.kc, AuditForwarderType, forwarder, desiredStatus(forwarder, selected, this.now()));
+  }
+}
+
+export function desiredStatus(forwarder: AuditForwarder, selectedNodes: number, now: Date): Record<string, unknown> {
+  const reports = forwarder.status?.nodes ?? [];
+  const generation = forwarder.metadata.generation ?? 0;
+  const rejection = schemaRejection(forwarder) ?? sinkRejection(forwarder);
+  return {
+    observedGeneration: generation,
+    conditions: readyConditions(forwarder.status?.conditions, generation, {
+      rejection,
+      reason: 'Accepted',
+      message: `selects ${selectedNodes} node(s); ${reports.length} agent(s) reporting`,
+    }, now),
+    nodeCount: reports.length,
+    shippedBytes: reports.reduce((sum, r) => sum + (r.shippedBytes ?? 0), 0),
+    lagBytes: reports.reduce((sum, r) => sum + (r.lagBytes ?? 0), 0),
+  };
+}
+
+/** URLs must parse and speak HTTP(S): the schema only says "a string". */
+function sinkRejection(forwarder: AuditForwarder): Rejection | undefined {
+  const urls: Array<[string, string | undefined]> = [
+    ['spec.sink.webhook.url', forwarder.spec.sink.webhook?.url],
+    ['spec.sink.webhook.proxyURL', forwarder.spec.sink.webhook?.proxyURL],
+    ['spec.sink.s3.endpoint', forwarder.spec.sink.s3?.endpoint],
+  ];
+  for (const [field, value] of urls) {
+    if (value === undefined) continue;
+    let url: URL;
+    try {
+      url = new URL(value);
+    } catch {
+      return { reason: 'InvalidSink', message: `${field}: ${JSON.stringify(value)} is not a URL` };
+    }
+    if (url.protocol !== 'https:' && url.protocol !== 'http:') return { reason: 'InvalidSink', message: `${field}: scheme must be http or https, not ${url.protocol.replace(':', '')}` };
+  }
+  return undefined;
+}

@@ -1,0 +1,60 @@
+// What the three reconcilers share: the Ready condition from a verdict, skipping status writes
+// that would change nothing, and node selection by a nodeSelector map.
+import { isDeepStrictEqual } from 'node:util';
+import type { KubeConfig, V1Node } from '@kubernetes/client-node';
+import type { Condition, ResourceType } from '../apis/meta.js';
+import { validateObject } from '../apis/validate.js';
+import { applyStatus, setCondition } from '../controllers/status.js';
+
+/** The one field manager of every status field the controller owns (agents own their node entries). */
+export const CONTROLLER_FIELD_MANAGER = 'netwarden-controller';
+
+/** Why an object cannot be acted on; becomes Ready=False with this reason and message. */
+export interface Rejection {
+  reason: string;
+  message: string;
+}
+
+/** Checks the stored object again with our own validators (schema and CEL rules): the CRD in the
+ * cluster may be older than this controller. */
+export function schemaRejection(obj: unknown): Rejection | undefined {
+  const errors = validateObject(obj);
+  if (errors.length === 0) return undefined;
+  return { reason: 'InvalidSpec', message: errors.map((e) => `${e.path}: ${e.message}`).join('; ') };
+}
+
+export function readyConditions(
+  current: readonly Condition[] | undefined,
+  generation: number,
+  verdict: { rejection?: Rejection | undefined; reason: string; message: string },
+  now: Date,
+): Condition[] {
+  const { rejection } = verdict;
+  return setCondition(
+    current,
+    rejection
+      ? { type: 'Ready', status: 'False', reason: rejection.reason, message: rejection.message, observedGeneration: generation }
+      : { type: 'Ready', status: 'True', reason: verdict.reason, message: verdict.message, observedGeneration: generation },
+    now,
+  );
+}
+
+/** Writes the controller's part of the status unless every field already has that value. */
+export async function applyControllerStatus(
+  kc: KubeConfig,
+  type: ResourceType,
+  obj: { metadata: { name?: string; namespace?: string }; status?: object },
+  desired: Record<string, unknown>,
+): Promise<boolean> {
+  const current = (obj.status ?? {}) as Record<string, unknown>;
+  if (Object.entries(desired).every(([field, value]) => isDeepStrictEqual(current[field], value))) return false;
+  const name = obj.metadata.name ?? '';
+  await applyStatus(kc, type, obj.metadata.namespace ? { namespace: obj.metadata.namespace, name } : { name }, desired, CONTROLLER_FIELD_MANAGER);
+  return true;
+}
+
+/** nodeSelector semantics of a Pod: every key must be present with that value. */
+export function nodeMatches(nodeSelector: Readonly<Record<string, string>> | undefined, node: V1Node): boolean {
+  const labels = node.metadata?.labels ?? {};
+  return Object.entries(nodeSelector ?? {}).every(([k, v]) => labels[k] === v);
+}
