@@ -108,3 +108,15 @@ export async function getLocal(port: number, urlPath: string): Promise<{ status:
   const response = await fetch(`http://127.0.0.1:${port}${urlPath}`);
   return { status: response.status, body: await response.text() };
 }
+
+const installed = new WeakMap<ControlPlane, Promise<void>>();
+
+/** installConfig once per control plane, whichever suite asks first. */
+export function ensureInstalled(cp: ControlPlane): Promise<void> {
+  let done = installed.get(cp);
+  if (!done) {
+    done = installConfig(cp);
+    installed.set(cp, done);
+  }
+  return done;
+}

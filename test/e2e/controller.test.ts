@@ -1,0 +1,144 @@
+// The controller and one agent per simulated node, as local processes with their own
+// ServiceAccount tokens, reconciling real objects: what `kubectl get` and `kubectl wait` show.
+import { expect } from 'chai';
+import { cluster } from './hooks.js';
+import { ensureInstalled, getLocal, mustKubectl, startAgent, startController, type NetwardenProcess } from '../env/netwarden.js';
+import { createNamespace, createNode, createPod, waitFor } from '../env/fixtures.js';
+
+const ns = 'controller-e2e';
+
+function jsonpath(kind: string, name: string, path: string, namespace?: string): Promise<string> {
+  return mustKubectl(cluster(), ['get', kind, name, ...(namespace ? ['-n', namespace] : []), '-o', `jsonpath={${path}}`]);
+}
+
+async function readyCondition(kind: string, name: string, namespace?: string): Promise<{ status: string; reason: string; message: string; observedGeneration?: number } | undefined> {
+  const raw = await jsonpath(kind, name, '.status.conditions[?(@.type=="Ready")]', namespace);
+  return raw ? (JSON.parse(raw) as { status: string; reason: string; message: string; observedGeneration?: number }) : undefined;
+}
+
+describe('controller and agents', function () {
+  const processes: NetwardenProcess[] = [];
+  let controller: NetwardenProcess;
+
+  before(async function () {
+    const cp = cluster();
+    await ensureInstalled(cp);
+    const kc = cp.kubeConfig();
+    await createNamespace(kc, ns);
+    await createNode(kc, 'ctl-a', { controlPlane: true, labels: { zone: 'a' }, internalIP: '192.0.2.21' });
+    await createNode(kc, 'ctl-b', { labels: { zone: 'b' }, internalIP: '192.0.2.22' });
+    controller = await startController(cp);
+    processes.push(controller, await startAgent(cp, 'ctl-a'), await startAgent(cp, 'ctl-b'));
+  });
+
+  after(async function () {
+    await Promise.all(processes.map((p) => p.kill()));
+  });
+
+  it('sets observedGeneration and Ready=True on a valid DropTail, and follows spec changes', async function () {
+    const cp = cluster();
+    await mustKubectl(cp, ['apply', '-f', '-'], 'apiVersion: netwarden.io/v1alpha1\nkind: DropTail\nmetadata: {name: ctl-all}\nspec: {}\n');
+    await mustKubectl(cp, ['wait', '--for=condition=Ready', 'droptail/ctl-all', '--timeout=30s']);
+    expect(await jsonpath('droptail', 'ctl-all', '.status.observedGeneration')).to.equal('1');
+
+    await mustKubectl(cp, ['patch', 'droptail', 'ctl-all', '--type=merge', '-p', '{"spec":{"repeatInterval":"1m"}}']);
+    await waitFor(async () => (await jsonpath('droptail', 'ctl-all', '.status.observedGeneration')) === '2', { timeoutMs: 20_000, description: 'observedGeneration 2' });
+    expect((await readyCondition('droptail', 'ctl-all'))?.observedGeneration).to.equal(2);
+  });
+
+  it('shows one status entry per agent of a selected node in the NODES column', async function () {
+    const cp = cluster();
+    await waitFor(async () => (await jsonpath('droptail', 'ctl-all', '.status.nodeCount')) === '2', { timeoutMs: 20_000, description: 'both agents reporting' });
+    const entries = (await jsonpath('droptail', 'ctl-all', '.status.nodes[*].node')).split(' ').sort();
+    expect(entries).to.deep.equal(['ctl-a', 'ctl-b']);
+    const row = await mustKubectl(cp, ['get', 'droptail', 'ctl-all', '--no-headers']);
+    // LAST DROP stays empty until a drop is seen.
+    expect(row).to.match(/^ctl-all\s+2\s+0\s+True\s+/);
+  });
+
+  it('runs an AuditForwarder only on control-plane nodes by default', async function () {
+    const cp = cluster();
+    const yaml = [
+      'apiVersion: netwarden.io/v1alpha1', 'kind: AuditForwarder', 'metadata: {name: ctl-audit}',
+      'spec: {sink: {file: {directory: /var/lib/netwarden/audit-out}}}',
+    ].join('\n');
+    await mustKubectl(cp, ['apply', '-f', '-'], yaml);
+    await waitFor(async () => (await jsonpath('auditforwarder', 'ctl-audit', '.status.nodes[*].node')) === 'ctl-a', { timeoutMs: 20_000, description: 'only ctl-a reporting' });
+    await mustKubectl(cp, ['wait', '--for=condition=Ready', 'auditforwarder/ctl-audit', '--timeout=30s']);
+  });
+
+  it('moves node entries when node labels change what a DropTail selects', async function () {
+    const cp = cluster();
+    await mustKubectl(cp, ['apply', '-f', '-'], 'apiVersion: netwarden.io/v1alpha1\nkind: DropTail\nmetadata: {name: ctl-zone-b}\nspec: {nodeSelector: {zone: b}}\n');
+    await waitFor(async () => (await jsonpath('droptail', 'ctl-zone-b', '.status.nodes[*].node')) === 'ctl-b', { timeoutMs: 20_000, description: 'only ctl-b' });
+    await mustKubectl(cp, ['label', 'node', 'ctl-b', 'zone=c', '--overwrite']);
+    await mustKubectl(cp, ['label', 'node', 'ctl-a', 'zone=b', '--overwrite']);
+    await waitFor(async () => (await jsonpath('droptail', 'ctl-zone-b', '.status.nodes[*].node')) === 'ctl-a', { timeoutMs: 20_000, description: 'entry moved to ctl-a' });
+    expect(await jsonpath('droptail', 'ctl-zone-b', '.status.nodeCount')).to.equal('1');
+  });
+
+  it('rejects a PacketCapture whose Calico selector does not parse, with Ready=False and the reason', async function () {
+    const cp = cluster();
+    const yaml = [
+      'apiVersion: netwarden.io/v1alpha1', 'kind: PacketCapture', `metadata: {name: bad-selector, namespace: ${ns}}`,
+      'spec:', '  selector: app == ', '  filters: [{protocol: UDP, ports: [53]}]',
+    ].join('\n');
+    await mustKubectl(cp, ['apply', '-f', '-'], yaml);
+    const condition = await waitFor(async () => {
+      const c = await readyCondition('packetcapture', 'bad-selector', ns);
+      return c?.status === 'False' ? c : undefined;
+    }, { timeoutMs: 20_000, description: 'Ready=False' });
+    expect(condition.reason).to.equal('InvalidSelector');
+    expect(condition.message).to.match(/invalid selector "app ==" at position 6: expected a quoted string/);
+    expect(await jsonpath('packetcapture', 'bad-selector', '.status.phase', ns)).to.equal('Failed');
+  });
+
+  it('computes PacketCapture targets from the pods of its own namespace as pods come and go', async function () {
+    const cp = cluster();
+    const kc = cp.kubeConfig();
+    await createPod(kc, { namespace: ns, name: 'logging-1', nodeName: 'ctl-a', labels: { app: 'logging' }, podIP: '10.244.9.11' });
+    await createPod(kc, { namespace: ns, name: 'web-1', nodeName: 'ctl-b', labels: { app: 'web' }, podIP: '10.244.9.12' });
+    await createNamespace(kc, 'controller-e2e-other');
+    await createPod(kc, { namespace: 'controller-e2e-other', name: 'logging-x', nodeName: 'ctl-a', labels: { app: 'logging' }, podIP: '10.244.9.13' });
+    const yaml = [
+      'apiVersion: netwarden.io/v1alpha1', 'kind: PacketCapture', `metadata: {name: logging-dns, namespace: ${ns}}`,
+      'spec:', '  selector: app == "logging"', '  filters: [{protocol: UDP, ports: [53]}]',
+    ].join('\n');
+    await mustKubectl(cp, ['apply', '-f', '-'], yaml);
+    await mustKubectl(cp, ['wait', '--for=condition=Ready', 'packetcapture/logging-dns', '-n', ns, '--timeout=30s']);
+    expect(await jsonpath('packetcapture', 'logging-dns', '.status.targets[*].pod', ns)).to.equal('logging-1');
+    expect(await jsonpath('packetcapture', 'logging-dns', '.status.phase', ns)).to.equal('WaitingForTraffic');
+
+    await createPod(kc, { namespace: ns, name: 'logging-2', nodeName: 'ctl-b', labels: { app: 'logging' }, podIP: '10.244.9.14' });
+    await waitFor(async () => (await jsonpath('packetcapture', 'logging-dns', '.status.targets[*].pod', ns)) === 'logging-1 logging-2', { timeoutMs: 20_000, description: 'new pod targeted' });
+    await mustKubectl(cp, ['delete', 'pod', 'logging-1', '-n', ns, '--grace-period=0', '--force']);
+    await waitFor(async () => (await jsonpath('packetcapture', 'logging-dns', '.status.targets[*].pod', ns)) === 'logging-2', { timeoutMs: 20_000, description: 'deleted pod dropped' });
+    const row = await mustKubectl(cp, ['get', 'packetcapture', 'logging-dns', '-n', ns, '--no-headers']);
+    expect(row).to.match(/^logging-dns\s+WaitingForTraffic\s+1\s+0\s+0\s+/);
+  });
+
+  it('keeps a capture with a future startTime Scheduled', async function () {
+    const cp = cluster();
+    const start = new Date(Date.now() + 3600_000).toISOString().replace(/\.\d+Z$/, 'Z');
+    const yaml = ['apiVersion: netwarden.io/v1alpha1', 'kind: PacketCapture', `metadata: {name: later, namespace: ${ns}}`, `spec: {startTime: "${start}"}`].join('\n');
+    await mustKubectl(cp, ['apply', '-f', '-'], yaml);
+    await waitFor(async () => (await jsonpath('packetcapture', 'later', '.status.phase', ns)) === 'Scheduled', { timeoutMs: 20_000, description: 'Scheduled' });
+  });
+
+  it('exposes health and work-queue, reconcile and error metrics', async function () {
+    expect((await getLocal(controller.metricsPort, '/healthz')).status).to.equal(200);
+    expect((await getLocal(controller.metricsPort, '/readyz')).status).to.equal(200);
+    const metrics = (await getLocal(controller.metricsPort, '/metrics')).body;
+    expect(metrics).to.match(/netwarden_reconcile_total\{controller="droptail",result="success"\} [1-9]/);
+    expect(metrics).to.match(/netwarden_reconcile_total\{controller="packetcapture",result="(success|requeue_after)"\} [1-9]/);
+    expect(metrics).to.match(/netwarden_workqueue_depth\{name="droptail"\} \d/);
+    expect(metrics).to.match(/netwarden_reconcile_duration_seconds_bucket\{le="[^"]+",controller="droptail"\}/);
+    expect(metrics).to.contain('netwarden_reconcile_errors_total');
+  });
+
+  it('logs structured JSON lines with the resource key', async function () {
+    const lines = controller.logs();
+    expect(lines.length).to.be.greaterThan(0);
+    expect(lines.every((l) => typeof l.level === 'string' && typeof l.message === 'string')).to.equal(true);
+  });
+});
