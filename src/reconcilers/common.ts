@@ -5,6 +5,7 @@ import type { KubeConfig, V1Node } from '@kubernetes/client-node';
 import type { Condition, ResourceType } from '../apis/meta.js';
 import { validateObject } from '../apis/validate.js';
 import { applyStatus, setCondition } from '../controllers/status.js';
+import { loggerFor } from '../util/log.js';
 
 /** The one field manager of every status field the controller owns (agents own their node entries). */
 export const CONTROLLER_FIELD_MANAGER = 'netwarden-controller';
@@ -47,9 +48,11 @@ export async function applyControllerStatus(
   desired: Record<string, unknown>,
 ): Promise<boolean> {
   const current = (obj.status ?? {}) as Record<string, unknown>;
-  if (Object.entries(desired).every(([field, value]) => isDeepStrictEqual(current[field], value))) return false;
-  const name = obj.metadata.name ?? '';
-  await applyStatus(kc, type, obj.metadata.namespace ? { namespace: obj.metadata.namespace, name } : { name }, desired, CONTROLLER_FIELD_MANAGER);
+  const changed = Object.keys(desired).filter((field) => !isDeepStrictEqual(current[field], desired[field]));
+  if (changed.length === 0) return false;
+  const { name = '', namespace } = obj.metadata;
+  await applyStatus(kc, type, namespace ? { namespace, name } : { name }, desired, CONTROLLER_FIELD_MANAGER);
+  loggerFor(`reconciler/${type.plural}`, namespace ? `${namespace}/${name}` : name).info('status written', { fields: changed });
   return true;
 }
 

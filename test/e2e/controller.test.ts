@@ -140,5 +140,7 @@ describe('controller and agents', function () {
     const lines = controller.logs();
     expect(lines.length).to.be.greaterThan(0);
     expect(lines.every((l) => typeof l.level === 'string' && typeof l.message === 'string')).to.equal(true);
+    const written = lines.find((l) => l.message === 'status written' && l.key === `${ns}/bad-selector`);
+    expect(written, 'a status write logged with the namespace/name key').to.include({ component: 'reconciler/packetcaptures' });
   });
 });
