@@ -2,6 +2,7 @@
 // The one `netwarden` command: the controller, the node agent, and offline tools.
 import { Command, InvalidArgumentError } from 'commander';
 import { runValidate } from './validate.js';
+import { runDropsParse } from './drops.js';
 import { runController, type ControllerFlags } from './controller.js';
 import { runAgent, type AgentFlags } from './agent.js';
 
@@ -51,6 +52,18 @@ export function buildCli(): Command {
     .requiredOption('-f, --filename <path>', 'file or directory (repeatable)', collect, [])
     .action(async (opts: { filename: string[] }) => {
       process.exitCode = await runValidate(opts.filename, process.stdout);
+    });
+
+  const drops = program.command('drops').description('packet drop tools');
+  drops
+    .command('parse')
+    .description('parse firewall log lines (or journalctl -o json entries) from stdin into one JSON object per line')
+    .option('--prefix <prefix>', 'log prefix that marks a drop (repeatable; any netfilter line when none)', collect, [])
+    .option('--keep-raw', 'include the raw line in each parsed drop', false)
+    .action(async (opts: { prefix: string[]; keepRaw: boolean }) => {
+      // Skipped lines are part of the output (with their reason), not a failure of the command.
+      const { parsed, skipped } = await runDropsParse({ prefixes: opts.prefix, input: process.stdin, output: process.stdout, keepRaw: opts.keepRaw });
+      process.stderr.write(`${parsed} drops parsed, ${skipped} lines skipped\n`);
     });
 
   return program;

@@ -1,0 +1,87 @@
+// Metrics of the drop parsers. By default they live on the process-wide registry of
+// src/controllers/metrics.ts; tests and tools can make their own set on another registry.
+
+import { Counter, type Registry } from 'prom-client';
+import { registry as sharedRegistry } from '../../controllers/metrics.js';
+import type { SkipReason } from './types.js';
+
+export interface DropMetrics {
+  /** Count one skipped kernel log line / journal entry. */
+  lineSkipped(reason: SkipReason): void;
+  /** Count one parsed kernel log line. */
+  lineParsed(): void;
+  /** Count one skipped NFLOG packet. */
+  packetSkipped(reason: SkipReason): void;
+  /** Count one decoded NFLOG packet. */
+  packetDecoded(): void;
+}
+
+/** A fresh set of counters registered on `registry` (none when `registry` is null). */
+export function createDropMetrics(registry: Registry | null): DropMetrics {
+  const registers = registry === null ? [] : [registry];
+  const linesSkipped = new Counter({
+    name: 'netwarden_agent_drop_lines_skipped_total',
+    help: 'Firewall log lines (kernel log / journal) that were not turned into a packet drop, by reason.',
+    labelNames: ['reason'] as const,
+    registers,
+  });
+  const linesParsed = new Counter({
+    name: 'netwarden_agent_drop_lines_parsed_total',
+    help: 'Firewall log lines (kernel log / journal) parsed into a packet drop.',
+    registers,
+  });
+  const packetsSkipped = new Counter({
+    name: 'netwarden_agent_drop_nflog_packets_skipped_total',
+    help: 'NFLOG packets that could not be decoded into a packet drop, by reason.',
+    labelNames: ['reason'] as const,
+    registers,
+  });
+  const packetsDecoded = new Counter({
+    name: 'netwarden_agent_drop_nflog_packets_decoded_total',
+    help: 'NFLOG packets decoded into a packet drop.',
+    registers,
+  });
+  // Label children are cached: inc() on a child avoids hashing a label object per line.
+  const skippedChildren = new Map<string, { inc(): void }>();
+  const packetChildren = new Map<string, { inc(): void }>();
+  return {
+    lineSkipped(reason) {
+      let c = skippedChildren.get(reason);
+      if (c === undefined) {
+        c = linesSkipped.labels(reason);
+        skippedChildren.set(reason, c);
+      }
+      c.inc();
+    },
+    lineParsed() {
+      linesParsed.inc();
+    },
+    packetSkipped(reason) {
+      let c = packetChildren.get(reason);
+      if (c === undefined) {
+        c = packetsSkipped.labels(reason);
+        packetChildren.set(reason, c);
+      }
+      c.inc();
+    },
+    packetDecoded() {
+      packetsDecoded.inc();
+    },
+  };
+}
+
+let shared: DropMetrics | undefined;
+
+/** The drop metrics on the process-wide registry (created on first use). */
+export function sharedDropMetrics(): DropMetrics {
+  shared ??= createDropMetrics(sharedRegistry);
+  return shared;
+}
+
+/** Metrics that count nothing (benchmarks, one-off tools). */
+export const noDropMetrics: DropMetrics = {
+  lineSkipped() {},
+  lineParsed() {},
+  packetSkipped() {},
+  packetDecoded() {},
+};

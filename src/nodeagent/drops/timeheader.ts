@@ -1,0 +1,308 @@
+// Time stamps at the start of a kernel log line, in the shapes they reach a node agent:
+//   RFC 3339 / ISO 8601   "2026-11-23T03:20:56.123456+00:00 host kernel: ..."   (rsyslog, journalctl -o short-iso[-precise])
+//   BSD syslog            "Sep  3 11:38:30 host kernel: [  957.705811] ..."       (no year, local time)
+//   dmesg                 "[  957.705811] ..."                                  (seconds since boot)
+//   dmesg -T              "[Tue Sep  3 11:38:30 2024] ..."                       (local time)
+//   /dev/kmsg             "4,1234,957705811,-;..."                              (microseconds since boot)
+//   syslog priority       "<4>..." in front of any of these (skipped)
+// All functions are pure and never throw; they return NaN when there is no usable time.
+
+import { readFileSync } from 'node:fs';
+import type { TimeSource } from './types.js';
+
+export interface HeaderInfo {
+  /** Milliseconds since the epoch, NaN when the line carries no time (or it could not be converted). */
+  ms: number;
+  source: TimeSource;
+  /** Where the message (log prefix) starts, best effort. */
+  bodyStart: number;
+}
+
+export interface TimeContext {
+  /** Boot time in ms since the epoch, or NaN when unknown (dmesg stamps then fall back to receive time). */
+  bootMs: number;
+  /** "now" for the year of BSD syslog stamps. */
+  nowMs: number;
+}
+
+const MONTHS = 'JanFebMarAprMayJunJulAugSepOctNovDec';
+
+function isDigit(c: number): boolean {
+  return c >= 48 && c <= 57;
+}
+
+function num(s: string, p: number, n: number): number {
+  let v = 0;
+  for (let i = p; i < p + n; i++) {
+    const c = s.charCodeAt(i);
+    if (c < 48 || c > 57) return -1;
+    v = v * 10 + (c - 48);
+  }
+  return v;
+}
+
+function month(s: string, p: number): number {
+  if (p + 3 > s.length) return -1;
+  const m = MONTHS.indexOf(s.slice(p, p + 3));
+  return m >= 0 && m % 3 === 0 ? m / 3 : -1;
+}
+
+let isoEnd = 0;
+/** ISO 8601 date-time at p (date and time required); sets isoEnd. */
+export function parseIsoAt(s: string, p: number): number {
+  if (p + 19 > s.length) return NaN;
+  const y = num(s, p, 4);
+  const mo = num(s, p + 5, 2);
+  const d = num(s, p + 8, 2);
+  const h = num(s, p + 11, 2);
+  const mi = num(s, p + 14, 2);
+  const se = num(s, p + 17, 2);
+  const sep = s.charCodeAt(p + 10);
+  if (
+    y < 0 || mo < 1 || mo > 12 || d < 1 || d > 31 || h < 0 || h > 23 || mi < 0 || mi > 59 || se < 0 || se > 60 ||
+    s.charCodeAt(p + 4) !== 45 || s.charCodeAt(p + 7) !== 45 || (sep !== 84 && sep !== 116 && sep !== 32) ||
+    s.charCodeAt(p + 13) !== 58 || s.charCodeAt(p + 16) !== 58
+  ) {
+    return NaN;
+  }
+  let i = p + 19;
+  let ms = 0;
+  if (s.charCodeAt(i) === 46 || s.charCodeAt(i) === 44) {
+    i++;
+    let scale = 100;
+    while (i < s.length && isDigit(s.charCodeAt(i))) {
+      ms += (s.charCodeAt(i) - 48) * scale;
+      scale /= 10;
+      i++;
+    }
+    ms = Math.floor(ms);
+  }
+  const c = s.charCodeAt(i);
+  let t: number;
+  if (c === 90 || c === 122) {
+    // Z
+    t = Date.UTC(y, mo - 1, d, h, mi, se, ms);
+    i++;
+  } else if (c === 43 || c === 45) {
+    const oh = num(s, i + 1, 2);
+    let j = i + 3;
+    if (s.charCodeAt(j) === 58) j++;
+    const om = num(s, j, 2);
+    if (oh < 0 || om < 0) return NaN;
+    const off = (oh * 60 + om) * (c === 45 ? -1 : 1);
+    t = Date.UTC(y, mo - 1, d, h, mi, se, ms) - off * 60000;
+    i = j + 2;
+  } else {
+    t = new Date(y, mo - 1, d, h, mi, se, ms).getTime();
+  }
+  isoEnd = i;
+  return t;
+}
+
+let syslogEnd = 0;
+/** "Mmm dd hh:mm:ss" at p in local time, year from nowMs (last year if it would be more than a day ahead). */
+export function parseSyslogAt(s: string, p: number, nowMs: number): number {
+  const mo = month(s, p);
+  if (mo < 0 || s.charCodeAt(p + 3) !== 32) return NaN;
+  let i = p + 4;
+  if (s.charCodeAt(i) === 32) i++;
+  let day = 0;
+  let nd = 0;
+  while (nd < 2 && isDigit(s.charCodeAt(i))) {
+    day = day * 10 + (s.charCodeAt(i) - 48);
+    i++;
+    nd++;
+  }
+  if (nd === 0 || day < 1 || day > 31 || s.charCodeAt(i) !== 32) return NaN;
+  i++;
+  const h = num(s, i, 2);
+  const mi = num(s, i + 3, 2);
+  const se = num(s, i + 6, 2);
+  if (h < 0 || h > 23 || mi < 0 || mi > 59 || se < 0 || se > 60 || s.charCodeAt(i + 2) !== 58 || s.charCodeAt(i + 5) !== 58) {
+    return NaN;
+  }
+  i += 8;
+  let ms = 0;
+  if (s.charCodeAt(i) === 46) {
+    i++;
+    let scale = 100;
+    while (i < s.length && isDigit(s.charCodeAt(i))) {
+      ms += (s.charCodeAt(i) - 48) * scale;
+      scale /= 10;
+      i++;
+    }
+    ms = Math.floor(ms);
+  }
+  syslogEnd = i;
+  // Consecutive lines mostly share the second: one-entry cache (the year depends on "now" too).
+  const key = ((((mo * 32 + day) * 24 + h) * 60 + mi) * 61 + se) * 1000 + ms;
+  const nowBucket = Math.floor(nowMs / 60_000);
+  if (key === lastSyslogKey && nowBucket === lastSyslogNow) return lastSyslogMs;
+  const year = new Date(nowMs).getFullYear();
+  let t = new Date(year, mo, day, h, mi, se, ms).getTime();
+  if (t > nowMs + 86_400_000) t = new Date(year - 1, mo, day, h, mi, se, ms).getTime();
+  lastSyslogKey = key;
+  lastSyslogNow = nowBucket;
+  lastSyslogMs = t;
+  return t;
+}
+let lastSyslogKey = -1;
+let lastSyslogNow = -1;
+let lastSyslogMs = NaN;
+
+let bracketEnd = 0;
+/** "[  957.705811]" at p: seconds since boot (NaN if not that shape); sets bracketEnd past ']'. */
+export function parseDmesgStampAt(s: string, p: number): number {
+  if (s.charCodeAt(p) !== 91) return NaN;
+  let i = p + 1;
+  while (s.charCodeAt(i) === 32) i++;
+  let secs = 0;
+  let nd = 0;
+  while (isDigit(s.charCodeAt(i))) {
+    secs = secs * 10 + (s.charCodeAt(i) - 48);
+    i++;
+    nd++;
+  }
+  if (nd === 0) return NaN;
+  let frac = 0;
+  if (s.charCodeAt(i) === 46) {
+    i++;
+    let scale = 0.1;
+    while (isDigit(s.charCodeAt(i))) {
+      frac += (s.charCodeAt(i) - 48) * scale;
+      scale /= 10;
+      i++;
+    }
+  }
+  if (s.charCodeAt(i) !== 93) return NaN;
+  bracketEnd = i + 1;
+  return secs + frac;
+}
+
+function skipSpaces(s: string, i: number, end: number): number {
+  while (i < end && s.charCodeAt(i) === 32) i++;
+  return i;
+}
+
+/**
+ * The time of a line and where its message starts. `end` bounds the header (the position of the
+ * netfilter "IN=" anchor): nothing at or after it is looked at.
+ */
+export function parseHeader(s: string, end: number, ctx: TimeContext, out?: HeaderInfo): HeaderInfo {
+  let p = 0;
+  // "<4>" syslog priority
+  if (s.charCodeAt(0) === 60) {
+    const gt = s.indexOf('>', 1);
+    if (gt > 0 && gt < 5 && gt < end) p = gt + 1;
+  }
+  let ms = NaN;
+  let source: TimeSource = 'received';
+  let body = p;
+  const c = s.charCodeAt(p);
+  if (isDigit(c)) {
+    // ISO date or /dev/kmsg record
+    if (s.charCodeAt(p + 4) === 45) {
+      ms = parseIsoAt(s, p);
+      if (!Number.isNaN(ms)) {
+        source = 'rfc3339';
+        body = afterSyslogHost(s, isoEnd, end);
+      }
+    } else {
+      const semi = s.indexOf(';', p);
+      if (semi > 0 && semi < end && semi < p + 64) {
+        const c1 = s.indexOf(',', p);
+        const c2 = c1 < 0 ? -1 : s.indexOf(',', c1 + 1);
+        if (c2 > 0 && c2 < semi) {
+          let usec = 0;
+          let i = c2 + 1;
+          let nd = 0;
+          while (isDigit(s.charCodeAt(i))) {
+            usec = usec * 10 + (s.charCodeAt(i) - 48);
+            i++;
+            nd++;
+          }
+          if (nd > 0) {
+            body = semi + 1;
+            if (!Number.isNaN(ctx.bootMs)) {
+              ms = ctx.bootMs + Math.floor(usec / 1000);
+              source = 'dmesg';
+            }
+          }
+        }
+      }
+    }
+  } else if (c >= 65 && c <= 90) {
+    ms = parseSyslogAt(s, p, ctx.nowMs);
+    if (!Number.isNaN(ms)) {
+      source = 'syslog';
+      body = afterSyslogHost(s, syslogEnd, end);
+    }
+  } else if (c === 91) {
+    const secs = parseDmesgStampAt(s, p);
+    if (!Number.isNaN(secs)) {
+      body = skipSpaces(s, bracketEnd, end);
+      if (!Number.isNaN(ctx.bootMs)) {
+        ms = ctx.bootMs + Math.floor(secs * 1000);
+        source = 'dmesg';
+      }
+    } else {
+      // dmesg -T: "[Tue Sep  3 11:38:30 2024]"
+      const close = s.indexOf(']', p);
+      if (close > 0 && close < end && close - p < 32) {
+        const t = Date.parse(s.slice(p + 1, close));
+        if (!Number.isNaN(t)) {
+          ms = t;
+          source = 'dmesg-ctime';
+          body = skipSpaces(s, close + 1, end);
+        }
+      }
+    }
+  }
+  if (body === p && s.startsWith('kernel:', p)) {
+    // bare "kernel: [  957.705811] ..." (a syslog line with its date/host cut off)
+    body = skipSpaces(s, p + 7, end);
+    const secs = parseDmesgStampAt(s, body);
+    if (!Number.isNaN(secs)) {
+      body = skipSpaces(s, bracketEnd, end);
+      if (!Number.isNaN(ctx.bootMs)) {
+        ms = ctx.bootMs + Math.floor(secs * 1000);
+        source = 'dmesg';
+      }
+    }
+  }
+  const bodyStart = body > end ? end : body;
+  if (out === undefined) return { ms, source, bodyStart };
+  out.ms = ms;
+  out.source = source;
+  out.bodyStart = bodyStart;
+  return out;
+}
+
+/** After a syslog time: skip " host tag: " (tag "kernel:" most of the time) and a dmesg "[ 957.7]" stamp. */
+function afterSyslogHost(s: string, i: number, end: number): number {
+  const k = s.indexOf('kernel:', i);
+  let b: number;
+  if (k >= 0 && k < end) {
+    b = skipSpaces(s, k + 7, end);
+  } else {
+    b = skipSpaces(s, i, end);
+    const hostEnd = s.indexOf(' ', b);
+    if (hostEnd < 0 || hostEnd >= end) return b;
+    const tagStart = skipSpaces(s, hostEnd, end);
+    const tagEnd = s.indexOf(' ', tagStart);
+    if (tagEnd > 0 && tagEnd < end && s.charCodeAt(tagEnd - 1) === 58) b = skipSpaces(s, tagEnd, end);
+    else b = tagStart;
+  }
+  if (s.charCodeAt(b) === 91 && !Number.isNaN(parseDmesgStampAt(s, b))) b = skipSpaces(s, bracketEnd, end);
+  return b;
+}
+
+/** Boot time from /proc/uptime (ms since the epoch), NaN where there is none. */
+export function readBootTimeMs(nowMs: number = Date.now()): number {
+  try {
+    const up = Number.parseFloat(readFileSync('/proc/uptime', 'utf8').split(' ')[0] ?? '');
+    return Number.isFinite(up) ? Math.round(nowMs - up * 1000) : NaN;
+  } catch {
+    return NaN;
+  }
+}
