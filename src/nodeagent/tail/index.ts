@@ -1,0 +1,4 @@
+export * from './identity.js';
+export * from './rotated.js';
+export * from './checkpoint.js';
+export * from './follower.js';
