@@ -1,0 +1,135 @@
+// A small HTTPS API server for Netwarden's own endpoints (drop batches, capture downloads, agent
+// file access). Routes match method and a path pattern with named segments; handlers throw
+// HttpError (or AccessDenied) to answer with a status and a JSON message the caller can read.
+import { readFileSync } from 'node:fs';
+import https from 'node:https';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { errorMessage, loggerFor } from '../util/log.js';
+import { AccessDenied } from './auth.js';
+
+export class HttpError extends Error {
+  constructor(
+    readonly status: number,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+export type RouteHandler = (req: IncomingMessage, res: ServerResponse, params: Record<string, string>) => Promise<void>;
+
+interface Route {
+  method: string;
+  pattern: RegExp;
+  names: string[];
+  handler: RouteHandler;
+}
+
+export interface HttpsServerOptions {
+  certFile: string;
+  keyFile: string;
+  port: number;
+  host?: string;
+  name: string;
+}
+
+export class HttpsApiServer {
+  private readonly routes: Route[] = [];
+  private server: https.Server | undefined;
+  private readonly log;
+
+  constructor(private readonly opts: HttpsServerOptions) {
+    this.log = loggerFor(`https/${opts.name}`);
+  }
+
+  /** `path` like "/packet-capture/download/:namespace/:name/files.zip"; segments never contain "/". */
+  route(method: string, path: string, handler: RouteHandler): this {
+    const names: string[] = [];
+    const source = path
+      .split('/')
+      .map((seg) => (seg.startsWith(':') ? (names.push(seg.slice(1)), '([^/]+)') : seg.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')))
+      .join('/');
+    this.routes.push({ method, pattern: new RegExp(`^${source}$`), names, handler });
+    return this;
+  }
+
+  async start(): Promise<number> {
+    // Certificates are read at start; a rotated certificate takes a restart (the Pod's, in a cluster).
+    const server = https.createServer({ cert: readFileSync(this.opts.certFile), key: readFileSync(this.opts.keyFile) }, (req, res) => void this.dispatch(req, res));
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(this.opts.port, this.opts.host ?? '0.0.0.0', () => resolve());
+    });
+    this.server = server;
+    const port = (server.address() as AddressInfo).port;
+    this.log.info('listening', { port, host: this.opts.host ?? '0.0.0.0' });
+    return port;
+  }
+
+  async stop(): Promise<void> {
+    const server = this.server;
+    if (!server) return;
+    this.server = undefined;
+    await new Promise<void>((resolve) => {
+      server.close(() => resolve());
+      server.closeAllConnections();
+    });
+  }
+
+  private async dispatch(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const url = new URL(req.url ?? '/', 'https://localhost');
+    let pathMatched = false;
+    try {
+      for (const route of this.routes) {
+        const match = route.pattern.exec(url.pathname);
+        if (!match) continue;
+        pathMatched = true;
+        if (route.method !== req.method) continue;
+        const params = Object.fromEntries(route.names.map((n, i) => [n, decodeURIComponent(match[i + 1]!)]));
+        await route.handler(req, res, params);
+        return;
+      }
+      throw pathMatched ? new HttpError(405, `method ${req.method} not allowed on ${url.pathname}`) : new HttpError(404, `no such endpoint: ${url.pathname}`);
+    } catch (err) {
+      this.fail(req, res, err);
+    }
+  }
+
+  private fail(req: IncomingMessage, res: ServerResponse, err: unknown): void {
+    const status = err instanceof HttpError || err instanceof AccessDenied ? err.status : 500;
+    const message = errorMessage(err);
+    if (status >= 500) this.log.error('request failed', { method: req.method, url: req.url, status, error: message });
+    else this.log.info('request refused', { method: req.method, url: req.url, status, reason: message });
+    if (res.headersSent) {
+      res.destroy(err instanceof Error ? err : undefined); // mid-stream: the client sees a cut, not a bad zip
+      return;
+    }
+    sendJson(res, status, { status: 'Failure', code: status, message });
+  }
+}
+
+export function sendJson(res: ServerResponse, status: number, body: unknown): void {
+  const text = JSON.stringify(body);
+  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
+  res.end(text);
+}
+
+/** Reads a request body up to `limit` bytes; 413 beyond it. */
+export async function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req as AsyncIterable<Buffer>) {
+    size += chunk.length;
+    if (size > limit) throw new HttpError(413, `request body over ${limit} bytes`);
+    chunks.push(chunk);
+  }
+  return Buffer.concat(chunks);
+}
+
+/** Kubernetes object names: DNS-1123 subdomain (names) and label (namespaces). Anything else is a 400. */
+export function checkObjectName(kind: 'namespace' | 'name', value: string): void {
+  const label = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
+  const subdomain = /^(?=.{1,253}$)[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
+  if (!(kind === 'namespace' ? label : subdomain).test(value)) throw new HttpError(400, `malformed ${kind} ${JSON.stringify(value)}`);
+}
