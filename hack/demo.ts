@@ -8,9 +8,10 @@ import { createNamespace, createNode, createPod, waitFor } from '../test/env/fix
 import { ensureInstalled, mustKubectl, REPO_ROOT, startAgent, startController, type NetwardenProcess } from '../test/env/netwarden.js';
 
 const keep = process.argv.includes('--keep');
+// Loopback node addresses: each node's agent serves its capture files there.
 const NODES = [
-  { name: 'demo-control-plane', controlPlane: true, internalIP: '192.0.2.1' },
-  { name: 'demo-worker-1', controlPlane: false, internalIP: '192.0.2.2' },
+  { name: 'demo-control-plane', controlPlane: true, internalIP: '127.0.0.2' },
+  { name: 'demo-worker-1', controlPlane: false, internalIP: '127.0.0.3' },
 ];
 
 function step(text: string): void {

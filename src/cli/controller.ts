@@ -1,17 +1,20 @@
 // `netwarden controller`: informers for the three kinds and what they depend on, one reconciler per
-// kind, leader election, health and metrics.
+// kind, the HTTPS API, leader election, health and metrics.
 import os from 'node:os';
 import type { V1Node, V1Pod } from '@kubernetes/client-node';
 import { AuditForwarderType, DropTailType, PacketCaptureType } from '../apis/meta.js';
 import type { AuditForwarder } from '../apis/auditforwarder.js';
 import type { DropTail } from '../apis/droptail.js';
 import type { PacketCapture } from '../apis/packetcapture.js';
+import { AccessReviewer } from '../controllers/auth.js';
 import { Controller, keyOf } from '../controllers/controller.js';
+import { HttpsApiServer } from '../controllers/https.js';
 import { coreInformer, customResourceInformer, type Informer } from '../controllers/informer.js';
 import { Manager } from '../controllers/manager.js';
-import { AuditForwarderReconciler } from '../reconcilers/auditforwarder.js';
-import { DropTailReconciler } from '../reconcilers/droptail.js';
-import { PacketCaptureReconciler } from '../reconcilers/packetcapture.js';
+import type { ControllerContext } from '../reconcilers/context.js';
+import { AuditForwarderReconciler } from '../reconcilers/auditforwarder/reconciler.js';
+import { DropTailReconciler } from '../reconcilers/droptail/reconciler.js';
+import { PacketCaptureReconciler } from '../reconcilers/packetcapture/reconciler.js';
 import { loadKubeConfig } from '../util/kube.js';
 import { loggerFor } from '../util/log.js';
 
@@ -23,6 +26,12 @@ export interface ControllerFlags {
   leaderElectionNamespace?: string;
   leaderElectionId: string;
   identity?: string;
+  tlsCertFile?: string;
+  tlsKeyFile?: string;
+  httpsPort: number;
+  httpsAddress: string;
+  caFile?: string;
+  agentPort: number;
 }
 
 /** Resync replays the caches so that time-based state (schedules, ages) is looked at again. */
@@ -42,12 +51,35 @@ export async function runController(flags: ControllerFlags): Promise<void> {
       identity,
     },
   });
+  const api =
+    flags.tlsCertFile && flags.tlsKeyFile
+      ? new HttpsApiServer({ name: 'controller', certFile: flags.tlsCertFile, keyFile: flags.tlsKeyFile, port: flags.httpsPort, host: flags.httpsAddress })
+      : undefined;
+  const ctx: ControllerContext = {
+    kc,
+    manager,
+    nodes: coreInformer(kc, 'nodes', { resyncMs: RESYNC_MS }),
+    pods: coreInformer(kc, 'pods', { resyncMs: RESYNC_MS }),
+    services: coreInformer(kc, 'services', { resyncMs: RESYNC_MS }),
+    api,
+    reviewer: new AccessReviewer(kc),
+    caFile: flags.caFile,
+    agentPort: flags.agentPort,
+    isLeader: () => manager.isLeader(),
+  };
+  registerReconcilers(ctx);
 
-  const nodes = coreInformer(kc, 'nodes', { resyncMs: RESYNC_MS });
-  const pods = coreInformer(kc, 'pods', { resyncMs: RESYNC_MS });
+  loggerFor('controller').info('starting', { identity, leaderElection: flags.leaderElect, https: api ? `${flags.httpsAddress}:${flags.httpsPort}` : 'off' });
+  await api?.start();
+  await manager.start();
+}
+
+function registerReconcilers(ctx: ControllerContext): void {
+  const { kc, manager, nodes, pods } = ctx;
   const dropTails = customResourceInformer<DropTail>(kc, DropTailType, { resyncMs: RESYNC_MS });
   const captures = customResourceInformer<PacketCapture>(kc, PacketCaptureType, { resyncMs: RESYNC_MS });
   const forwarders = customResourceInformer<AuditForwarder>(kc, AuditForwarderType, { resyncMs: RESYNC_MS });
+  manager.addInformer(ctx.services);
 
   manager.addController(
     new Controller({ name: 'droptail', reconciler: new DropTailReconciler(kc, dropTails, nodes) })
@@ -64,9 +96,6 @@ export async function runController(flags: ControllerFlags): Promise<void> {
       .watches(forwarders)
       .watches(nodes, allOf(forwarders)),
   );
-
-  loggerFor('controller').info('starting', { identity, leaderElection: flags.leaderElect });
-  await manager.start();
 }
 
 /** A node change can change what every object of a kind selects. */

@@ -29,6 +29,12 @@ export function buildCli(): Command {
     .option('--leader-election-namespace <ns>', 'namespace of the Lease (default: the pod namespace)')
     .option('--leader-election-id <name>', 'name of the Lease', 'netwarden-controller')
     .option('--identity <id>', 'this replica in the Lease (default: pod name or hostname_pid)')
+    .option('--tls-cert-file <path>', 'serving certificate of the HTTPS API (drop intake, capture downloads); off when unset')
+    .option('--tls-key-file <path>', 'key of that certificate')
+    .option('--https-port <port>', 'port of the HTTPS API', port, 8443)
+    .option('--https-address <address>', 'address of the HTTPS API', '0.0.0.0')
+    .option('--ca-file <path>', "CA bundle that signs the agents' serving certificates")
+    .option('--agent-port <port>', "port of the agents' HTTPS API on each node's InternalIP", port, 9443)
     .action(async (opts: ControllerFlags) => {
       await runController(opts);
     });
@@ -40,6 +46,13 @@ export function buildCli(): Command {
     .option('--kubeconfig <path>', 'kubeconfig file (default: in-cluster config)')
     .option('--metrics-port <port>', 'port of /healthz and /metrics', port, 9090)
     .option('--metrics-address <address>', 'address to bind /metrics on', '0.0.0.0')
+    .option('--state-dir <dir>', 'checkpoints, cursors and capture files', '/var/lib/netwarden')
+    .option('--controller-url <url>', "the controller's HTTPS API", 'https://netwarden-controller.netwarden-system.svc')
+    .option('--ca-file <path>', 'CA bundle for the controller and agent serving certificates')
+    .option('--tls-cert-file <path>', 'serving certificate of the agent HTTPS API (capture files)')
+    .option('--tls-key-file <path>', 'key of that certificate')
+    .option('--files-port <port>', 'port of the agent HTTPS API', port, 9443)
+    .option('--bind-address <address>', 'address of the agent HTTPS API', '0.0.0.0')
     .action(async (opts: AgentFlags) => {
       const nodeName = opts.nodeName;
       if (!nodeName) return program.error('--node-name or $NODE_NAME is required');

@@ -7,23 +7,23 @@ import type { Informer } from '../controllers/informer.js';
 import type { ObjectKey, Reconciler } from '../controllers/controller.js';
 import { applyStatus } from '../controllers/status.js';
 import { nodeMatches } from '../reconcilers/common.js';
+import { agentFieldManager } from './context.js';
 
 interface NodeSelecting {
+  apiVersion?: string;
+  kind?: string;
   metadata: { name?: string };
   spec: { nodeSelector?: Record<string, string> };
   status?: { nodes?: ReadonlyArray<{ node: string }> };
 }
 
-export function agentFieldManager(nodeName: string): string {
-  return `netwarden-agent-${nodeName}`;
-}
 
 export class NodeParticipationReconciler<T extends NodeSelecting> implements Reconciler {
   constructor(
     private readonly kc: KubeConfig,
     private readonly type: ResourceType,
     private readonly nodeName: string,
-    private readonly objects: Informer<T & { apiVersion?: string; kind?: string }>,
+    private readonly objects: Informer<T>,
     private readonly node: Informer<V1Node>,
   ) {}
 

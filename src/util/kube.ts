@@ -8,3 +8,17 @@ export function loadKubeConfig(kubeconfigPath?: string): KubeConfig {
   else kc.loadFromDefault();
   return kc;
 }
+
+/**
+ * The bearer token this process authenticates with, for calls to Netwarden's own HTTPS endpoints
+ * (which check it by TokenReview). In a Pod the projected token file rotates, so it is read again
+ * on each call through the KubeConfig's own auth chain rather than kept.
+ */
+export async function currentBearerToken(kc: KubeConfig): Promise<string> {
+  const opts: { headers?: Record<string, string | string[] | number | undefined> } = { headers: {} };
+  await kc.applyToHTTPSOptions(opts);
+  const header = opts.headers?.Authorization ?? opts.headers?.authorization;
+  const match = typeof header === 'string' ? /^Bearer\s+(.+)$/i.exec(header) : null;
+  if (!match?.[1]) throw new Error('the kubeconfig has no bearer token for the current user (a ServiceAccount token is required)');
+  return match[1];
+}

@@ -2,7 +2,7 @@
 // ServiceAccount tokens, reconciling real objects: what `kubectl get` and `kubectl wait` show.
 import { expect } from 'chai';
 import { cluster } from './hooks.js';
-import { ensureInstalled, getLocal, mustKubectl, startAgent, startController, type NetwardenProcess } from '../env/netwarden.js';
+import { ensureInstalled, getLocal, mustKubectl, nextNodeIP, startAgent, startController, type NetwardenProcess } from '../env/netwarden.js';
 import { createNamespace, createNode, createPod, waitFor } from '../env/fixtures.js';
 
 const ns = 'controller-e2e';
@@ -25,8 +25,8 @@ describe('controller and agents', function () {
     await ensureInstalled(cp);
     const kc = cp.kubeConfig();
     await createNamespace(kc, ns);
-    await createNode(kc, 'ctl-a', { controlPlane: true, labels: { zone: 'a' }, internalIP: '192.0.2.21' });
-    await createNode(kc, 'ctl-b', { labels: { zone: 'b' }, internalIP: '192.0.2.22' });
+    await createNode(kc, 'ctl-a', { controlPlane: true, labels: { zone: 'a' }, internalIP: nextNodeIP() });
+    await createNode(kc, 'ctl-b', { labels: { zone: 'b' }, internalIP: nextNodeIP() });
     controller = await startController(cp);
     processes.push(controller, await startAgent(cp, 'ctl-a'), await startAgent(cp, 'ctl-b'));
   });

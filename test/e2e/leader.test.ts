@@ -2,7 +2,7 @@
 // (SIGKILL, so the Lease is not released) the other takes over within the lease duration.
 import { expect } from 'chai';
 import { cluster } from './hooks.js';
-import { ensureInstalled, getLocal, mustKubectl, startController, SYSTEM_NAMESPACE, type NetwardenProcess } from '../env/netwarden.js';
+import { ensureInstalled, freePort, getLocal, mustKubectl, startController, SYSTEM_NAMESPACE, type NetwardenProcess } from '../env/netwarden.js';
 import { waitFor } from '../env/fixtures.js';
 
 const LEASE = 'netwarden-leader-e2e';
@@ -37,7 +37,8 @@ describe('leader election', function () {
     const args = (id: string) => ['--leader-elect', `--leader-election-id=${LEASE}`, `--identity=${id}`];
     first = await startController(cluster(), 'replica-1', args('replica-1'));
     await waitFor(async () => (await holder()) === 'replica-1', { timeoutMs: 30_000, description: 'replica-1 leads' });
-    second = await startController(cluster(), 'replica-2', args('replica-2'));
+    // Its own HTTPS port: two replicas of a Deployment are two Pods, each with its own address.
+    second = await startController(cluster(), 'replica-2', [...args('replica-2'), `--https-port=${await freePort()}`]);
     await waitFor(async () => (await getLocal(second.metricsPort, '/healthz').catch(() => ({ status: 0 }))).status === 200, { timeoutMs: 30_000, description: 'replica-2 up' });
 
     await applyDropTail('leader-1');

@@ -3,10 +3,11 @@
 // agent per simulated node as local processes, each with its own ServiceAccount's token so the
 // RBAC in config/rbac is what they really run with.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createWriteStream, readFileSync } from 'node:fs';
+import { createWriteStream, mkdirSync, readFileSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { CoreV1Api } from '@kubernetes/client-node';
 import { trackChild, type ControlPlane } from './controlplane.js';
 import { kubeconfigForToken, requestToken } from './fixtures.js';
 
@@ -93,14 +94,66 @@ export async function startNetwarden(cp: ControlPlane, name: string, args: strin
   return { name, child, metricsPort, logFile, logs, kill, exited };
 }
 
-export async function startController(cp: ControlPlane, name = 'controller', extraArgs: string[] = []): Promise<NetwardenProcess> {
-  const kubeconfig = await serviceAccountKubeconfig(cp, 'netwarden-controller');
-  return startNetwarden(cp, name, ['controller', `--kubeconfig=${kubeconfig}`, ...extraArgs], { POD_NAMESPACE: SYSTEM_NAMESPACE });
+/** Ports shared by every Netwarden process of one control plane (agents differ by node IP). */
+export interface NetwardenPorts {
+  controllerHttps: number;
+  agentFiles: number;
 }
 
+const portsByCluster = new WeakMap<ControlPlane, Promise<NetwardenPorts>>();
+
+export function netwardenPorts(cp: ControlPlane): Promise<NetwardenPorts> {
+  let ports = portsByCluster.get(cp);
+  if (!ports) {
+    ports = (async () => ({ controllerHttps: await freePort(), agentFiles: await freePort() }))();
+    portsByCluster.set(cp, ports);
+  }
+  return ports;
+}
+
+export function controllerUrl(ports: NetwardenPorts): string {
+  return `https://127.0.0.1:${ports.controllerHttps}`;
+}
+
+/**
+ * The controller with its HTTPS API on 127.0.0.1 (a certificate from the test CA) and the agents'
+ * file API reached at each Node's InternalIP. Later flags in extraArgs override these.
+ */
+export async function startController(cp: ControlPlane, name = 'controller', extraArgs: string[] = []): Promise<NetwardenProcess> {
+  const kubeconfig = await serviceAccountKubeconfig(cp, 'netwarden-controller');
+  const ports = await netwardenPorts(cp);
+  const cert = await cp.issueServingCert(`controller-${name}`, ['127.0.0.1', 'localhost', 'netwarden-controller.netwarden-system.svc']);
+  const args = [
+    'controller', `--kubeconfig=${kubeconfig}`,
+    `--tls-cert-file=${cert.certPath}`, `--tls-key-file=${cert.keyPath}`, `--https-port=${ports.controllerHttps}`, '--https-address=127.0.0.1',
+    `--ca-file=${cp.caCertPath}`, `--agent-port=${ports.agentFiles}`,
+    ...extraArgs,
+  ];
+  return startNetwarden(cp, name, args, { POD_NAMESPACE: SYSTEM_NAMESPACE });
+}
+
+/**
+ * One agent for a simulated node, with its own state directory. When the Node's InternalIP is a
+ * loopback address (127.0.0.2, ...), the agent serves its file API there, where the controller
+ * looks for it.
+ */
 export async function startAgent(cp: ControlPlane, nodeName: string, extraArgs: string[] = []): Promise<NetwardenProcess> {
   const kubeconfig = await serviceAccountKubeconfig(cp, 'netwarden-agent');
-  return startNetwarden(cp, `agent-${nodeName}`, ['agent', `--node-name=${nodeName}`, `--kubeconfig=${kubeconfig}`, ...extraArgs]);
+  const ports = await netwardenPorts(cp);
+  const nodeIP = await nodeInternalIP(cp, nodeName);
+  const stateDir = path.join(cp.dir, 'nodes', nodeName);
+  mkdirSync(stateDir, { recursive: true });
+  const args = ['agent', `--node-name=${nodeName}`, `--kubeconfig=${kubeconfig}`, `--state-dir=${stateDir}`, `--controller-url=${controllerUrl(ports)}`, `--ca-file=${cp.caCertPath}`];
+  if (nodeIP?.startsWith('127.')) {
+    const cert = await cp.issueServingCert(`agent-${nodeName}`, [nodeIP]);
+    args.push(`--tls-cert-file=${cert.certPath}`, `--tls-key-file=${cert.keyPath}`, `--files-port=${ports.agentFiles}`, `--bind-address=${nodeIP}`);
+  }
+  return startNetwarden(cp, `agent-${nodeName}`, [...args, ...extraArgs]);
+}
+
+async function nodeInternalIP(cp: ControlPlane, nodeName: string): Promise<string | undefined> {
+  const node = await cp.kubeConfig().makeApiClient(CoreV1Api).readNode({ name: nodeName });
+  return node.status?.addresses?.find((a) => a.type === 'InternalIP')?.address;
 }
 
 /** GETs a path of a process's metrics/health server. */
@@ -119,4 +172,13 @@ export function ensureInstalled(cp: ControlPlane): Promise<void> {
     installed.set(cp, done);
   }
   return done;
+}
+
+let lastNodeIP = 9;
+
+/** A distinct loopback address per simulated node (127.0.0.10, .11, ...): agents serve files there. */
+export function nextNodeIP(): string {
+  lastNodeIP += 1;
+  if (lastNodeIP > 254) throw new Error('out of loopback node addresses');
+  return `127.0.0.${lastNodeIP}`;
 }

@@ -1,11 +1,11 @@
 // DropTail: the controller checks the spec, counts the nodes it selects, and sums what the agents
 // report in their own status entries into the printer columns (NODES, DROPS, LAST DROP, READY).
 import type { KubeConfig, V1Node } from '@kubernetes/client-node';
-import { DropTailType } from '../apis/meta.js';
-import type { DropTail } from '../apis/droptail.js';
-import type { Informer } from '../controllers/informer.js';
-import type { ObjectKey, Reconciler } from '../controllers/controller.js';
-import { applyControllerStatus, nodeMatches, readyConditions, schemaRejection, type Rejection } from './common.js';
+import { DropTailType } from '../../apis/meta.js';
+import type { DropTail } from '../../apis/droptail.js';
+import type { Informer } from '../../controllers/informer.js';
+import type { ObjectKey, Reconciler } from '../../controllers/controller.js';
+import { applyControllerStatus, nodeMatches, readyConditions, schemaRejection, type Rejection } from '../common.js';
 
 export class DropTailReconciler implements Reconciler {
   constructor(

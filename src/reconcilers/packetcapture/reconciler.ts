@@ -2,14 +2,14 @@
 // capture's own namespace only), derives the phase from the schedule and the agents' reports, and
 // sums the agents' file entries into the printer columns (PHASE, PODS, FILES, SIZE).
 import type { KubeConfig, V1Pod } from '@kubernetes/client-node';
-import { PacketCaptureType } from '../apis/meta.js';
-import type { CapturePhase, CaptureTarget, PacketCapture } from '../apis/packetcapture.js';
-import { parseSelector, selectorMatches, SelectorSyntaxError, type SelectorNode } from '../apis/selector.js';
-import { labelSelectorMatches } from '../apis/labelselector.js';
-import type { Informer } from '../controllers/informer.js';
-import type { ObjectKey, Reconciler, ReconcileResult } from '../controllers/controller.js';
-import { errorMessage } from '../util/log.js';
-import { applyControllerStatus, readyConditions, schemaRejection, type Rejection } from './common.js';
+import { PacketCaptureType } from '../../apis/meta.js';
+import type { CapturePhase, CaptureTarget, PacketCapture } from '../../apis/packetcapture.js';
+import { parseSelector, selectorMatches, SelectorSyntaxError, type SelectorNode } from '../../apis/selector.js';
+import { labelSelectorMatches } from '../../apis/labelselector.js';
+import type { Informer } from '../../controllers/informer.js';
+import type { ObjectKey, Reconciler, ReconcileResult } from '../../controllers/controller.js';
+import { errorMessage } from '../../util/log.js';
+import { applyControllerStatus, readyConditions, schemaRejection, type Rejection } from '../common.js';
 
 export class PacketCaptureReconciler implements Reconciler {
   constructor(

@@ -1,11 +1,11 @@
 // AuditForwarder: the controller checks the sink, counts the nodes it selects, and sums the agents'
 // per-node progress into the printer columns (NODES, SHIPPED, LAG, READY).
 import type { KubeConfig, V1Node } from '@kubernetes/client-node';
-import { AuditForwarderType } from '../apis/meta.js';
-import type { AuditForwarder } from '../apis/auditforwarder.js';
-import type { Informer } from '../controllers/informer.js';
-import type { ObjectKey, Reconciler } from '../controllers/controller.js';
-import { applyControllerStatus, nodeMatches, readyConditions, schemaRejection, type Rejection } from './common.js';
+import { AuditForwarderType } from '../../apis/meta.js';
+import type { AuditForwarder } from '../../apis/auditforwarder.js';
+import type { Informer } from '../../controllers/informer.js';
+import type { ObjectKey, Reconciler } from '../../controllers/controller.js';
+import { applyControllerStatus, nodeMatches, readyConditions, schemaRejection, type Rejection } from '../common.js';
 
 export class AuditForwarderReconciler implements Reconciler {
   constructor(

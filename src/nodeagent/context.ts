@@ -1,0 +1,29 @@
+// What every node-side feature gets from the agent: the cluster client, its node, where it may
+// keep state, how to reach the controller, and the HTTPS server other components fetch from.
+import type { KubeConfig, V1Node } from '@kubernetes/client-node';
+import type { AccessReviewer } from '../controllers/auth.js';
+import type { HttpsApiServer } from '../controllers/https.js';
+import type { Informer } from '../controllers/informer.js';
+import type { Manager } from '../controllers/manager.js';
+
+export interface AgentContext {
+  kc: KubeConfig;
+  nodeName: string;
+  /** This node's Node object (a one-object informer). */
+  node: Informer<V1Node>;
+  /** Checkpoints, cursors and capture files live under here and nowhere else. */
+  stateDir: string;
+  manager: Manager;
+  /** Base URL of the controller's HTTPS API, e.g. https://netwarden-controller.netwarden-system.svc. */
+  controllerUrl: string;
+  /** CA bundle that signs the controller's (and agents') serving certificates; system CAs when unset. */
+  caFile?: string | undefined;
+  /** The agent's own HTTPS API (capture files), when a serving certificate was given. */
+  api?: HttpsApiServer | undefined;
+  reviewer: AccessReviewer;
+}
+
+/** Field manager of this agent's entries in status lists keyed by node. */
+export function agentFieldManager(nodeName: string): string {
+  return `netwarden-agent-${nodeName}`;
+}

@@ -1,0 +1,24 @@
+// What every controller-side feature gets: the cluster client, the manager to register informers
+// and controllers with, the shared informers, and the HTTPS API that agents and users call.
+import type { KubeConfig, V1Node, V1Pod, V1Service } from '@kubernetes/client-node';
+import type { AccessReviewer } from '../controllers/auth.js';
+import type { HttpsApiServer } from '../controllers/https.js';
+import type { Informer } from '../controllers/informer.js';
+import type { Manager } from '../controllers/manager.js';
+
+export interface ControllerContext {
+  kc: KubeConfig;
+  manager: Manager;
+  nodes: Informer<V1Node>;
+  pods: Informer<V1Pod>;
+  services: Informer<V1Service>;
+  /** Drop intake and capture downloads; undefined when no serving certificate was given. */
+  api?: HttpsApiServer | undefined;
+  reviewer: AccessReviewer;
+  /** CA bundle that signs the agents' serving certificates; system CAs when unset. */
+  caFile?: string | undefined;
+  /** Port of the agents' HTTPS API on each node's InternalIP. */
+  agentPort: number;
+  /** Only the leader acts on requests: a standby has no caches. */
+  isLeader(): boolean;
+}
