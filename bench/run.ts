@@ -1,0 +1,62 @@
+// `npm run bench [-- NAME ...] [--save-baseline]`: runs the benchmarks and prints, per measurement,
+// the value, the reference it is compared with in the same run (cat, grep, gzip -1, tcpdump or the
+// issue's target) and their ratio, and, side by side, the ratio against the saved reference run
+// (bench/baseline.json, written by --save-baseline) so a regression shows as a number below 1.
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { Bench, BenchResult } from './types.js';
+import { benchDropsParse } from './drops-parse.js';
+
+const BENCHES: Record<string, Bench> = {
+  'drops-parse': () => benchDropsParse(),
+};
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const baselineFile = path.join(here, 'baseline.json');
+
+type Baseline = Record<string, Record<string, number>>;
+
+function loadBaseline(): Baseline {
+  return existsSync(baselineFile) ? (JSON.parse(readFileSync(baselineFile, 'utf8')) as Baseline) : {};
+}
+
+function format(n: number | undefined): string {
+  if (n === undefined || !Number.isFinite(n)) return '';
+  if (Math.abs(n) >= 1000) return Math.round(n).toLocaleString('en-US');
+  return Number(n.toPrecision(3)).toString();
+}
+
+function printResult(result: BenchResult, baseline: Record<string, number> | undefined): void {
+  const header = ['metric', 'value', 'unit', 'reference', 'ratio', 'vs baseline'];
+  const rows = result.rows.map((r) => {
+    const before = baseline?.[r.metric];
+    return [r.metric, format(r.value), r.unit, format(r.reference), r.ratio === undefined ? '' : `${format(r.ratio)}x`, before ? `${format(r.value / before)}x` : ''];
+  });
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
+  const line = (cells: string[]) => cells.map((c, i) => (i === 0 || i === 2 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ');
+  process.stdout.write(`\n## ${result.name}\n${line(header)}\n${rows.map(line).join('\n')}\n`);
+}
+
+async function main(): Promise<void> {
+  const args = process.argv.slice(2);
+  const save = args.includes('--save-baseline');
+  const wanted = args.filter((a) => !a.startsWith('--'));
+  const unknown = wanted.filter((w) => !BENCHES[w]);
+  if (unknown.length) throw new Error(`unknown benchmark(s) ${unknown.join(', ')}; known: ${Object.keys(BENCHES).join(', ')}`);
+  const baseline = loadBaseline();
+  const next: Baseline = { ...baseline };
+  for (const [name, bench] of Object.entries(BENCHES)) {
+    if (wanted.length && !wanted.includes(name)) continue;
+    process.stdout.write(`\nrunning ${name} ...\n`);
+    const result = await bench();
+    printResult(result, baseline[result.name]);
+    next[result.name] = Object.fromEntries(result.rows.map((r) => [r.metric, r.value]));
+  }
+  if (save) {
+    writeFileSync(baselineFile, `${JSON.stringify(next, null, 2)}\n`);
+    process.stdout.write(`\nsaved the reference run to ${path.relative(process.cwd(), baselineFile)}\n`);
+  }
+}
+
+await main();
