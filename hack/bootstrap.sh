@@ -37,9 +37,11 @@ if ((node_major < 22)); then
     rm -rf "$tmp" "$node_dir" && mv "$node_dir.tmp" "$node_dir"
   fi
   export PATH="$node_dir/bin:$PATH"
-  # Native modules (cap) must compile against the headers of the node that runs them.
-  export npm_config_nodedir="$node_dir"
 fi
+# Native modules (cap) must compile against the headers of the node that runs them, whatever an
+# npmrc says (a machine-wide nodedir may point at an older node's headers).
+node_prefix="$(dirname "$(dirname "$(command -v node)")")"
+if [[ -f "$node_prefix/include/node/node.h" ]]; then export npm_config_nodedir="$node_prefix"; fi
 
 # 3. node_modules, reinstalled when package-lock.json changed or the node major changed.
 stamp="$repo/node_modules/.netwarden-stamp"
@@ -49,8 +51,17 @@ if [[ ! -f "$stamp" || "$(cat "$stamp")" != "$want" ]]; then
   (cd "$repo" && npm ci --no-audit --no-fund --foreground-scripts >/dev/null)
   echo "$want" > "$stamp"
 fi
+# A native module built for another node ABI fails only when loaded: check and rebuild.
+if ! (cd "$repo" && node -e "require('cap')" 2>/dev/null); then
+  say "rebuilding cap for node $(node --version)"
+  (cd "$repo" && npm rebuild cap --foreground-scripts >/dev/null)
+fi
 
 # 4. kube-apiserver, kubectl and etcd, built once per version into the cache.
 NETWARDEN_KUBE_BIN="$("$repo/hack/kube/build.sh")"
 export NETWARDEN_KUBE_BIN
 export PATH="$NETWARDEN_KUBE_BIN:$repo/node_modules/.bin:$PATH"
+
+# 5. A small S3-compatible server (gofakes3) for the AuditForwarder's S3 sink tests and benchmark.
+NETWARDEN_S3_SERVER="$("$repo/hack/s3/build.sh")"
+export NETWARDEN_S3_SERVER
