@@ -98,7 +98,11 @@ export const packetCaptureSpecSchema = {
     fileSizeBytes: { type: 'integer', format: 'int64', default: 10 * MIB, minimum: 64 * 1024, maximum: 1024 * MIB, description: 'Rotate pcap files at this size.' },
     maxFiles: { type: 'integer', default: 10, minimum: 1, maximum: 1000, description: 'Pcap files kept per pod; the oldest is deleted on rotation.' },
     snapLen: { type: 'integer', default: 262144, minimum: 64, maximum: 262144, description: 'Bytes kept of each packet.' },
-    includeMetadata: { type: 'boolean', default: false, description: 'Write pcapng with pod and interface names in comments.' },
+    includeMetadata: {
+      type: 'boolean',
+      default: false,
+      description: "At the start, each node also writes metadata-<node>.txt next to the pcap files: a snapshot of its network state (ip -d addr, ip route, ip neigh, nft list ruleset).",
+    },
   },
   // Whichever limit (endTime, duration, maxBytesPerPod, a stop) comes first ends the capture.
   'x-kubernetes-validations': [
@@ -145,6 +149,7 @@ export const captureFilesSchema = {
     packets: { type: 'integer', format: 'int64', minimum: 0 },
     kernelDropped: { type: 'integer', format: 'int64', minimum: 0, description: 'Packets the kernel dropped before the capture saw them.' },
     state: { type: 'string', enum: FILE_STATES },
+    message: { type: 'string', maxLength: 1024, description: "Why the node's capture is in its state (e.g. an Error's cause), and limits the agent lowered." },
   },
 } as const satisfies JSONSchemaProps;
 

@@ -1,0 +1,37 @@
+// Capture metrics on the agent's /metrics (labels: the capture's namespace and name, and the pod).
+import { Counter, Gauge } from 'prom-client';
+import { registry } from '../../controllers/metrics.js';
+
+export const capturedPackets = new Counter({
+  name: 'netwarden_capture_packets_total',
+  help: 'Packets written to pcap files.',
+  labelNames: ['namespace', 'name'] as const,
+  registers: [registry],
+});
+
+export const capturedBytes = new Counter({
+  name: 'netwarden_capture_bytes_total',
+  help: 'Bytes of pcap written (record headers included).',
+  labelNames: ['namespace', 'name'] as const,
+  registers: [registry],
+});
+
+export const captureKernelDrops = new Counter({
+  name: 'netwarden_capture_kernel_dropped_packets_total',
+  help: 'Packets the kernel dropped before the capture read them (0 while the cap binding exposes no pcap_stats).',
+  labelNames: ['namespace', 'name'] as const,
+  registers: [registry],
+});
+
+export const activeCaptures = new Gauge({
+  name: 'netwarden_capture_active_pods',
+  help: 'Pod interfaces being captured on this node.',
+  registers: [registry],
+});
+
+export const captureErrors = new Counter({
+  name: 'netwarden_capture_errors_total',
+  help: 'Pod captures that could not start or stopped on an error.',
+  labelNames: ['reason'] as const,
+  registers: [registry],
+});

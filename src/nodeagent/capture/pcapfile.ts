@@ -1,0 +1,122 @@
+// Standard pcap files (https://www.ietf.org/archive/id/draft-ietf-opsawg-pcap-03.html): a 24-byte
+// header (magic a1b2c3d4 in the writer's byte order, version 2.4, snaplen, link type), then per
+// packet a 16-byte record header (seconds, microseconds, captured length, original length) and the
+// captured bytes. Records are gathered in memory and written in blocks: the packet callback runs
+// for every packet, and one write per packet would cost more than the capture itself.
+import { closeSync, openSync, writeSync } from 'node:fs';
+
+export const PCAP_HEADER_BYTES = 24;
+export const RECORD_HEADER_BYTES = 16;
+const BLOCK_BYTES = 1024 * 1024;
+
+export function pcapFileHeader(snapLen: number, linkType: number): Buffer {
+  const h = Buffer.alloc(PCAP_HEADER_BYTES);
+  h.writeUInt32LE(0xa1b2c3d4, 0);
+  h.writeUInt16LE(2, 4);
+  h.writeUInt16LE(4, 6);
+  h.writeInt32LE(0, 8); // thiszone
+  h.writeUInt32LE(0, 12); // sigfigs
+  h.writeUInt32LE(snapLen, 16);
+  h.writeUInt32LE(linkType, 20);
+  return h;
+}
+
+/** Wall-clock microseconds with the monotonic clock's resolution (Date.now() has only ms). A
+ * double holds today's microseconds exactly (< 2^53), and is much cheaper per packet than BigInt. */
+export function microClock(): () => number {
+  const origin = performance.timeOrigin;
+  return () => Math.floor((origin + performance.now()) * 1000);
+}
+
+/**
+ * The packet's length on the wire, from its own headers: cap gives only the captured length, which
+ * snapLen may have cut. Ethernet (with VLAN tags), Linux cooked and raw IP; IPv4 total length or
+ * IPv6 payload length. Falls back to the captured length (e.g. GSO packets with length 0).
+ */
+export function originalLength(packet: Buffer, capturedLength: number, linkType: number): number {
+  let l3: number;
+  let etherType: number;
+  if (linkType === 1) {
+    if (capturedLength < 14) return capturedLength;
+    l3 = 14;
+    etherType = packet.readUInt16BE(12);
+    while ((etherType === 0x8100 || etherType === 0x88a8) && capturedLength >= l3 + 4) {
+      etherType = packet.readUInt16BE(l3 + 2);
+      l3 += 4;
+    }
+  } else if (linkType === 113) {
+    if (capturedLength < 16) return capturedLength;
+    l3 = 16;
+    etherType = packet.readUInt16BE(14);
+  } else if (linkType === 101 || linkType === 12) {
+    l3 = 0;
+    const version = capturedLength > 0 ? packet[0]! >> 4 : 0;
+    etherType = version === 4 ? 0x0800 : version === 6 ? 0x86dd : 0;
+  } else {
+    return capturedLength;
+  }
+  let ipLength = 0;
+  if (etherType === 0x0800 && capturedLength >= l3 + 4) ipLength = packet.readUInt16BE(l3 + 2);
+  else if (etherType === 0x86dd && capturedLength >= l3 + 6) ipLength = 40 + packet.readUInt16BE(l3 + 4);
+  return Math.max(capturedLength, ipLength > 0 ? l3 + ipLength : 0);
+}
+
+/** One pcap file being written. `bytes` counts what is written or buffered. */
+export class PcapFileWriter {
+  private fd: number | undefined;
+  private block = Buffer.allocUnsafe(BLOCK_BYTES);
+  private used = 0;
+  bytes = 0;
+  packets = 0;
+
+  constructor(
+    readonly path: string,
+    snapLen: number,
+    private readonly linkType: number,
+  ) {
+    // 'wx': a file that exists is never overwritten (sequence numbers only grow).
+    this.fd = openSync(path, 'wx', 0o600);
+    this.append(pcapFileHeader(snapLen, linkType), PCAP_HEADER_BYTES);
+    this.flush();
+  }
+
+  /** Appends one record; `packet` is only read during the call. */
+  write(packet: Buffer, capturedLength: number, timestampMicros: number): number {
+    const header = RECORD_HEADER_BYTES;
+    const recordBytes = header + capturedLength;
+    if (this.used + recordBytes > this.block.length) this.flush();
+    if (recordBytes > this.block.length) this.block = Buffer.allocUnsafe(recordBytes);
+    const at = this.used;
+    const seconds = Math.floor(timestampMicros / 1_000_000);
+    this.block.writeUInt32LE(seconds, at);
+    this.block.writeUInt32LE(timestampMicros - seconds * 1_000_000, at + 4);
+    this.block.writeUInt32LE(capturedLength, at + 8);
+    this.block.writeUInt32LE(originalLength(packet, capturedLength, this.linkType), at + 12);
+    packet.copy(this.block, at + header, 0, capturedLength);
+    this.used += recordBytes;
+    this.bytes += recordBytes;
+    this.packets += 1;
+    return recordBytes;
+  }
+
+  /** Writes buffered records to the file, so readers (downloads, tshark) see them. */
+  flush(): void {
+    if (this.fd === undefined || this.used === 0) return;
+    let off = 0;
+    while (off < this.used) off += writeSync(this.fd, this.block, off, this.used - off);
+    this.used = 0;
+  }
+
+  close(): void {
+    if (this.fd === undefined) return;
+    this.flush();
+    closeSync(this.fd);
+    this.fd = undefined;
+  }
+
+  private append(data: Buffer, length: number): void {
+    data.copy(this.block, this.used, 0, length);
+    this.used += length;
+    this.bytes += length;
+  }
+}

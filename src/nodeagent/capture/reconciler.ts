@@ -1,0 +1,154 @@
+// The agent's PacketCapture reconciler: runs this node's part of each capture (see session.ts) and
+// owns this node's status entries: its status.files item and the `interface` of its pods' targets.
+import { existsSync } from 'node:fs';
+import { isDeepStrictEqual } from 'node:util';
+import { PacketCaptureType } from '../../apis/meta.js';
+import type { CaptureFiles, CaptureTarget, PacketCapture } from '../../apis/packetcapture.js';
+import type { ObjectKey, Reconciler, ReconcileResult } from '../../controllers/controller.js';
+import type { Informer } from '../../controllers/informer.js';
+import { applyStatus } from '../../controllers/status.js';
+import { errorMessage, loggerFor } from '../../util/log.js';
+import { agentFieldManager, type AgentContext } from '../context.js';
+import { planFor, type CaptureCeilings } from './plan.js';
+import { CaptureSession, type LocalTarget } from './session.js';
+import { captureDirectory, removeCaptureDirectory, type CaptureRef } from './store.js';
+
+/** Status writes at most this often per capture (the counters change with every packet). */
+export const STATUS_INTERVAL_MS = 2_000;
+
+interface Published {
+  body: object;
+  at: number;
+}
+
+export class CaptureAgentReconciler implements Reconciler {
+  private readonly sessions = new Map<string, CaptureSession>();
+  private readonly published = new Map<string, Published>();
+  /** uids whose files were deleted on request: their capture does not start again. */
+  private readonly discarded = new Set<string>();
+  private readonly log = loggerFor('capture-agent');
+
+  constructor(
+    private readonly ctx: AgentContext,
+    private readonly captures: Informer<PacketCapture>,
+    private readonly ceilings: CaptureCeilings,
+    private readonly enqueue: (key: ObjectKey) => void,
+    private readonly now: () => Date = () => new Date(),
+  ) {}
+
+  /** The running session of a capture, if any (for the file API). */
+  session(ref: CaptureRef): CaptureSession | undefined {
+    return this.sessions.get(keyOf(ref));
+  }
+
+  /** DELETE of the files: stop on this node, remove the directory, release the status entry. */
+  discardFiles(ref: CaptureRef): void {
+    const key = keyOf(ref);
+    const session = this.sessions.get(key);
+    const uid = this.captures.get(ref.name, ref.namespace)?.metadata.uid;
+    if (uid) this.discarded.add(uid);
+    if (session) session.discard();
+    else removeCaptureDirectory(this.ctx.stateDir, ref);
+    this.sessions.delete(key);
+    this.enqueue(ref);
+  }
+
+  async reconcile(key: ObjectKey): Promise<ReconcileResult | void> {
+    const ref = { namespace: key.namespace ?? '', name: key.name };
+    const capture = this.captures.get(key.name, key.namespace);
+    if (!capture || capture.metadata.deletionTimestamp) return this.release(ref, capture);
+    const now = this.now();
+    const plan = planFor(capture, this.ceilings);
+    const targets = localTargets(capture, this.ctx.nodeName);
+    const uid = capture.metadata.uid ?? '';
+    let session = this.sessions.get(keyOf(ref));
+    if (session && session.uid !== uid) {
+      // Deleted and re-created under the same name while we looked away: the old files go.
+      session.discard();
+      session = undefined;
+    }
+    if (!session && (targets.length > 0 || this.hasDirectory(ref)) && !this.discarded.has(uid)) {
+      session = new CaptureSession(ref, uid, this.ctx.stateDir, this.ctx.nodeName, this.ceilings, () => this.enqueue(ref));
+      this.sessions.set(keyOf(ref), session);
+    }
+    if (!session) return this.publish(capture, undefined, []);
+
+    const { startAt, endAt } = plan.schedule;
+    const scheduled = now < startAt;
+    if (endAt && now >= endAt) session.end(`the end of the capture (${endAt.toISOString()}) has passed`);
+    else if (!scheduled) await session.run(capture, plan, targets);
+    session.flush();
+
+    const interfaces = session.interfaces().filter((t) => targets.some((l) => l.pod === t.pod));
+    const wait = await this.publish(capture, session.filesEntry(scheduled, plan.clampNotes), interfaces);
+    const next = [wait?.requeueAfterMs, scheduled ? startAt.getTime() - now.getTime() : undefined, endAt && now < endAt ? endAt.getTime() - now.getTime() : undefined];
+    // While the window is open, look again regularly: counters, new pods, routes that appear.
+    if (!scheduled && !(endAt && now >= endAt) && targets.length > 0) next.push(STATUS_INTERVAL_MS);
+    const soonest = Math.min(...next.filter((n): n is number => n !== undefined && n >= 0));
+    return Number.isFinite(soonest) ? { requeueAfterMs: Math.max(soonest, 50) } : undefined;
+  }
+
+  /** The resource is gone or going: stop, delete this node's files, give up its entries. */
+  private async release(ref: CaptureRef, capture: PacketCapture | undefined): Promise<void> {
+    const key = keyOf(ref);
+    const session = this.sessions.get(key);
+    if (session) session.discard();
+    else removeCaptureDirectory(this.ctx.stateDir, ref);
+    this.sessions.delete(key);
+    if (session) this.log.info('capture deleted: stopped and removed its files', { capture: key });
+    if (capture) await this.publish(capture, undefined, []);
+    else this.published.delete(key);
+  }
+
+  /**
+   * Applies this node's entries when they changed, at most every STATUS_INTERVAL_MS; returns how
+   * long to wait when a change is held back. Applying without an entry releases it.
+   */
+  private async publish(capture: PacketCapture, files: CaptureFiles | undefined, interfaces: CaptureTarget[]): Promise<ReconcileResult | undefined> {
+    const ref = { namespace: capture.metadata.namespace ?? '', name: capture.metadata.name ?? '' };
+    const key = keyOf(ref);
+    const body = { ...(files ? { files: [files] } : {}), ...(interfaces.length > 0 ? { targets: interfaces } : {}) };
+    const last = this.published.get(key);
+    const owned = ownsEntries(capture, this.ctx.nodeName);
+    if (last ? isDeepStrictEqual(last.body, body) : !files && interfaces.length === 0 && !owned) return undefined;
+    const since = last ? Date.now() - last.at : Infinity;
+    // State changes and releases go out at once; counters wait for the interval.
+    const urgent = !last || !files || (last.body as { files?: CaptureFiles[] }).files?.[0]?.state !== files.state;
+    if (!urgent && since < STATUS_INTERVAL_MS) return { requeueAfterMs: STATUS_INTERVAL_MS - since };
+    try {
+      await applyStatus(this.ctx.kc, PacketCaptureType, ref, body, agentFieldManager(this.ctx.nodeName));
+    } catch (err) {
+      if (isNotFound(err)) return undefined; // deleted meanwhile; the delete event cleans up
+      throw new Error(`applying this node's status entry: ${errorMessage(err)}`);
+    }
+    this.published.set(key, { body, at: Date.now() });
+    return undefined;
+  }
+
+  private hasDirectory(ref: CaptureRef): boolean {
+    try {
+      return existsSync(captureDirectory(this.ctx.stateDir, ref));
+    } catch {
+      return false;
+    }
+  }
+}
+
+function keyOf(ref: CaptureRef): string {
+  return `${ref.namespace}/${ref.name}`;
+}
+
+/** Targets the controller placed on this node, with a usable IP. */
+export function localTargets(capture: PacketCapture, nodeName: string): LocalTarget[] {
+  return (capture.status?.targets ?? []).filter((t) => t.node === nodeName && t.ip).map((t) => ({ pod: t.pod, ip: t.ip! }));
+}
+
+/** Whether the object still shows an entry that this node wrote (e.g. before an agent restart). */
+function ownsEntries(capture: PacketCapture, nodeName: string): boolean {
+  const manager = agentFieldManager(nodeName);
+  return (capture.metadata.managedFields ?? []).some((f) => f.manager === manager && f.subresource === 'status');
+}
+
+function isNotFound(err: unknown): boolean {
+  return typeof err === 'object' && err !== null && (err as { code?: number }).code === 404;
+}
