@@ -1,33 +1,101 @@
 // PacketCapture: the controller checks the selector and filters, computes the target pods (in the
 // capture's own namespace only), derives the phase from the schedule and the agents' reports, and
-// sums the agents' file entries into the printer columns (PHASE, PODS, FILES, SIZE).
+// sums the agents' file entries into the printer columns (PHASE, PODS, FILES, SIZE). A finalizer
+// keeps a deleted capture until every agent has removed its files and released its status entry.
+import { isDeepStrictEqual } from 'node:util';
 import type { KubeConfig, V1Pod } from '@kubernetes/client-node';
 import { PacketCaptureType } from '../../apis/meta.js';
-import type { CapturePhase, CaptureTarget, PacketCapture } from '../../apis/packetcapture.js';
+import type { CaptureTarget, PacketCapture } from '../../apis/packetcapture.js';
 import { parseSelector, selectorMatches, SelectorSyntaxError, type SelectorNode } from '../../apis/selector.js';
 import { labelSelectorMatches } from '../../apis/labelselector.js';
 import type { Informer } from '../../controllers/informer.js';
 import type { ObjectKey, Reconciler, ReconcileResult } from '../../controllers/controller.js';
-import { errorMessage } from '../../util/log.js';
-import { applyControllerStatus, readyConditions, schemaRejection, type Rejection } from '../common.js';
+import { ensureFinalizer, removeFinalizer } from '../../controllers/finalizers.js';
+import { applyStatus, setCondition } from '../../controllers/status.js';
+import { errorMessage, loggerFor } from '../../util/log.js';
+import { applyControllerStatus, CONTROLLER_FIELD_MANAGER, readyConditions, schemaRejection, type Rejection } from '../common.js';
+import { capturePhase, parseDurationMs } from './phase.js';
+
+/** Held until the agents have removed the capture's files from their nodes. */
+export const CAPTURE_FILES_FINALIZER = 'netwarden.io/capture-files';
+/** How often a deleted capture is looked at again while agents are still removing files. */
+const DELETION_POLL_MS = 2_000;
+
+export interface PacketCaptureReconcilerOptions {
+  /** How long a deleted capture waits for the agents before the finalizer is removed anyway. */
+  filesReleaseTimeoutMs?: number;
+  now?: () => Date;
+}
+
+/** NETWARDEN_CAPTURE_FILES_RELEASE_TIMEOUT, a duration such as "2m" or "30s". */
+function releaseTimeoutFromEnv(): number | undefined {
+  const text = process.env.NETWARDEN_CAPTURE_FILES_RELEASE_TIMEOUT;
+  if (!text) return undefined;
+  const ms = parseDurationMs(text);
+  if (ms > 0) return ms;
+  loggerFor('reconciler/packetcaptures').warn('ignoring NETWARDEN_CAPTURE_FILES_RELEASE_TIMEOUT: not a duration like 2m or 30s', { value: text });
+  return undefined;
+}
 
 export class PacketCaptureReconciler implements Reconciler {
+  private readonly now: () => Date;
+  private readonly releaseTimeoutMs: number;
+
   constructor(
     private readonly kc: KubeConfig,
     private readonly captures: Informer<PacketCapture>,
     private readonly pods: Informer<V1Pod>,
-    private readonly now: () => Date = () => new Date(),
-  ) {}
+    opts: PacketCaptureReconcilerOptions = {},
+  ) {
+    this.now = opts.now ?? (() => new Date());
+    this.releaseTimeoutMs = opts.filesReleaseTimeoutMs ?? releaseTimeoutFromEnv() ?? 120_000;
+  }
 
   async reconcile(key: ObjectKey): Promise<ReconcileResult | void> {
     const capture = this.captures.get(key.name, key.namespace);
     if (!capture) return;
+    if (capture.metadata.deletionTimestamp) return this.finalize(capture);
+    await ensureFinalizer(this.kc, PacketCaptureType, capture, CAPTURE_FILES_FINALIZER);
     const now = this.now();
     const plan = planCapture(capture, this.pods.list(capture.metadata.namespace), now);
-    await applyControllerStatus(this.kc, PacketCaptureType, capture, plan.status);
+    if (!sameAsCurrent(capture, plan.status)) await applyControllerStatus(this.kc, PacketCaptureType, capture, plan.status);
     // Level-triggered, but the schedule is time: come back when the next boundary passes.
     return plan.nextBoundary ? { requeueAfterMs: Math.max(0, plan.nextBoundary.getTime() - now.getTime()) + 100 } : undefined;
   }
+
+  /**
+   * The agents see the deletion, stop, remove their files and drop their status.files entry. Once
+   * none is left the finalizer goes; after the timeout it goes anyway, with FilesRemoved=False
+   * naming the nodes that did not answer (their files may still be on disk).
+   */
+  private async finalize(capture: PacketCapture): Promise<ReconcileResult | void> {
+    const { namespace = '', name = '' } = capture.metadata;
+    const log = loggerFor('reconciler/packetcaptures', `${namespace}/${name}`);
+    if (!capture.metadata.finalizers?.includes(CAPTURE_FILES_FINALIZER)) return;
+    const remaining = (capture.status?.files ?? []).map((e) => e.node);
+    if (remaining.length === 0) {
+      await removeFinalizer(this.kc, PacketCaptureType, capture, CAPTURE_FILES_FINALIZER);
+      log.info('capture files removed on every node; finalizer released');
+      return;
+    }
+    const deletedAt = new Date(capture.metadata.deletionTimestamp ?? this.now()).getTime();
+    const waited = this.now().getTime() - deletedAt;
+    if (waited < this.releaseTimeoutMs) return { requeueAfterMs: Math.min(DELETION_POLL_MS, this.releaseTimeoutMs - waited + 100) };
+    const message = `node(s) ${remaining.join(', ')} did not remove their capture files within ${Math.round(this.releaseTimeoutMs / 1000)}s; they may still be on disk under the agent's captures directory`;
+    const conditions = setCondition(capture.status?.conditions, { type: 'FilesRemoved', status: 'False', reason: 'AgentsDidNotAnswer', message }, this.now());
+    await applyStatus(this.kc, PacketCaptureType, { namespace, name }, { conditions }, CONTROLLER_FIELD_MANAGER).catch((err: unknown) =>
+      log.warn('could not write the FilesRemoved condition', { error: errorMessage(err) }),
+    );
+    log.warn('releasing the finalizer without every node\'s confirmation', { nodes: remaining, reason: message });
+    await removeFinalizer(this.kc, PacketCaptureType, { ...capture, metadata: { ...capture.metadata, resourceVersion: undefined } }, CAPTURE_FILES_FINALIZER);
+  }
+}
+
+/** The agents add `interface` to the controller's target entries; that is no reason to write again. */
+function sameAsCurrent(capture: PacketCapture, desired: Record<string, unknown>): boolean {
+  const current = { ...(capture.status ?? {}) } as Record<string, unknown>;
+  current.targets = (capture.status?.targets ?? []).map(({ pod, node, ip }) => ({ pod, node, ip }));
+  return Object.keys(desired).every((field) => isDeepStrictEqual(current[field], desired[field]));
 }
 
 export interface CapturePlan {
@@ -40,13 +108,13 @@ export function planCapture(capture: PacketCapture, podsInNamespace: readonly V1
   const selection = compileSelection(capture);
   const rejection = schemaRejection(capture) ?? (selection instanceof Error ? { reason: 'InvalidSelector', message: selection.message } : undefined) ?? filterRejection(capture);
   const targets = rejection || selection instanceof Error ? [] : selectTargets(podsInNamespace, selection);
-  const { phase, nextBoundary } = rejection ? { phase: 'Failed' as const, nextBoundary: undefined } : schedulePhase(capture, targets, now);
+  const { phase, message, nextBoundary } = rejection ? { phase: 'Failed' as const, message: rejection.message, nextBoundary: undefined } : capturePhase(capture, targets.length, now);
   const files = capture.status?.files ?? [];
   return {
     nextBoundary,
     status: {
       observedGeneration: generation,
-      conditions: readyConditions(capture.status?.conditions, generation, { rejection, reason: phase, message: phaseMessage(phase, targets.length) }, now),
+      conditions: readyConditions(capture.status?.conditions, generation, { rejection, reason: phase, message }, now),
       phase,
       targets,
       podCount: targets.length,
@@ -89,24 +157,4 @@ function filterRejection(capture: PacketCapture): Rejection | undefined {
     }
   }
   return undefined;
-}
-
-function schedulePhase(capture: PacketCapture, targets: readonly CaptureTarget[], now: Date): { phase: CapturePhase; nextBoundary?: Date } {
-  const start = capture.spec.startTime ? new Date(capture.spec.startTime) : undefined;
-  const end = capture.spec.endTime ? new Date(capture.spec.endTime) : undefined;
-  if (end && end <= now) return { phase: 'Finished' };
-  if (start && start > now) return { phase: 'Scheduled', nextBoundary: start };
-  const capturing = (capture.status?.files ?? []).some((f) => f.state === 'Capturing');
-  return { phase: capturing && targets.length > 0 ? 'Capturing' : 'WaitingForTraffic', nextBoundary: end };
-}
-
-function phaseMessage(phase: CapturePhase, pods: number): string {
-  switch (phase) {
-    case 'Scheduled':
-      return `scheduled; ${pods} pod(s) selected`;
-    case 'Finished':
-      return 'the end time has passed';
-    default:
-      return `${pods} pod(s) selected`;
-  }
 }

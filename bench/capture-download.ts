@@ -1,0 +1,109 @@
+// Download of a large capture through the controller: pcap files (NETWARDEN_BENCH_CAPTURE_MB,
+// default 1024) are generated in a simulated node's agent state directory, the real agent lists
+// and serves them, the real controller streams them into one zip, and the plugin's download code
+// writes it to disk. Reports MB/s and the controller's peak RSS (VmHWM; target < 200 MB, since the
+// zip is streamed and never held whole), with `cat` of the same files as the disk reference.
+import { closeSync, mkdirSync, openSync, readFileSync, rmSync, writeSync } from 'node:fs';
+import { mkdtemp } from 'node:fs/promises';
+import path from 'node:path';
+import { startControlPlane } from '../test/env/controlplane.js';
+import { createNamespace, createNode, createPod, createServiceAccount, requestToken, waitFor } from '../test/env/fixtures.js';
+import { controllerUrl, ensureInstalled, mustKubectl, netwardenPorts, nextNodeIP, startAgent, startController } from '../test/env/netwarden.js';
+import { run } from '../test/env/controlplane.js';
+import { LinkType, pcapFileHeader, pcapRecord } from '../src/pcap/reader.js';
+import { downloadCapture } from '../src/plugin/capture.js';
+import type { BenchResult } from './types.js';
+
+const NS = 'bench-download';
+const NAME = 'pc-bench-download';
+const NODE = 'bench-download-node';
+const FILE_MB = 64;
+
+/** Writes `totalMB` of pcap (UDP datagrams, 1 KiB payload) as files of FILE_MB each. */
+function generateFiles(dir: string, totalMB: number): number {
+  mkdirSync(dir, { recursive: true });
+  const packet = Buffer.alloc(14 + 20 + 8 + 1024);
+  packet.writeUInt16BE(0x0800, 12);
+  packet[14] = 0x45;
+  packet.writeUInt16BE(20 + 8 + 1024, 16);
+  packet[22] = 64;
+  packet[23] = 17;
+  Buffer.from([10, 244, 175, 3, 10, 244, 175, 10]).copy(packet, 26);
+  const record = pcapRecord(1_760_000_000_000_000_000n, packet);
+  const chunk = Buffer.concat(Array.from({ length: Math.floor((1024 * 1024) / record.length) }, () => record));
+  let bytes = 0;
+  const files = Math.max(1, Math.ceil(totalMB / FILE_MB));
+  for (let i = 1; i <= files; i++) {
+    const fd = openSync(path.join(dir, `logging-bench_calibench_${String(i).padStart(5, '0')}.pcap`), 'w');
+    bytes += writeSync(fd, pcapFileHeader(LinkType.ETHERNET));
+    for (let mb = 0; mb < Math.min(FILE_MB, totalMB - (i - 1) * FILE_MB); mb++) bytes += writeSync(fd, chunk);
+    closeSync(fd);
+  }
+  return bytes;
+}
+
+function peakRssMB(pid: number): number {
+  const match = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return match ? Number(match[1]) / 1024 : NaN;
+}
+
+export async function benchCaptureDownload(): Promise<BenchResult> {
+  const totalMB = Number(process.env.NETWARDEN_BENCH_CAPTURE_MB ?? 1024);
+  const cp = await startControlPlane();
+  try {
+    await ensureInstalled(cp);
+    const kc = cp.kubeConfig();
+    await createNode(kc, NODE, { internalIP: nextNodeIP() });
+    await createNamespace(kc, NS);
+    await createPod(kc, { namespace: NS, name: 'logging-bench', nodeName: NODE, labels: { app: 'logging' }, podIP: '10.244.175.3' });
+    const pcapBytes = generateFiles(path.join(cp.dir, 'nodes', NODE, 'captures', NS, NAME), totalMB);
+    const controller = await startController(cp, 'bench-controller');
+    const agent = await startAgent(cp, NODE);
+    try {
+      // Already ended: the agent serves the files it finds and reports them, but captures nothing new.
+      const end = new Date(Date.now() - 60_000).toISOString().replace(/\.\d+Z$/, 'Z');
+      await mustKubectl(cp, ['apply', '-f', '-'], `apiVersion: netwarden.io/v1alpha1\nkind: PacketCapture\nmetadata: {name: ${NAME}, namespace: ${NS}}\nspec: {selector: app == "logging", endTime: "${end}"}\n`);
+      // The controller's phase shows it is leading; the agent's entry that it serves the files.
+      await waitFor(async () => (await mustKubectl(cp, ['get', 'packetcapture', NAME, '-n', NS, '-o', 'jsonpath={.status.phase}/{.status.files[0].node}'])) === `Finished/${NODE}`, {
+        timeoutMs: 60_000,
+        description: 'the agent reporting the generated files',
+      });
+      await createServiceAccount(kc, NS, 'downloader');
+      await mustKubectl(cp, ['create', 'rolebinding', 'downloader', '-n', NS, '--clusterrole=netwarden-packetcapture-files-reader', `--serviceaccount=${NS}:downloader`]);
+      const token = await requestToken(kc, NS, 'downloader');
+      const out = await mkdtemp(path.join(cp.dir, 'bench-download-'));
+      const conn = { baseUrl: new URL(controllerUrl(await netwardenPorts(cp))), namespace: NS, token, ca: readFileSync(cp.caCertPath), insecure: false };
+      const rssBefore = peakRssMB(controller.child.pid!);
+      const started = process.hrtime.bigint();
+      const result = await downloadCapture(conn, NAME, out, { progress: false });
+      const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+      const rssPeak = peakRssMB(controller.child.pid!);
+      rmSync(out, { recursive: true, force: true });
+      // Reference: reading the same files from disk with cat (page cache warm, like the download's).
+      const catStarted = process.hrtime.bigint();
+      await run('sh', ['-c', `cat ${path.join(cp.dir, 'nodes', NODE, 'captures', NS, NAME)}/*.pcap > /dev/null`], { timeoutMs: 600_000 });
+      const catSeconds = Number(process.hrtime.bigint() - catStarted) / 1e9;
+      const mbps = result.bytes / 1024 / 1024 / seconds;
+      const catMbps = pcapBytes / 1024 / 1024 / catSeconds;
+      return {
+        name: `capture-download (${totalMB} MB of pcap, one node)`,
+        rows: [
+          { metric: 'download throughput', value: mbps, unit: 'MB/s', reference: catMbps, ratio: mbps / catMbps },
+          { metric: 'zip bytes / pcap bytes', value: result.bytes / pcapBytes, unit: 'x' },
+          { metric: 'controller peak RSS', value: rssPeak, unit: 'MB', reference: 200, ratio: rssPeak / 200 },
+          { metric: 'controller peak RSS before the download', value: rssBefore, unit: 'MB' },
+        ],
+      };
+    } finally {
+      await Promise.all([controller.kill(), agent.kill()]);
+    }
+  } finally {
+    await cp.stop();
+  }
+}
+
+// `node --import tsx bench/capture-download.ts` runs it alone.
+if (import.meta.url === `file://${process.argv[1]}`) {
+  const result = await benchCaptureDownload();
+  process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
+}

@@ -1,0 +1,122 @@
+// How the plugin reaches the controller's HTTPS API with the user's own Kubernetes identity.
+//
+// Credentials: the bearer token of the current kubeconfig user (a token, a token file, or what an
+// exec/auth-provider plugin returns), because the controller authenticates callers by TokenReview.
+// A user who authenticates with a client certificate has no token to pass on; they are told to
+// give one with --token or NETWARDEN_TOKEN (e.g. `kubectl create token <serviceaccount>`):
+// a TokenRequest can only mint ServiceAccount tokens, so there is nothing to convert a
+// certificate into.
+//
+// Address: --controller-url or NETWARDEN_CONTROLLER_URL; the default https://localhost:8443 is
+// where `kubectl -n netwarden-system port-forward svc/netwarden-controller 8443:443` puts it.
+import { readFileSync } from 'node:fs';
+import https from 'node:https';
+import type { IncomingMessage } from 'node:http';
+import { KubeConfig } from '@kubernetes/client-node';
+import { currentBearerToken } from '../util/kube.js';
+
+export const DEFAULT_CONTROLLER_URL = 'https://localhost:8443';
+
+export interface ConnectionFlags {
+  kubeconfig?: string;
+  context?: string;
+  namespace?: string;
+  controllerUrl?: string;
+  caFile?: string;
+  insecureSkipTlsVerify?: boolean;
+  token?: string;
+}
+
+/** A refusal or failure to show the user as is, with the exit code to leave with. */
+export class PluginError extends Error {
+  constructor(
+    message: string,
+    readonly exitCode = 1,
+  ) {
+    super(message);
+  }
+}
+
+export interface Connection {
+  baseUrl: URL;
+  namespace: string;
+  token: string;
+  ca?: Buffer | undefined;
+  insecure: boolean;
+}
+
+function loadConfig(flags: ConnectionFlags): KubeConfig {
+  const kc = new KubeConfig();
+  if (flags.kubeconfig) kc.loadFromFile(flags.kubeconfig);
+  else kc.loadFromDefault();
+  if (flags.context) kc.setCurrentContext(flags.context);
+  return kc;
+}
+
+export async function connect(flags: ConnectionFlags): Promise<Connection> {
+  const kc = loadConfig(flags);
+  const namespace = flags.namespace ?? kc.getContextObject(kc.getCurrentContext())?.namespace ?? 'default';
+  const token = flags.token ?? process.env.NETWARDEN_TOKEN ?? (await kubeconfigToken(kc));
+  const url = flags.controllerUrl ?? process.env.NETWARDEN_CONTROLLER_URL ?? DEFAULT_CONTROLLER_URL;
+  let baseUrl: URL;
+  try {
+    baseUrl = new URL(url);
+  } catch {
+    throw new PluginError(`--controller-url ${JSON.stringify(url)} is not a URL`);
+  }
+  if (baseUrl.protocol !== 'https:') throw new PluginError(`--controller-url must be https (the controller only serves HTTPS), got ${url}`);
+  const caFile = flags.caFile ?? process.env.NETWARDEN_CA_FILE;
+  return { baseUrl, namespace, token, ca: caFile ? readFileSync(caFile) : undefined, insecure: flags.insecureSkipTlsVerify === true };
+}
+
+async function kubeconfigToken(kc: KubeConfig): Promise<string> {
+  try {
+    return await currentBearerToken(kc);
+  } catch {
+    const user = kc.getCurrentUser();
+    const how = user?.certFile || user?.certData ? 'a client certificate' : 'no bearer token';
+    throw new PluginError(
+      `the kubeconfig user ${JSON.stringify(user?.name ?? '')} authenticates with ${how}; Netwarden's endpoints accept bearer tokens ` +
+        '(checked by TokenReview). Pass --token or set NETWARDEN_TOKEN, e.g. NETWARDEN_TOKEN=$(kubectl create token <serviceaccount> -n <namespace>)',
+    );
+  }
+}
+
+/** Sends a request and resolves with the response when it is 2xx; otherwise a PluginError with the server's message. */
+export async function request(conn: Connection, method: string, path: string): Promise<IncomingMessage> {
+  const url = new URL(path, conn.baseUrl);
+  const res = await new Promise<IncomingMessage>((resolve, reject) => {
+    const req = https.request(url, { method, ca: conn.ca, rejectUnauthorized: !conn.insecure, headers: { authorization: `Bearer ${conn.token}` } }, resolve);
+    req.once('error', (err) => reject(new PluginError(`cannot reach the Netwarden controller at ${conn.baseUrl.origin}: ${err.message}${hint(err)}`)));
+    req.end();
+  });
+  const status = res.statusCode ?? 0;
+  if (status >= 200 && status < 300) return res;
+  const chunks: Buffer[] = [];
+  for await (const chunk of res as AsyncIterable<Buffer>) chunks.push(chunk);
+  const text = Buffer.concat(chunks).toString('utf8');
+  let message = text.trim();
+  try {
+    message = (JSON.parse(text) as { message?: string }).message ?? message;
+  } catch {
+    // not JSON: show the text
+  }
+  throw new PluginError(`${status} ${httpReason(status)}: ${message}`);
+}
+
+function hint(err: Error): string {
+  const code = (err as NodeJS.ErrnoException).code ?? '';
+  if (code === 'ECONNREFUSED') return `\n(is a port-forward running? kubectl -n netwarden-system port-forward svc/netwarden-controller 8443:443, or set --controller-url)`;
+  if (/CERT|SELF_SIGNED|UNABLE_TO_VERIFY/.test(code)) return '\n(pass the CA that signed the controller certificate with --ca-file, or --insecure-skip-tls-verify)';
+  return '';
+}
+
+function httpReason(status: number): string {
+  return { 400: 'Bad Request', 401: 'Unauthorized', 403: 'Forbidden', 404: 'Not Found', 409: 'Conflict', 502: 'Bad Gateway', 503: 'Service Unavailable' }[status] ?? 'Error';
+}
+
+export function capturePath(kind: 'download' | 'files', namespace: string, name: string): string {
+  const ns = encodeURIComponent(namespace);
+  const n = encodeURIComponent(name);
+  return kind === 'download' ? `/packet-capture/download/${ns}/${n}/files.zip` : `/packet-capture/files/${ns}/${n}`;
+}

@@ -1,0 +1,166 @@
+// The controller's client of the agents' capture file API (one HTTPS server per node, on the
+// node's InternalIP). It authenticates with the controller's own ServiceAccount token, which the
+// agents check by TokenReview and SubjectAccessReview, so no other pod can read capture files.
+import { readFileSync } from 'node:fs';
+import https from 'node:https';
+import type { IncomingMessage } from 'node:http';
+import net from 'node:net';
+import type { KubeConfig, V1Node } from '@kubernetes/client-node';
+import type { Informer } from '../../controllers/informer.js';
+import { currentBearerToken } from '../../util/kube.js';
+
+/** One file as an agent lists it. */
+export interface AgentFile {
+  pod: string;
+  fileName: string;
+  bytes: number;
+  complete: boolean;
+}
+
+export interface AgentFileList {
+  node: string;
+  files: AgentFile[];
+}
+
+/** A node's agent could not be reached or refused; names the node so the user knows where to look. */
+export class AgentError extends Error {
+  constructor(
+    readonly node: string,
+    message: string,
+    readonly status?: number,
+  ) {
+    super(`node ${node}: ${message}`);
+  }
+}
+
+export interface AgentClientOptions {
+  kc: KubeConfig;
+  nodes: Informer<V1Node>;
+  port: number;
+  caFile?: string | undefined;
+  /** For listing and deleting; a download may take as long as it takes while data flows. */
+  requestTimeoutMs?: number;
+}
+
+/** A file name as an agent may name one: no directories, no traversal, nothing a zip tool would misread. */
+export function isSafeFileName(name: string): boolean {
+  return /^[A-Za-z0-9][A-Za-z0-9._@-]{0,254}$/.test(name) && !name.includes('..');
+}
+
+export class AgentFilesClient {
+  private readonly ca: Buffer | undefined;
+  // Keep-alive: a download fetches many files from the same few agents one after another.
+  private readonly agent = new https.Agent({ keepAlive: true, maxSockets: 8 });
+  private readonly timeoutMs: number;
+
+  constructor(private readonly opts: AgentClientOptions) {
+    this.ca = opts.caFile ? readFileSync(opts.caFile) : undefined;
+    this.timeoutMs = opts.requestTimeoutMs ?? 15_000;
+  }
+
+  async list(node: string, namespace: string, name: string): Promise<AgentFileList> {
+    const res = await this.request(node, 'GET', capturePath(namespace, name, 'files'), this.timeoutMs);
+    const body = await readAll(res);
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(body.toString('utf8'));
+    } catch {
+      throw new AgentError(node, 'answered the file list with something other than JSON');
+    }
+    return { node, files: checkFileList(node, parsed) };
+  }
+
+  /** The response stream of one file; the caller consumes (or destroys) it. */
+  async open(node: string, namespace: string, name: string, fileName: string): Promise<IncomingMessage> {
+    if (!isSafeFileName(fileName)) throw new AgentError(node, `refusing the file name ${JSON.stringify(fileName)}`);
+    return this.request(node, 'GET', capturePath(namespace, name, `files/${encodeURIComponent(fileName)}`), 0);
+  }
+
+  async remove(node: string, namespace: string, name: string): Promise<void> {
+    const res = await this.request(node, 'DELETE', capturePath(namespace, name, 'files'), this.timeoutMs);
+    res.resume();
+  }
+
+  close(): void {
+    this.agent.destroy();
+  }
+
+  private address(node: string): string {
+    const found = this.opts.nodes.get(node);
+    if (!found) throw new AgentError(node, 'no such Node');
+    const ip = found.status?.addresses?.find((a) => a.type === 'InternalIP')?.address;
+    if (!ip) throw new AgentError(node, 'the Node has no InternalIP address');
+    return ip;
+  }
+
+  /** Sends a request and resolves with a 2xx response; anything else becomes an AgentError with the agent's message. */
+  private async request(node: string, method: string, path: string, timeoutMs: number): Promise<IncomingMessage> {
+    const host = this.address(node);
+    const token = await currentBearerToken(this.opts.kc);
+    const res = await new Promise<IncomingMessage>((resolve, reject) => {
+      const req = https.request(
+        {
+          host,
+          port: this.opts.port,
+          method,
+          path,
+          ca: this.ca,
+          agent: this.agent,
+          // The agents' certificates name their node IP; SNI is not allowed for IP literals.
+          servername: net.isIP(host) ? '' : host,
+          headers: { authorization: `Bearer ${token}`, accept: method === 'GET' && path.endsWith('/files') ? 'application/json' : '*/*' },
+        },
+        resolve,
+      );
+      if (timeoutMs > 0) req.setTimeout(timeoutMs, () => req.destroy(new Error(`no answer within ${timeoutMs} ms`)));
+      req.once('error', (err) => reject(new AgentError(node, `${method} ${path} at ${host}:${this.opts.port} failed: ${err.message}`)));
+      req.end();
+    });
+    const status = res.statusCode ?? 0;
+    if (status >= 200 && status < 300) {
+      res.setTimeout(0);
+      return res;
+    }
+    const text = (await readAll(res).catch(() => Buffer.alloc(0))).toString('utf8');
+    let message = text.slice(0, 500);
+    try {
+      message = (JSON.parse(text) as { message?: string }).message ?? message;
+    } catch {
+      // not JSON: keep the text
+    }
+    throw new AgentError(node, `${method} ${path} answered ${status}: ${message}`, status);
+  }
+}
+
+function capturePath(namespace: string, name: string, rest: string): string {
+  return `/captures/${encodeURIComponent(namespace)}/${encodeURIComponent(name)}/${rest}`;
+}
+
+async function readAll(res: IncomingMessage, limit = 16 * 1024 * 1024): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of res as AsyncIterable<Buffer>) {
+    size += chunk.length;
+    if (size > limit) throw new Error(`answer over ${limit} bytes`);
+    chunks.push(chunk);
+  }
+  return Buffer.concat(chunks);
+}
+
+/** The agent's list, checked: a malformed or unsafe entry is refused rather than passed to users. */
+function checkFileList(node: string, body: unknown): AgentFile[] {
+  const files = (body as { files?: unknown } | null)?.files;
+  if (!Array.isArray(files)) throw new AgentError(node, 'the file list has no "files" array');
+  return files.map((f: unknown, i) => {
+    const entry = f as Partial<AgentFile> | null;
+    if (!entry || typeof entry.fileName !== 'string' || !isSafeFileName(entry.fileName)) {
+      throw new AgentError(node, `files[${i}] has a missing or unsafe fileName ${JSON.stringify(entry?.fileName)}`);
+    }
+    return {
+      pod: typeof entry.pod === 'string' ? entry.pod : '',
+      fileName: entry.fileName,
+      bytes: typeof entry.bytes === 'number' && entry.bytes >= 0 ? entry.bytes : 0,
+      complete: entry.complete === true,
+    };
+  });
+}
