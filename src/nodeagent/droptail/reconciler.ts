@@ -1,0 +1,134 @@
+// Runs one pipeline per DropTail that selects this node (nodeSelector against the Node's labels),
+// and follows DropTail adds, updates and deletes and the Node's label changes:
+//  - selected, not running          → start the pipeline and its status entry
+//  - sources or prefixes changed    → restart the pipeline (positions are kept on disk)
+//  - no longer selected             → stop it and release the status entry
+//  - DropTail deleted               → stop it and remove its state directory
+import { rm } from 'node:fs/promises';
+import path from 'node:path';
+import type { V1Node } from '@kubernetes/client-node';
+import type { DropTail, DropTailSpec } from '../../apis/droptail.js';
+import { DEFAULT_PREFIXES } from '../../apis/droptail.js';
+import { DROPS_PATH } from '../../apis/drops.js';
+import { Controller, type ObjectKey, type Reconciler } from '../../controllers/controller.js';
+import type { Informer } from '../../controllers/informer.js';
+import { nodeMatches } from '../../reconcilers/common.js';
+import { currentBearerToken } from '../../util/kube.js';
+import { errorMessage, loggerFor } from '../../util/log.js';
+import type { AgentContext } from '../context.js';
+import { DropBatchClient } from './client.js';
+import { DropTailPipeline } from './pipeline.js';
+import { FileSource } from './sources/file.js';
+import { JournalSource } from './sources/journal.js';
+import { NflogSource } from './sources/nflog.js';
+import type { DropSourceRunner } from './sources/types.js';
+import { NodeStatusReporter, releaseNodeEntry } from './status.js';
+
+interface Running {
+  /** The part of the spec the pipeline was built from. */
+  config: string;
+  pipeline: DropTailPipeline;
+  reporter: NodeStatusReporter;
+}
+
+/** The spec fields the node side acts on; other changes (Event settings) do not restart anything. */
+function pipelineConfig(spec: DropTailSpec): string {
+  return JSON.stringify({ sources: spec.sources, prefixes: spec.prefixes });
+}
+
+export class DropTailAgentReconciler implements Reconciler {
+  private readonly running = new Map<string, Running>();
+
+  constructor(
+    private readonly ctx: AgentContext,
+    private readonly dropTails: Informer<DropTail>,
+  ) {}
+
+  async reconcile(key: ObjectKey): Promise<void> {
+    const obj = this.dropTails.get(key.name);
+    const node = this.ctx.node.get(this.ctx.nodeName);
+    const selected = obj !== undefined && node !== undefined && !obj.metadata.deletionTimestamp && nodeMatches(obj.spec.nodeSelector, node);
+    const current = this.running.get(key.name);
+
+    if (!selected || obj === undefined) {
+      if (current) await this.stopPipeline(key.name, current);
+      if (obj === undefined) await this.forgetState(key.name);
+      else if (listsNode(obj, this.ctx.nodeName)) {
+        await releaseNodeEntry(this.ctx.kc, key.name, this.ctx.nodeName);
+        loggerFor('droptail-agent', key.name).info('released the node status entry', { node: this.ctx.nodeName });
+      }
+      return;
+    }
+    const config = pipelineConfig(obj.spec);
+    if (current?.config === config) return;
+    if (current) await this.stopPipeline(key.name, current);
+    this.startPipeline(obj, node!, config);
+  }
+
+  /** Stops every pipeline (agent shutdown): sources stop, queued drops get a last chance to be sent. */
+  async stopAll(): Promise<void> {
+    // The entry stays (the agent comes back), with its last counts: dropsSeen carries over from it.
+    await Promise.all([...this.running].map(([name, r]) => this.stopPipeline(name, r, true)));
+  }
+
+  private startPipeline(obj: DropTail, node: V1Node, config: string): void {
+    const name = obj.metadata.name ?? '';
+    const stateDir = path.join(this.ctx.stateDir, 'droptail', name);
+    const prefixes = obj.spec.prefixes ?? [...DEFAULT_PREFIXES];
+    const sources = obj.spec.sources.map((source): DropSourceRunner => {
+      if (source.type === 'nflog') return new NflogSource(source.group ?? 0, prefixes);
+      if (source.type === 'journal') return new JournalSource({ directory: source.directory, matches: source.matches, prefixes, stateDir, logKey: name });
+      return new FileSource({ path: source.path ?? '', prefixes, stateDir, logKey: name });
+    });
+    const kc = this.ctx.kc;
+    const client = new DropBatchClient({
+      url: `${this.ctx.controllerUrl.replace(/\/+$/, '')}${DROPS_PATH.replace(':name', encodeURIComponent(name))}`,
+      caFile: this.ctx.caFile,
+      token: () => currentBearerToken(kc),
+    });
+    const previous = obj.status?.nodes?.find((n) => n.node === this.ctx.nodeName);
+    let reporter: NodeStatusReporter | undefined;
+    const pipeline = new DropTailPipeline({
+      name,
+      node: node.metadata?.name ?? this.ctx.nodeName,
+      sources,
+      poster: client,
+      initialDropsSeen: previous?.dropsSeen ?? 0,
+      onChange: () => reporter?.poke(),
+    });
+    reporter = new NodeStatusReporter(kc, name, this.ctx.nodeName, () => pipeline.snapshot());
+    this.running.set(name, { config, pipeline, reporter });
+    pipeline.start();
+    reporter.start();
+  }
+
+  private async stopPipeline(name: string, running: Running, writeFinalStatus = false): Promise<void> {
+    this.running.delete(name);
+    await running.pipeline.stop();
+    await running.reporter.stop(writeFinalStatus);
+  }
+
+  private async forgetState(name: string): Promise<void> {
+    try {
+      await rm(path.join(this.ctx.stateDir, 'droptail', name), { recursive: true, force: true });
+    } catch (err) {
+      loggerFor('droptail-agent', name).warn('removing the state of a deleted DropTail failed', { error: errorMessage(err) });
+    }
+  }
+}
+
+function listsNode(obj: DropTail, nodeName: string): boolean {
+  return (obj.status?.nodes ?? []).some((n) => n.node === nodeName);
+}
+
+/** A controller whose stop also stops the pipelines it runs (the manager stops controllers on SIGTERM). */
+export class DropTailAgentController extends Controller {
+  constructor(private readonly pipelines: DropTailAgentReconciler) {
+    super({ name: 'agent-droptail', reconciler: pipelines });
+  }
+
+  override async stop(): Promise<void> {
+    await super.stop();
+    await this.pipelines.stopAll();
+  }
+}
