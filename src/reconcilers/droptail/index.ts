@@ -1,0 +1,52 @@
+// Wires the DropTail feature of the controller: the reconciler (status), the IP index over the
+// shared informers, reverse DNS, the drop pipeline and the intake route on the HTTPS API.
+import type { DropTail } from '../../apis/droptail.js';
+import { Controller, keyOf } from '../../controllers/controller.js';
+import type { Informer } from '../../controllers/informer.js';
+import { loggerFor } from '../../util/log.js';
+import type { ControllerContext } from '../context.js';
+import { DropEventWriter } from './events.js';
+import { DropIntake } from './intake.js';
+import { IpIndex } from './ipindex.js';
+import { DropPipeline } from './pipeline.js';
+import { DropTailReconciler } from './reconciler.js';
+import { ReverseDns } from './reversedns.js';
+import { DropStats } from './stats.js';
+
+export interface DropTailOptions {
+  /** Reverse DNS servers ("ip" or "ip:port"); the system resolvers when empty. */
+  dnsServers?: readonly string[];
+  /** reportingInstance of the Events: this replica. */
+  identity?: string;
+}
+
+export interface DropTailFeature {
+  controller: Controller;
+  pipeline: DropPipeline;
+  index: IpIndex;
+}
+
+export function registerDropTail(ctx: ControllerContext, dropTails: Informer<DropTail>, opts: DropTailOptions = {}): DropTailFeature {
+  const { kc, manager, nodes, pods, services } = ctx;
+  const index = new IpIndex().watch(pods, services, nodes);
+  const stats = new DropStats();
+  const events = new DropEventWriter(kc, opts.identity ? { instance: opts.identity } : {});
+  const dns = new ReverseDns({ servers: opts.dnsServers ?? [] });
+  const pipeline = new DropPipeline({ dropTails, nodes, index, dns, events, stats });
+  const reconciler = new DropTailReconciler(kc, dropTails, nodes, () => new Date(), stats, {
+    deleted: (name) => pipeline.forget(name),
+    metricsEnabled: (name, enabled) => {
+      if (!enabled) pipeline.forgetMetrics(name);
+    },
+  });
+  const controller = new Controller({ name: 'droptail', reconciler })
+    .watches(dropTails)
+    .watches(nodes, () => dropTails.list().map(keyOf));
+  stats.onFlushDue = (name) => controller.enqueue({ name });
+  manager.addController(controller);
+  manager.addInformer(pods);
+  manager.addInformer(services);
+  if (ctx.api) new DropIntake({ reviewer: ctx.reviewer, dropTails, pipeline, isLeader: () => ctx.isLeader() }).register(ctx.api);
+  else loggerFor('droptail').warn('no HTTPS API (no serving certificate): drop batches from agents cannot be received');
+  return { controller, pipeline, index };
+}

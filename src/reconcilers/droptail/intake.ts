@@ -1,0 +1,98 @@
+// POST /droptail/:name/drops on the controller's HTTPS API: where agents deliver drop batches.
+// Checks in this order, each with its own answer:
+//   400 malformed DropTail name
+//   401 no or bad bearer token (TokenReview) / 403 no `create droptails/drops` (SubjectAccessReview)
+//   503 + Retry-After: this replica is not the leader, or its caches are not synced yet
+//   404 no such DropTail
+//   413 body over MAX_BATCH_BYTES
+//   400 not a valid DropBatch (the reason names the JSON path; nothing of it is used)
+//   503 + Retry-After: the pipeline is full (the batch is refused whole, the agent keeps it)
+//   202 {accepted}: queued; Events follow asynchronously, never waiting on DNS in the request.
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { DropTail } from '../../apis/droptail.js';
+import { DROPS_PATH, type DropBatch, type DropBatchAccepted } from '../../apis/drops.js';
+import type { AccessReviewer } from '../../controllers/auth.js';
+import { HttpError, checkObjectName, readBody, sendJson, type HttpsApiServer } from '../../controllers/https.js';
+import type { Informer } from '../../controllers/informer.js';
+import { loggerFor } from '../../util/log.js';
+import { BatchError, MAX_BATCH_BYTES, parseDropBatch } from './batch.js';
+import { agentShedDrops, batchSequenceGaps, dropBatches } from './metrics.js';
+import type { DropPipeline } from './pipeline.js';
+
+export interface IntakeDeps {
+  reviewer: AccessReviewer;
+  dropTails: Informer<DropTail>;
+  pipeline: DropPipeline;
+  isLeader(): boolean;
+}
+
+/** Seconds an agent waits before re-sending after a 503. */
+const RETRY_AFTER_SECONDS = 2;
+
+export class DropIntake {
+  /** Last sequence number per node, to notice batches an agent had to shed. */
+  private readonly lastSequence = new Map<string, number>();
+  private readonly log = loggerFor('droptail/intake');
+
+  constructor(private readonly deps: IntakeDeps) {}
+
+  register(api: HttpsApiServer): void {
+    api.route('POST', DROPS_PATH, (req, res, params) => this.handle(req, res, params.name ?? ''));
+  }
+
+  async handle(req: IncomingMessage, res: ServerResponse, name: string): Promise<void> {
+    try {
+      const accepted = await this.accept(req, res, name);
+      dropBatches.inc({ code: '202' });
+      sendJson(res, 202, accepted);
+    } catch (err) {
+      const code = (err as { status?: number }).status ?? 500;
+      dropBatches.inc({ code: String(code) });
+      throw err;
+    }
+  }
+
+  private async accept(req: IncomingMessage, res: ServerResponse, name: string): Promise<DropBatchAccepted> {
+    checkObjectName('name', name);
+    await this.deps.reviewer.check(req, { verb: 'create', group: 'netwarden.io', resource: 'droptails', subresource: 'drops', name });
+    if (!this.deps.isLeader() || !this.deps.dropTails.hasSynced()) {
+      res.setHeader('Retry-After', String(RETRY_AFTER_SECONDS));
+      throw new HttpError(503, 'this controller replica is not the leader (or is still starting); retry');
+    }
+    if (!this.deps.dropTails.get(name)) throw new HttpError(404, `droptail ${name} not found`);
+    const declared = Number(req.headers['content-length'] ?? 0);
+    if (declared > MAX_BATCH_BYTES) throw new HttpError(413, `request body of ${declared} bytes is over ${MAX_BATCH_BYTES} bytes; send smaller batches`);
+    const batch = this.parse(await readBody(req, MAX_BATCH_BYTES));
+    if (!this.deps.pipeline.hasRoomFor(batch.drops.length)) {
+      res.setHeader('Retry-After', String(RETRY_AFTER_SECONDS));
+      throw new HttpError(503, `drop pipeline full (${this.deps.pipeline.pending} drops pending); retry`);
+    }
+    this.noteSequence(batch);
+    this.deps.pipeline.submit(name, batch);
+    return { accepted: batch.drops.length };
+  }
+
+  private parse(body: Buffer): DropBatch {
+    try {
+      return parseDropBatch(body);
+    } catch (err) {
+      if (err instanceof BatchError) throw new HttpError(400, `invalid drop batch: ${err.message}`);
+      throw err;
+    }
+  }
+
+  /** Gaps in an agent's sequence and drops it reports shed are logged and counted, not refused. */
+  private noteSequence(batch: DropBatch): void {
+    const last = this.lastSequence.get(batch.node);
+    if (last !== undefined && batch.sequence > last + 1) {
+      batchSequenceGaps.inc({ node: batch.node }, batch.sequence - last - 1);
+      this.log.warn('batches missing from agent', { node: batch.node, after: last, got: batch.sequence });
+    }
+    // A lower number means a restarted agent process: its numbering starts again.
+    this.lastSequence.set(batch.node, batch.sequence);
+    if (batch.shedSinceLastBatch > 0) {
+      agentShedDrops.inc({ node: batch.node }, batch.shedSinceLastBatch);
+      this.log.warn('agent shed drops', { node: batch.node, shed: batch.shedSinceLastBatch });
+    }
+  }
+}

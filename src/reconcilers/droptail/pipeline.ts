@@ -1,0 +1,297 @@
+// From an accepted batch to Events, metrics and status, off the request path: the intake only
+// queues the batch's drops (bounded, so a flood is refused with 503 rather than eating memory) and
+// a fixed number of workers take them one by one:
+//   expired? (lastSeen older than spec.expiration) -> ignored
+//   seen before? (node, source, dropKey, firstSeen within expiration: a re-sent batch) -> ignored
+//   resolve both ends (IP index; reverse DNS racing a short deadline, see reversedns.ts)
+//   count it (metrics, status totals and recent drops)
+//   Event on each Pod involved (events.ts)
+import { createHash } from 'node:crypto';
+import type { V1Node } from '@kubernetes/client-node';
+import type { DropEndpoint, DropRecord, DropTail } from '../../apis/droptail.js';
+import type { AggregatedDrop, DropBatch } from '../../apis/drops.js';
+import type { Informer } from '../../controllers/informer.js';
+import { dropKey, type PacketDrop } from '../../nodeagent/drops/types.js';
+import { errorMessage, loggerFor } from '../../util/log.js';
+import type { DropEventWriter, Direction } from './events.js';
+import type { IpIndex, ResolvedEndpoint } from './ipindex.js';
+import { batchDrops, dropToEventSeconds, packetDrops, pipelinePending } from './metrics.js';
+import type { ReverseDns } from './reversedns.js';
+import { settingsOf, type DropTailSettings } from './settings.js';
+import type { DropStats } from './stats.js';
+
+export interface PipelineDeps {
+  dropTails: Informer<DropTail>;
+  nodes: Informer<V1Node>;
+  index: IpIndex;
+  dns: ReverseDns;
+  events: DropEventWriter;
+  stats: DropStats;
+  now?: () => number;
+}
+
+export interface PipelineOptions {
+  /** Accepted drops waiting for their Events; a batch that does not fit is refused whole. */
+  maxPending?: number;
+  workers?: number;
+  /** How long a drop waits for a reverse DNS answer before it goes on with the bare IP. */
+  dnsDeadlineMs?: number;
+  maxRememberedDrops?: number;
+}
+
+interface WorkItem {
+  dropTail: string;
+  node: string;
+  entry: AggregatedDrop;
+  receivedAt: number;
+}
+
+const KNOWN_PROTOCOLS = new Set(['TCP', 'UDP', 'UDPLITE', 'ICMP', 'ICMPv6', 'SCTP', 'AH', 'ESP', 'GRE', 'ARP']);
+
+export class DropPipeline {
+  private readonly queue: WorkItem[] = [];
+  private head = 0;
+  private running = 0;
+  private readonly maxPending: number;
+  private readonly workers: number;
+  private readonly dnsDeadlineMs: number;
+  private readonly maxRemembered: number;
+  private readonly now: () => number;
+  /** Dedupe id -> time after which a re-send would be expired anyway. */
+  private readonly seen = new Map<string, number>();
+  /** Per DropTail: the Event map is loaded from the cluster before its first drop is handled. */
+  private readonly rebuilt = new Map<string, Promise<void>>();
+  /** Metric label sets per DropTail, so turning metrics off (or deleting it) removes its series. */
+  private readonly seriesByDropTail = new Map<string, Map<string, Record<string, string>>>();
+  private readonly idleWaiters: Array<() => void> = [];
+  private readonly log = loggerFor('droptail/pipeline');
+
+  constructor(
+    private readonly deps: PipelineDeps,
+    opts: PipelineOptions = {},
+  ) {
+    this.maxPending = opts.maxPending ?? 100_000;
+    this.workers = opts.workers ?? 32;
+    this.dnsDeadlineMs = opts.dnsDeadlineMs ?? 250;
+    this.maxRemembered = opts.maxRememberedDrops ?? 200_000;
+    this.now = deps.now ?? Date.now;
+  }
+
+  get pending(): number {
+    return this.queue.length - this.head + this.running;
+  }
+
+  /** Whether `drops` more fit; the intake refuses a batch that does not fit, whole. */
+  hasRoomFor(drops: number): boolean {
+    return this.pending + drops <= this.maxPending;
+  }
+
+  submit(dropTail: string, batch: DropBatch): void {
+    const receivedAt = this.now();
+    for (const entry of batch.drops) this.queue.push({ dropTail, node: batch.node, entry, receivedAt });
+    pipelinePending.set(this.pending);
+    this.pump();
+  }
+
+  /** Resolves once every submitted drop is handled (for tests and benchmarks). */
+  idle(): Promise<void> {
+    if (this.pending === 0) return Promise.resolve();
+    return new Promise((resolve) => this.idleWaiters.push(resolve));
+  }
+
+  /** A DropTail was deleted, or its metrics were turned off: its series go. */
+  forgetMetrics(dropTail: string): void {
+    for (const labels of this.seriesByDropTail.get(dropTail)?.values() ?? []) packetDrops.remove(labels);
+    this.seriesByDropTail.delete(dropTail);
+  }
+
+  forget(dropTail: string): void {
+    this.forgetMetrics(dropTail);
+    this.rebuilt.delete(dropTail);
+    this.deps.events.forget(dropTail);
+    this.deps.stats.forget(dropTail);
+  }
+
+  private pump(): void {
+    while (this.running < this.workers && this.head < this.queue.length) {
+      const item = this.queue[this.head++]!;
+      if (this.head > 1024 && this.head * 2 > this.queue.length) {
+        this.queue.splice(0, this.head);
+        this.head = 0;
+      }
+      this.running++;
+      void this.handle(item)
+        .catch((err: unknown) => this.log.error('drop handling failed', { droptail: item.dropTail, node: item.node, error: errorMessage(err) }))
+        .finally(() => {
+          this.running--;
+          pipelinePending.set(this.pending);
+          this.pump();
+          if (this.pending === 0) this.idleWaiters.splice(0).forEach((w) => w());
+        });
+    }
+  }
+
+  private async handle(item: WorkItem): Promise<void> {
+    const dropTail = this.deps.dropTails.get(item.dropTail);
+    if (!dropTail) {
+      batchDrops.inc({ result: 'unknown_droptail' });
+      return;
+    }
+    const settings = settingsOf(dropTail);
+    await this.ensureRebuilt(item.dropTail, settings.expirationMs);
+    const { entry } = item;
+    const lastSeenMs = Date.parse(entry.lastSeen);
+    if (this.now() - lastSeenMs > settings.expirationMs) {
+      batchDrops.inc({ result: 'expired' });
+      return;
+    }
+    const id = dropId(item.dropTail, item.node, entry);
+    if (!this.firstSighting(id, lastSeenMs + settings.expirationMs)) {
+      batchDrops.inc({ result: 'duplicate' });
+      return;
+    }
+    batchDrops.inc({ result: 'processed' });
+    const [srcEnd, dstEnd] = await Promise.all([this.resolve(entry.drop.src, settings), this.resolve(entry.drop.dst, settings)]);
+    const src = srcEnd.endpoint;
+    const dst = dstEnd.endpoint;
+    const record = dropRecord(item.node, entry, src, dst);
+    if (settings.metrics) this.count(item.dropTail, item.node, entry, src, dst);
+    this.deps.stats.record(dropTail, record, settings.recentDropsLimit);
+    await this.emitEvents(item, dropTail, settings, srcEnd, dstEnd, id);
+    dropToEventSeconds.observe((this.now() - item.receivedAt) / 1000);
+  }
+
+  private ensureRebuilt(dropTail: string, expirationMs: number): Promise<void> {
+    let done = this.rebuilt.get(dropTail);
+    if (!done) {
+      done = this.deps.events.rebuild(dropTail).then(
+        (ids) => {
+          for (const { id, lastSeenMs } of ids) this.seen.set(id, lastSeenMs + expirationMs);
+        },
+        (err: unknown) => {
+          // Without the map, repeats may start new Events; still better than dropping the drops.
+          this.log.warn('could not list existing Events; repeats may start new ones', { droptail: dropTail, error: errorMessage(err) });
+        },
+      );
+      this.rebuilt.set(dropTail, done);
+    }
+    return done;
+  }
+
+  /** true the first time an id is seen within its window. */
+  private firstSighting(id: string, until: number): boolean {
+    const now = this.now();
+    const known = this.seen.get(id);
+    if (known !== undefined && known >= now) return false;
+    if (this.seen.size >= this.maxRemembered) this.evictSeen(now);
+    this.seen.set(id, until);
+    return true;
+  }
+
+  private evictSeen(now: number): void {
+    for (const [id, until] of this.seen) if (until < now) this.seen.delete(id);
+    // Still full: forget the oldest insertions.
+    for (const id of this.seen.keys()) {
+      if (this.seen.size < this.maxRemembered * 0.9) break;
+      this.seen.delete(id);
+    }
+  }
+
+  private async resolve(ip: string, settings: DropTailSettings): Promise<ResolvedEndpoint> {
+    const known = this.deps.index.resolve(ip);
+    if (known) return known;
+    if (!settings.reverseDNS) return { endpoint: { ip, kind: 'Unknown' } };
+    const name = await this.deps.dns.resolve(ip, this.dnsDeadlineMs);
+    return { endpoint: name ? { ip, kind: 'External', name } : { ip, kind: 'Unknown' } };
+  }
+
+  private count(dropTail: string, node: string, entry: AggregatedDrop, src: DropEndpoint, dst: DropEndpoint): void {
+    const labels = {
+      droptail: dropTail,
+      // Only nodes the cluster knows: a caller cannot invent label values.
+      node: this.deps.nodes.get(node) ? node : 'unknown',
+      protocol: KNOWN_PROTOCOLS.has(entry.drop.protocol) ? entry.drop.protocol : 'other',
+      src_namespace: namespaceBucket(src),
+      dst_namespace: namespaceBucket(dst),
+    };
+    packetDrops.inc(labels, entry.count);
+    let series = this.seriesByDropTail.get(dropTail);
+    if (!series) this.seriesByDropTail.set(dropTail, (series = new Map()));
+    series.set(Object.values(labels).join('\0'), labels);
+  }
+
+  private async emitEvents(item: WorkItem, dropTail: DropTail, settings: DropTailSettings, src: ResolvedEndpoint, dst: ResolvedEndpoint, id: string): Promise<void> {
+    const writes: Array<Promise<void>> = [];
+    const service = serviceText(item.entry.drop);
+    const ends: Array<[ResolvedEndpoint, Direction, DropEndpoint]> = [[dst, 'receiving', src.endpoint], [src, 'sending', dst.endpoint]];
+    for (const [{ endpoint: self, uid }, direction, peer] of ends) {
+      if (self.kind !== 'Pod' || !self.namespace || !self.name) continue;
+      writes.push(
+        this.deps.events.record({
+          dropTail: dropTail.metadata.name ?? '',
+          eventReason: settings.eventReason,
+          reportingComponent: settings.reportingComponent,
+          repeatIntervalMs: settings.repeatIntervalMs,
+          pod: { namespace: self.namespace, name: self.name, ...(uid ? { uid } : {}) },
+          direction,
+          peer,
+          service,
+          node: item.node,
+          count: item.entry.count,
+          firstSeen: item.entry.firstSeen,
+          lastSeen: item.entry.lastSeen,
+          dropId: id,
+        }),
+      );
+    }
+    await Promise.all(writes);
+  }
+}
+
+/** Same DropTail, node, source, drop and first time: the same aggregated drop sent again. */
+export function dropId(dropTail: string, node: string, entry: AggregatedDrop): string {
+  const key = [dropTail, node, entry.source, dropKey(entry.drop), Date.parse(entry.firstSeen)].join('|');
+  return createHash('sha1').update(key).digest('base64url').slice(0, 16);
+}
+
+/** "UDP/53", "TCP/443", "ICMP type 3 code 1", "GRE". */
+export function serviceText(drop: PacketDrop): string {
+  if (drop.dstPort !== undefined) return `${drop.protocol}/${drop.dstPort}`;
+  if (drop.icmpType !== undefined) return `${drop.protocol} type ${drop.icmpType}${drop.icmpCode ? ` code ${drop.icmpCode}` : ''}`;
+  return drop.protocol;
+}
+
+/** The namespace label of one end: bounded by the cluster's namespaces plus three words. */
+export function namespaceBucket(endpoint: DropEndpoint): string {
+  switch (endpoint.kind) {
+    case 'Pod':
+      return endpoint.namespace ?? 'external';
+    case 'Service':
+      return `service:${endpoint.namespace ?? ''}`;
+    case 'Node':
+      return 'node';
+    default:
+      return 'external';
+  }
+}
+
+function direction(drop: PacketDrop): DropRecord['direction'] | undefined {
+  const inIf = drop.inInterface ?? '';
+  const outIf = drop.outInterface ?? '';
+  if (inIf && outIf) return 'forward';
+  if (inIf) return 'ingress';
+  if (outIf) return 'egress';
+  return undefined;
+}
+
+/** A status record without undefined fields (they would make every status comparison differ). */
+export function dropRecord(node: string, entry: AggregatedDrop, src: DropEndpoint, dst: DropEndpoint): DropRecord {
+  const { drop } = entry;
+  const record: DropRecord = { time: new Date(entry.lastSeen).toISOString(), node, protocol: drop.protocol.slice(0, 16), src, dst, count: entry.count };
+  if (drop.srcPort !== undefined) record.srcPort = drop.srcPort;
+  if (drop.dstPort !== undefined) record.dstPort = drop.dstPort;
+  const dir = direction(drop);
+  if (dir) record.direction = dir;
+  if (drop.prefix) record.prefix = drop.prefix.slice(0, 64);
+  return record;
+}
