@@ -6,10 +6,22 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Bench, BenchResult } from './types.js';
+import { benchAudit } from './audit.js';
+import { benchCapture } from './capture.js';
+import { benchCaptureDownload } from './capture-download.js';
+import { benchDropsAgent } from './drops-agent.js';
+import { benchDropsLatency } from './drops-latency.js';
+import { benchDropsNflog } from './drops-nflog.js';
 import { benchDropsParse } from './drops-parse.js';
 
 const BENCHES: Record<string, Bench> = {
   'drops-parse': () => benchDropsParse(),
+  'drops-nflog': () => benchDropsNflog(),
+  'drops-agent': () => benchDropsAgent(),
+  'drops-latency': () => benchDropsLatency(),
+  capture: () => benchCapture(),
+  'capture-download': () => benchCaptureDownload(),
+  audit: () => benchAudit(),
 };
 
 const here = path.dirname(fileURLToPath(import.meta.url));

@@ -1,5 +1,6 @@
 // `netwarden agent --node-name N`.
 import { buildAgent } from '../nodeagent/agent.js';
+import { DEFAULT_CEILINGS, type CaptureCeilings } from '../nodeagent/capture/index.js';
 import { loadKubeConfig } from '../util/kube.js';
 import { loggerFor } from '../util/log.js';
 
@@ -15,11 +16,19 @@ export interface AgentFlags {
   tlsKeyFile?: string;
   filesPort: number;
   bindAddress: string;
+  captureMaxBytesPerPod?: number;
+  captureMaxFiles?: number;
+  captureMinFreeDisk?: CaptureCeilings['minFreeDisk'];
 }
 
 export async function runAgent(flags: AgentFlags & { nodeName: string }): Promise<void> {
   const tls = flags.tlsCertFile && flags.tlsKeyFile ? { certFile: flags.tlsCertFile, keyFile: flags.tlsKeyFile, port: flags.filesPort, bindAddress: flags.bindAddress } : undefined;
-  const agent = buildAgent(loadKubeConfig(flags.kubeconfig), { ...flags, tls });
+  const captureCeilings: CaptureCeilings = {
+    maxBytesPerPod: flags.captureMaxBytesPerPod ?? DEFAULT_CEILINGS.maxBytesPerPod,
+    maxFiles: flags.captureMaxFiles ?? DEFAULT_CEILINGS.maxFiles,
+    minFreeDisk: flags.captureMinFreeDisk ?? DEFAULT_CEILINGS.minFreeDisk,
+  };
+  const agent = buildAgent(loadKubeConfig(flags.kubeconfig), { ...flags, tls, captureCeilings });
   loggerFor('agent').info('starting', { node: flags.nodeName, stateDir: flags.stateDir, controllerUrl: flags.controllerUrl, filesServer: tls ? `${tls.bindAddress}:${tls.port}` : 'off' });
   await agent.start();
 }

@@ -13,8 +13,9 @@ import { coreInformer, customResourceInformer, type Informer } from '../controll
 import { Manager } from '../controllers/manager.js';
 import type { ControllerContext } from '../reconcilers/context.js';
 import { AuditForwarderReconciler } from '../reconcilers/auditforwarder/reconciler.js';
-import { DropTailReconciler } from '../reconcilers/droptail/reconciler.js';
+import { registerDropTail, type DropTailOptions } from '../reconcilers/droptail/index.js';
 import { PacketCaptureReconciler } from '../reconcilers/packetcapture/reconciler.js';
+import { registerCaptureFileApi } from '../reconcilers/packetcapture/download.js';
 import { loadKubeConfig } from '../util/kube.js';
 import { loggerFor } from '../util/log.js';
 
@@ -32,6 +33,8 @@ export interface ControllerFlags {
   httpsAddress: string;
   caFile?: string;
   agentPort: number;
+  /** Reverse DNS servers for DropTail (repeatable --dns-server); the system resolvers when unset. */
+  dnsServer?: string[];
 }
 
 /** Resync replays the caches so that time-based state (schedules, ages) is looked at again. */
@@ -67,30 +70,27 @@ export async function runController(flags: ControllerFlags): Promise<void> {
     agentPort: flags.agentPort,
     isLeader: () => manager.isLeader(),
   };
-  registerReconcilers(ctx);
+  registerReconcilers(ctx, { dnsServers: flags.dnsServer ?? [], identity });
 
   loggerFor('controller').info('starting', { identity, leaderElection: flags.leaderElect, https: api ? `${flags.httpsAddress}:${flags.httpsPort}` : 'off' });
   await api?.start();
   await manager.start();
 }
 
-function registerReconcilers(ctx: ControllerContext): void {
+function registerReconcilers(ctx: ControllerContext, dropTailOptions: DropTailOptions = {}): void {
   const { kc, manager, nodes, pods } = ctx;
   const dropTails = customResourceInformer<DropTail>(kc, DropTailType, { resyncMs: RESYNC_MS });
   const captures = customResourceInformer<PacketCapture>(kc, PacketCaptureType, { resyncMs: RESYNC_MS });
   const forwarders = customResourceInformer<AuditForwarder>(kc, AuditForwarderType, { resyncMs: RESYNC_MS });
   manager.addInformer(ctx.services);
 
-  manager.addController(
-    new Controller({ name: 'droptail', reconciler: new DropTailReconciler(kc, dropTails, nodes) })
-      .watches(dropTails)
-      .watches(nodes, allOf(dropTails)),
-  );
+  registerDropTail(ctx, dropTails, dropTailOptions);
   manager.addController(
     new Controller({ name: 'packetcapture', reconciler: new PacketCaptureReconciler(kc, captures, pods), concurrency: 2 })
       .watches(captures)
       .watches(pods, (pod: V1Pod) => captures.list(pod.metadata?.namespace).map(keyOf)),
   );
+  registerCaptureFileApi(ctx, captures);
   manager.addController(
     new Controller({ name: 'auditforwarder', reconciler: new AuditForwarderReconciler(kc, forwarders, nodes) })
       .watches(forwarders)

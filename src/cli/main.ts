@@ -3,8 +3,10 @@
 import { Command, InvalidArgumentError } from 'commander';
 import { runValidate } from './validate.js';
 import { runDropsParse } from './drops.js';
+import { runPcapSummary } from '../pcap/summary.js';
 import { runController, type ControllerFlags } from './controller.js';
 import { runAgent, type AgentFlags } from './agent.js';
+import { parseByteSize, parseDiskThreshold } from '../nodeagent/capture/plan.js';
 
 function port(value: string): number {
   const n = Number(value);
@@ -14,6 +16,23 @@ function port(value: string): number {
 
 function collect(value: string, previous: string[]): string[] {
   return [...previous, value];
+}
+
+/** A commander argument parser from a parser that throws plain Errors. */
+function flagParser<T>(parse: (value: string) => T): (value: string) => T {
+  return (value) => {
+    try {
+      return parse(value);
+    } catch (err) {
+      throw new InvalidArgumentError(err instanceof Error ? err.message : String(err));
+    }
+  };
+}
+
+function positiveInteger(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError('not a positive integer');
+  return n;
 }
 
 export function buildCli(): Command {
@@ -35,6 +54,7 @@ export function buildCli(): Command {
     .option('--https-address <address>', 'address of the HTTPS API', '0.0.0.0')
     .option('--ca-file <path>', "CA bundle that signs the agents' serving certificates")
     .option('--agent-port <port>', "port of the agents' HTTPS API on each node's InternalIP", port, 9443)
+    .option('--dns-server <address>', 'reverse DNS server for DropTail, ip or ip:port (repeatable; default: the system resolvers)', collect, [])
     .action(async (opts: ControllerFlags) => {
       await runController(opts);
     });
@@ -53,6 +73,9 @@ export function buildCli(): Command {
     .option('--tls-key-file <path>', 'key of that certificate')
     .option('--files-port <port>', 'port of the agent HTTPS API', port, 9443)
     .option('--bind-address <address>', 'address of the agent HTTPS API', '0.0.0.0')
+    .option('--capture-max-bytes-per-pod <size>', 'PacketCapture ceiling: pcap bytes per pod (e.g. 1Gi)', flagParser(parseByteSize))
+    .option('--capture-max-files <n>', 'PacketCapture ceiling: pcap files kept per pod', positiveInteger)
+    .option('--capture-min-free-disk <size|percent>', 'PacketCapture: do not start, or stop, when free disk of the state directory would fall below this (e.g. 10% or 1Gi)', flagParser(parseDiskThreshold))
     .action(async (opts: AgentFlags) => {
       const nodeName = opts.nodeName;
       if (!nodeName) return program.error('--node-name or $NODE_NAME is required');
@@ -77,6 +100,15 @@ export function buildCli(): Command {
       // Skipped lines are part of the output (with their reason), not a failure of the command.
       const { parsed, skipped } = await runDropsParse({ prefixes: opts.prefix, input: process.stdin, output: process.stdout, keepRaw: opts.keepRaw });
       process.stderr.write(`${parsed} drops parsed, ${skipped} lines skipped\n`);
+    });
+
+  const pcap = program.command('pcap').description('capture file tools');
+  pcap
+    .command('summary')
+    .description('one tcpdump-like line per packet of pcap/pcapng files (times in UTC; decodes IPv4 options such as Cilium DSR)')
+    .argument('<files...>', 'pcap or pcapng files')
+    .action(async (files: string[]) => {
+      process.exitCode = await runPcapSummary(files, process.stdout, process.stderr);
     });
 
   return program;

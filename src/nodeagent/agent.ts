@@ -2,16 +2,16 @@
 // it, and runs each feature's node-side work there. Features register themselves below.
 import path from 'node:path';
 import type { KubeConfig } from '@kubernetes/client-node';
-import { AuditForwarderType, DropTailType, type ResourceType } from '../apis/meta.js';
-import type { AuditForwarder } from '../apis/auditforwarder.js';
+import { DropTailType } from '../apis/meta.js';
 import type { DropTail } from '../apis/droptail.js';
 import { AccessReviewer } from '../controllers/auth.js';
-import { Controller, keyOf } from '../controllers/controller.js';
 import { HttpsApiServer } from '../controllers/https.js';
-import { coreInformer, customResourceInformer, type Informer } from '../controllers/informer.js';
+import { coreInformer, customResourceInformer } from '../controllers/informer.js';
 import { Manager } from '../controllers/manager.js';
 import type { AgentContext } from './context.js';
-import { NodeParticipationReconciler } from './participation.js';
+import { registerDropTailAgent } from './droptail/index.js';
+import { DEFAULT_CEILINGS, registerCapture, type CaptureCeilings } from './capture/index.js';
+import { registerAuditForwarder } from './audit/index.js';
 
 export interface AgentOptions {
   nodeName: string;
@@ -22,6 +22,8 @@ export interface AgentOptions {
   caFile?: string | undefined;
   /** The agent's HTTPS API (capture files); off without a certificate. */
   tls?: { certFile: string; keyFile: string; port: number; bindAddress: string } | undefined;
+  /** Cluster-wide PacketCapture limits a resource cannot exceed. */
+  captureCeilings?: CaptureCeilings | undefined;
 }
 
 const RESYNC_MS = 5 * 60_000;
@@ -49,7 +51,9 @@ export function buildAgent(kc: KubeConfig, opts: AgentOptions): Agent {
     reviewer: new AccessReviewer(kc),
   };
 
-  registerParticipation(context);
+  registerDropTailAgent(context, customResourceInformer<DropTail>(kc, DropTailType, { resyncMs: RESYNC_MS }));
+  registerCapture(context, opts.captureCeilings ?? DEFAULT_CEILINGS, RESYNC_MS);
+  const audit = registerAuditForwarder(context);
 
   return {
     context,
@@ -58,23 +62,9 @@ export function buildAgent(kc: KubeConfig, opts: AgentOptions): Agent {
       await manager.start();
     },
     async stop() {
+      await audit.close(); // stop reading and sending; checkpoints stay where the sink acknowledged
       await manager.stop();
       await api?.stop();
     },
   };
-}
-
-/** DropTail and AuditForwarder entries for this node until their features write richer ones. */
-function registerParticipation(ctx: AgentContext): void {
-  participate(ctx, 'droptail', DropTailType, customResourceInformer<DropTail>(ctx.kc, DropTailType, { resyncMs: RESYNC_MS }));
-  participate(ctx, 'auditforwarder', AuditForwarderType, customResourceInformer<AuditForwarder>(ctx.kc, AuditForwarderType, { resyncMs: RESYNC_MS }));
-}
-
-function participate<T extends DropTail | AuditForwarder>(ctx: AgentContext, name: string, type: ResourceType, objects: Informer<T>): void {
-  const reconciler = new NodeParticipationReconciler<T>(ctx.kc, type, ctx.nodeName, objects, ctx.node);
-  ctx.manager.addController(
-    new Controller({ name: `agent-${name}`, reconciler })
-      .watches(objects)
-      .watches(ctx.node, () => objects.list().map(keyOf)),
-  );
 }

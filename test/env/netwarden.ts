@@ -69,7 +69,8 @@ export async function startNetwarden(cp: ControlPlane, name: string, args: strin
   const out = createWriteStream(logFile, { flags: 'a' });
   const child = spawn(process.execPath, ['--import', 'tsx', path.join(REPO_ROOT, 'src/cli/main.ts'), ...args, `--metrics-port=${metricsPort}`, '--metrics-address=127.0.0.1'], {
     cwd: REPO_ROOT,
-    env: { ...process.env, ...env },
+    // Tests read the processes' info lines (status writes, leadership), whatever the test run logs.
+    env: { ...process.env, NETWARDEN_LOG_LEVEL: process.env.NETWARDEN_CHILD_LOG_LEVEL ?? 'info', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   trackChild(child);

@@ -2,7 +2,7 @@
 // per-node progress into the printer columns (NODES, SHIPPED, LAG, READY).
 import type { KubeConfig, V1Node } from '@kubernetes/client-node';
 import { AuditForwarderType } from '../../apis/meta.js';
-import type { AuditForwarder } from '../../apis/auditforwarder.js';
+import type { AuditForwarder, AuditNodeStatus } from '../../apis/auditforwarder.js';
 import type { Informer } from '../../controllers/informer.js';
 import type { ObjectKey, Reconciler } from '../../controllers/controller.js';
 import { applyControllerStatus, nodeMatches, readyConditions, schemaRejection, type Rejection } from '../common.js';
@@ -18,26 +18,38 @@ export class AuditForwarderReconciler implements Reconciler {
   async reconcile(key: ObjectKey): Promise<void> {
     const forwarder = this.forwarders.get(key.name);
     if (!forwarder) return;
-    const selected = this.nodes.list().filter((n) => nodeMatches(forwarder.spec.nodeSelector, n)).length;
+    const selected = this.nodes.list().filter((n) => nodeMatches(forwarder.spec.nodeSelector, n)).map((n) => n.metadata?.name ?? '');
     await applyControllerStatus(this.kc, AuditForwarderType, forwarder, desiredStatus(forwarder, selected, this.now()));
   }
 }
 
-export function desiredStatus(forwarder: AuditForwarder, selectedNodes: number, now: Date): Record<string, unknown> {
+export function desiredStatus(forwarder: AuditForwarder, selectedNodes: readonly string[], now: Date): Record<string, unknown> {
   const reports = forwarder.status?.nodes ?? [];
   const generation = forwarder.metadata.generation ?? 0;
-  const rejection = schemaRejection(forwarder) ?? sinkRejection(forwarder);
+  const rejection = schemaRejection(forwarder) ?? sinkRejection(forwarder) ?? agentsFailing(reports, selectedNodes);
   return {
     observedGeneration: generation,
     conditions: readyConditions(forwarder.status?.conditions, generation, {
       rejection,
       reason: 'Accepted',
-      message: `selects ${selectedNodes} node(s); ${reports.length} agent(s) reporting`,
+      message: `selects ${selectedNodes.length} node(s); ${reports.length} agent(s) reporting`,
     }, now),
     nodeCount: reports.length,
     shippedBytes: reports.reduce((sum, r) => sum + (r.shippedBytes ?? 0), 0),
     lagBytes: reports.reduce((sum, r) => sum + (r.lagBytes ?? 0), 0),
   };
+}
+
+/**
+ * Not ready when every selected node's agent reports an error (the sink is down or misconfigured
+ * everywhere); one healthy node keeps it Ready, its peers' errors stay visible in status.nodes.
+ */
+function agentsFailing(reports: readonly AuditNodeStatus[], selectedNodes: readonly string[]): Rejection | undefined {
+  const selected = new Set(selectedNodes);
+  const relevant = reports.filter((r) => selected.has(r.node));
+  if (relevant.length === 0 || relevant.length < selected.size || !relevant.every((r) => r.lastError)) return undefined;
+  const errors = relevant.map((r) => `${r.node}: ${r.lastError}`);
+  return { reason: 'SinkFailing', message: errors.join('; ').slice(0, 1024) };
 }
 
 /** URLs must parse and speak HTTP(S): the schema only says "a string". */

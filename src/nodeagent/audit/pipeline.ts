@@ -1,0 +1,362 @@
+// One AuditForwarder on one node: follow the audit log, filter, batch, deliver, checkpoint.
+//
+//   LineFollower ──► parse / quarantine / filter ──► BatchEncoder ──► Sink ──► checkpoint
+//
+// Delivery is at least once. The checkpoint (file identity + offset, shipped counters, batch
+// sequence) is written atomically only after the sink acknowledged a batch. While a batch is in
+// flight or being retried nothing more is read from the log (back-pressure): memory holds one
+// batch, and a sink outage only makes the lag grow. After a crash the unacknowledged batch is
+// read again from the log, so the receiver may see duplicates (each event has auditID + stage).
+//
+// A batch is sealed when it reaches maxBytes (uncompressed body), maxEvents, or maxWait after
+// its first event was read. A single event larger than maxBytes travels alone in its own batch:
+// events are never split or dropped.
+import { stat } from 'node:fs/promises';
+import path from 'node:path';
+import type { AuditNodeStatus } from '../../apis/auditforwarder.js';
+import { errorMessage, loggerFor, type Logger } from '../../util/log.js';
+import {
+  CheckpointStore,
+  checkpointOf,
+  contentMatchesPath,
+  identityOfPath,
+  isTailCheckpoint,
+  LineFollower,
+  listRotated,
+  type TailCheckpoint,
+  type TailEvent,
+  type TailRecord,
+  type TailStart,
+} from '../tail/index.js';
+import { retryDelayMs, sleep } from './backoff.js';
+import { BatchEncoder, type EncodedBatch } from './encoder.js';
+import { parseAuditLine, quarantineEvent, quarantineObject, type QuarantinedLine } from './event.js';
+import { compileFilter, type AuditFilter } from './filter.js';
+import * as m from './metrics.js';
+import type { AuditSettings } from './settings.js';
+import { SinkError, type Sink } from './sinks/index.js';
+import type { BatchInfo } from './sinks/types.js';
+
+/** Longest line kept whole; longer lines are quarantined with their first bytes. */
+export const DEFAULT_MAX_LINE_BYTES = 16 * 1024 * 1024;
+
+/** What survives a restart (stored with CheckpointStore as <stateDir>/checkpoint.json). */
+export interface ForwarderState {
+  tail: TailCheckpoint | null;
+  /** Path the checkpointed file was read under, for the status. */
+  file: string;
+  shippedBytes: number;
+  shippedEvents: number;
+  seq: number;
+  lastOffloadTime?: string;
+}
+
+function isForwarderState(v: unknown): v is ForwarderState {
+  if (typeof v !== 'object' || v === null) return false;
+  const o = v as Record<string, unknown>;
+  const count = (x: unknown): boolean => typeof x === 'number' && Number.isSafeInteger(x) && x >= 0;
+  return (o.tail === null || isTailCheckpoint(o.tail)) && typeof o.file === 'string' && count(o.shippedBytes) && count(o.shippedEvents) && count(o.seq);
+}
+
+export interface PipelineOptions {
+  forwarder: string;
+  nodeName: string;
+  settings: AuditSettings;
+  /** This forwarder's own state directory (checkpoint). */
+  stateDir: string;
+  /** Builds the sink; retried with backoff while it fails (e.g. a missing Secret). */
+  buildSink: () => Promise<Sink>;
+  maxLineBytes?: number;
+  pollIntervalMs?: number;
+}
+
+/** The per-node status entry without the node name. */
+export type PipelineStatus = Omit<AuditNodeStatus, 'node'>;
+
+interface Carry {
+  item: Buffer;
+  position: TailCheckpoint;
+  file: string;
+}
+
+export class AuditPipeline {
+  private readonly log: Logger;
+  private readonly filter: AuditFilter;
+  private readonly store: CheckpointStore<ForwarderState>;
+  private readonly abort = new AbortController();
+  private readonly maxLineBytes: number;
+  private state: ForwarderState = { tail: null, file: '', shippedBytes: 0, shippedEvents: 0, seq: 0 };
+  private follower: LineFollower | null = null;
+  private sink: Sink | null = null;
+  private pendingNext: Promise<TailRecord | null> | null = null;
+  private carry: Carry | null = null;
+  private buffered = 0;
+  private lastError: string | undefined;
+  private stopped = false;
+  private running: Promise<void> | null = null;
+
+  constructor(private readonly opts: PipelineOptions) {
+    this.log = loggerFor('audit-forwarder', opts.forwarder);
+    this.filter = compileFilter(opts.settings.rules);
+    this.store = new CheckpointStore<ForwarderState>(opts.stateDir, 'checkpoint', { validate: isForwarderState });
+    this.maxLineBytes = opts.maxLineBytes ?? DEFAULT_MAX_LINE_BYTES;
+  }
+
+  start(): void {
+    this.running ??= this.run().catch((err: unknown) => {
+      this.setError(`forwarder stopped: ${errorMessage(err)}`);
+      this.log.error('forwarder stopped', { error: errorMessage(err) });
+    });
+  }
+
+  /** Stops reading and delivering; an unacknowledged batch is left to be re-read next time. */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    this.abort.abort();
+    await this.follower?.close();
+    await this.running;
+    await this.sink?.close().catch(() => undefined);
+    m.auditBufferedBytes.set({ forwarder: this.opts.forwarder }, 0);
+  }
+
+  /** The status entry as of now; lag is measured against the files on disk. */
+  async status(): Promise<PipelineStatus> {
+    const lagBytes = await measureLag(this.opts.settings.sourcePath, this.state.tail).catch(() => 0);
+    m.auditLagBytes.set({ forwarder: this.opts.forwarder }, lagBytes);
+    const s: PipelineStatus = {
+      shippedBytes: this.state.shippedBytes,
+      shippedEvents: this.state.shippedEvents,
+      lagBytes,
+      bufferedBytes: this.buffered,
+    };
+    if (this.state.file) s.file = this.state.file;
+    if (this.state.tail) s.offset = this.state.tail.offset;
+    if (this.state.lastOffloadTime) s.lastOffloadTime = this.state.lastOffloadTime;
+    if (this.lastError) s.lastError = this.lastError.slice(0, 1024);
+    return s;
+  }
+
+  // --- main loop -------------------------------------------------------------------------------
+
+  private async run(): Promise<void> {
+    if (!(await this.setUp())) return;
+    while (!this.stopped) {
+      const { encoder, position, file } = await this.fillBatch();
+      if (this.stopped) {
+        encoder.discard();
+        return;
+      }
+      if (encoder.events === 0) {
+        // Only filtered lines since the last batch: remember how far we got.
+        encoder.discard();
+        if (position) await this.saveCheckpoint({ ...this.state, tail: position, file });
+        continue;
+      }
+      const info: BatchInfo = { forwarder: this.opts.forwarder, clusterID: this.opts.settings.clusterID, node: this.opts.nodeName, seq: this.state.seq + 1, sealedAt: new Date() };
+      const batch = await encoder.finish();
+      if (!(await this.deliver(batch, info))) return;
+      this.acknowledged(batch, info, position!, file);
+      await this.saveCheckpoint(this.state);
+    }
+  }
+
+  /** Loads the checkpoint, builds the sink and opens the log; retried until it works or stop(). */
+  private async setUp(): Promise<boolean> {
+    const loaded = await this.store.load();
+    if (loaded.error) this.setError(`checkpoint unusable, starting over: ${loaded.error}`);
+    if (loaded.checkpoint) this.state = loaded.checkpoint;
+    for (let attempt = 0; !this.stopped; attempt++) {
+      try {
+        this.sink = await this.opts.buildSink();
+        break;
+      } catch (err) {
+        this.setError(errorMessage(err));
+        this.log.warn('cannot set up the sink', { error: errorMessage(err) });
+        await sleep(retryDelayMs(attempt), this.abort.signal);
+      }
+    }
+    if (this.stopped) return false;
+    const start = await this.startPosition();
+    this.follower = new LineFollower(this.opts.settings.sourcePath, {
+      start,
+      maxLineBytes: this.maxLineBytes,
+      ...(this.opts.pollIntervalMs ? { pollIntervalMs: this.opts.pollIntervalMs } : {}),
+      onEvent: (ev) => this.onTailEvent(ev),
+      logKey: `${this.opts.forwarder}:${this.opts.settings.sourcePath}`,
+    });
+    const started = await this.follower.start();
+    this.log.info('following the audit log', { path: this.opts.settings.sourcePath, mode: started.mode, file: started.path, possibleDataLoss: started.possibleDataLoss });
+    return true;
+  }
+
+  /** The checkpoint; without one, the oldest rotated file on disk (ship what is there). */
+  private async startPosition(): Promise<TailStart> {
+    if (this.state.tail) return { checkpoint: this.state.tail };
+    const rotated = await listRotated(this.opts.settings.sourcePath);
+    const oldest = rotated[0];
+    if (!oldest) return 'beginning';
+    return { checkpoint: { identity: await identityOfPath(oldest.path), offset: 0 } };
+  }
+
+  private async fillBatch(): Promise<{ encoder: BatchEncoder; position: TailCheckpoint | null; file: string }> {
+    const { maxBytes, maxEvents, maxWaitMs } = this.opts.settings;
+    const encoder = new BatchEncoder(this.sink!.format, this.sink!.gzip);
+    let position: TailCheckpoint | null = null;
+    let file = this.state.file;
+    let firstReadAt: number | null = null;
+    let openedAt = Date.now();
+    if (this.carry) {
+      await encoder.add(this.carry.item);
+      ({ position, file } = this.carry);
+      firstReadAt = Date.now();
+      this.carry = null;
+    }
+    for (;;) {
+      this.setBuffered(encoder.payloadBytes);
+      if (firstReadAt !== null && (encoder.events >= maxEvents || encoder.payloadBytes >= maxBytes)) break;
+      // Even a batch of only filtered lines ends after maxWait, so their progress is checkpointed.
+      const wait = (firstReadAt ?? openedAt) + maxWaitMs - Date.now();
+      if (wait <= 0) {
+        if (firstReadAt !== null || position !== null) break;
+        openedAt = Date.now();
+        continue;
+      }
+      const rec = await this.nextRecord(wait);
+      if (rec === null) break; // stopped
+      if (rec === 'timeout') continue;
+      const item = this.toItem(rec);
+      if (item && encoder.events > 0 && encoder.sizeWith(item) > maxBytes) {
+        this.carry = { item, position: checkpointOf(rec), file: rec.path };
+        break;
+      }
+      position = checkpointOf(rec);
+      file = rec.path;
+      if (!item) continue;
+      await encoder.add(item);
+      firstReadAt ??= Date.now();
+    }
+    return { encoder, position, file };
+  }
+
+  /** The next line, or 'timeout' after timeoutMs (the pending read is kept for the next call). */
+  private async nextRecord(timeoutMs: number): Promise<TailRecord | null | 'timeout'> {
+    this.pendingNext ??= this.follower!.next();
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<'timeout'>((resolve) => (timer = setTimeout(() => resolve('timeout'), timeoutMs)));
+    const r = await Promise.race([this.pendingNext, timeout]);
+    clearTimeout(timer);
+    if (r !== 'timeout') this.pendingNext = null;
+    return r;
+  }
+
+  /** The bytes to batch for one line: the event itself, a quarantine item, or null (filtered/blank). */
+  private toItem(rec: TailRecord): Buffer | null {
+    const forwarder = this.opts.forwarder;
+    m.auditReadBytes.inc({ forwarder }, rec.length + (rec.incomplete ? 0 : 1));
+    m.auditReadEvents.inc({ forwarder });
+    if (rec.length === 0 || (!rec.oversize && rec.line.every((b) => b === 0x20 || b === 0x09 || b === 0x0d))) return null;
+    let reason: string;
+    if (rec.oversize) {
+      reason = `line of ${rec.length} bytes is longer than the ${this.maxLineBytes}-byte line limit`;
+    } else {
+      const parsed = parseAuditLine(rec.line);
+      if (parsed.ok) {
+        if (this.filter(parsed.fields)) return rec.line;
+        m.auditFilteredEvents.inc({ forwarder });
+        return null;
+      }
+      reason = rec.incomplete ? `incomplete last line (no newline before the file was rotated): ${parsed.reason}` : parsed.reason;
+    }
+    const q: QuarantinedLine = { file: rec.path, offset: rec.offset, length: rec.length, reason, line: rec.line, truncated: rec.oversize };
+    m.auditMalformedLines.inc({ forwarder, reason: rec.oversize ? 'oversize' : rec.incomplete ? 'incomplete' : 'malformed' });
+    this.log.warn('malformed audit log line forwarded in quarantine form', { file: rec.path, offset: rec.offset, length: rec.length, reason });
+    return this.sink!.format === 'eventList' ? quarantineEvent(q, new Date()) : quarantineObject(q);
+  }
+
+  /** Sends until the sink acknowledges; false when stopped first. */
+  private async deliver(batch: EncodedBatch, info: BatchInfo): Promise<boolean> {
+    const forwarder = this.opts.forwarder;
+    for (let attempt = 0; !this.stopped; attempt++) {
+      try {
+        await this.sink!.send(batch, info, this.abort.signal);
+        m.auditBatches.inc({ forwarder, result: 'success' });
+        return true;
+      } catch (err) {
+        if (this.stopped) return false;
+        m.auditBatches.inc({ forwarder, result: 'error' });
+        m.auditRetries.inc({ forwarder });
+        const retryAfter = err instanceof SinkError ? err.retryAfterMs : undefined;
+        const delay = retryDelayMs(attempt, retryAfter);
+        this.setError(errorMessage(err));
+        this.log.warn('batch not delivered; retrying', { error: errorMessage(err), seq: info.seq, events: batch.events, attempt: attempt + 1, retryInMs: delay, retryAfterMs: retryAfter });
+        await sleep(delay, this.abort.signal);
+      }
+    }
+    return false;
+  }
+
+  private acknowledged(batch: EncodedBatch, info: BatchInfo, position: TailCheckpoint, file: string): void {
+    const forwarder = this.opts.forwarder;
+    m.auditShippedBytes.inc({ forwarder }, batch.payloadBytes);
+    m.auditShippedEvents.inc({ forwarder }, batch.events);
+    this.state = {
+      tail: position,
+      file,
+      shippedBytes: this.state.shippedBytes + batch.payloadBytes,
+      shippedEvents: this.state.shippedEvents + batch.events,
+      seq: info.seq,
+      lastOffloadTime: new Date().toISOString().replace(/\.\d{3}Z$/, 'Z'),
+    };
+    this.lastError = undefined;
+    this.setBuffered(0);
+  }
+
+  private async saveCheckpoint(state: ForwarderState): Promise<void> {
+    this.state = state;
+    try {
+      await this.store.save(state);
+    } catch (err) {
+      // Delivered but not recorded: after a restart this batch is sent again (a duplicate).
+      this.setError(`cannot save checkpoint: ${errorMessage(err)}`);
+      this.log.error('cannot save checkpoint', { error: errorMessage(err), file: this.store.file });
+    }
+  }
+
+  private onTailEvent(ev: TailEvent): void {
+    if (ev.type === 'dataLoss') this.setError(`possible data loss: ${ev.reason}${ev.path ? ` (${ev.path})` : ''}`);
+    else if (ev.type === 'error') this.setError(`${ev.path}: ${ev.message}`);
+  }
+
+  private setError(message: string): void {
+    this.lastError = message;
+  }
+
+  private setBuffered(bytes: number): void {
+    if (bytes === this.buffered) return;
+    this.buffered = bytes;
+    m.auditBufferedBytes.set({ forwarder: this.opts.forwarder }, bytes);
+  }
+}
+
+/**
+ * Bytes in the log not shipped yet: the rest of the checkpointed file plus every newer rotated
+ * file and the live file. Gzipped rotations count their compressed size (an underestimate).
+ */
+export async function measureLag(sourcePath: string, tail: TailCheckpoint | null): Promise<number> {
+  const live = await stat(sourcePath, { bigint: true }).catch(() => null);
+  const liveSize = live ? Number(live.size) : 0;
+  if (tail && live && live.ino.toString() === tail.identity.inode) return Math.max(0, liveSize - tail.offset);
+  const rotated = await listRotated(sourcePath);
+  let idx = -1;
+  if (tail) {
+    idx = rotated.findIndex((f) => f.ino.toString() === tail.identity.inode || f.twin?.ino.toString() === tail.identity.inode);
+    for (let i = rotated.length - 1; i >= 0 && idx < 0; i--) if (await contentMatchesPath(tail.identity, rotated[i]!.path)) idx = i;
+  }
+  const own = idx >= 0 && !rotated[idx]!.compressed ? Math.max(0, rotated[idx]!.size - tail!.offset) : 0;
+  return own + rotated.slice(idx + 1).reduce((n, f) => n + f.size, 0) + liveSize;
+}
+
+/** This forwarder's state directory under the agent's. */
+export function forwarderStateDir(agentStateDir: string, forwarder: string): string {
+  return path.join(agentStateDir, 'audit', forwarder);
+}

@@ -1,0 +1,75 @@
+// Builds the sink an AuditForwarder names, reading its Secrets with the agent's own client.
+// Secret values are re-read at most once a minute, so a rotated token is picked up without a
+// restart and a busy forwarder does not GET the Secret for every batch.
+import { CoreV1Api, type KubeConfig } from '@kubernetes/client-node';
+import type { AuditSink } from '../../../apis/auditforwarder.js';
+import { FileSinkImpl } from './file.js';
+import type { Sink } from './types.js';
+import { WebhookSinkImpl, parseHeaderLines, type WebhookCredentials } from './webhook.js';
+
+export type { Sink } from './types.js';
+export { SinkError } from './types.js';
+
+const SECRET_TTL_MS = 60_000;
+
+interface SecretRef {
+  name: string;
+  namespace: string;
+}
+
+async function readSecretData(kc: KubeConfig, ref: SecretRef): Promise<Record<string, string>> {
+  let secret;
+  try {
+    secret = await kc.makeApiClient(CoreV1Api).readNamespacedSecret({ name: ref.name, namespace: ref.namespace });
+  } catch (err) {
+    const code = (err as { code?: number }).code;
+    throw new Error(`cannot read Secret ${ref.namespace}/${ref.name}${code ? ` (HTTP ${code})` : ''}`);
+  }
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(secret.data ?? {})) out[k] = Buffer.from(v, 'base64').toString('utf8');
+  for (const [k, v] of Object.entries(secret.stringData ?? {})) out[k] = v;
+  return out;
+}
+
+async function readSecretKey(kc: KubeConfig, ref: SecretRef & { key: string }): Promise<string> {
+  const data = await readSecretData(kc, ref);
+  const value = data[ref.key];
+  if (value === undefined) throw new Error(`Secret ${ref.namespace}/${ref.name} has no key ${ref.key}`);
+  return value;
+}
+
+/** Caches an async value for ttl; a failed load is not cached. */
+function cached<T>(load: () => Promise<T>, ttlMs = SECRET_TTL_MS): () => Promise<T> {
+  let value: { v: T; at: number } | null = null;
+  return async () => {
+    if (value && Date.now() - value.at < ttlMs) return value.v;
+    value = { v: await load(), at: Date.now() };
+    return value.v;
+  };
+}
+
+export async function buildSink(kc: KubeConfig, sink: AuditSink, stateDir: string): Promise<Sink> {
+  if (sink.webhook) {
+    const spec = sink.webhook;
+    const credentials = cached<WebhookCredentials>(async () => ({
+      headers: spec.headersSecretRef ? parseHeaderLines(await readSecretKey(kc, spec.headersSecretRef)) : {},
+      bearerToken: spec.bearerTokenSecretRef ? (await readSecretKey(kc, spec.bearerTokenSecretRef)).trim() : undefined,
+    }));
+    await credentials(); // a missing Secret shows up now, in the status, not at the first batch
+    return new WebhookSinkImpl(spec, credentials);
+  }
+  if (sink.s3) {
+    const ref = sink.s3.credentialsSecretRef;
+    let creds;
+    if (ref) {
+      const data = await readSecretData(kc, ref);
+      if (!data.accessKeyID || !data.secretAccessKey) throw new Error(`Secret ${ref.namespace}/${ref.name} needs keys accessKeyID and secretAccessKey`);
+      creds = { accessKeyId: data.accessKeyID, secretAccessKey: data.secretAccessKey };
+    }
+    // Loaded on demand: the AWS SDK costs tens of MB of memory that webhook and file sinks never need.
+    const { S3SinkImpl } = await import('./s3.js');
+    return new S3SinkImpl(sink.s3, creds);
+  }
+  if (sink.file) return new FileSinkImpl(sink.file, stateDir);
+  throw new Error('spec.sink names no sink (webhook, s3 or file)');
+}

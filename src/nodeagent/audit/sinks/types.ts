@@ -1,0 +1,43 @@
+// What every sink gets and how it reports failure. A sink acknowledges a batch by resolving
+// send(); only then is the checkpoint advanced (at-least-once delivery).
+import type { BatchFormat, EncodedBatch } from '../encoder.js';
+
+/** Where a batch came from and what it is, for headers, object keys and file names. */
+export interface BatchInfo {
+  forwarder: string;
+  clusterID: string;
+  node: string;
+  /** Per-forwarder sequence number of the batch (survives agent restarts via the checkpoint). */
+  seq: number;
+  /** When the batch was sealed; fixed for its re-sends, so an S3 retry overwrites the same key. */
+  sealedAt: Date;
+}
+
+export interface Sink {
+  /** The body format this sink wants and whether it is gzip-compressed while built. */
+  readonly format: BatchFormat;
+  readonly gzip: boolean;
+  /** Delivers one batch; throws SinkError (or any error) when the sink did not take it. */
+  send(batch: EncodedBatch, info: BatchInfo, signal: AbortSignal): Promise<void>;
+  close(): Promise<void>;
+}
+
+export class SinkError extends Error {
+  constructor(
+    message: string,
+    /** Server-requested delay (Retry-After), if any. */
+    readonly retryAfterMs?: number,
+  ) {
+    super(message);
+    this.name = 'SinkError';
+  }
+}
+
+/** Retry-After: delta-seconds or an HTTP date (RFC 9110 §10.2.3); undefined when absent or invalid. */
+export function parseRetryAfter(value: string | undefined, now = Date.now()): number | undefined {
+  if (value === undefined) return undefined;
+  const v = value.trim();
+  if (/^\d+$/.test(v)) return Number(v) * 1000;
+  const at = Date.parse(v);
+  return Number.isNaN(at) ? undefined : Math.max(0, at - now);
+}

@@ -1,0 +1,93 @@
+// Webhook sink: POSTs each batch to a URL, like the kube-apiserver's audit webhook backend (an
+// audit.k8s.io/v1 EventList as application/json) or as NDJSON. 2xx acknowledges the batch;
+// anything else is retried (honouring Retry-After), since a receiver that rejects a batch today
+// may take it after a fix, and dropping audit events is not an option.
+//
+// Every request carries X-Netwarden-Cluster-ID, X-Netwarden-Node and X-Netwarden-Batch
+// (<node>/<forwarder>/<seq>, the same on re-sends). The EventList body itself is left exactly in
+// the apiserver's schema.
+import { Readable } from 'node:stream';
+import { Agent, ProxyAgent, request, type Dispatcher } from 'undici';
+import type { WebhookSink } from '../../../apis/auditforwarder.js';
+import type { EncodedBatch } from '../encoder.js';
+import { SinkError, parseRetryAfter, type BatchInfo, type Sink } from './types.js';
+
+export interface WebhookCredentials {
+  /** Extra headers from the headers Secret. */
+  headers: Record<string, string>;
+  bearerToken?: string | undefined;
+}
+
+/** "Name: value" per line; blank lines and # comments are skipped. */
+export function parseHeaderLines(text: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [i, raw] of text.split(/\r?\n/).entries()) {
+    const line = raw.trim();
+    if (line === '' || line.startsWith('#')) continue;
+    const colon = line.indexOf(':');
+    const name = colon > 0 ? line.slice(0, colon).trim() : '';
+    if (!/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/.test(name)) throw new Error(`headers line ${i + 1}: expected "Name: value"`);
+    out[name] = line.slice(colon + 1).trim();
+  }
+  return out;
+}
+
+const REQUEST_TIMEOUT_MS = 60_000;
+
+export class WebhookSinkImpl implements Sink {
+  readonly format;
+  readonly gzip;
+  private readonly dispatcher: Dispatcher;
+
+  constructor(
+    private readonly spec: WebhookSink,
+    private readonly credentials: () => Promise<WebhookCredentials>,
+  ) {
+    this.format = spec.format ?? 'eventList';
+    this.gzip = spec.gzip ?? false;
+    const ca = spec.caBundle ? Buffer.from(spec.caBundle, 'base64').toString('utf8') : undefined;
+    const timeouts = { headersTimeout: REQUEST_TIMEOUT_MS, bodyTimeout: REQUEST_TIMEOUT_MS };
+    this.dispatcher = spec.proxyURL
+      ? new ProxyAgent({ uri: spec.proxyURL, ...(ca ? { requestTls: { ca } } : {}), ...timeouts })
+      : new Agent({ ...(ca ? { connect: { ca } } : {}), ...timeouts });
+  }
+
+  async send(batch: EncodedBatch, info: BatchInfo, signal: AbortSignal): Promise<void> {
+    const creds = await this.credentials();
+    const headers: Record<string, string> = {
+      ...creds.headers,
+      'content-type': batch.contentType,
+      'content-length': String(batch.bodyBytes),
+      'x-netwarden-cluster-id': info.clusterID,
+      'x-netwarden-node': info.node,
+      'x-netwarden-batch': `${info.node}/${info.forwarder}/${info.seq}`,
+    };
+    if (batch.contentEncoding) headers['content-encoding'] = batch.contentEncoding;
+    if (creds.bearerToken) headers.authorization = `Bearer ${creds.bearerToken}`;
+    // A fresh stream per attempt over the kept chunks: raw bodies are never concatenated.
+    let res: Dispatcher.ResponseData;
+    try {
+      res = await request(this.spec.url, { method: 'POST', headers, body: Readable.from(batch.chunks, { objectMode: false }), dispatcher: this.dispatcher, signal });
+    } catch (err) {
+      throw new SinkError(`POST ${this.spec.url}: ${describe(err)}`);
+    }
+    const text = await res.body.text().catch(() => '');
+    if (res.statusCode >= 200 && res.statusCode < 300) return;
+    const retryAfter = res.headers['retry-after'];
+    throw new SinkError(
+      `POST ${this.spec.url}: HTTP ${res.statusCode}${text ? `: ${text.slice(0, 200).trim()}` : ''}`,
+      parseRetryAfter(Array.isArray(retryAfter) ? retryAfter[0] : retryAfter),
+    );
+  }
+
+  async close(): Promise<void> {
+    await this.dispatcher.close();
+  }
+}
+
+function describe(err: unknown): string {
+  if (!(err instanceof Error)) return String(err);
+  const cause = (err as Error & { cause?: unknown }).cause;
+  const code = (err as NodeJS.ErrnoException).code ?? (cause as NodeJS.ErrnoException | undefined)?.code;
+  return code && !err.message.includes(code) ? `${err.message} (${code})` : err.message;
+}

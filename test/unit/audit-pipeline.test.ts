@@ -1,0 +1,255 @@
+// The node-side AuditForwarder pipeline against real files and a real HTTP receiver on loopback:
+// batching, quarantine, rotation, checkpoint/resume, Retry-After, the file sink's path rules.
+import { expect } from 'chai';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { appendFile, mkdtemp, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { gunzipSync } from 'node:zlib';
+import { AuditPipeline } from '../../src/nodeagent/audit/pipeline.js';
+import type { AuditSettings } from '../../src/nodeagent/audit/settings.js';
+import { buildSink } from '../../src/nodeagent/audit/sinks/index.js';
+import { resolveSinkDirectory } from '../../src/nodeagent/audit/sinks/file.js';
+import { compileFilter } from '../../src/nodeagent/audit/filter.js';
+import { parseAuditLine } from '../../src/nodeagent/audit/event.js';
+import { retryDelayMs } from '../../src/nodeagent/audit/backoff.js';
+import { parseRetryAfter } from '../../src/nodeagent/audit/sinks/types.js';
+import { registry } from '../../src/controllers/metrics.js';
+import { KubeConfig } from '@kubernetes/client-node';
+
+interface Received {
+  headers: http.IncomingHttpHeaders;
+  body: Buffer;
+  at: number;
+}
+
+/** A webhook receiver; `respond` decides each answer (default 200). */
+async function receiver(respond: (n: number) => { status: number; headers?: Record<string, string> } = () => ({ status: 200 })) {
+  const got: Received[] = [];
+  let n = 0;
+  const server = http.createServer((req, res) => {
+    const parts: Buffer[] = [];
+    req.on('data', (b: Buffer) => parts.push(b));
+    req.on('end', () => {
+      const r = respond(n++);
+      if (r.status === 200) {
+        const raw = Buffer.concat(parts);
+        got.push({ headers: req.headers, body: req.headers['content-encoding'] === 'gzip' ? gunzipSync(raw) : raw, at: Date.now() });
+      }
+      res.writeHead(r.status, r.headers).end();
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/ingest`;
+  return { got, url, attempts: () => n, close: () => new Promise<void>((resolve) => server.close(() => resolve())) };
+}
+
+let uid = 0;
+function event(verb: string, extra: Record<string, unknown> = {}): Record<string, unknown> {
+  uid++;
+  return {
+    kind: 'Event', apiVersion: 'audit.k8s.io/v1', level: 'Metadata', auditID: `00000000-0000-4000-8000-${String(uid).padStart(12, '0')}`,
+    stage: 'ResponseComplete', requestURI: `/api/v1/namespaces/default/configmaps/c${uid}`, verb,
+    user: { username: 'admin', groups: ['system:masters', 'system:authenticated'] },
+    sourceIPs: ['127.0.0.1'], objectRef: { resource: 'configmaps', namespace: 'default', name: `c${uid}`, apiVersion: 'v1' },
+    responseStatus: { metadata: {}, code: 200 },
+    requestReceivedTimestamp: '2026-05-01T10:00:00.000000Z', stageTimestamp: '2026-05-01T10:00:00.001000Z', ...extra,
+  };
+}
+const line = (e: Record<string, unknown>): string => JSON.stringify(e) + '\n';
+
+function settings(sourcePath: string, over: Partial<AuditSettings>): AuditSettings {
+  return { sourcePath, clusterID: 'unit-cluster', maxBytes: 1 << 20, maxWaitMs: 200, maxEvents: Number.POSITIVE_INFINITY, rules: [], sink: { webhook: { url: 'http://127.0.0.1:1/', format: 'ndjson', gzip: false } }, ...over };
+}
+
+async function waitFor<T>(fn: () => T | undefined | false, timeoutMs = 10_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = fn();
+    if (v) return v;
+    if (Date.now() > deadline) throw new Error('timed out');
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+function itemsOf(r: Received): Record<string, unknown>[] {
+  if (r.headers['content-type'] === 'application/json') return (JSON.parse(r.body.toString()) as { items: Record<string, unknown>[] }).items;
+  return r.body.toString().split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>);
+}
+
+const kc = new KubeConfig(); // sinks without Secrets never call the API server
+
+describe('audit pipeline', function () {
+  this.timeout(30_000);
+  let dir: string;
+  const pipelines: AuditPipeline[] = [];
+  beforeEach(async () => {
+    dir = await mkdtemp(path.join(tmpdir(), 'nw-audit-unit-'));
+  });
+  afterEach(async () => {
+    await Promise.all(pipelines.splice(0).map((p) => p.stop()));
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  function pipeline(s: AuditSettings, name = 'unit'): AuditPipeline {
+    const p = new AuditPipeline({ forwarder: name, nodeName: 'node-u', settings: s, stateDir: path.join(dir, 'state', name), buildSink: () => buildSink(kc, s.sink, path.join(dir, 'state')), pollIntervalMs: 20 });
+    pipelines.push(p);
+    p.start();
+    return p;
+  }
+
+  it('ships rotated and live files as valid EventLists within maxBytes, quarantining bad lines losslessly', async () => {
+    const rx = await receiver();
+    const log = path.join(dir, 'audit.log');
+    const good = Array.from({ length: 300 }, (_, i) => event(i % 2 ? 'get' : 'create'));
+    await writeFile(log, good.slice(0, 100).map(line).join(''));
+    await rename(log, path.join(dir, 'audit-2026-05-01T10-00-00.000.log'));
+    const notJson = 'this is not JSON \u00e9';
+    const cut = line(good[100]!).slice(0, 80);
+    await writeFile(log, Buffer.concat([Buffer.from(good.slice(100, 200).map(line).join('') + notJson + '\n' + cut + '\n'), Buffer.from([0xff, 0xfe, 0x41, 0x0a])]));
+    pipeline(settings(log, { maxBytes: 16 * 1024, sink: { webhook: { url: rx.url, format: 'eventList', gzip: true } } }));
+    // a partial last line is held until its newline arrives
+    const last = line(good[200]!);
+    await appendFile(log, last.slice(0, 50));
+    await new Promise((r) => setTimeout(r, 400));
+    await appendFile(log, last.slice(50) + good.slice(201).map(line).join(''));
+    const all = () => rx.got.flatMap(itemsOf);
+    await waitFor(() => all().length >= 303);
+    const items = all();
+    expect(items.filter((i) => !(i.annotations as Record<string, string> | undefined)?.['netwarden.io/quarantined-line']).map((i) => i.auditID)).to.deep.equal(good.map((g) => g.auditID));
+    const quarantined = items.filter((i) => (i.annotations as Record<string, string> | undefined)?.['netwarden.io/reason']).map((i) => i.annotations as Record<string, string>);
+    expect(quarantined.map((q) => q['netwarden.io/quarantined-line'])).to.deep.equal([notJson, cut, Buffer.from([0xff, 0xfe, 0x41]).toString('base64')]);
+    expect(quarantined[2]!['netwarden.io/quarantined-encoding']).to.equal('base64');
+    expect(quarantined[0]!['netwarden.io/reason']).to.match(/^invalid JSON/);
+    expect(Number(quarantined[0]!['netwarden.io/offset'])).to.equal(good.slice(100, 200).map(line).join('').length);
+    for (const r of rx.got) {
+      expect(r.body.length).to.be.at.most(16 * 1024);
+      expect(r.headers['x-netwarden-cluster-id']).to.equal('unit-cluster');
+      const doc = JSON.parse(r.body.toString()) as Record<string, unknown>;
+      expect(Object.keys(doc)).to.deep.equal(['kind', 'apiVersion', 'metadata', 'items']);
+      expect(doc.kind).to.equal('EventList');
+    }
+    expect(rx.got.length).to.be.greaterThan(5);
+    const metrics = await registry.getSingleMetricAsString('netwarden_audit_malformed_lines_total');
+    expect(metrics).to.match(/forwarder="unit",reason="malformed"} 3/);
+    await rx.close();
+  });
+
+  it('resumes from the checkpoint after a restart without re-sending acknowledged batches', async () => {
+    const rx = await receiver();
+    const log = path.join(dir, 'audit.log');
+    const evs = Array.from({ length: 50 }, () => event('create'));
+    await writeFile(log, evs.slice(0, 25).map(line).join(''));
+    const s = settings(log, { sink: { webhook: { url: rx.url, format: 'ndjson', gzip: false } } });
+    const p1 = pipeline(s);
+    await waitFor(() => rx.got.flatMap(itemsOf).length === 25);
+    await new Promise((r) => setTimeout(r, 100)); // checkpoint written after the acknowledgement
+    await p1.stop();
+    await appendFile(log, evs.slice(25).map(line).join(''));
+    // rotated while stopped: the checkpointed file is found among the rotated ones
+    await rename(log, path.join(dir, 'audit-2026-05-01T11-00-00.000.log'));
+    await writeFile(log, line(event('delete')));
+    const p2 = pipeline(s, 'unit');
+    await waitFor(() => rx.got.flatMap(itemsOf).length === 51);
+    const ids = rx.got.flatMap(itemsOf).map((i) => i.auditID);
+    expect(new Set(ids).size).to.equal(51);
+    const st = await p2.status();
+    expect(st.shippedEvents).to.equal(51);
+    expect(st.lagBytes).to.equal(0);
+    await rx.close();
+  });
+
+  it('keeps the batch and honours Retry-After while the receiver refuses it', async () => {
+    const rx = await receiver((n) => (n < 2 ? { status: 503, headers: { 'retry-after': '1' } } : { status: 200 }));
+    const log = path.join(dir, 'audit.log');
+    await writeFile(log, line(event('create')) + line(event('update')));
+    const t0 = Date.now();
+    const p = pipeline(settings(log, { sink: { webhook: { url: rx.url, format: 'ndjson', gzip: false } } }));
+    await waitFor(() => rx.attempts() === 2);
+    expect((await p.status()).lastError).to.match(/HTTP 503/);
+    expect((await p.status()).bufferedBytes).to.be.greaterThan(0);
+    await waitFor(() => rx.got.length === 1);
+    expect(Date.now() - t0).to.be.at.least(2000);
+    expect(rx.got[0]!.body.toString().split('\n').filter(Boolean)).to.have.length(2);
+    await waitFor(() => rx.attempts() === 3);
+    await new Promise((r) => setTimeout(r, 50));
+    expect((await p.status()).lastError).to.equal(undefined);
+    await rx.close();
+  });
+
+  it('writes NDJSON files only inside the state directory', async () => {
+    const state = path.join(dir, 'state');
+    expect(resolveSinkDirectory('/var/lib/netwarden/audit-out', state)).to.equal(path.join(state, 'audit-out'));
+    expect(resolveSinkDirectory(`${state}/x/../y`, state)).to.equal(path.join(state, 'y'));
+    expect(() => resolveSinkDirectory('/etc/cron.d', state)).to.throw(/outside the agent's state directory/);
+    expect(() => resolveSinkDirectory('/var/lib/netwarden/../../etc', state)).to.throw(/outside/);
+    expect(() => resolveSinkDirectory('/var/lib/netwarden/audit/x', state)).to.throw(/checkpoint area/);
+    expect(() => resolveSinkDirectory('/var/lib/netwarden', state)).to.throw(/state directory itself/);
+
+    const log = path.join(dir, 'audit.log');
+    const evs = Array.from({ length: 40 }, () => event('patch', { requestObject: { data: 'x'.repeat(500) } }));
+    await writeFile(log, evs.map(line).join('') + 'garbage\n');
+    const p = pipeline(settings(log, { maxEvents: 5, sink: { file: { directory: '/var/lib/netwarden/audit-out', maxFileBytes: 4096, maxFiles: 3 } } }));
+    const out = path.join(state, 'audit-out');
+    let files: string[] = [];
+    await waitFor(() => {
+      void readdir(out).then((f) => (files = f)).catch(() => undefined);
+      return files.length === 3 ? files : undefined;
+    });
+    let shipped = 0;
+    await waitFor(() => {
+      void p.status().then((st) => (shipped = st.shippedEvents ?? 0));
+      return shipped === 41;
+    });
+    files = (await readdir(out)).sort();
+    expect(files).to.have.length(3); // older files pruned
+    for (const f of files) expect(f).to.match(/^audit-\d{8}T\d{6}\.\d{3}Z-\d{10}\.ndjson$/);
+    const lastLines = (await readFile(path.join(out, files[2]!), 'utf8')).trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+    expect(lastLines.at(-1)).to.include({ kind: 'NetwardenQuarantinedLine', line: 'garbage', reason: 'invalid JSON: Unexpected token \'g\', "garbage" is not valid JSON' });
+  });
+});
+
+describe('audit filter, parsing and retry delays', () => {
+  const fields = (verb: string, extra: Record<string, unknown> = {}) => {
+    const p = parseAuditLine(Buffer.from(JSON.stringify(event(verb, extra))));
+    if (!p.ok) throw new Error(p.reason);
+    return p.fields;
+  };
+
+  it('keeps everything without rules; the first matching rule decides', () => {
+    expect(compileFilter([])(fields('get'))).to.equal(true);
+    const f = compileFilter([
+      { action: 'keep', verbs: ['get'], namespaces: ['kube-system'] },
+      { action: 'drop', verbs: ['get', 'list'] },
+      { action: 'drop', groups: ['system:nodes'] },
+      { action: 'drop', resources: [{ group: '', resources: ['pods'], subresources: ['log'] }] },
+    ]);
+    expect(f(fields('get'))).to.equal(false);
+    expect(f(fields('list'))).to.equal(false);
+    expect(f(fields('get', { objectRef: { resource: 'configmaps', namespace: 'kube-system' } }))).to.equal(true);
+    expect(f(fields('create'))).to.equal(true);
+    expect(f(fields('create', { user: { username: 'system:node:a', groups: ['system:nodes'] } }))).to.equal(false);
+    expect(f(fields('create', { objectRef: { resource: 'pods', subresource: 'log', namespace: 'a' } }))).to.equal(false);
+    expect(f(fields('create', { objectRef: { resource: 'pods', namespace: 'a' } }))).to.equal(true);
+    // "" in namespaces matches cluster-scoped requests
+    const cluster = compileFilter([{ action: 'drop', namespaces: [''] }]);
+    expect(cluster(fields('create', { objectRef: { resource: 'nodes', name: 'n' } }))).to.equal(false);
+    expect(cluster(fields('create'))).to.equal(true);
+  });
+
+  it('rejects JSON that is not an audit event', () => {
+    expect(parseAuditLine(Buffer.from('{"a":1}'))).to.deep.equal({ ok: false, reason: 'not an audit event (level, auditID and stage are required)' });
+    expect(parseAuditLine(Buffer.from('[1]'))).to.deep.equal({ ok: false, reason: 'not a JSON object' });
+  });
+
+  it('backs off exponentially with jitter, never below Retry-After', () => {
+    expect(retryDelayMs(0, undefined, () => 0.999)).to.be.below(500);
+    expect(retryDelayMs(3, undefined, () => 0.999)).to.be.within(3900, 4000);
+    expect(retryDelayMs(30, undefined, () => 0.999)).to.be.at.most(10_000);
+    expect(retryDelayMs(0, 7_000, () => 0.5)).to.equal(7_000);
+    expect(parseRetryAfter('120')).to.equal(120_000);
+    expect(parseRetryAfter('Wed, 21 Oct 2015 07:28:00 GMT', Date.parse('Wed, 21 Oct 2015 07:27:00 GMT'))).to.equal(60_000);
+    expect(parseRetryAfter('soon')).to.equal(undefined);
+  });
+});
