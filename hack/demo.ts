@@ -4,8 +4,11 @@
 // `npm run demo -- --keep` leaves everything running until Ctrl-C, with a kubeconfig to explore.
 import path from 'node:path';
 import { startControlPlane, type ControlPlane } from '../test/env/controlplane.js';
-import { createNamespace, createNode, createPod, waitFor } from '../test/env/fixtures.js';
+import { createNamespace, createNode, waitFor } from '../test/env/fixtures.js';
 import { ensureInstalled, mustKubectl, REPO_ROOT, startAgent, startController, type NetwardenProcess } from '../test/env/netwarden.js';
+import { auditStory } from './demo/audit.js';
+import { dropTailStory } from './demo/droptail.js';
+import { packetCaptureStory } from './demo/packetcapture.js';
 
 const keep = process.argv.includes('--keep');
 // Loopback node addresses: each node's agent serves its capture files there.
@@ -42,8 +45,9 @@ async function main(): Promise<void> {
     const kc = cp.kubeConfig();
     for (const node of NODES) await createNode(kc, node.name, { controlPlane: node.controlPlane, internalIP: node.internalIP });
     await createNamespace(kc, 'storefront');
-    await createPod(kc, { namespace: 'storefront', name: 'logging-7d9', nodeName: 'demo-worker-1', labels: { app: 'logging' }, podIP: '10.244.1.3' });
-    await show(cp, ['get', 'nodes,pods', '-A', '-o', 'wide']);
+    // The example AuditForwarder takes its collector's token from this Secret.
+    await mustKubectl(cp, ['create', 'secret', 'generic', 'audit-collector', '-n', 'netwarden-system', '--from-literal=token=demo-token']);
+    await show(cp, ['get', 'nodes', '-o', 'wide']);
 
     step('Starting the controller and one agent per node (local processes, ServiceAccount tokens)');
     processes.push(await startController(cp));
@@ -62,6 +66,20 @@ async function main(): Promise<void> {
     step('What a user sees');
     await show(cp, ['get', 'netwarden', '-A']);
     await show(cp, ['wait', '--for=condition=Ready', 'droptail/all-nodes', '--timeout=5s']);
+    // The stories below bring their own resources; the examples would compete with them for this
+    // host's one NFLOG group 100 and the storefront pods.
+    await show(cp, ['delete', '-f', path.join(REPO_ROOT, 'examples')]);
+
+    const log = (line: string) => process.stdout.write(`${line}\n`);
+    step('DropTail: a pod whose traffic a node firewall drops, and the Events it gets');
+    await dropTailStory(cp, log);
+    step('PacketCapture: the storefront story');
+    await packetCaptureStory(cp, log, { startController: false });
+    step('AuditForwarder: this control plane\'s own audit log, shipped to a receiver');
+    await auditStory(cp, log);
+
+    step('Everything at the end');
+    await show(cp, ['get', 'netwarden', '-A']);
 
     if (keep) {
       step(`Still running. Explore with: export KUBECONFIG=${cp.kubeconfigPath}; kubectl get netwarden -A. Ctrl-C stops everything.`);

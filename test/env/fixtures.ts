@@ -23,9 +23,18 @@ function isConflict(err: unknown): boolean {
   return err instanceof ApiException && err.code === 409;
 }
 
-/** Creates a namespace and its "default" ServiceAccount (the controller-manager's job), which Pod admission needs. */
+/**
+ * Creates a namespace, or takes the one there (suites share one control plane and some share a
+ * namespace name, like storefront), and its "default" ServiceAccount (the controller-manager's
+ * job), which Pod admission needs.
+ */
 export async function createNamespace(kc: KubeConfig, name: string): Promise<V1Namespace> {
-  const ns = await core(kc).createNamespace({ body: { metadata: { name } } });
+  const ns = await core(kc)
+    .createNamespace({ body: { metadata: { name } } })
+    .catch((err: unknown) => {
+      if (isConflict(err)) return core(kc).readNamespace({ name });
+      throw err;
+    });
   await createServiceAccount(kc, name, 'default').catch((err: unknown) => {
     if (!isConflict(err)) throw err;
   });
