@@ -85,6 +85,7 @@ export async function dropTailStory(cp: ControlPlane, log: (line: string) => voi
     const describe = await mustKubectl(cp, ['describe', 'pod', PAYMENTS.name, '-n', NS]);
     log(`$ kubectl describe pod ${PAYMENTS.name} -n ${NS}   (the Events section)\n${describe.slice(describe.indexOf('Events:')).trimEnd()}`);
     await show(['get', 'droptail', DROPTAIL]);
+    await waitFor(async () => (await mustKubectl(cp, ['get', 'droptail', DROPTAIL, '-o', 'jsonpath={.status.lastDrop}'])) !== '', { timeoutMs: 15_000, description: 'status.lastDrop' });
     await show(['get', 'droptail', DROPTAIL, '-o', 'jsonpath={.status.lastDrop}']);
   } finally {
     await run('nft', ['delete', 'table', 'ip', TABLE]);
