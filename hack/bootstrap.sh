@@ -7,6 +7,9 @@ repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cache_root="${NETWARDEN_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/netwarden}"
 mkdir -p "$cache_root"
 say() { echo "[bootstrap] $*" >&2; }
+# nft, ip and dnsmasq live in sbin, which a non-login environment may leave off PATH.
+for dir in /usr/sbin /sbin; do [[ ":$PATH:" == *":$dir:"* ]] || PATH="$PATH:$dir"; done
+export PATH
 
 # 1. Debian packages: libpcap for cap, nftables/iproute2 for the pod network, tshark to read
 # captures, openssl for test certificates, dnsmasq for reverse DNS, journal-remote for journal files.

@@ -14,7 +14,8 @@ import { Manager } from '../controllers/manager.js';
 import type { ControllerContext } from '../reconcilers/context.js';
 import { AuditForwarderReconciler } from '../reconcilers/auditforwarder/reconciler.js';
 import { registerDropTail, type DropTailOptions } from '../reconcilers/droptail/index.js';
-import { PacketCaptureReconciler } from '../reconcilers/packetcapture/reconciler.js';
+import { PacketCaptureReconciler, type ClusterCaptureCeilings } from '../reconcilers/packetcapture/reconciler.js';
+import { parseDurationMs } from '../reconcilers/packetcapture/phase.js';
 import { registerCaptureFileApi } from '../reconcilers/packetcapture/download.js';
 import { loadKubeConfig } from '../util/kube.js';
 import { loggerFor } from '../util/log.js';
@@ -35,6 +36,9 @@ export interface ControllerFlags {
   agentPort: number;
   /** Reverse DNS servers for DropTail (repeatable --dns-server); the system resolvers when unset. */
   dnsServer?: string[];
+  captureMaxBytesPerPod?: number;
+  captureMaxFiles?: number;
+  captureMaxDuration?: string;
 }
 
 /** Resync replays the caches so that time-based state (schedules, ages) is looked at again. */
@@ -70,14 +74,19 @@ export async function runController(flags: ControllerFlags): Promise<void> {
     agentPort: flags.agentPort,
     isLeader: () => manager.isLeader(),
   };
-  registerReconcilers(ctx, { dnsServers: flags.dnsServer ?? [], identity });
+  const captureCeilings: ClusterCaptureCeilings = {
+    maxBytesPerPod: flags.captureMaxBytesPerPod,
+    maxFiles: flags.captureMaxFiles,
+    maxDurationMs: flags.captureMaxDuration ? parseDurationMs(flags.captureMaxDuration) : undefined,
+  };
+  registerReconcilers(ctx, { dnsServers: flags.dnsServer ?? [], identity }, captureCeilings);
 
   loggerFor('controller').info('starting', { identity, leaderElection: flags.leaderElect, https: api ? `${flags.httpsAddress}:${flags.httpsPort}` : 'off' });
   await api?.start();
   await manager.start();
 }
 
-function registerReconcilers(ctx: ControllerContext, dropTailOptions: DropTailOptions = {}): void {
+function registerReconcilers(ctx: ControllerContext, dropTailOptions: DropTailOptions, captureCeilings: ClusterCaptureCeilings): void {
   const { kc, manager, nodes, pods } = ctx;
   const dropTails = customResourceInformer<DropTail>(kc, DropTailType, { resyncMs: RESYNC_MS });
   const captures = customResourceInformer<PacketCapture>(kc, PacketCaptureType, { resyncMs: RESYNC_MS });
@@ -86,7 +95,7 @@ function registerReconcilers(ctx: ControllerContext, dropTailOptions: DropTailOp
 
   registerDropTail(ctx, dropTails, dropTailOptions);
   manager.addController(
-    new Controller({ name: 'packetcapture', reconciler: new PacketCaptureReconciler(kc, captures, pods), concurrency: 2 })
+    new Controller({ name: 'packetcapture', reconciler: new PacketCaptureReconciler(kc, captures, pods, { ceilings: captureCeilings }), concurrency: 2 })
       .watches(captures)
       .watches(pods, (pod: V1Pod) => captures.list(pod.metadata?.namespace).map(keyOf)),
   );

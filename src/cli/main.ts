@@ -29,6 +29,11 @@ function flagParser<T>(parse: (value: string) => T): (value: string) => T {
   };
 }
 
+function durationFlag(value: string): string {
+  if (!/^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$/.test(value)) throw new Error(`${JSON.stringify(value)} is not a duration such as 90s, 30m or 1h`);
+  return value;
+}
+
 function positiveInteger(value: string): number {
   const n = Number(value);
   if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError('not a positive integer');
@@ -54,6 +59,9 @@ export function buildCli(): Command {
     .option('--https-address <address>', 'address of the HTTPS API', '0.0.0.0')
     .option('--ca-file <path>', "CA bundle that signs the agents' serving certificates")
     .option('--agent-port <port>', "port of the agents' HTTPS API on each node's InternalIP", port, 9443)
+    .option('--capture-max-bytes-per-pod <size>', 'cluster limit: a PacketCapture may not ask for more pcap bytes per pod (e.g. 1Gi)', flagParser(parseByteSize))
+    .option('--capture-max-files <n>', 'cluster limit: a PacketCapture may not keep more files per pod', positiveInteger)
+    .option('--capture-max-duration <duration>', 'cluster limit: a PacketCapture may not run longer (e.g. 1h)', flagParser(durationFlag))
     .option('--dns-server <address>', 'reverse DNS server for DropTail, ip or ip:port (repeatable; default: the system resolvers)', collect, [])
     .action(async (opts: ControllerFlags) => {
       await runController(opts);

@@ -78,9 +78,12 @@ export class HttpsApiServer {
   }
 
   private async dispatch(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const url = new URL(req.url ?? '/', 'https://localhost');
     let pathMatched = false;
     try {
+      // URL parsing folds "a/../b" away; a path that needs folding is refused, not reinterpreted.
+      const rawPath = (req.url ?? '/').split('?')[0]!;
+      if (rawPath.split('/').some((segment) => segment === '..' || segment === '.')) throw new HttpError(400, `malformed path ${JSON.stringify(rawPath)}: "." and ".." segments are not allowed`);
+      const url = new URL(req.url ?? '/', 'https://localhost');
       for (const route of this.routes) {
         const match = route.pattern.exec(url.pathname);
         if (!match) continue;

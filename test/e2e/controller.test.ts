@@ -27,7 +27,7 @@ describe('controller and agents', function () {
     await createNamespace(kc, ns);
     await createNode(kc, 'ctl-a', { controlPlane: true, labels: { zone: 'a' }, internalIP: nextNodeIP() });
     await createNode(kc, 'ctl-b', { labels: { zone: 'b' }, internalIP: nextNodeIP() });
-    controller = await startController(cp);
+    controller = await startController(cp, 'controller', ['--capture-max-bytes-per-pod=100Mi', '--capture-max-duration=1h']);
     processes.push(controller, await startAgent(cp, 'ctl-a'), await startAgent(cp, 'ctl-b'));
   });
 
@@ -116,6 +116,24 @@ describe('controller and agents', function () {
     // These pods have no network on the host, so the phase is the agents' business here: the
     // PODS column counts the targets.
     expect(row).to.match(/^logging-dns\s+\S+\s+1\s+/);
+  });
+
+  it('refuses a PacketCapture that asks for more than the cluster limits in the controller flags', async function () {
+    const cp = cluster();
+    const yaml = [
+      'apiVersion: netwarden.io/v1alpha1', 'kind: PacketCapture', `metadata: {name: too-big, namespace: ${ns}}`,
+      'spec: {maxBytesPerPod: 1073741824, duration: 30m}',
+    ].join('\n');
+    await mustKubectl(cp, ['apply', '-f', '-'], yaml);
+    const condition = await waitFor(async () => {
+      const c = await readyCondition('packetcapture', 'too-big', ns);
+      return c?.status === 'False' ? c : undefined;
+    }, { timeoutMs: 20_000, description: 'Ready=False' });
+    expect(condition.reason).to.equal('ExceedsClusterLimit');
+    expect(condition.message).to.equal('spec.maxBytesPerPod 1073741824 exceeds the cluster limit 104857600 (controller flag --capture-max-bytes-per-pod)');
+
+    await mustKubectl(cp, ['patch', 'packetcapture', 'too-big', '-n', ns, '--type=merge', '-p', '{"spec":{"maxBytesPerPod":1048576,"duration":"2h"}}']);
+    await waitFor(async () => (await readyCondition('packetcapture', 'too-big', ns))?.message.includes('--capture-max-duration'), { timeoutMs: 20_000, description: 'duration over the limit' });
   });
 
   it('keeps a capture with a future startTime Scheduled', async function () {

@@ -258,6 +258,10 @@ describe('PacketCapture files: the storefront story', function () {
     const traversal = await call('GET', `/packet-capture/download/${NS}/..%2F..%2Fetc%2Fpasswd/files.zip`, admin);
     expect(traversal.status).to.equal(400);
     expect(traversal.message).to.contain('malformed name "../../etc/passwd"');
+    // The same without encoding, as `curl --path-as-is` sends it.
+    const raw = await call('GET', `/packet-capture/download/${NS}/../../etc/passwd/files.zip`, admin);
+    expect(raw.status).to.equal(400);
+    expect(raw.message).to.contain('"." and ".." segments are not allowed');
   });
 
   it('refuses to delete the files of a running capture with 409, and deletes them once it ended', async function () {

@@ -24,7 +24,15 @@ const DELETION_POLL_MS = 2_000;
 export interface PacketCaptureReconcilerOptions {
   /** How long a deleted capture waits for the agents before the finalizer is removed anyway. */
   filesReleaseTimeoutMs?: number;
+  ceilings?: ClusterCaptureCeilings;
   now?: () => Date;
+}
+
+/** Cluster-wide limits from the controller's flags that no PacketCapture may ask to exceed. */
+export interface ClusterCaptureCeilings {
+  maxBytesPerPod?: number | undefined;
+  maxFiles?: number | undefined;
+  maxDurationMs?: number | undefined;
 }
 
 /** NETWARDEN_CAPTURE_FILES_RELEASE_TIMEOUT, a duration such as "2m" or "30s". */
@@ -40,6 +48,7 @@ function releaseTimeoutFromEnv(): number | undefined {
 export class PacketCaptureReconciler implements Reconciler {
   private readonly now: () => Date;
   private readonly releaseTimeoutMs: number;
+  private readonly ceilings: ClusterCaptureCeilings;
 
   constructor(
     private readonly kc: KubeConfig,
@@ -49,6 +58,7 @@ export class PacketCaptureReconciler implements Reconciler {
   ) {
     this.now = opts.now ?? (() => new Date());
     this.releaseTimeoutMs = opts.filesReleaseTimeoutMs ?? releaseTimeoutFromEnv() ?? 120_000;
+    this.ceilings = opts.ceilings ?? {};
   }
 
   async reconcile(key: ObjectKey): Promise<ReconcileResult | void> {
@@ -57,7 +67,7 @@ export class PacketCaptureReconciler implements Reconciler {
     if (capture.metadata.deletionTimestamp) return this.finalize(capture);
     await ensureFinalizer(this.kc, PacketCaptureType, capture, CAPTURE_FILES_FINALIZER);
     const now = this.now();
-    const plan = planCapture(capture, this.pods.list(capture.metadata.namespace), now);
+    const plan = planCapture(capture, this.pods.list(capture.metadata.namespace), now, this.ceilings);
     if (!sameAsCurrent(capture, plan.status)) await applyControllerStatus(this.kc, PacketCaptureType, capture, plan.status);
     // Level-triggered, but the schedule is time: come back when the next boundary passes.
     return plan.nextBoundary ? { requeueAfterMs: Math.max(0, plan.nextBoundary.getTime() - now.getTime()) + 100 } : undefined;
@@ -103,10 +113,14 @@ export interface CapturePlan {
   nextBoundary?: Date | undefined;
 }
 
-export function planCapture(capture: PacketCapture, podsInNamespace: readonly V1Pod[], now: Date): CapturePlan {
+export function planCapture(capture: PacketCapture, podsInNamespace: readonly V1Pod[], now: Date, ceilings: ClusterCaptureCeilings = {}): CapturePlan {
   const generation = capture.metadata.generation ?? 0;
   const selection = compileSelection(capture);
-  const rejection = schemaRejection(capture) ?? (selection instanceof Error ? { reason: 'InvalidSelector', message: selection.message } : undefined) ?? filterRejection(capture);
+  const rejection =
+    schemaRejection(capture) ??
+    (selection instanceof Error ? { reason: 'InvalidSelector', message: selection.message } : undefined) ??
+    filterRejection(capture) ??
+    ceilingRejection(capture, ceilings);
   const targets = rejection || selection instanceof Error ? [] : selectTargets(podsInNamespace, selection);
   const { phase, message, nextBoundary } = rejection ? { phase: 'Failed' as const, message: rejection.message, nextBoundary: undefined } : capturePhase(capture, targets.length, now);
   const files = capture.status?.files ?? [];
@@ -157,4 +171,23 @@ function filterRejection(capture: PacketCapture): Rejection | undefined {
     }
   }
   return undefined;
+}
+
+/**
+ * A capture that asks for more than the cluster allows is refused as a whole (rather than
+ * silently cut short), with the limit it exceeds; unset limits in the spec mean "the ceiling".
+ */
+export function ceilingRejection(capture: PacketCapture, ceilings: ClusterCaptureCeilings): Rejection | undefined {
+  const { maxBytesPerPod, maxFiles, duration, startTime, endTime } = capture.spec;
+  const exceeds = (field: string, asked: number, ceiling: number | undefined, flag: string): Rejection | undefined =>
+    ceiling !== undefined && asked > ceiling
+      ? { reason: 'ExceedsClusterLimit', message: `${field} ${asked} exceeds the cluster limit ${ceiling} (controller flag ${flag})` }
+      : undefined;
+  const start = startTime ? Date.parse(startTime) : Date.parse(capture.metadata.creationTimestamp ? String(capture.metadata.creationTimestamp) : '');
+  const askedMs = duration ? parseDurationMs(duration) : endTime && Number.isFinite(start) ? Date.parse(endTime) - start : undefined;
+  return (
+    (maxBytesPerPod !== undefined ? exceeds('spec.maxBytesPerPod', maxBytesPerPod, ceilings.maxBytesPerPod, '--capture-max-bytes-per-pod') : undefined) ??
+    (maxFiles !== undefined ? exceeds('spec.maxFiles', maxFiles, ceilings.maxFiles, '--capture-max-files') : undefined) ??
+    (askedMs !== undefined ? exceeds('the capture duration in ms', askedMs, ceilings.maxDurationMs, '--capture-max-duration') : undefined)
+  );
 }
