@@ -1,7 +1,7 @@
 // PacketCapture on the node agent, against the real control plane with the controller computing
 // targets: real pod network namespaces, real packets, libpcap on the pod's host-side veth, pcap
 // files that tshark reads, the agent's file API with TokenReview/SubjectAccessReview, rotation and
-// the byte limit, the end time, and deletion removing the files.
+// the byte limit, the start and end times, and deletion removing the files.
 import { expect } from 'chai';
 import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
@@ -220,6 +220,73 @@ describe('capture: node agent', function () {
     const file = path.join(captureDir('pc-end'), (finished.fileNames ?? [])[0]!);
     expect(tsharkRows(file, ['dns.qry.name']).map((r) => r[0])).to.deep.equal(['before-end.test']);
     await waitFor(async () => (await capture('pc-end')).status?.phase === 'Finished', { description: 'phase Finished' });
+  });
+
+  it('waits for startTime: Scheduled (phase and node entry) until then, then captures only what is sent from then on', async function () {
+    // Whole seconds, as users write RFC 3339 times; far enough ahead for the status to say Scheduled first.
+    const startMs = Math.ceil((Date.now() + 8_000) / 1000) * 1000;
+    const start = new Date(startMs).toISOString().replace('.000Z', 'Z');
+    await applyCapture('pc-sched', `  selector: app == "logging"\n  filters: [{protocol: UDP, ports: [53]}]\n  startTime: "${start}"`);
+    const scheduled = await waitFor(async () => {
+      const c = await capture('pc-sched');
+      const entry = c.status?.files?.find((f) => f.node === node);
+      return c.status?.phase === 'Scheduled' && entry?.state === 'Scheduled' ? entry : undefined;
+    }, { timeoutMs: 6_000, intervalMs: 100, description: 'phase and node entry Scheduled' });
+    expect(Date.now()).to.be.lessThan(startMs);
+    expect(scheduled.fileNames).to.deep.equal([]);
+    expect(scheduled.packets ?? 0).to.equal(0);
+
+    // A DNS query every 100 ms from 2.5 s before startTime to 3 s after it, each named by its send time.
+    const sender = logging.exec(['python3', '-c', `
+import socket, struct, sys, time
+dst, first, last = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+time.sleep(max(0, first / 1000 - time.time()))
+sent = []
+while True:
+    t = int(time.time() * 1000)
+    if t > last: break
+    name = 't%d.sched.test' % t
+    q = struct.pack('!HHHHHH', len(sent) & 0xffff, 0x0100, 1, 0, 0, 0) + b''.join(bytes([len(l)]) + l.encode() for l in name.split('.')) + b'\\0' + struct.pack('!HH', 1, 1)
+    s.sendto(q, (dst, 53))
+    sent.append(t)
+    time.sleep(0.1)
+print(' '.join(map(str, sent)))
+`, OTHER_IP, String(startMs - 2_500), String(startMs + 3_000)], { timeoutMs: 30_000 });
+
+    // Until startTime every look says Scheduled; the first look after it that does not, says when it started.
+    const looks: Array<{ before: number; after: number; phase?: string; state?: string }> = [];
+    const started = await waitFor(async () => {
+      const before = Date.now();
+      const c = await capture('pc-sched');
+      const look = { before, after: Date.now(), phase: c.status?.phase, state: c.status?.files?.find((f) => f.node === node)?.state };
+      looks.push(look);
+      return look.state !== 'Scheduled' ? look : undefined;
+    }, { timeoutMs: 20_000, intervalMs: 100, description: 'the node entry leaving Scheduled' });
+    const early = looks.filter((l) => l.after < startMs);
+    expect(early.length).to.be.greaterThan(5);
+    expect(early.every((l) => l.phase === 'Scheduled' && l.state === 'Scheduled'), JSON.stringify(early)).to.equal(true);
+    expect(started.after - startMs, 'started on time').to.be.lessThan(3_000);
+
+    const result = await sender;
+    expect(result.code, result.stderr).to.equal(0);
+    const sent = result.stdout.trim().split(' ').map(Number);
+    expect(sent.filter((t) => t < startMs).length, 'queries sent before startTime').to.be.at.least(15);
+    // The phase follows the node entry; the file holds what the entry counted once the last write is flushed.
+    const captured = await waitFor(async () => {
+      const c = await capture('pc-sched');
+      const e = c.status?.files?.find((f) => f.node === node);
+      const pcap = (e?.fileNames ?? []).find((f) => f.endsWith('.pcap'));
+      if (c.status?.phase !== 'Capturing' || e?.state !== 'Capturing' || !pcap) return undefined;
+      const names = tsharkRows(path.join(captureDir('pc-sched'), pcap), ['dns.qry.name']).map((r) => r[0]!);
+      return names.length > 0 && names.length === e.packets ? names.map((n) => Number(/^t(\d+)\./.exec(n)?.[1])) : undefined;
+    }, { timeoutMs: 20_000, description: 'phase Capturing, the pcap holding the packets counted' });
+    // Nothing sent before startTime is in the file; everything sent from shortly after it is.
+    expect(captured.filter((t) => t < startMs), 'queries from before startTime').to.deep.equal([]);
+    const late = sent.filter((t) => t >= started.after);
+    expect(late.length).to.be.greaterThan(0);
+    expect(late.every((t) => captured.includes(t)), `sent after the start ${JSON.stringify(late)}, captured ${JSON.stringify(captured)}`).to.equal(true);
+    expect(captured.every((t) => sent.includes(t))).to.equal(true);
   });
 
   it('reports a pod it cannot capture (no host route to its IP) as Error with the cause, and still captures the others', async function () {

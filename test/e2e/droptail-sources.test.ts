@@ -1,8 +1,8 @@
 // The node agent's DropTail sources against the real control plane, with a fake controller intake
 // (an HTTPS server in this process, certificate from the test CA) at the agent's --controller-url:
-// real NFLOG drops from an nftables rule, journal files written by systemd-journal-remote (resumed
-// by cursor across an agent restart), a log file rotated and truncated while it is followed, bad
-// input among good lines, and the node's status entry.
+// real NFLOG drops from an nftables rule (and packets the kernel cut short), journal files written
+// by systemd-journal-remote (resumed by cursor across an agent restart), a log file rotated and
+// truncated while it is followed, bad input among good lines, and the node's status entry.
 import { expect } from 'chai';
 import { execFileSync } from 'node:child_process';
 import { createSocket } from 'node:dgram';
@@ -23,6 +23,10 @@ const NFLOG_GROUP = 20_000 + RUN;
 const NFT_TABLE = `nwdts${RUN}`;
 const UDP_PORT = 30_000 + RUN;
 const TCP_PORT = 40_000 + RUN;
+// The cut-off NFLOG test: its own group, table and port.
+const CUT_GROUP = 50_000 + RUN;
+const CUT_TABLE = `nwdtc${RUN}`;
+const CUT_PORT = 50_000 + RUN;
 
 /** The fake controller intake: keeps every batch by DropTail name and accepts it. */
 class Intake {
@@ -100,6 +104,20 @@ function kernelLine(prefix: string, dst: string, dport: number): string {
   return `${prefix}IN=eth0 OUT= MAC=52:54:00:12:34:56:52:54:00:65:43:21:08:00 SRC=10.244.50.1 DST=${dst} LEN=60 TOS=0x00 PREC=0x00 TTL=64 ID=4242 DF PROTO=TCP SPT=51515 DPT=${dport} WINDOW=64240 RES=0x00 SYN URGP=0`;
 }
 
+/** netwarden_agent_drop_nflog_packets_skipped_total{reason} on the agent's /metrics (0 when absent). */
+async function skippedPackets(agent: NetwardenProcess, reason: string): Promise<number> {
+  const body = (await getLocal(agent.metricsPort, '/metrics')).body;
+  const m = new RegExp(`^netwarden_agent_drop_nflog_packets_skipped_total\\{reason="${reason}"\\} (\\d+)$`, 'm').exec(body);
+  return m ? Number(m[1]) : 0;
+}
+
+/** Sends one UDP datagram per payload; an nftables drop makes send() fail with EPERM, which is expected. */
+async function sendUdp(host: string, port: number, payloads: string[]): Promise<void> {
+  const sock = createSocket('udp4');
+  for (const payload of payloads) await new Promise<void>((resolve) => sock.send(Buffer.from(payload), port, host, () => resolve()));
+  sock.close();
+}
+
 async function skippedLines(agent: NetwardenProcess): Promise<number> {
   const body = (await getLocal(agent.metricsPort, '/metrics')).body;
   let sum = 0;
@@ -111,7 +129,7 @@ describe('droptail agent sources (fake controller intake)', function () {
   const intake = new Intake();
   let agent: NetwardenProcess;
   let intakeUrl: string;
-  let tableAdded = false;
+  const tablesAdded: string[] = [];
 
   before(async function () {
     const cp = cluster();
@@ -127,9 +145,9 @@ describe('droptail agent sources (fake controller intake)', function () {
   after(async function () {
     await agent?.kill();
     await intake.stop();
-    if (tableAdded) {
+    for (const table of tablesAdded) {
       try {
-        nft(`delete table inet ${NFT_TABLE}\n`);
+        nft(`delete table inet ${table}\n`);
       } catch {
         // already gone
       }
@@ -149,7 +167,7 @@ describe('droptail agent sources (fake controller intake)', function () {
         `    ip daddr 127.0.0.1 tcp dport ${TCP_PORT} log group ${NFLOG_GROUP} prefix "nwdts-dropped: " drop\n` +
         `    ip daddr 127.0.0.1 udp dport ${UDP_PORT + 1} log group ${NFLOG_GROUP} prefix "other-prefix: " drop\n  }\n}\n`,
     );
-    tableAdded = true;
+    tablesAdded.push(NFT_TABLE);
     await applyDropTail('dts-nflog', { sources: [{ type: 'nflog', group: NFLOG_GROUP }], prefixes: ['nwdts-dropped: '] });
     await waitHealthy('dts-nflog');
 
@@ -183,6 +201,42 @@ describe('droptail agent sources (fake controller intake)', function () {
     expect(batch).to.include({ node: NODE, shedSinceLastBatch: 0 });
   });
 
+  it('counts a packet the kernel cut to 8 bytes (log snaplen 8) as skipped, while whole drops of the same group arrive', async function () {
+    if (process.getuid?.() !== 0) this.skip();
+    try {
+      nft(`delete table inet ${CUT_TABLE}\n`);
+    } catch {
+      // not there
+    }
+    // Same group and prefix; to 127.0.0.1 the kernel hands over only the first 8 bytes of the IP
+    // header (snaplen), to 127.0.0.2 the whole packet.
+    nft(
+      `table inet ${CUT_TABLE} {\n  chain out {\n    type filter hook output priority 0;\n` +
+        `    ip daddr 127.0.0.1 udp dport ${CUT_PORT} log group ${CUT_GROUP} snaplen 8 prefix "nwdtc-dropped: " drop\n` +
+        `    ip daddr 127.0.0.2 udp dport ${CUT_PORT} log group ${CUT_GROUP} prefix "nwdtc-dropped: " drop\n  }\n}\n`,
+    );
+    tablesAdded.push(CUT_TABLE);
+    await applyDropTail('dts-nflog-cut', { sources: [{ type: 'nflog', group: CUT_GROUP }], prefixes: ['nwdtc-dropped: '] });
+    await waitHealthy('dts-nflog-cut');
+    const truncatedBefore = await skippedPackets(agent, 'truncated');
+
+    // The cut packets first: the group delivers in order, so once the whole ones arrived, the cut
+    // ones were decoded (and refused) before them.
+    await sendUdp('127.0.0.1', CUT_PORT, ['cut-1', 'cut-2', 'cut-3', 'cut-4']);
+    await sendUdp('127.0.0.2', CUT_PORT, ['whole-1', 'whole-2', 'whole-3']);
+    const byDst = (d: AggregatedDrop): string => d.drop.dst;
+    await waitFor(() => intake.counts('dts-nflog-cut', byDst).get('127.0.0.2') === 3, { timeoutMs: 15_000, description: '3 whole drops to 127.0.0.2 at the intake' });
+
+    expect((await skippedPackets(agent, 'truncated')) - truncatedBefore).to.equal(4);
+    expect(intake.drops('dts-nflog-cut').some((d) => d.drop.dst === '127.0.0.1'), 'a cut packet was sent as a drop').to.equal(false);
+    const whole = intake.drops('dts-nflog-cut')[0]!;
+    expect(whole.drop).to.deep.include({ prefix: 'nwdtc-dropped:', protocol: 'UDP', src: '127.0.0.1', dst: '127.0.0.2', dstPort: CUT_PORT });
+    // the agent keeps reading the group after the bad packets
+    await sendUdp('127.0.0.2', CUT_PORT, ['whole-4']);
+    await waitFor(() => intake.counts('dts-nflog-cut', byDst).get('127.0.0.2') === 4, { timeoutMs: 15_000, description: 'a 4th whole drop after the cut ones' });
+    expect((await nodeEntry('dts-nflog-cut'))?.sources?.[0]?.healthy, 'the NFLOG source stays healthy').to.equal(true);
+  });
+
   it('follows a log file through rotation and truncation without losing or repeating a drop, skipping bad input', async function () {
     const dir = path.join(cluster().dir, 'dts-file');
     mkdirSync(dir, { recursive: true });
@@ -209,11 +263,9 @@ describe('droptail agent sources (fake controller intake)', function () {
     appendFileSync(`${file}.1`, good() + good());
     writeFileSync(file, good() + good());
     await waitFor(() => intake.drops('dts-file').length >= 8, { timeoutMs: 15_000, description: 'lines around the rotation sent' });
-    // copytruncate: the same file is emptied, and the writer goes on at its start. The pause lets the
-    // follower see the empty file first, as it does with logrotate's copy-then-truncate (see report:
-    // a rewrite past the old offset before the follower looks is only caught at its next EOF check).
+    // copytruncate: the same file is emptied and the writer goes on at its start, here at once and
+    // past the follower's old offset (three lines where there were two) before it looks again.
     truncateSync(file, 0);
-    await new Promise((r) => setTimeout(r, 1_000));
     appendFileSync(file, good() + good() + good());
     const expected = Array.from({ length: port - before }, (_, i) => String(before + i));
 

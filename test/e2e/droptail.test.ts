@@ -3,7 +3,8 @@
 // metrics and status, with IPs resolved through Pods, Services, Nodes and a reverse DNS server
 // (dnsmasq) on loopback. Access is decided by TokenReview + SubjectAccessReview (RBAC).
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import https from 'node:https';
 import { expect } from 'chai';
 import { cluster } from './hooks.js';
@@ -445,5 +446,136 @@ describe('DropTail end to end: real drops from an nftables rule to Events on bot
     }
     await waitFor(async () => Number(await realJsonpath('.status.totalDrops')) >= 4, { timeoutMs: 10_000, description: 'totalDrops of at least 4' });
     expect(await realJsonpath('.status.lastDrop.dst.name')).to.equal('web-1');
+  });
+});
+
+// A journal source read by a real agent, sent to the real controller: kernel drop messages in
+// journal files written by systemd-journal-remote become one Event per Pod and direction, and the
+// Event's count stays exactly the number of drops in the journal across agent restarts (SIGTERM:
+// graceful drain; SIGKILL: killed after reading, before its window was sent).
+describe('DropTail end to end: journal drops to Events, exact across agent restarts', function () {
+  const jNs = 'dt-journal-e2e';
+  const jNode = 'dt-journal-node';
+  const jDropTail = 'dt-journal';
+  const jWebIP = '10.244.74.10';
+  const jClientIP = '10.244.74.11';
+  const prefix = 'nwdtj-e2e: ';
+  const receivedText = `Packet dropped when receiving traffic from ${jNs}/client-1 (IP: ${jClientIP}, TCP/5432)`;
+  const sentText = `Packet dropped when sending traffic to ${jNs}/web-1 (IP: ${jWebIP}, TCP/5432)`;
+  let controller: NetwardenProcess | undefined;
+  let agent: NetwardenProcess | undefined;
+  let journalFile = '';
+  let sequence = 0;
+
+  /** Appends kernel drop entries (client-1 -> web-1 TCP/5432) and one userspace look-alike to the journal. */
+  function writeJournal(drops: number): void {
+    const entries: string[] = [];
+    for (let i = 0; i < drops; i++) {
+      sequence += 1;
+      const message = `${prefix}IN=eth0 OUT= MAC=52:54:00:12:34:56:52:54:00:65:43:21:08:00 SRC=${jClientIP} DST=${jWebIP} LEN=60 TOS=0x00 PREC=0x00 TTL=64 ID=${sequence} DF PROTO=TCP SPT=${40000 + sequence} DPT=5432 WINDOW=64240 RES=0x00 SYN URGP=0`;
+      entries.push([`__REALTIME_TIMESTAMP=${BigInt(Date.now()) * 1000n + BigInt(sequence)}`, `__MONOTONIC_TIMESTAMP=${sequence}`, '_BOOT_ID=2a6f3c0e9d8b4f1aa7c5e3d2b1f09e87', '_TRANSPORT=kernel', 'SYSLOG_IDENTIFIER=kernel', `MESSAGE=${message}`, ''].join('\n'));
+    }
+    sequence += 1;
+    // Not from the kernel: the source's default match (_TRANSPORT=kernel) must leave it out.
+    entries.push([`__REALTIME_TIMESTAMP=${BigInt(Date.now()) * 1000n + BigInt(sequence)}`, `__MONOTONIC_TIMESTAMP=${sequence}`, '_BOOT_ID=2a6f3c0e9d8b4f1aa7c5e3d2b1f09e87', '_TRANSPORT=stdout', `MESSAGE=${prefix}IN=eth0 OUT= SRC=${jClientIP} DST=${jWebIP} LEN=60 TTL=64 PROTO=TCP SPT=1 DPT=5432 SYN`, ''].join('\n'));
+    const written = spawnSync('/usr/lib/systemd/systemd-journal-remote', [`--output=${journalFile}`, '-'], { input: entries.join('\n') + '\n', stdio: ['pipe', 'ignore', 'pipe'] });
+    if (written.status !== 0) throw new Error(`systemd-journal-remote failed: ${written.stderr.toString()}`);
+  }
+
+  interface PairEvent {
+    name: string;
+    count: number;
+  }
+
+  /** The Events on a pod whose message is `text`. */
+  async function eventsSaying(pod: string, text: string): Promise<PairEvent[]> {
+    const out = await mustKubectl(cluster(), ['get', 'events', '-n', jNs, '--field-selector', `involvedObject.name=${pod}`, '-o', 'json']);
+    const items = (JSON.parse(out) as { items: Array<{ metadata: { name: string }; message?: string; count?: number }> }).items;
+    return items.filter((e) => e.message === text).map((e) => ({ name: e.metadata.name, count: Number(e.count) }));
+  }
+
+  /** Waits until both pods show exactly one Event for the pair, with `count`. */
+  async function waitForCount(count: number): Promise<void> {
+    let seen = '';
+    await waitFor(async () => {
+      const received = await eventsSaying('web-1', receivedText);
+      const sent = await eventsSaying('client-1', sentText);
+      seen = JSON.stringify({ received, sent });
+      return received.length === 1 && received[0]!.count === count && sent.length === 1 && sent[0]!.count === count;
+    }, { timeoutMs: 20_000, description: `one Event per pod with count ${count}` }).catch((err: unknown) => {
+      throw new Error(`${(err as Error).message}; Events: ${seen}`);
+    });
+  }
+
+  /** The agent's netwarden_agent_droptail_drops_seen_total of this DropTail (0 when absent). */
+  async function dropsRead(agentProcess: NetwardenProcess): Promise<number> {
+    const body = (await getLocal(agentProcess.metricsPort, '/metrics')).body;
+    const m = new RegExp(`^netwarden_agent_droptail_drops_seen_total\\{droptail="${jDropTail}",source="[^"]*"\\} (\\d+)$`, 'm').exec(body);
+    return m ? Number(m[1]) : 0;
+  }
+
+  async function startJournalAgent(): Promise<NetwardenProcess> {
+    const started = await startAgent(cluster(), jNode);
+    await waitFor(async () => (await mustKubectl(cluster(), ['get', 'droptail', jDropTail, '-o', `jsonpath={.status.nodes[?(@.node=="${jNode}")].sources[0].healthy}`])) === 'true', {
+      timeoutMs: 30_000,
+      description: `the agent on ${jNode} following the journal`,
+    });
+    return started;
+  }
+
+  before(async function () {
+    const cp = cluster();
+    await ensureInstalled(cp);
+    const kc = cp.kubeConfig();
+    await createNamespace(kc, jNs);
+    await createNode(kc, jNode, { internalIP: nextNodeIP(), labels: { 'dt-journal': 'yes' } });
+    await createPod(kc, { namespace: jNs, name: 'web-1', nodeName: jNode, podIP: jWebIP });
+    await createPod(kc, { namespace: jNs, name: 'client-1', nodeName: jNode, podIP: jClientIP });
+    const dir = join(cp.dir, 'dt-journal');
+    mkdirSync(dir, { recursive: true });
+    journalFile = join(dir, 'remote.journal');
+    writeJournal(1); // before the agent's first start: it joins the journal at its end, so this one is not reported
+
+    controller = await startController(cp, 'controller-droptail-journal');
+    await mustKubectl(cp, ['apply', '-f', '-'], [
+      'apiVersion: netwarden.io/v1alpha1', 'kind: DropTail', `metadata: {name: ${jDropTail}}`,
+      'spec:', "  nodeSelector: {dt-journal: 'yes'}", `  sources: [{type: journal, directory: '${dir}'}]`, `  prefixes: ['${prefix}']`,
+    ].join('\n'));
+    await mustKubectl(cp, ['wait', '--for=condition=Ready', `droptail/${jDropTail}`, '--timeout=60s']);
+    agent = await startJournalAgent();
+  });
+
+  after(async function () {
+    await agent?.kill('SIGKILL');
+    await controller?.kill();
+  });
+
+  it('counts each journal drop once in the Events on both pods, across a SIGTERM and a SIGKILL of the agent', async function () {
+    writeJournal(3);
+    await waitForCount(3);
+
+    // Graceful stop: the agent drains its queue and saves its cursor; drops written while it is down come after.
+    await agent!.kill('SIGTERM');
+    writeJournal(2);
+    agent = await startJournalAgent();
+    writeJournal(1);
+    await waitForCount(6);
+
+    // Killed right after it read two more drops, before its aggregation window (1 s) was sent: the
+    // saved cursor is older, so they are read again after the restart, and must count once.
+    const readBefore = await dropsRead(agent);
+    writeJournal(2);
+    await waitFor(async () => (await dropsRead(agent!)) >= readBefore + 2, { timeoutMs: 10_000, intervalMs: 10, description: 'the agent read the 2 drops' });
+    await agent.kill('SIGKILL');
+    writeJournal(1);
+    agent = await startJournalAgent();
+    await waitForCount(9);
+
+    // Nothing late: a re-sent or re-read drop would show within a few windows.
+    await new Promise((r) => setTimeout(r, 3_000));
+    await waitForCount(9);
+    const metrics = (await getLocal(controller!.metricsPort, '/metrics')).body;
+    expect(metrics).to.contain(`netwarden_packet_drops_total{droptail="${jDropTail}",node="${jNode}",protocol="TCP",src_namespace="${jNs}",dst_namespace="${jNs}"} 9`);
+    await waitFor(async () => (await mustKubectl(cluster(), ['get', 'droptail', jDropTail, '-o', 'jsonpath={.status.totalDrops}'])) === '9', { timeoutMs: 15_000, description: 'status.totalDrops 9' });
   });
 });

@@ -227,6 +227,57 @@ describe('tail LineFollower', function () {
     expect(text(await take(f, 1))).to.deep.equal(['cc']);
   });
 
+  it('restarts at 0 when the file is truncated and rewritten past its offset while the consumer is paused mid-file', async () => {
+    // Fixed-width lines: the first 1024-byte chunk holds old lines 0..19 whole and the start of line 20.
+    const oldLines = Array.from({ length: 100 }, (_, i) => `old ${String(i).padStart(4, '0')} ${'o'.repeat(40)}`); // 50 bytes with '\n'
+    const newLines = Array.from({ length: 300 }, (_, i) => `new ${String(i).padStart(4, '0')} ${'n'.repeat(60)}`); // 21000 bytes: past the offset
+    await writeFile(live, oldLines.map((l) => `${l}\n`).join(''));
+    const events: TailEvent[] = [];
+    // No watcher and a long poll: nothing but the consumer's next() makes the follower read.
+    const f = mk({ start: 'beginning', readChunkBytes: 1024, watch: false, pollIntervalMs: 5000, onEvent: (e) => events.push(e) });
+    const first = await take(f, 3);
+    expect(text(first)).to.deep.equal(oldLines.slice(0, 3));
+
+    // The consumer is paused; the file is emptied and rewritten, longer than the follower's offset.
+    await writeFile(live, newLines.map((l) => `${l}\n`).join(''));
+    const rest: TailRecord[] = [];
+    while (rest.at(-1)?.line.toString() !== newLines.at(-1)) {
+      rest.push(...(await take(f, 1)));
+      expect(rest.length, 'more records than the old chunk plus the new file').to.be.at.most(21 + newLines.length);
+    }
+    expect((await nextWithin(f, 300)).r).to.equal('none');
+
+    const fromNew = rest.findIndex((r) => r.line.toString().startsWith('new '));
+    const oldTail = rest.slice(0, fromNew);
+    const complete = oldTail.filter((r) => !r.incomplete);
+    // What was read before the rewrite is yielded as it was: whole old lines in order, then at most
+    // the cut-off start of the next one, flagged incomplete. Nothing later of the old file.
+    expect(text(complete)).to.deep.equal(oldLines.slice(3, 3 + complete.length));
+    expect(complete.length).to.be.lessThan(20);
+    const cut = oldTail.filter((r) => r.incomplete);
+    expect(cut.length).to.be.at.most(1);
+    if (cut[0]) expect(oldLines[3 + complete.length]?.startsWith(cut[0].line.toString())).to.equal(true);
+    // Then every line of the new content exactly once, in order, from offset 0; none garbled.
+    const fresh = rest.slice(fromNew);
+    expect(text(fresh)).to.deep.equal(newLines);
+    expect(fresh[0]?.offset).to.equal(0);
+    expect(fresh.at(-1)?.endOffset).to.equal(newLines.length * 70);
+    expect(fresh.every((r) => !r.incomplete && r.file.inode === first[0]?.file.inode)).to.equal(true);
+    expect(events.filter((e) => e.type === 'truncated')).to.have.length(1);
+    expect(f.position()?.offset).to.equal(newLines.length * 70);
+  });
+
+  it('notices a rewrite that ends exactly at its old offset', async () => {
+    await writeFile(live, 'aaaa\n');
+    const events: TailEvent[] = [];
+    const f = mk({ start: 'beginning', watch: false, pollIntervalMs: 50, onEvent: (e) => events.push(e) });
+    expect(text(await take(f, 1))).to.deep.equal(['aaaa']);
+    await writeFile(live, 'bbbb\n'); // same size: only the content tells
+    const [r] = await take(f, 1);
+    expect([r?.line.toString(), r?.offset]).to.deep.equal(['bbbb', 0]);
+    expect(events.filter((e) => e.type === 'truncated')).to.have.length(1);
+  });
+
   it('yields a 5 MB line whole, written in pieces', async () => {
     const big = 'x'.repeat(5 * 1024 * 1024);
     const fh = await open(live, 'a');

@@ -105,7 +105,8 @@ export class CaptureSession {
   filesEntry(scheduled: boolean, clampNotes: readonly string[]): CaptureFiles | undefined {
     const stored = listStoredFiles(this.dir);
     const entries = [...this.pods.values()];
-    if (stored.length === 0 && entries.length === 0 && !this.diskError) return undefined;
+    // Before startTime nothing runs yet, but this node has targets: it reports Scheduled, not nothing.
+    if (!scheduled && stored.length === 0 && entries.length === 0 && !this.diskError) return undefined;
     const packets = entries.reduce((sum, e) => sum + (e.capture?.packets ?? 0), 0);
     const errors = [this.diskError, ...[...this.pods].flatMap(([pod, e]) => (e.error ? [`${pod}: ${e.error}`] : e.capture?.state === 'error' ? [`${pod}: ${e.capture.message}`] : []))].filter((m): m is string => !!m);
     const finishedNotes = [...this.pods].flatMap(([pod, e]) => (e.capture?.state === 'finished' && e.capture.message ? [`${pod}: ${e.capture.message}`] : []));

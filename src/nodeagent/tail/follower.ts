@@ -10,7 +10,9 @@
 //    different file, and (c) the writer has visibly moved on: a newer rotated sibling exists or
 //    the new live file has data. Files rotated in between (several quick rotations) are found
 //    among the siblings and read in order before the live file. There is no timer-based give-up.
-//  - copytruncate: size < offset (or the first bytes changed) → restart at 0 in the same file.
+//  - copytruncate (or any truncate + rewrite in place): the file's first bytes changed, checked
+//    after every read and at end of file, so a rewrite that already went past our offset is caught
+//    before any of its bytes are used (else size < offset) → restart at 0 in the same file.
 //  - resume from a checkpoint: the live file if inode+fingerprint match; otherwise the rotated
 //    sibling whose (decompressed) content fingerprint matches, then all siblings rotated after it,
 //    then the live file. Not found → start at the oldest sibling and report possible data loss.
@@ -31,9 +33,10 @@ import {
   contentMatches,
   contentMatchesPath,
   DEFAULT_FINGERPRINT_BYTES,
-  fingerprintHandle,
+  hashPrefix,
   identityOfHandle,
   isGzipHandle,
+  readPlainPrefix,
   type FileIdentity,
 } from './identity.js';
 import {
@@ -136,34 +139,84 @@ interface SourceCommon {
 class PlainSource implements SourceCommon {
   readonly kind = 'plain';
   pos: number;
+  identity: FileIdentity;
+  /** The file's first bytes as last seen (what identity.fingerprint hashes), to notice a rewrite. */
+  private prefix: Buffer;
   constructor(
     readonly fh: FileHandle,
     readonly path: string,
     readonly ino: bigint,
     readonly dev: bigint,
-    public identity: FileIdentity,
+    prefix: Buffer,
     public start: number,
     private readonly fpBytes: number,
   ) {
     this.pos = start;
+    this.prefix = prefix;
+    this.identity = { inode: ino.toString(), device: dev.toString(), fingerprint: hashPrefix(prefix), fingerprintLength: prefix.length };
   }
 
+  /** Set by read() when it returned null because the file was replaced in place. */
+  replaced = false;
+
+  /**
+   * The next chunk at pos; null at end of file, or when the file was replaced in place (truncated
+   * and rewritten, see replacedInPlace; `replaced` is set): then nothing of the chunk is used.
+   */
   async read(scratch: Buffer): Promise<Buffer | null> {
+    this.replaced = false;
     const { bytesRead } = await this.fh.read(scratch, 0, scratch.length, this.pos);
+    // Checked AFTER the read: a truncate+rewrite that happened before or during it shows in the
+    // prefix now, so a chunk from the new content at the old offset is never used. Also checked
+    // at end of file: new content may have been written up to exactly our old offset.
+    if (this.pos > 0 && (await this.replacedInPlace())) {
+      this.replaced = true;
+      return null;
+    }
     if (bytesRead === 0) return null;
+    const chunk = scratch.subarray(0, bytesRead);
+    if (this.prefix.length < this.fpBytes) this.extendPrefix(chunk, this.pos);
     this.pos += bytesRead;
-    if (this.identity.fingerprintLength < this.fpBytes && this.identity.fingerprintLength < this.pos) await this.refreshFingerprint();
-    return scratch.subarray(0, bytesRead);
+    return chunk;
   }
 
   async size(): Promise<number> {
     return (await this.fh.stat()).size;
   }
 
-  /** Re-takes an incomplete fingerprint over the bytes read so far (capped at fpBytes). */
-  async refreshFingerprint(): Promise<void> {
-    const fp = await fingerprintHandle(this.fh, Math.min(this.fpBytes, this.pos), false);
-    this.identity = { ...this.identity, fingerprint: fp.fingerprint, fingerprintLength: fp.length };
+  /**
+   * True when the file's first bytes are no longer the ones seen before: it was truncated and
+   * written again (copytruncate, `> file`), possibly past our offset, so size and inode look fine.
+   * One positional read of at most fpBytes (1 KiB, in the page cache) and a byte compare per chunk:
+   * the cheapest check that catches a rewrite past the offset. size < pos misses it, and
+   * mtime/ctime change with every append. A rewrite that starts with the very same fpBytes bytes is
+   * indistinguishable from an append by any content check; the inode does not change either.
+   */
+  async replacedInPlace(): Promise<boolean> {
+    if (this.prefix.length === 0) return false;
+    const now = await readPlainPrefix(this.fh, this.prefix.length);
+    return !now.equals(this.prefix);
+  }
+
+  /** Starts over at 0 in the rewritten file. */
+  async restart(): Promise<void> {
+    this.pos = 0;
+    this.prefix = await readPlainPrefix(this.fh, this.fpBytes);
+    this.identity = { ...this.identity, fingerprint: hashPrefix(this.prefix), fingerprintLength: this.prefix.length };
+  }
+
+  /**
+   * Grows an incomplete prefix (file shorter than fpBytes when it was taken) with the bytes of a
+   * chunk read at `at`. Taken from the chunk itself rather than re-read, so prefix and chunk are the
+   * same content even if the file is rewritten right now. While the prefix is incomplete, pos never
+   * lies beyond it (it covered the whole file when taken), so the chunk continues it.
+   */
+  private extendPrefix(chunk: Buffer, at: number): void {
+    const from = this.prefix.length - at;
+    if (from < 0 || from >= chunk.length) return;
+    const take = Math.min(this.fpBytes - this.prefix.length, chunk.length - from);
+    this.prefix = Buffer.concat([this.prefix, chunk.subarray(from, from + take)]); // a copy: chunk is the reused scratch
+    this.identity = { ...this.identity, fingerprint: hashPrefix(this.prefix), fingerprintLength: this.prefix.length };
   }
 
   async close(): Promise<void> {
@@ -454,6 +507,10 @@ export class LineFollower implements AsyncIterable<TailRecord> {
         continue;
       }
       const chunk = await cur.read(this.scratch);
+      if (chunk === null && cur.kind === 'plain' && cur.replaced) {
+        await this.truncated(cur); // rewritten in place: the bytes at our offset belong to new content
+        continue;
+      }
       if (chunk !== null) {
         this.buf = chunk;
         this.bufIdx = 0;
@@ -546,11 +603,8 @@ export class LineFollower implements AsyncIterable<TailRecord> {
   private async sourceFromHandle(fh: FileHandle, path: string, offset: number): Promise<Source> {
     try {
       const st = await fh.stat({ bigint: true });
-      const gz = await isGzipHandle(fh);
-      const identity = await identityOfHandle(fh, this.fpBytes, gz);
-      return gz
-        ? new GzipSource(fh, path, st.ino, st.dev, identity, offset, this.chunkBytes)
-        : new PlainSource(fh, path, st.ino, st.dev, identity, offset, this.fpBytes);
+      if (await isGzipHandle(fh)) return new GzipSource(fh, path, st.ino, st.dev, await identityOfHandle(fh, this.fpBytes, true), offset, this.chunkBytes);
+      return new PlainSource(fh, path, st.ino, st.dev, await readPlainPrefix(fh, this.fpBytes), offset, this.fpBytes);
     } catch (err) {
       await fh.close().catch(() => undefined);
       throw err;
@@ -731,10 +785,6 @@ export class LineFollower implements AsyncIterable<TailRecord> {
         await this.truncated(cur);
         return true;
       }
-      if (cur.identity.fingerprintLength > 0 && !(await contentMatches(cur.identity, cur.fh, false))) {
-        await this.truncated(cur); // truncated and rewritten past our offset before we looked
-        return true;
-      }
       if (size > cur.pos) return true;
     }
     const pst = await statBig(this.path);
@@ -783,8 +833,7 @@ export class LineFollower implements AsyncIterable<TailRecord> {
   private async truncated(cur: PlainSource): Promise<void> {
     const previousOffset = cur.pos;
     this.flushPartial();
-    cur.pos = 0;
-    cur.identity = await identityOfHandle(cur.fh, this.fpBytes, false);
+    await cur.restart();
     this.resetLine(0);
     this.event({ type: 'truncated', path: cur.path, previousOffset });
   }
