@@ -2,8 +2,10 @@
 // queue → HTTPS sender) runs in a child process while this process appends 50,000 distinct drop
 // lines per second to the file it follows, for FLOOD_SECONDS. Two runs: the controller unreachable
 // (everything queues and the oldest are shed) and a controller that accepts every batch (a local
-// HTTPS server with a self-signed certificate). Reported: the child's peak RSS (VmHWM) against the
-// issue's 100 MB target, drops seen, and drops shed. Prints nothing.
+// HTTPS server with a self-signed certificate). The child runs this file compiled (dist/, see
+// bench/build.ts), as users run the agent, not through tsx. Reported: the child's peak RSS (VmHWM)
+// against the issue's 100 MB target, with its split (V8 heap, buffers outside it) at the moment the
+// RSS was highest among samples, drops seen, and drops shed. Prints nothing.
 import { execFileSync, spawn } from 'node:child_process';
 import { appendFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:https';
@@ -11,6 +13,7 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { compiled } from './build.js';
 import type { BenchResult, BenchRow } from './types.js';
 
 const RATE_PER_SECOND = 50_000;
@@ -27,6 +30,8 @@ interface ChildConfig {
 
 interface ChildReport {
   peakRssMB: number;
+  /** process.memoryUsage() at the sample with the highest RSS (every 100 ms). */
+  atPeak: { heapUsedMB: number; heapTotalMB: number; externalMB: number; arrayBuffersMB: number };
   seen: number;
   shed: number;
   queued: number;
@@ -38,7 +43,7 @@ function line(i: number): string {
 }
 
 async function flood(config: ChildConfig): Promise<ChildReport> {
-  const child = spawn(process.execPath, ['--import', 'tsx', fileURLToPath(import.meta.url), '--child', JSON.stringify(config)], {
+  const child = spawn(process.execPath, [await compiled('bench/drops-agent.ts'), '--child', JSON.stringify(config)], {
     stdio: ['ignore', 'pipe', 'inherit'],
     env: { ...process.env, NETWARDEN_LOG_LEVEL: 'error' },
   });
@@ -72,6 +77,14 @@ async function waitForLine(text: () => string, word: string): Promise<void> {
   throw new Error(`agent child not ${word}`);
 }
 
+/** Where the memory was at the highest sampled RSS: the V8 heap, and buffers outside it. */
+function splitRows(report: ChildReport, run: string): BenchRow[] {
+  return [
+    { metric: `  V8 heap used / allocated at peak, ${run}`, value: report.atPeak.heapUsedMB, unit: 'MB', reference: report.atPeak.heapTotalMB },
+    { metric: `  external (of which ArrayBuffers) at peak, ${run}`, value: report.atPeak.externalMB, unit: 'MB', reference: report.atPeak.arrayBuffersMB },
+  ];
+}
+
 export async function benchDropsAgent(): Promise<BenchResult> {
   const dir = mkdtempSync(path.join(tmpdir(), 'nw-bench-agent-'));
   try {
@@ -84,7 +97,8 @@ export async function benchDropsAgent(): Promise<BenchResult> {
     writeFileSync(downFile, '');
     const down = await flood({ file: downFile, stateDir: path.join(dir, 'state-down'), url: 'https://127.0.0.1:1/droptail/bench/drops', caFile });
     rows.push(
-      { metric: 'agent peak RSS, controller unreachable', value: down.peakRssMB, unit: 'MB', reference: RSS_TARGET_MB, ratio: down.peakRssMB / RSS_TARGET_MB },
+      { metric: 'agent peak RSS (compiled JS), controller unreachable', value: down.peakRssMB, unit: 'MB', reference: RSS_TARGET_MB, ratio: down.peakRssMB / RSS_TARGET_MB },
+      ...splitRows(down, 'controller unreachable'),
       { metric: 'drops seen, controller unreachable', value: down.seen, unit: 'drops', reference: RATE_PER_SECOND * FLOOD_SECONDS, ratio: down.seen / (RATE_PER_SECOND * FLOOD_SECONDS) },
       { metric: 'drops shed, controller unreachable', value: down.shed, unit: 'drops' },
     );
@@ -106,7 +120,8 @@ export async function benchDropsAgent(): Promise<BenchResult> {
     server.closeAllConnections();
     server.close();
     rows.push(
-      { metric: 'agent peak RSS, controller accepting', value: up.peakRssMB, unit: 'MB', reference: RSS_TARGET_MB, ratio: up.peakRssMB / RSS_TARGET_MB },
+      { metric: 'agent peak RSS (compiled JS), controller accepting', value: up.peakRssMB, unit: 'MB', reference: RSS_TARGET_MB, ratio: up.peakRssMB / RSS_TARGET_MB },
+      ...splitRows(up, 'controller accepting'),
       { metric: 'aggregated drops accepted by the controller', value: accepted, unit: 'drops' },
       { metric: 'drops shed, controller accepting', value: up.shed, unit: 'drops' },
     );
@@ -125,11 +140,21 @@ async function runChild(config: ChildConfig): Promise<void> {
   const poster = new DropBatchClient({ url: config.url, caFile: config.caFile, token: () => Promise.resolve('bench-token') });
   const pipeline = new DropTailPipeline({ name: 'bench', node: 'node-1', sources: [source], poster, sender: { retryBackoff: { initialMs: 100, maxMs: 1_000 } } });
   pipeline.start();
+  const mb = (bytes: number) => bytes / 1024 / 1024;
+  let sampledRss = 0;
+  let atPeak: ChildReport['atPeak'] = { heapUsedMB: 0, heapTotalMB: 0, externalMB: 0, arrayBuffersMB: 0 };
+  const sampler = setInterval(() => {
+    const m = process.memoryUsage();
+    if (m.rss <= sampledRss) return;
+    sampledRss = m.rss;
+    atPeak = { heapUsedMB: mb(m.heapUsed), heapTotalMB: mb(m.heapTotal), externalMB: mb(m.external), arrayBuffersMB: mb(m.arrayBuffers) };
+  }, 100);
   process.stdout.write('ready\n');
   process.once('SIGTERM', () => {
+    clearInterval(sampler);
     void pipeline.stop(500).then(() => {
       const hwm = /VmHWM:\s+(\d+) kB/.exec(readFileSync('/proc/self/status', 'utf8'));
-      const report: ChildReport = { peakRssMB: Number(hwm?.[1] ?? 0) / 1024, seen: pipeline.snapshot().dropsSeen, shed: pipeline.sender.shed, queued: pipeline.queued };
+      const report: ChildReport = { peakRssMB: Number(hwm?.[1] ?? 0) / 1024, atPeak, seen: pipeline.snapshot().dropsSeen, shed: pipeline.sender.shed, queued: pipeline.queued };
       process.stdout.write(`${JSON.stringify(report)}\n`, () => process.exit(0));
     });
   });

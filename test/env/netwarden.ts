@@ -67,7 +67,10 @@ export async function startNetwarden(cp: ControlPlane, name: string, args: strin
   const metricsPort = await freePort();
   const logFile = path.join(cp.dir, `${name}.log`);
   const out = createWriteStream(logFile, { flags: 'a' });
-  const child = spawn(process.execPath, ['--import', 'tsx', path.join(REPO_ROOT, 'src/cli/main.ts'), ...args, `--metrics-port=${metricsPort}`, '--metrics-address=127.0.0.1'], {
+  // Benchmarks set NETWARDEN_COMPILED_CLI (bench/build.ts) to measure the compiled CLI, as users run it.
+  const compiledCli = process.env.NETWARDEN_COMPILED_CLI;
+  const entry = compiledCli ? [compiledCli] : ['--import', 'tsx', path.join(REPO_ROOT, 'src/cli/main.ts')];
+  const child = spawn(process.execPath, [...entry, ...args, `--metrics-port=${metricsPort}`, '--metrics-address=127.0.0.1'], {
     cwd: REPO_ROOT,
     // Tests read the processes' info lines (status writes, leadership), whatever the test run logs.
     env: { ...process.env, NETWARDEN_LOG_LEVEL: process.env.NETWARDEN_CHILD_LOG_LEVEL ?? 'info', ...env },

@@ -6,7 +6,6 @@
 //                    there yet, 400/413: this batch itself)
 import { readFileSync } from 'node:fs';
 import https from 'node:https';
-import type { DropBatch } from '../../apis/drops.js';
 import { errorMessage } from '../../util/log.js';
 
 export type SendOutcome =
@@ -33,14 +32,14 @@ export class DropBatchClient {
 
   constructor(private readonly opts: DropBatchClientOptions) {}
 
-  async post(batch: DropBatch): Promise<SendOutcome> {
+  /** Posts `body`, the JSON of one DropBatch (encodeDropBatch). */
+  async post(body: Buffer): Promise<SendOutcome> {
     let token: string;
     try {
       token = await this.opts.token();
     } catch (err) {
       return { kind: 'refused', status: 0, message: `no token to authenticate to the controller: ${errorMessage(err)}` };
     }
-    const body = Buffer.from(JSON.stringify(batch));
     let agent: https.Agent;
     try {
       agent = this.connectionPool();

@@ -64,6 +64,12 @@ export class DropTailPipeline {
   private readonly abort = new AbortController();
   private readonly tasks: Promise<void>[] = [];
   private timer: NodeJS.Timeout | undefined;
+  /**
+   * Records read and drops seen per source since the last window, added to the Prometheus counters
+   * once per window: prom-client builds a label key string on every inc(), which at 50,000 lines/s
+   * was a tenth of all the agent allocated.
+   */
+  private readonly unpublished = new Map<string, { records: number; drops: number }>();
   private seen: number;
   private stopping: Promise<void> | undefined;
 
@@ -76,6 +82,7 @@ export class DropTailPipeline {
     this.seen = opts.initialDropsSeen ?? 0;
     for (const source of opts.sources) {
       this.health.set(source.id, { type: source.type, healthy: false, message: 'starting' });
+      this.unpublished.set(source.id, { records: 0, drops: 0 });
       sourceHealthy.set({ droptail: opts.name, source: source.id }, 0);
     }
   }
@@ -120,6 +127,7 @@ export class DropTailPipeline {
 
   /** Hands the window's aggregated drops and the sources' positions to the send queue. */
   private flush(): void {
+    this.publishCounts();
     const drops = this.aggregator.flush();
     const mark: CheckpointMark = new Map();
     for (const source of this.opts.sources) {
@@ -128,6 +136,15 @@ export class DropTailPipeline {
     }
     if (drops.length === 0 && mark.size === 0) return;
     this.sender.enqueue(drops, mark);
+  }
+
+  private publishCounts(): void {
+    for (const [source, counts] of this.unpublished) {
+      const labels = { droptail: this.name, source };
+      if (counts.records > 0) recordsRead.inc(labels, counts.records);
+      if (counts.drops > 0) dropsSeenMetric.inc(labels, counts.drops);
+      counts.records = counts.drops = 0;
+    }
   }
 
   private commit(mark: CheckpointMark): void {
@@ -139,12 +156,14 @@ export class DropTailPipeline {
   /** Runs a source until the pipeline stops, restarting it with backoff when it fails. */
   private async supervise(source: DropSourceRunner, signal: AbortSignal): Promise<void> {
     const backoff = new Backoff({ initialMs: 1_000, maxMs: 60_000, ...this.opts.sourceBackoff });
-    const labels = { droptail: this.name, source: source.id };
+    const counts = this.unpublished.get(source.id)!;
     const events: SourceEvents = {
-      record: () => recordsRead.inc(labels),
+      record: () => {
+        counts.records += 1;
+      },
       drop: (drop) => {
         this.seen += 1;
-        dropsSeenMetric.inc(labels);
+        counts.drops += 1;
         if (this.aggregator.add(drop, source.type)) this.flush();
       },
       health: (healthy, message) => this.setHealth(source, healthy, message),

@@ -8,6 +8,12 @@
 // Bounds: maxDrops aggregated entries and maxBytes of their JSON. Past either, the OLDEST drops are
 // shed and counted (their packet counts), so the queue never grows without bound while the
 // controller is unreachable.
+//
+// Memory: a drop is kept as its JSON bytes (a Buffer, outside the V8 heap), not as the parsed
+// object. The JSON is needed anyway (for the byte bound and for the POST body), and the object
+// graph of a parsed drop is several times larger and keeps its whole log line alive through
+// sliced strings; under a flood of distinct drops, thousands of long-lived objects also make V8
+// grow its young generation to the maximum. The sender writes the bytes into the batch unchanged.
 import type { AggregatedDrop } from '../../apis/drops.js';
 
 /** Saves one source's read position; called at most once, in queue order. */
@@ -18,8 +24,10 @@ export type CheckpointMark = Map<string, CommitFn>;
 
 interface DropItem {
   kind: 'drop';
-  drop: AggregatedDrop;
-  bytes: number;
+  /** JSON.stringify(the AggregatedDrop), UTF-8. */
+  json: Buffer;
+  /** Its packet count (AggregatedDrop.count), for the shed accounting. */
+  count: number;
 }
 
 interface MarkItem {
@@ -40,11 +48,18 @@ export const DEFAULT_QUEUE_MAX_DROPS = 10_000;
 export const DEFAULT_QUEUE_MAX_BYTES = 8 * 1024 * 1024;
 
 /** Drops taken for one POST, with the marks they carried (committed once the batch is settled). */
-export interface TakenBatch {
-  drops: AggregatedDrop[];
-  bytes: number;
+export class TakenBatch {
+  /** Each drop's JSON, in queue order: what the batch body is written from. */
+  readonly parts: Buffer[] = [];
+  /** Their size in the body, a comma each included. */
+  bytes = 0;
   /** The items as taken, to put back in front unchanged when the send fails. */
-  items: QueueItem[];
+  readonly items: QueueItem[] = [];
+
+  /** The drops, parsed back from their JSON (for inspection: the sender uses `parts`). */
+  get drops(): AggregatedDrop[] {
+    return this.parts.map((json) => JSON.parse(json.toString('utf8')) as AggregatedDrop);
+  }
 }
 
 /** What was shed by one enforcement of the bounds. */
@@ -87,10 +102,10 @@ export class DropQueue {
   /** Appends a window's drops followed by its checkpoint mark; returns what had to be shed. */
   push(drops: readonly AggregatedDrop[], mark?: CheckpointMark): ShedResult {
     for (const drop of drops) {
-      const bytes = Buffer.byteLength(JSON.stringify(drop)) + 1;
-      this.items.push({ kind: 'drop', drop, bytes });
+      const json = Buffer.from(JSON.stringify(drop));
+      this.items.push({ kind: 'drop', json, count: drop.count });
       this.dropCount += 1;
-      this.byteCount += bytes;
+      this.byteCount += bodyBytes(json);
     }
     if (mark !== undefined && mark.size > 0) this.pushMark(mark);
     const shed = this.enforceBounds();
@@ -104,15 +119,16 @@ export class DropQueue {
     if (this.inFlight !== undefined) throw new Error('a batch is already being sent');
     this.settleLeadingMarks();
     if (this.dropCount === 0) return undefined;
-    const batch: TakenBatch = { drops: [], bytes: 0, items: [] };
+    const batch = new TakenBatch();
     while (this.head < this.items.length) {
       const item = this.items[this.head]!;
       if (item.kind === 'drop') {
-        if (batch.drops.length >= maxDrops || (batch.drops.length > 0 && batch.bytes + item.bytes > maxBytes)) break;
-        batch.drops.push(item.drop);
-        batch.bytes += item.bytes;
+        const bytes = bodyBytes(item.json);
+        if (batch.parts.length >= maxDrops || (batch.parts.length > 0 && batch.bytes + bytes > maxBytes)) break;
+        batch.parts.push(item.json);
+        batch.bytes += bytes;
         this.dropCount -= 1;
-        this.byteCount -= item.bytes;
+        this.byteCount -= bytes;
       }
       batch.items.push(item);
       this.head += 1;
@@ -141,7 +157,7 @@ export class DropQueue {
     for (const item of batch.items) {
       if (item.kind !== 'drop') continue;
       this.dropCount += 1;
-      this.byteCount += item.bytes;
+      this.byteCount += bodyBytes(item.json);
     }
     const shed = this.enforceBounds();
     this.settleLeadingMarks();
@@ -189,9 +205,9 @@ export class DropQueue {
         continue;
       }
       this.dropCount -= 1;
-      this.byteCount -= item.bytes;
+      this.byteCount -= bodyBytes(item.json);
       shed.entries += 1;
-      shed.drops += item.drop.count;
+      shed.drops += item.count;
     }
     this.compact();
     return shed;
@@ -218,6 +234,11 @@ export class DropQueue {
       this.head = 0;
     }
   }
+}
+
+/** A drop's share of the batch body: its JSON and the comma after it. */
+function bodyBytes(json: Buffer): number {
+  return json.length + 1;
 }
 
 function mergeMarks(into: CheckpointMark | undefined, later: CheckpointMark): CheckpointMark {

@@ -2,16 +2,18 @@
 // Retries: unreachable / 5xx with exponential backoff and jitter (honouring Retry-After); 401, 403
 // and 404 with a long backoff (RBAC or the controller's cache must change first, so no hot loop);
 // a batch refused as malformed (400) or too large as a single drop (413) is given up and logged.
-import type { AggregatedDrop, DropBatch } from '../../apis/drops.js';
+import type { AggregatedDrop } from '../../apis/drops.js';
 import { errorMessage, loggerFor, type Logger } from '../../util/log.js';
 import { Backoff, sleep, type BackoffOptions } from './backoff.js';
+import { encodeDropBatch } from './batchbody.js';
 import type { SendOutcome } from './client.js';
 import { batchesSent, queueBytes, queueDrops, shedDrops } from './metrics.js';
 import type { CheckpointMark, DropQueue, ShedResult } from './queue.js';
 
 /** What posts a batch: DropBatchClient, or a test double of the network. */
 export interface BatchPoster {
-  post(batch: DropBatch): Promise<SendOutcome>;
+  /** Posts the JSON of one DropBatch (encodeDropBatch). */
+  post(body: Buffer): Promise<SendOutcome>;
   resetConnections(): void;
 }
 
@@ -45,8 +47,8 @@ export class DropSender {
   private maxBatchDrops: number;
   private readonly maxBatchBytes: number;
   private sequence = 0;
-  /** The first drop and number of the last failed batch: a retry of it keeps its number. */
-  private lastFailed: { first: AggregatedDrop; sequence: number } | undefined;
+  /** The first drop (its queued JSON) and number of the last failed batch: a retry of it keeps its number. */
+  private lastFailed: { first: Buffer; sequence: number } | undefined;
   private shedPending = 0;
   private shedTotal = 0;
   private lastError: string | undefined;
@@ -100,10 +102,10 @@ export class DropSender {
   async sendOnce(): Promise<number> {
     const batch = this.queue.take(this.maxBatchDrops, this.maxBatchBytes);
     if (batch === undefined) return 0;
-    const first = batch.drops[0]!;
+    const first = batch.parts[0]!;
     const sequence = this.lastFailed?.first === first ? this.lastFailed.sequence : ++this.sequence;
     const shedReported = this.shedPending;
-    const body: DropBatch = { node: this.opts.node, sequence, sentAt: new Date().toISOString(), drops: batch.drops, shedSinceLastBatch: shedReported };
+    const body = encodeDropBatch({ node: this.opts.node, sequence, sentAt: new Date().toISOString(), shedSinceLastBatch: shedReported }, batch.parts);
     let outcome: SendOutcome;
     try {
       outcome = await this.opts.poster.post(body);
@@ -134,9 +136,9 @@ export class DropSender {
     }
 
     batchesSent.inc({ droptail: this.opts.name, result: 'refused' });
-    if (outcome.status === 413 && batch.drops.length > 1) {
+    if (outcome.status === 413 && batch.parts.length > 1) {
       // Too large for the controller: smaller batches from now on, this one again at once.
-      this.maxBatchDrops = Math.max(1, Math.floor(batch.drops.length / 2));
+      this.maxBatchDrops = Math.max(1, Math.floor(batch.parts.length / 2));
       this.recordShed(this.queue.putBack(batch));
       this.setError(outcome.message, `batch size lowered to ${this.maxBatchDrops} drops`);
       return 0;
@@ -145,7 +147,7 @@ export class DropSender {
       // Sending this batch again cannot succeed: give it up (and move its checkpoints on).
       this.queue.settle(batch);
       this.lastFailed = undefined;
-      this.setError(outcome.message, `gave up a batch of ${batch.drops.length} drops`);
+      this.setError(outcome.message, `gave up a batch of ${batch.parts.length} drops`);
       this.updateQueueGauges();
       return 0;
     }

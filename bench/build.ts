@@ -1,0 +1,57 @@
+// Benchmarks that measure a process's memory run it the way users do: compiled JavaScript from
+// `tsc -p .` (dist/, as in the Dockerfile), not through tsx, whose loader and on-the-fly transpiler
+// alone add about 100 MB of RSS. The build runs once per bench run, whichever bench asks first.
+import { spawn } from 'node:child_process';
+import { existsSync, statSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const DIST = path.join(REPO_ROOT, 'dist');
+/** Read by test/env/netwarden.ts: when set, controller and agent processes run this file instead of tsx. */
+export const COMPILED_CLI_ENV = 'NETWARDEN_COMPILED_CLI';
+
+let build: Promise<number> | undefined;
+
+/** Runs `tsc -p .` once; resolves to the time it started (outputs must be at least as new). */
+function buildOnce(): Promise<number> {
+  build ??= new Promise((resolve, reject) => {
+    const started = Date.now();
+    const tsc = path.join(REPO_ROOT, 'node_modules', 'typescript', 'bin', 'tsc');
+    const child = spawn(process.execPath, [tsc, '-p', REPO_ROOT], { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+    let output = '';
+    child.stdout.on('data', (b: Buffer) => (output += b.toString('utf8')));
+    child.stderr.on('data', (b: Buffer) => (output += b.toString('utf8')));
+    child.on('error', reject);
+    child.on('close', (code) => {
+      // tsc still emits when a file has type errors (noEmitOnError is off): say so, but measure.
+      if (code !== 0) process.stderr.write(`bench: tsc reported errors (the build is still used):\n${output.split('\n').slice(0, 20).join('\n')}\n`);
+      resolve(started);
+    });
+  });
+  return build;
+}
+
+/**
+ * The compiled JavaScript of a source file of this repository (e.g. 'src/cli/main.ts' →
+ * dist/src/cli/main.js), built first if this bench run has not built yet.
+ */
+export async function compiled(sourceFile: string): Promise<string> {
+  const started = await buildOnce();
+  const relative = path.relative(REPO_ROOT, path.resolve(REPO_ROOT, sourceFile)).replace(/\.ts$/, '.js');
+  const out = path.join(DIST, relative);
+  if (!existsSync(out)) throw new Error(`tsc did not produce ${out}`);
+  // Whole seconds: some filesystems keep coarse modification times.
+  if (statSync(out).mtimeMs < Math.floor(started / 1000) * 1000) throw new Error(`${out} is older than this run's build: tsc did not emit it`);
+  return out;
+}
+
+/**
+ * Makes startController/startAgent (test/env/netwarden.ts) run the compiled CLI for the rest of
+ * this process, as users run it; returns the entry's path.
+ */
+export async function useCompiledCli(): Promise<string> {
+  const cli = await compiled('src/cli/main.ts');
+  process.env[COMPILED_CLI_ENV] = cli;
+  return cli;
+}
