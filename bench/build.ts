@@ -2,9 +2,10 @@
 // `tsc -p .` (dist/, as in the Dockerfile), not through tsx, whose loader and on-the-fly transpiler
 // alone add about 100 MB of RSS. The build runs once per bench run, whichever bench asks first.
 import { spawn } from 'node:child_process';
-import { existsSync, statSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import YAML from 'yaml';
 
 export const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const DIST = path.join(REPO_ROOT, 'dist');
@@ -54,4 +55,15 @@ export async function useCompiledCli(): Promise<string> {
   const cli = await compiled('src/cli/main.ts');
   process.env[COMPILED_CLI_ENV] = cli;
   return cli;
+}
+
+/**
+ * NODE_OPTIONS of the agent DaemonSet in config/, so measured processes run with the same V8
+ * settings as deployed ones (the controller Deployment sets the same).
+ */
+export function deployedNodeOptions(): string {
+  const daemonSet = YAML.parse(readFileSync(path.join(REPO_ROOT, 'config/agent/daemonset.yaml'), 'utf8')) as {
+    spec: { template: { spec: { containers: Array<{ env?: Array<{ name: string; value?: string }> }> } } };
+  };
+  return daemonSet.spec.template.spec.containers[0]?.env?.find((e) => e.name === 'NODE_OPTIONS')?.value ?? '';
 }
