@@ -4,7 +4,7 @@ import { expect } from 'chai';
 import { execFileSync } from 'node:child_process';
 import { createSocket } from 'node:dgram';
 import { compileCaptureFilter, FilterError } from '../../src/nodeagent/capture/filter.js';
-import { libpcapRejects, openLiveCapture } from '../../src/nodeagent/capture/libpcap.js';
+import { libpcapRejects, openLiveCapture } from '../../src/nodeagent/libpcap.js';
 
 const isRoot = process.getuid?.() === 0;
 const POD = '10.244.1.3';

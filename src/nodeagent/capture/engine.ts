@@ -2,7 +2,7 @@
 // written to rotating pcap files, stopped at the byte limit, by the disk guard or by the caller.
 import { statfsSync, unlinkSync } from 'node:fs';
 import path from 'node:path';
-import { openLiveCapture, type LiveCapture } from './libpcap.js';
+import { openLiveCapture, type LiveCapture } from '../libpcap.js';
 import { microClock, PCAP_HEADER_BYTES, PcapFileWriter, RECORD_HEADER_BYTES } from './pcapfile.js';
 import { pcapFileName } from './store.js';
 

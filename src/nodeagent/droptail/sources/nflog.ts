@@ -3,28 +3,21 @@
 //
 // The kernel lets one socket bind a group, so the agent opens each group once and shares it among
 // the DropTails that read it (NflogGroups). `cap` names only a few link types; NFLOG comes back as
-// "Unknown linktype 239", which is expected. A Cap whose open() failed must never be closed (the
-// binding crashes the process), so failed handles are simply dropped.
-import { createRequire } from 'node:module';
+// "Unknown linktype 239", which is expected. Handles go through ../../libpcap.ts, which keeps
+// closed and failed ones from the garbage collector (the binding would crash the process).
 import { decodeNflogPacket } from '../../drops/nflog.js';
+import { openPacketSource, type PacketSource } from '../../libpcap.js';
 import { errorMessage } from '../../../util/log.js';
 import type { CommitFn } from '../queue.js';
 import { aborted, type DropSourceRunner, type SourceEvents } from './types.js';
 
-interface CapHandle {
-  open(device: string, filter: string, bufSize: number, buffer: Buffer): string;
-  on(event: 'packet', cb: (nbytes: number, truncated: boolean) => void): void;
-  close(): void;
-}
-
 type PacketListener = (packet: Buffer) => void;
 
 interface OpenGroup {
-  cap: CapHandle;
+  source: PacketSource;
   listeners: Set<PacketListener>;
 }
 
-const require = createRequire(import.meta.url);
 /** Kernel-to-agent buffer of a group: room for bursts while the event loop is busy. */
 const CAPTURE_BUFFER_BYTES = 4 * 1024 * 1024;
 const SNAP_BYTES = 65535;
@@ -49,25 +42,22 @@ class NflogGroups {
     open.listeners.delete(listener);
     if (open.listeners.size > 0) return;
     this.groups.delete(group);
-    open.cap.close();
+    open.source.close();
   }
 
   private open(group: number): OpenGroup {
-    const { Cap } = require('cap') as { Cap: new () => CapHandle };
-    const cap = new Cap();
     const buffer = Buffer.alloc(SNAP_BYTES);
+    const listeners = new Set<PacketListener>();
+    const onPacket = (nbytes: number): void => {
+      // The buffer is reused for the next packet: listeners decode synchronously.
+      const packet = buffer.subarray(0, nbytes);
+      for (const listener of listeners) listener(packet);
+    };
     try {
-      cap.open(`nflog:${group}`, '', CAPTURE_BUFFER_BYTES, buffer);
+      return { source: openPacketSource(`nflog:${group}`, '', CAPTURE_BUFFER_BYTES, buffer, onPacket), listeners };
     } catch (err) {
       throw new Error(`nflog:${group}: ${errorMessage(err)}${hint(errorMessage(err))}`);
     }
-    const open: OpenGroup = { cap, listeners: new Set() };
-    cap.on('packet', (nbytes) => {
-      // The buffer is reused for the next packet: listeners decode synchronously.
-      const packet = buffer.subarray(0, nbytes);
-      for (const listener of open.listeners) listener(packet);
-    });
-    return open;
   }
 }
 
