@@ -5,25 +5,15 @@
 // Starts the controller if nothing answers on its port, and the agent of its own node; removes the
 // forwarder, the agent and the receiver at the end.
 import http from 'node:http';
-import net, { type AddressInfo } from 'node:net';
+import type { AddressInfo } from 'node:net';
 import { gunzipSync } from 'node:zlib';
 import { CoreV1Api } from '@kubernetes/client-node';
 import type { ControlPlane } from '../../test/env/controlplane.js';
 import { createNode, waitFor } from '../../test/env/fixtures.js';
-import { mustKubectl, netwardenPorts, startAgent, startController, type NetwardenProcess } from '../../test/env/netwarden.js';
+import { isListening, mustKubectl, netwardenPorts, startAgent, startController, type NetwardenProcess } from '../../test/env/netwarden.js';
 
 const NODE = 'demo-audit-cp';
 const FORWARDER = 'demo-audit';
-
-function listening(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = net.connect({ host: '127.0.0.1', port }, () => {
-      socket.destroy();
-      resolve(true);
-    });
-    socket.on('error', () => resolve(false));
-  });
-}
 
 /** A receiver that counts the events of the EventLists POSTed to it. */
 async function startReceiver(): Promise<{ url: string; events: () => number; batches: () => number; close: () => Promise<void> }> {
@@ -55,7 +45,7 @@ export async function auditStory(cp: ControlPlane, log: (line: string) => void):
   const receiver = await startReceiver();
   try {
     const kc = cp.kubeConfig();
-    if (!(await listening((await netwardenPorts(cp)).controllerHttps))) started.push(await startController(cp, 'demo-audit-controller'));
+    if (!(await isListening((await netwardenPorts(cp)).controllerHttps))) started.push(await startController(cp, 'demo-audit-controller'));
     await createNode(kc, NODE, { controlPlane: true, labels: { 'netwarden.io/demo': 'audit' } }).catch(() => undefined);
     started.push(await startAgent(cp, NODE));
 

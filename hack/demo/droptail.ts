@@ -5,10 +5,9 @@
 // Needs the controller running on cp (hack/demo.ts starts it; this story starts one if nothing
 // answers on the controller port) and root (network namespaces, nftables). It starts the agent of
 // its own node and removes its rule, namespaces and agent at the end; the Events stay.
-import net from 'node:net';
 import { run, type ControlPlane } from '../../test/env/controlplane.js';
 import { createNamespace, createNode, createPod, waitFor } from '../../test/env/fixtures.js';
-import { mustKubectl, netwardenPorts, nextNodeIP, startAgent, startController, type NetwardenProcess } from '../../test/env/netwarden.js';
+import { isListening, mustKubectl, netwardenPorts, nextNodeIP, startAgent, startController, type NetwardenProcess } from '../../test/env/netwarden.js';
 import { createPodNetwork, type PodNetwork } from '../../test/env/podnet.js';
 
 const NS = 'shop';
@@ -19,23 +18,13 @@ const GROUP = 3981;
 const FRONTEND = { name: 'frontend-5f7', ip: '10.244.60.10' };
 const PAYMENTS = { name: 'payments-7c4', ip: '10.244.60.11' };
 
-function listening(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = net.connect({ host: '127.0.0.1', port }, () => {
-      socket.destroy();
-      resolve(true);
-    });
-    socket.on('error', () => resolve(false));
-  });
-}
-
 export async function dropTailStory(cp: ControlPlane, log: (line: string) => void): Promise<void> {
   const show = async (args: string[]) => log(`$ kubectl ${args.join(' ')}\n${(await mustKubectl(cp, args)).trimEnd()}`);
   const started: NetwardenProcess[] = [];
   const networks: PodNetwork[] = [];
   try {
     const kc = cp.kubeConfig();
-    if (!(await listening((await netwardenPorts(cp)).controllerHttps))) started.push(await startController(cp, 'demo-droptail-controller'));
+    if (!(await isListening((await netwardenPorts(cp)).controllerHttps))) started.push(await startController(cp, 'demo-droptail-controller'));
 
     log(`A node (${NODE}), the ${NS} namespace and two pods with real network namespaces on this host`);
     await createNamespace(kc, NS).catch(() => undefined);

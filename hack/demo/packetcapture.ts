@@ -11,28 +11,13 @@ import path from 'node:path';
 import { run, trackChild, type ControlPlane } from '../../test/env/controlplane.js';
 import { createNamespace, createNode, createPod, createServiceAccount, kubeconfigForToken, requestToken, waitFor } from '../../test/env/fixtures.js';
 import { controllerUrl, ensureInstalled, mustKubectl, netwardenPorts, nextNodeIP, REPO_ROOT, startAgent, startController, type NetwardenProcess } from '../../test/env/netwarden.js';
-import { createPodNetwork, type PodNetwork } from '../../test/env/podnet.js';
+import { createPodNetwork, DNS_CLIENT, type PodNetwork } from '../../test/env/podnet.js';
 
 const NS = 'storefront';
 const CAPTURE = 'pc-storefront-logging-dns';
 const NODE = 'storefront-story-node';
 const LOGGING_IP = '10.244.78.3';
 const DNS_IP = '10.244.78.10';
-
-const DNS_CLIENT = `
-import socket, struct, sys
-server, names = sys.argv[1], sys.argv[2:]
-s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-s.settimeout(1)
-for i, name in enumerate(names):
-    q = struct.pack('!HHHHHH', 0x2000 + i, 0x0100, 1, 0, 0, 0)
-    q += b''.join(bytes([len(l)]) + l.encode() for l in name.split('.')) + b'\\0' + struct.pack('!HH', 1, 1)
-    s.sendto(q, (server, 53))
-    try:
-        s.recvfrom(512)
-    except socket.timeout:
-        pass
-`;
 
 export interface StoryOptions {
   startController?: boolean;

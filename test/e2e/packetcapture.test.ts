@@ -11,7 +11,7 @@ import { cluster } from './hooks.js';
 import { run, trackChild, type ExecResult } from '../env/controlplane.js';
 import { createNamespace, createNode, createPod, createServiceAccount, kubeconfigForToken, requestToken, waitFor } from '../env/fixtures.js';
 import { controllerUrl, ensureInstalled, mustKubectl, netwardenPorts, nextNodeIP, REPO_ROOT, startAgent, startController, type NetwardenProcess } from '../env/netwarden.js';
-import { createPodNetwork, type PodNetwork } from '../env/podnet.js';
+import { createPodNetwork, DNS_CLIENT, type PodNetwork } from '../env/podnet.js';
 
 const NS = 'storefront';
 const CAPTURE = 'pc-storefront-logging-dns';
@@ -21,22 +21,6 @@ const LOGGING_IP = '10.244.77.3';
 const DNS_IP = '10.244.77.10';
 const WEB_IP = '10.244.77.12';
 
-// Sends one DNS A query per name to the server and waits briefly for each answer.
-const DNS_CLIENT = `
-import socket, struct, sys
-server, names = sys.argv[1], sys.argv[2:]
-s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-s.settimeout(1)
-for i, name in enumerate(names):
-    q = struct.pack('!HHHHHH', 0x1000 + i, 0x0100, 1, 0, 0, 0)
-    q += b''.join(bytes([len(l)]) + l.encode() for l in name.split('.')) + b'\\0' + struct.pack('!HH', 1, 1)
-    s.sendto(q, (server, 53))
-    try:
-        s.recvfrom(512)
-        print('answered', name)
-    except socket.timeout:
-        print('no answer', name)
-`;
 // Traffic the DNS capture must not contain: UDP to another port.
 const UDP_NOISE = `
 import socket, sys

@@ -186,3 +186,14 @@ export function nextNodeIP(): string {
   if (lastNodeIP > 254) throw new Error('out of loopback node addresses');
   return `127.0.0.${lastNodeIP}`;
 }
+
+/** Whether something accepts TCP connections on 127.0.0.1:port (e.g. a controller already running). */
+export function isListening(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = net.connect({ host: '127.0.0.1', port }, () => {
+      socket.destroy();
+      resolve(true);
+    });
+    socket.on('error', () => resolve(false));
+  });
+}

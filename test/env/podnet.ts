@@ -171,3 +171,23 @@ export async function createPodNetwork(spec: PodNetworkSpec): Promise<PodNetwork
 export async function destroyAllPodNetworks(): Promise<void> {
   for (const pn of [...live.values()]) await pn.destroy();
 }
+
+/**
+ * A Python DNS client run inside a pod network: `python3 -c DNS_CLIENT SERVER NAME...` sends one A
+ * query per name and prints "answered NAME" or "no answer NAME" for each.
+ */
+export const DNS_CLIENT = `
+import socket, struct, sys
+server, names = sys.argv[1], sys.argv[2:]
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.settimeout(1)
+for i, name in enumerate(names):
+    q = struct.pack('!HHHHHH', 0x1000 + i, 0x0100, 1, 0, 0, 0)
+    q += b''.join(bytes([len(l)]) + l.encode() for l in name.split('.')) + b'\\0' + struct.pack('!HH', 1, 1)
+    s.sendto(q, (server, 53))
+    try:
+        s.recvfrom(512)
+        print('answered', name)
+    except socket.timeout:
+        print('no answer', name)
+`;
