@@ -344,7 +344,7 @@ describe('AuditForwarder (own control plane, audit log rotated at 1 MB)', functi
       const c = raw ? (JSON.parse(raw) as { status: string; reason: string; message: string }) : undefined;
       return c?.status === 'False' ? c : undefined;
     }, { timeoutMs: 25_000, description: 'Ready=False' });
-    expect(ready.reason).to.equal('SinkFailing');
+    expect(ready.reason).to.equal('ForwardingFailing');
     expect(ready.message).to.contain(`${NODE}: POST ${rx.url('/main')}`);
     await new Promise((r) => setTimeout(r, Math.max(0, 30_000 - (Date.now() - downAt))));
     expect(Number(await nodeField(cp, 'af-main', 'lagBytes'))).to.be.greaterThan(0);

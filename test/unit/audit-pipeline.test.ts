@@ -165,6 +165,26 @@ describe('audit pipeline', function () {
     await rx.close();
   });
 
+  it('says in status that the audit log does not exist, and clears it once the log appears', async () => {
+    const rx = await receiver();
+    const log = path.join(dir, 'audit.log');
+    const p = pipeline(settings(log, { sink: { webhook: { url: rx.url, format: 'ndjson', gzip: false } } }));
+    let st = await p.status();
+    for (let tries = 0; !st.lastError && tries < 100; tries++) {
+      await new Promise((r) => setTimeout(r, 50));
+      st = await p.status();
+    }
+    expect(st.lastError).to.equal(`${log} does not exist: waiting for it (check spec.source.path and that the agent mounts the audit log directory)`);
+    await writeFile(log, line(event('create')));
+    await waitFor(() => rx.got.flatMap(itemsOf).length === 1);
+    for (let tries = 0; st.lastError && tries < 100; tries++) {
+      await new Promise((r) => setTimeout(r, 50));
+      st = await p.status();
+    }
+    expect(st.lastError).to.equal(undefined);
+    await rx.close();
+  });
+
   it('keeps the batch and honours Retry-After while the receiver refuses it', async () => {
     const rx = await receiver((n) => (n < 2 ? { status: 503, headers: { 'retry-after': '1' } } : { status: 200 }));
     const log = path.join(dir, 'audit.log');

@@ -186,7 +186,13 @@ export class AuditPipeline {
     });
     const started = await this.follower.start();
     this.log.info('following the audit log', { path: this.opts.settings.sourcePath, mode: started.mode, file: started.path, possibleDataLoss: started.possibleDataLoss });
+    // Most often a wrong spec.source.path or a missing host mount: say so where the user looks.
+    if (started.mode === 'waiting') this.setError(this.missingLogMessage());
     return true;
+  }
+
+  private missingLogMessage(): string {
+    return `${this.opts.settings.sourcePath} does not exist: waiting for it (check spec.source.path and that the agent mounts the audit log directory)`;
   }
 
   /** The checkpoint; without one, the oldest rotated file on disk (ship what is there). */
@@ -323,7 +329,8 @@ export class AuditPipeline {
   }
 
   private onTailEvent(ev: TailEvent): void {
-    if (ev.type === 'dataLoss') this.setError(`possible data loss: ${ev.reason}${ev.path ? ` (${ev.path})` : ''}`);
+    if (ev.type === 'opened' && this.lastError === this.missingLogMessage()) this.lastError = undefined;
+    else if (ev.type === 'dataLoss') this.setError(`possible data loss: ${ev.reason}${ev.path ? ` (${ev.path})` : ''}`);
     else if (ev.type === 'error') this.setError(`${ev.path}: ${ev.message}`);
   }
 

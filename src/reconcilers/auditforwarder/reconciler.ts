@@ -41,15 +41,15 @@ export function desiredStatus(forwarder: AuditForwarder, selectedNodes: readonly
 }
 
 /**
- * Not ready when every selected node's agent reports an error (the sink is down or misconfigured
- * everywhere); one healthy node keeps it Ready, its peers' errors stay visible in status.nodes.
+ * Not ready when every selected node's agent reports an error (the sink down or misconfigured, the log
+ * missing); one healthy node keeps it Ready, its peers' errors stay visible in status.nodes.
  */
 function agentsFailing(reports: readonly AuditNodeStatus[], selectedNodes: readonly string[]): Rejection | undefined {
   const selected = new Set(selectedNodes);
   const relevant = reports.filter((r) => selected.has(r.node));
   if (relevant.length === 0 || relevant.length < selected.size || !relevant.every((r) => r.lastError)) return undefined;
   const errors = relevant.map((r) => `${r.node}: ${r.lastError}`);
-  return { reason: 'SinkFailing', message: errors.join('; ').slice(0, 1024) };
+  return { reason: 'ForwardingFailing', message: errors.join('; ').slice(0, 1024) };
 }
 
 /** URLs must parse and speak HTTP(S): the schema only says "a string". */
