@@ -40,6 +40,8 @@ interface CacheEntry<T> {
 export interface AccessReviewerOptions {
   /** How long a review result is reused; short, so a revoked binding bites quickly. */
   cacheTtlMs?: number;
+  /** How long a denial is reused: shorter still, so a user just granted access is not kept waiting. */
+  deniedCacheTtlMs?: number;
   /** Audiences the token must be for; the API server's default when unset. */
   audiences?: string[];
   maxCacheEntries?: number;
@@ -51,6 +53,7 @@ export class AccessReviewer {
   private readonly tokens = new Map<string, CacheEntry<Caller | AccessDenied>>();
   private readonly decisions = new Map<string, CacheEntry<AccessDenied | undefined>>();
   private readonly ttl: number;
+  private readonly deniedTtl: number;
   private readonly maxEntries: number;
   private readonly log = loggerFor('auth');
 
@@ -61,6 +64,7 @@ export class AccessReviewer {
     this.authn = kc.makeApiClient(AuthenticationV1Api);
     this.authz = kc.makeApiClient(AuthorizationV1Api);
     this.ttl = opts.cacheTtlMs ?? 10_000;
+    this.deniedTtl = opts.deniedCacheTtlMs ?? 2_000;
     this.maxEntries = opts.maxCacheEntries ?? 10_000;
   }
 
@@ -87,7 +91,7 @@ export class AccessReviewer {
     if (cached && cached.expires > Date.now()) denial = cached.value;
     else {
       denial = await this.reviewAccess(caller, access);
-      this.remember(this.decisions, key, denial);
+      this.remember(this.decisions, key, denial, denial ? this.deniedTtl : this.ttl);
     }
     if (denial) throw denial;
   }
@@ -146,9 +150,9 @@ export class AccessReviewer {
     return undefined;
   }
 
-  private remember<T>(cache: Map<string, CacheEntry<T>>, key: string, value: T): void {
+  private remember<T>(cache: Map<string, CacheEntry<T>>, key: string, value: T, ttl = this.ttl): void {
     if (cache.size >= this.maxEntries) cache.delete(cache.keys().next().value!);
-    cache.set(key, { value, expires: Date.now() + this.ttl });
+    cache.set(key, { value, expires: Date.now() + ttl });
   }
 }
 
