@@ -260,7 +260,7 @@ describe('DropTail controller: drop intake, Events, metrics and status', functio
       expect(metrics).to.contain(`netwarden_packet_drops_total{droptail="${dropTail}",node="${node}",protocol="TCP",src_namespace="node",dst_namespace="${ns}"} 1`);
     });
 
-    it('raises one Event\'s count for repeats within repeatInterval and does not count a re-sent drop twice', async function () {
+    it('raises one Event\'s count for repeats within repeatInterval, counts a re-sent drop once and a re-read one only for its new part', async function () {
       const first = new Date();
       const second = new Date(first.getTime() + 1500);
       const drop = packetDrop(CLIENT_IP, WEB_IP, 'TCP', 5432, first);
@@ -272,13 +272,16 @@ describe('DropTail controller: drop intake, Events, metrics and status', functio
       const bumped = await eventWith('web-1', text, 7);
       // The same aggregated drop again (an agent re-sending after a restart): no change.
       expect((await post(path, JSON.stringify({ ...one, sequence: 1 }), agentToken)).status).to.equal(202);
+      // Re-read after a restart with one newer drop merged into that window: only the new one counts.
+      expect((await post(path, JSON.stringify(batch([entry(drop, 3, first)])), agentToken)).status).to.equal(202);
       // A fresh drop of another pair, sent after the re-send, shows the re-send was handled.
       const marker = new Date();
       await post(path, JSON.stringify(batch([entry(packetDrop(CLIENT_IP, WEB_IP, 'TCP', 5433, marker), 1, marker)])), agentToken);
       await eventWith('web-1', 'TCP/5433');
+      await eventWith('web-1', text, 8);
       const events = (await podEvents('web-1')).filter((e) => e.message.includes(text));
       expect(events).to.have.length(1);
-      expect(events[0]).to.include({ name: bumped.name, count: 7 });
+      expect(events[0]).to.include({ name: bumped.name, count: 8 });
     });
 
     it('makes no Event for a drop older than expiration', async function () {

@@ -39,8 +39,10 @@ export interface DropEventRequest {
   count: number;
   firstSeen: string;
   lastSeen: string;
-  /** The dedupe id of the aggregated drop, remembered on the Event. */
+  /** The dedupe id of the aggregated drop, remembered on the Event with countedForId. */
   dropId: string;
+  /** How many drops of that id are counted in all (a re-read after an agent restart may add some). */
+  countedForId: number;
 }
 
 interface PairState {
@@ -52,10 +54,22 @@ interface PairState {
   dropIds: string[];
 }
 
-/** What a restart finds on existing Events: ids of drops already counted, with their last time. */
+/** What a restart finds on existing Events: ids of drops already counted, how many, their last time. */
 export interface RebuiltDropId {
   id: string;
   lastSeenMs: number;
+  count: number;
+}
+
+/** Annotation entries are "id:count" ("id" alone, from before counts were kept: all counted). */
+function parseDropIdEntry(entry: string): { id: string; count: number } {
+  const [id = '', count] = entry.split(':');
+  const n = Number(count);
+  return { id, count: count !== undefined && Number.isInteger(n) ? n : Number.MAX_SAFE_INTEGER };
+}
+
+function dropIdEntry(req: DropEventRequest): string {
+  return `${req.dropId}:${req.countedForId}`;
 }
 
 export interface DropEventWriterOptions {
@@ -109,7 +123,7 @@ export class DropEventWriter {
       const lastSeenMs = timeOf(event);
       const dropIds = (event.metadata?.annotations?.[DROP_IDS_ANNOTATION] ?? '').split(',').filter(Boolean);
       this.remember(pair, { dropTail, namespace, eventName, count: event.count ?? 1, lastSeenMs, dropIds });
-      for (const id of dropIds) ids.push({ id, lastSeenMs });
+      for (const entry of dropIds) ids.push({ ...parseDropIdEntry(entry), lastSeenMs });
     }
     this.log.info('rebuilt event map', { droptail: dropTail, events: events.length });
     return ids;
@@ -137,7 +151,7 @@ export class DropEventWriter {
   /** false when the Event is gone (expired by the API server's event TTL, deleted): create anew. */
   private async bump(pair: string, state: PairState, req: DropEventRequest, lastMs: number): Promise<boolean> {
     const count = state.count + req.count;
-    const dropIds = [...state.dropIds, req.dropId].slice(-MAX_IDS_PER_EVENT);
+    const dropIds = [...state.dropIds.filter((e) => parseDropIdEntry(e).id !== req.dropId), dropIdEntry(req)].slice(-MAX_IDS_PER_EVENT);
     const patch = {
       metadata: { annotations: { [DROP_IDS_ANNOTATION]: dropIds.join(',') } },
       count,
@@ -166,7 +180,7 @@ export class DropEventWriter {
         name: eventName,
         namespace: req.pod.namespace,
         labels: { [DROPTAIL_LABEL]: labelValue(req.dropTail) },
-        annotations: { [PAIR_ANNOTATION]: pair, [DROP_IDS_ANNOTATION]: req.dropId, 'netwarden.io/droptail-name': req.dropTail },
+        annotations: { [PAIR_ANNOTATION]: pair, [DROP_IDS_ANNOTATION]: dropIdEntry(req), 'netwarden.io/droptail-name': req.dropTail },
       },
       involvedObject: { kind: 'Pod', apiVersion: 'v1', namespace: req.pod.namespace, name: req.pod.name, uid: req.pod.uid },
       reason: req.eventReason,
@@ -186,7 +200,7 @@ export class DropEventWriter {
       if (err instanceof KubeHttpError && err.status === 409) return;
       throw err;
     }
-    this.remember(pair, { dropTail: req.dropTail, namespace: req.pod.namespace, eventName, count: req.count, lastSeenMs: lastMs, dropIds: [req.dropId] });
+    this.remember(pair, { dropTail: req.dropTail, namespace: req.pod.namespace, eventName, count: req.count, lastSeenMs: lastMs, dropIds: [dropIdEntry(req)] });
     dropEvents.inc({ result: 'created' });
   }
 

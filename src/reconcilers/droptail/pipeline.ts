@@ -2,7 +2,9 @@
 // queues the batch's drops (bounded, so a flood is refused with 503 rather than eating memory) and
 // a fixed number of workers take them one by one:
 //   expired? (lastSeen older than spec.expiration) -> ignored
-//   seen before? (node, source, dropKey, firstSeen within expiration: a re-sent batch) -> ignored
+//   seen before? (node, source, dropKey, firstSeen within expiration: a re-sent batch) -> only the
+//     part of its count not counted yet (an agent restarted before saving its position re-reads a
+//     window's drops, possibly with newer ones of the same key merged in)
 //   resolve both ends (IP index; reverse DNS racing a short deadline, see reversedns.ts)
 //   count it (metrics, status totals and recent drops)
 //   Event on each Pod involved (events.ts)
@@ -58,7 +60,8 @@ export class DropPipeline {
   private readonly maxRemembered: number;
   private readonly now: () => number;
   /** Dedupe id -> time after which a re-send would be expired anyway. */
-  private readonly seen = new Map<string, number>();
+  /** Per dedupe id: how many of its drops are counted, and until when the id is remembered. */
+  private readonly seen = new Map<string, { until: number; count: number }>();
   /** Per DropTail: the Event map is loaded from the cluster before its first drop is handled. */
   private readonly rebuilt = new Map<string, Promise<void>>();
   /** Metric label sets per DropTail, so turning metrics off (or deleting it) removes its series. */
@@ -146,18 +149,20 @@ export class DropPipeline {
       return;
     }
     const id = dropId(item.dropTail, item.node, entry);
-    if (!this.firstSighting(id, lastSeenMs + settings.expirationMs)) {
+    const fresh = this.uncounted(id, entry.count, lastSeenMs + settings.expirationMs);
+    if (fresh === 0) {
       batchDrops.inc({ result: 'duplicate' });
       return;
     }
     batchDrops.inc({ result: 'processed' });
+    item = fresh === entry.count ? item : { ...item, entry: { ...entry, count: fresh } };
     const [srcEnd, dstEnd] = await Promise.all([this.resolve(entry.drop.src, settings), this.resolve(entry.drop.dst, settings)]);
     const src = srcEnd.endpoint;
     const dst = dstEnd.endpoint;
-    const record = dropRecord(item.node, entry, src, dst);
-    if (settings.metrics) this.count(item.dropTail, item.node, entry, src, dst);
+    const record = dropRecord(item.node, item.entry, src, dst);
+    if (settings.metrics) this.count(item.dropTail, item.node, item.entry, src, dst);
     this.deps.stats.record(dropTail, record, settings.recentDropsLimit);
-    await this.emitEvents(item, dropTail, settings, srcEnd, dstEnd, id);
+    await this.emitEvents(item, dropTail, settings, srcEnd, dstEnd, id, entry.count);
     dropToEventSeconds.observe((this.now() - item.receivedAt) / 1000);
   }
 
@@ -166,7 +171,10 @@ export class DropPipeline {
     if (!done) {
       done = this.deps.events.rebuild(dropTail).then(
         (ids) => {
-          for (const { id, lastSeenMs } of ids) this.seen.set(id, lastSeenMs + expirationMs);
+          for (const { id, lastSeenMs, count } of ids) {
+            const known = this.seen.get(id);
+            this.seen.set(id, { until: Math.max(lastSeenMs + expirationMs, known?.until ?? 0), count: Math.max(count, known?.count ?? 0) });
+          }
         },
         (err: unknown) => {
           // Without the map, repeats may start new Events; still better than dropping the drops.
@@ -178,18 +186,19 @@ export class DropPipeline {
     return done;
   }
 
-  /** true the first time an id is seen within its window. */
-  private firstSighting(id: string, until: number): boolean {
+  /** How many of an aggregated drop's count are not counted yet under its id (0: a pure re-send). */
+  private uncounted(id: string, count: number, until: number): number {
     const now = this.now();
     const known = this.seen.get(id);
-    if (known !== undefined && known >= now) return false;
-    if (this.seen.size >= this.maxRemembered) this.evictSeen(now);
-    this.seen.set(id, until);
-    return true;
+    const already = known !== undefined && known.until >= now ? known.count : 0;
+    if (count <= already) return 0;
+    if (known === undefined && this.seen.size >= this.maxRemembered) this.evictSeen(now);
+    this.seen.set(id, { until: Math.max(until, known?.until ?? 0), count });
+    return count - already;
   }
 
   private evictSeen(now: number): void {
-    for (const [id, until] of this.seen) if (until < now) this.seen.delete(id);
+    for (const [id, { until }] of this.seen) if (until < now) this.seen.delete(id);
     // Still full: forget the oldest insertions.
     for (const id of this.seen.keys()) {
       if (this.seen.size < this.maxRemembered * 0.9) break;
@@ -220,7 +229,7 @@ export class DropPipeline {
     series.set(Object.values(labels).join('\0'), labels);
   }
 
-  private async emitEvents(item: WorkItem, dropTail: DropTail, settings: DropTailSettings, src: ResolvedEndpoint, dst: ResolvedEndpoint, id: string): Promise<void> {
+  private async emitEvents(item: WorkItem, dropTail: DropTail, settings: DropTailSettings, src: ResolvedEndpoint, dst: ResolvedEndpoint, id: string, countedForId: number): Promise<void> {
     const writes: Array<Promise<void>> = [];
     const service = serviceText(item.entry.drop);
     const ends: Array<[ResolvedEndpoint, Direction, DropEndpoint]> = [[dst, 'receiving', src.endpoint], [src, 'sending', dst.endpoint]];
@@ -241,6 +250,7 @@ export class DropPipeline {
           firstSeen: item.entry.firstSeen,
           lastSeen: item.entry.lastSeen,
           dropId: id,
+          countedForId,
         }),
       );
     }
