@@ -16,6 +16,7 @@ import { AuditPipeline } from '../src/nodeagent/audit/pipeline.js';
 import { buildSink } from '../src/nodeagent/audit/sinks/index.js';
 import { compiled } from './build.js';
 import type { BenchResult } from './types.js';
+import { sampleMemory, type MemoryAtPeak } from './memory.js';
 
 const CHILD_FLAG = '--audit-bench-child';
 const MiB = 1024 * 1024;
@@ -71,7 +72,7 @@ interface ChildReport {
   maxRssMB: number;
   baselineRssMB: number;
   /** process.memoryUsage() at the sample with the highest RSS (every 100 ms). */
-  atPeak: { heapUsedMB: number; heapTotalMB: number; externalMB: number; arrayBuffersMB: number };
+  atPeak: MemoryAtPeak;
   shippedEvents: number;
   shippedBytes: number;
 }
@@ -81,14 +82,7 @@ async function runChild(file: string, url: string, events: number, stateDir: str
   const sink = { webhook: { url, format: 'eventList' as const, gzip: true } };
   const settings = { sourcePath: file, clusterID: 'bench', maxBytes: 52_428_800, maxWaitMs: 500, maxEvents: Number.POSITIVE_INFINITY, rules: [], sink };
   const baselineRssMB = process.memoryUsage().rss / MiB; // node + libraries, before any forwarding
-  let sampledRss = 0;
-  let atPeak: ChildReport['atPeak'] = { heapUsedMB: 0, heapTotalMB: 0, externalMB: 0, arrayBuffersMB: 0 };
-  const sampler = setInterval(() => {
-    const m = process.memoryUsage();
-    if (m.rss <= sampledRss) return;
-    sampledRss = m.rss;
-    atPeak = { heapUsedMB: m.heapUsed / MiB, heapTotalMB: m.heapTotal / MiB, externalMB: m.external / MiB, arrayBuffersMB: m.arrayBuffers / MiB };
-  }, 100);
+  const memory = sampleMemory();
   const cpu0 = process.cpuUsage();
   const t0 = process.hrtime.bigint();
   const pipeline = new AuditPipeline({ forwarder: 'bench', nodeName: 'bench-node', settings, stateDir, buildSink: () => buildSink(new KubeConfig(), sink, stateDir) });
@@ -98,7 +92,7 @@ async function runChild(file: string, url: string, events: number, stateDir: str
     if ((st.shippedEvents ?? 0) >= events) {
       const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
       const cpu = process.cpuUsage(cpu0);
-      clearInterval(sampler);
+      const atPeak = memory.stop();
       const report: ChildReport = { seconds, cpuSeconds: (cpu.user + cpu.system) / 1e6, maxRssMB: process.resourceUsage().maxRSS / 1024, baselineRssMB, atPeak, shippedEvents: st.shippedEvents ?? 0, shippedBytes: st.shippedBytes ?? 0 };
       process.stdout.write(JSON.stringify(report) + '\n');
       await pipeline.stop();

@@ -15,6 +15,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { compiled } from './build.js';
 import type { BenchResult, BenchRow } from './types.js';
+import { sampleMemory, type MemoryAtPeak } from './memory.js';
 
 const RATE_PER_SECOND = 50_000;
 const FLOOD_SECONDS = 10;
@@ -31,7 +32,7 @@ interface ChildConfig {
 interface ChildReport {
   peakRssMB: number;
   /** process.memoryUsage() at the sample with the highest RSS (every 100 ms). */
-  atPeak: { heapUsedMB: number; heapTotalMB: number; externalMB: number; arrayBuffersMB: number };
+  atPeak: MemoryAtPeak;
   seen: number;
   shed: number;
   queued: number;
@@ -140,18 +141,10 @@ async function runChild(config: ChildConfig): Promise<void> {
   const poster = new DropBatchClient({ url: config.url, caFile: config.caFile, token: () => Promise.resolve('bench-token') });
   const pipeline = new DropTailPipeline({ name: 'bench', node: 'node-1', sources: [source], poster, sender: { retryBackoff: { initialMs: 100, maxMs: 1_000 } } });
   pipeline.start();
-  const mb = (bytes: number) => bytes / 1024 / 1024;
-  let sampledRss = 0;
-  let atPeak: ChildReport['atPeak'] = { heapUsedMB: 0, heapTotalMB: 0, externalMB: 0, arrayBuffersMB: 0 };
-  const sampler = setInterval(() => {
-    const m = process.memoryUsage();
-    if (m.rss <= sampledRss) return;
-    sampledRss = m.rss;
-    atPeak = { heapUsedMB: mb(m.heapUsed), heapTotalMB: mb(m.heapTotal), externalMB: mb(m.external), arrayBuffersMB: mb(m.arrayBuffers) };
-  }, 100);
+  const memory = sampleMemory();
   process.stdout.write('ready\n');
   process.once('SIGTERM', () => {
-    clearInterval(sampler);
+    const atPeak = memory.stop();
     void pipeline.stop(500).then(() => {
       const hwm = /VmHWM:\s+(\d+) kB/.exec(readFileSync('/proc/self/status', 'utf8'));
       const report: ChildReport = { peakRssMB: Number(hwm?.[1] ?? 0) / 1024, atPeak, seen: pipeline.snapshot().dropsSeen, shed: pipeline.sender.shed, queued: pipeline.queued };
