@@ -58,12 +58,14 @@ export async function useCompiledCli(): Promise<string> {
 }
 
 /**
- * NODE_OPTIONS of the agent DaemonSet in config/, so measured processes run with the same V8
- * settings as deployed ones (the controller Deployment sets the same).
+ * The literal environment of the agent DaemonSet in config/ (NODE_OPTIONS, MALLOC_ARENA_MAX), so
+ * measured processes run with the same runtime settings as deployed ones (the controller
+ * Deployment sets the same).
  */
-export function deployedNodeOptions(): string {
+export function deployedRuntimeEnv(): Record<string, string> {
   const daemonSet = YAML.parse(readFileSync(path.join(REPO_ROOT, 'config/agent/daemonset.yaml'), 'utf8')) as {
     spec: { template: { spec: { containers: Array<{ env?: Array<{ name: string; value?: string }> }> } } };
   };
-  return daemonSet.spec.template.spec.containers[0]?.env?.find((e) => e.name === 'NODE_OPTIONS')?.value ?? '';
+  const env = daemonSet.spec.template.spec.containers[0]?.env ?? [];
+  return Object.fromEntries(env.filter((e) => e.value !== undefined && e.name !== 'NODE_NAME').map((e) => [e.name, e.value!]));
 }

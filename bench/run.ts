@@ -6,7 +6,7 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Bench, BenchResult } from './types.js';
-import { deployedNodeOptions } from './build.js';
+import { deployedRuntimeEnv } from './build.js';
 import { benchAudit } from './audit.js';
 import { benchCapture } from './capture.js';
 import { benchCaptureDownload } from './capture-download.js';
@@ -57,9 +57,10 @@ async function main(): Promise<void> {
   const wanted = args.filter((a) => !a.startsWith('--'));
   const unknown = wanted.filter((w) => !BENCHES[w]);
   if (unknown.length) throw new Error(`unknown benchmark(s) ${unknown.join(', ')}; known: ${Object.keys(BENCHES).join(', ')}`);
-  // Child processes (agent, controller, forwarder) run with the V8 settings config/ deploys.
-  process.env.NODE_OPTIONS = [process.env.NODE_OPTIONS, deployedNodeOptions()].filter(Boolean).join(' ');
-  process.stdout.write(`measured processes run with NODE_OPTIONS=${process.env.NODE_OPTIONS} (as config/ deploys them)\n`);
+  // Child processes (agent, controller, forwarder) run with the runtime settings config/ deploys.
+  const deployed = deployedRuntimeEnv();
+  Object.assign(process.env, deployed);
+  process.stdout.write(`measured processes run with ${Object.entries(deployed).map(([k, v]) => `${k}=${v}`).join(' ')} (as config/ deploys them)\n`);
   const baseline = loadBaseline();
   const next: Baseline = { ...baseline };
   for (const [name, bench] of Object.entries(BENCHES)) {
