@@ -229,16 +229,7 @@ export class LeaderElector {
       leaseTransitions: weHeldIt ? (old.leaseTransitions ?? 0) : (old.leaseTransitions ?? 0) + 1,
     };
     try {
-      const updated = await this.api.replaceNamespacedLease({
-        namespace,
-        name,
-        body: {
-          apiVersion: 'coordination.k8s.io/v1',
-          kind: 'Lease',
-          metadata: { name, namespace, resourceVersion: lease.metadata?.resourceVersion, labels: lease.metadata?.labels, annotations: lease.metadata?.annotations },
-          spec,
-        },
-      });
+      const updated = await this.replaceLease(lease, spec);
       this.observe(updated.spec, updated.metadata?.resourceVersion);
       if (!weHeldIt) this.log.info('acquired lease', { previousHolder: holder || '(none)', leaseTransitions: spec.leaseTransitions });
       return true;
@@ -248,6 +239,17 @@ export class LeaderElector {
     }
   }
 
+  /** Replaces the Lease's spec, guarded by the resourceVersion we read (409 when someone wrote first). */
+  private replaceLease(lease: V1Lease, spec: V1LeaseSpec): Promise<V1Lease> {
+    const { namespace, name } = this.opts;
+    const { resourceVersion, labels, annotations } = lease.metadata ?? {};
+    return this.api.replaceNamespacedLease({
+      namespace,
+      name,
+      body: { apiVersion: 'coordination.k8s.io/v1', kind: 'Lease', metadata: { name, namespace, resourceVersion, labels, annotations }, spec },
+    });
+  }
+
   /** Clears holderIdentity if we still hold the lease, so a standby can take over at once. */
   private async release(): Promise<void> {
     const { namespace, name } = this.opts;
@@ -255,19 +257,7 @@ export class LeaderElector {
       const lease = await withTimeout(this.api.readNamespacedLease({ namespace, name }), this.renewDeadlineMs);
       if (lease.spec?.holderIdentity !== this.identity) return;
       const now = new V1MicroTime();
-      await withTimeout(
-        this.api.replaceNamespacedLease({
-          namespace,
-          name,
-          body: {
-            apiVersion: 'coordination.k8s.io/v1',
-            kind: 'Lease',
-            metadata: { name, namespace, resourceVersion: lease.metadata?.resourceVersion, labels: lease.metadata?.labels, annotations: lease.metadata?.annotations },
-            spec: { ...lease.spec, holderIdentity: '', leaseDurationSeconds: 1, renewTime: now, acquireTime: now },
-          },
-        }),
-        this.renewDeadlineMs,
-      );
+      await withTimeout(this.replaceLease(lease, { ...lease.spec, holderIdentity: '', leaseDurationSeconds: 1, renewTime: now, acquireTime: now }), this.renewDeadlineMs);
       this.log.info('released lease');
     } catch (err) {
       this.log.warn('could not release lease; it will expire instead', { error: errorMessage(err) });

@@ -22,18 +22,11 @@ import type { KubeConfig, KubernetesObject } from '@kubernetes/client-node';
 import { errorMessage, loggerFor } from '../util/log.js';
 import type { Controller } from './controller.js';
 import type { Informer } from './informer.js';
-import { LeaderElector, type StoppedReason } from './leader.js';
+import { LeaderElector, type LeaderElectionOptions, type StoppedReason } from './leader.js';
 import { HealthServer } from './server.js';
 
-export interface LeaderElectionSettings {
-  enabled: boolean;
-  namespace: string;
-  name: string;
-  identity: string;
-  leaseDurationSeconds?: number;
-  renewDeadlineSeconds?: number;
-  retryPeriodSeconds?: number;
-}
+/** The elector's options without its callbacks (the manager supplies those), plus an on/off switch. */
+export type LeaderElectionSettings = { enabled: boolean } & Omit<LeaderElectionOptions, 'onStartedLeading' | 'onStoppedLeading' | 'onNewLeader'>;
 
 export interface ManagerOptions {
   metricsPort: number;

@@ -47,6 +47,29 @@ function month(s: string, p: number): number {
   return m >= 0 && m % 3 === 0 ? m / 3 : -1;
 }
 
+let fractionEnd = 0;
+/**
+ * Milliseconds of an optional fraction of a second at p (".123456"; ISO 8601 also allows ",");
+ * sets fractionEnd to the index after it (p when there is none).
+ */
+function fractionMsAt(s: string, p: number, allowComma: boolean): number {
+  const c = s.charCodeAt(p);
+  if (c !== 46 && !(allowComma && c === 44)) {
+    fractionEnd = p;
+    return 0;
+  }
+  let i = p + 1;
+  let ms = 0;
+  let scale = 100;
+  while (i < s.length && isDigit(s.charCodeAt(i))) {
+    ms += (s.charCodeAt(i) - 48) * scale;
+    scale /= 10;
+    i++;
+  }
+  fractionEnd = i;
+  return Math.floor(ms);
+}
+
 let isoEnd = 0;
 /** ISO 8601 date-time at p (date and time required); sets isoEnd. */
 export function parseIsoAt(s: string, p: number): number {
@@ -65,18 +88,8 @@ export function parseIsoAt(s: string, p: number): number {
   ) {
     return NaN;
   }
-  let i = p + 19;
-  let ms = 0;
-  if (s.charCodeAt(i) === 46 || s.charCodeAt(i) === 44) {
-    i++;
-    let scale = 100;
-    while (i < s.length && isDigit(s.charCodeAt(i))) {
-      ms += (s.charCodeAt(i) - 48) * scale;
-      scale /= 10;
-      i++;
-    }
-    ms = Math.floor(ms);
-  }
+  const ms = fractionMsAt(s, p + 19, true);
+  let i = fractionEnd;
   const c = s.charCodeAt(i);
   let t: number;
   if (c === 90 || c === 122) {
@@ -121,18 +134,8 @@ export function parseSyslogAt(s: string, p: number, nowMs: number): number {
   if (h < 0 || h > 23 || mi < 0 || mi > 59 || se < 0 || se > 60 || s.charCodeAt(i + 2) !== 58 || s.charCodeAt(i + 5) !== 58) {
     return NaN;
   }
-  i += 8;
-  let ms = 0;
-  if (s.charCodeAt(i) === 46) {
-    i++;
-    let scale = 100;
-    while (i < s.length && isDigit(s.charCodeAt(i))) {
-      ms += (s.charCodeAt(i) - 48) * scale;
-      scale /= 10;
-      i++;
-    }
-    ms = Math.floor(ms);
-  }
+  const ms = fractionMsAt(s, i + 8, false);
+  i = fractionEnd;
   syslogEnd = i;
   // Consecutive lines mostly share the second: one-entry cache (the year depends on "now" too).
   const key = ((((mo * 32 + day) * 24 + h) * 60 + mi) * 61 + se) * 1000 + ms;
