@@ -3,6 +3,7 @@
 // Cilium's DSR option), IPv6 (skipping extension headers), TCP, UDP (and DNS on port 53), ICMP and
 // ICMPv6. A truncated or malformed header ends the line with what went wrong instead of throwing.
 import { LinkType, type CapturedPacket } from './reader.js';
+import { formatIPv4Bytes, formatIPv6Bytes } from '../util/ip.js';
 
 const ETHERTYPE_IPV4 = 0x0800;
 const ETHERTYPE_ARP = 0x0806;
@@ -23,30 +24,6 @@ function need(buf: Buffer, offset: number, length: number, what: string): void {
   if (offset + length > buf.length) throw new Truncated(`truncated ${what}`);
 }
 
-export function ipv4ToString(buf: Buffer, offset: number): string {
-  return `${buf[offset]}.${buf[offset + 1]}.${buf[offset + 2]}.${buf[offset + 3]}`;
-}
-
-/** RFC 5952 text form: lower case, the longest run of two or more zero groups as "::". */
-export function ipv6ToString(buf: Buffer, offset: number): string {
-  const groups = Array.from({ length: 8 }, (_, i) => buf.readUInt16BE(offset + 2 * i));
-  let bestStart = -1;
-  let bestLength = 1;
-  for (let i = 0; i < 8; ) {
-    if (groups[i] !== 0) {
-      i++;
-      continue;
-    }
-    let j = i;
-    while (j < 8 && groups[j] === 0) j++;
-    if (j - i > bestLength) [bestStart, bestLength] = [i, j - i];
-    i = j;
-  }
-  const hex = groups.map((g) => g.toString(16));
-  if (bestStart < 0) return hex.join(':');
-  return `${hex.slice(0, bestStart).join(':')}::${hex.slice(bestStart + bestLength).join(':')}`;
-}
-
 function mac(buf: Buffer, offset: number): string {
   return Array.from(buf.subarray(offset, offset + 6), (b) => b.toString(16).padStart(2, '0')).join(':');
 }
@@ -63,7 +40,7 @@ export const IPV4_OPTION_DSR = 0x9a;
 export function formatIpv4Option(type: number, body: Buffer): string {
   const addresses = (from: number, to: number): string[] => {
     const out: string[] = [];
-    for (let o = from; o + 4 <= to; o += 4) out.push(ipv4ToString(body, o));
+    for (let o = from; o + 4 <= to; o += 4) out.push(formatIPv4Bytes(body, o));
     return out;
   };
   switch (type) {
@@ -87,7 +64,7 @@ export function formatIpv4Option(type: number, body: Buffer): string {
       const used = Math.max(0, body[0]! - 5); // bytes of entries filled in
       const entries: string[] = [];
       if (flags === 0) for (let o = 2; o + 4 <= 2 + used && o + 4 <= body.length; o += 4) entries.push(String(body.readUInt32BE(o)));
-      else for (let o = 2; o + 8 <= 2 + used && o + 8 <= body.length; o += 8) entries.push(`${ipv4ToString(body, o)}@${body.readUInt32BE(o + 4)}`);
+      else for (let o = 2; o + 8 <= 2 + used && o + 8 <= body.length; o += 8) entries.push(`${formatIPv4Bytes(body, o)}@${body.readUInt32BE(o + 4)}`);
       const kind = flags === 0 ? 'tsonly' : flags === 1 ? 'tsandaddr' : flags === 3 ? 'prespec' : `flags=${flags}`;
       return `[ts ${kind}${entries.length ? ` ${entries.join(',')}` : ''}${overflow ? ` overflow=${overflow}` : ''}]`;
     }
@@ -211,7 +188,7 @@ function formatIcmp(buf: Buffer, offset: number, end: number, src: string, dst: 
   const echo = v6 ? type === 128 || type === 129 : type === 0 || type === 8;
   let detail = name;
   if (echo && end - offset >= 8) detail += `, id ${buf.readUInt16BE(offset + 4)}, seq ${buf.readUInt16BE(offset + 6)}`;
-  else if (v6 && (type === 135 || type === 136) && end - offset >= 24) detail += `, target ${ipv6ToString(buf, offset + 8)}`;
+  else if (v6 && (type === 135 || type === 136) && end - offset >= 24) detail += `, target ${formatIPv6Bytes(buf, offset + 8)}`;
   else if (code) detail += ` code ${code}`;
   return `${src} > ${dst}: ${v6 ? 'ICMP6' : 'ICMP'} ${detail}, length ${end - offset}`;
 }
@@ -243,8 +220,8 @@ function formatIpv4(buf: Buffer, offset: number): string {
   const totalLength = buf.readUInt16BE(offset + 2);
   const fragment = buf.readUInt16BE(offset + 6);
   const protocol = buf[offset + 9]!;
-  const src = ipv4ToString(buf, offset + 12);
-  const dst = ipv4ToString(buf, offset + 16);
+  const src = formatIPv4Bytes(buf, offset + 12);
+  const dst = formatIPv4Bytes(buf, offset + 16);
   const options = headerLength > 20 ? `${formatIpv4Options(buf.subarray(offset + 20, offset + headerLength)).join(' ')} ` : '';
   // The captured bytes may include Ethernet padding past the IP datagram, or stop short of it.
   const end = Math.min(buf.length, offset + totalLength);
@@ -266,8 +243,8 @@ function formatIpv6(buf: Buffer, offset: number): string {
   need(buf, offset, 40, 'IPv6 header');
   const payloadLength = buf.readUInt16BE(offset + 4);
   let next = buf[offset + 6]!;
-  const src = ipv6ToString(buf, offset + 8);
-  const dst = ipv6ToString(buf, offset + 24);
+  const src = formatIPv6Bytes(buf, offset + 8);
+  const dst = formatIPv6Bytes(buf, offset + 24);
   const end = Math.min(buf.length, offset + 40 + payloadLength);
   let cursor = offset + 40;
   while (IPV6_EXTENSIONS.has(next)) {
@@ -288,8 +265,8 @@ function formatArp(buf: Buffer, offset: number): string {
   if (hardwareLength !== 6 || protocolLength !== 4) return `ARP, hardware length ${hardwareLength}, protocol length ${protocolLength}, op ${op}`;
   need(buf, offset, 28, 'ARP body');
   const senderMac = mac(buf, offset + 8);
-  const senderIp = ipv4ToString(buf, offset + 14);
-  const targetIp = ipv4ToString(buf, offset + 24);
+  const senderIp = formatIPv4Bytes(buf, offset + 14);
+  const targetIp = formatIPv4Bytes(buf, offset + 24);
   if (op === 1) return `ARP, Request who-has ${targetIp} tell ${senderIp}, length 28`;
   if (op === 2) return `ARP, Reply ${senderIp} is-at ${senderMac}, length 28`;
   return `ARP, op ${op}, length 28`;

@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs';
 import { Registry } from 'prom-client';
 import { KernelLogParser, type KernelLogParserOptions } from '../../src/nodeagent/drops/kernellog.js';
 import { createDropMetrics, noDropMetrics } from '../../src/nodeagent/drops/metrics.js';
-import { normalizeIPv6 } from '../../src/nodeagent/drops/ip.js';
+import { normalizeIPv6 } from '../../src/util/ip.js';
 import { dropKey, type PacketDrop, type ParseResult } from '../../src/nodeagent/drops/types.js';
 
 const NOW = Date.parse('2026-11-23T12:00:00Z');

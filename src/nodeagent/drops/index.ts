@@ -14,5 +14,5 @@ export {
   type IpSummary,
 } from './nflog.js';
 export { createDropMetrics, sharedDropMetrics, noDropMetrics, type DropMetrics } from './metrics.js';
-export { normalizeIP, normalizeIPv4, normalizeIPv6 } from './ip.js';
+export { normalizeIP, normalizeIPv4, normalizeIPv6 } from '../../util/ip.js';
 export { readBootTimeMs } from './timeheader.js';

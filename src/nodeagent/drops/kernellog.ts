@@ -19,7 +19,7 @@
 
 import type { DropMetrics } from './metrics.js';
 import { sharedDropMetrics } from './metrics.js';
-import { normalizeIPv4, normalizeIPv6 } from './ip.js';
+import { normalizeIPv4, normalizeIPv6 } from '../../util/ip.js';
 import { parseHeader, readBootTimeMs, type HeaderInfo, type TimeContext } from './timeheader.js';
 import {
   PROTOCOL_NAMES,

@@ -16,7 +16,7 @@ import { endianness } from 'node:os';
 import { readdirSync, readFileSync } from 'node:fs';
 import type { DropMetrics } from './metrics.js';
 import { sharedDropMetrics } from './metrics.js';
-import { formatIPv4Bytes, formatIPv6Bytes } from './ip.js';
+import { formatIPv4Bytes, formatIPv6Bytes } from '../../util/ip.js';
 import { tcpFlagMaskFromHeader, tcpFlagsOf } from './kernellog.js';
 import { PROTOCOL_NAMES, type DecodeResult, type PacketDrop, type Protocol, type SkipReason } from './types.js';
 

@@ -3,7 +3,7 @@
 // entry was wrong. Addresses are normalised here, once.
 import type { AggregatedDrop, DropBatch, DropSourceType } from '../../apis/drops.js';
 import type { PacketDrop } from '../../nodeagent/drops/types.js';
-import { normalizeIP } from '../../nodeagent/drops/ip.js';
+import { normalizeIP } from '../../util/ip.js';
 
 /** Largest request body the intake reads; agents split bigger batches. */
 export const MAX_BATCH_BYTES = 4 * 1024 * 1024;

@@ -5,7 +5,7 @@
 import type { KubernetesObject, V1Node, V1Pod, V1Service } from '@kubernetes/client-node';
 import type { DropEndpoint } from '../../apis/droptail.js';
 import type { Informer } from '../../controllers/informer.js';
-import { normalizeIP } from '../../nodeagent/drops/ip.js';
+import { normalizeIP } from '../../util/ip.js';
 
 /** A resolved end of a drop: a Pod, Service or Node (External and Unknown come from elsewhere). */
 export type ClusterEndpoint = DropEndpoint & { kind: 'Pod' | 'Service' | 'Node'; name: string };

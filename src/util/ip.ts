@@ -1,4 +1,4 @@
-// Small, allocation-light IP address helpers for the drop parsers.
+// Small, allocation-light IP address helpers shared by the drop parsers, the controller's IP index and the pcap summary.
 //  - IPv4 from the kernel is already canonical (%pI4): only validated.
 //  - IPv6 from the kernel is fully expanded (%pI6: "fe80:0000:0000:0000:0202:b3ff:fe1e:8329"):
 //    parsed into 8 groups and printed in RFC 5952 form ("fe80::202:b3ff:fe1e:8329").
