@@ -3,7 +3,9 @@
 import { expect } from 'chai';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { appendFile, mkdtemp, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { appendFile, mkdir, mkdtemp, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { execFile as execFileCb } from 'node:child_process';
+import { promisify } from 'node:util';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { gunzipSync } from 'node:zlib';
@@ -63,10 +65,10 @@ function settings(sourcePath: string, over: Partial<AuditSettings>): AuditSettin
   return { sourcePath, clusterID: 'unit-cluster', maxBytes: 1 << 20, maxWaitMs: 200, maxEvents: Number.POSITIVE_INFINITY, rules: [], sink: { webhook: { url: 'http://127.0.0.1:1/', format: 'ndjson', gzip: false } }, ...over };
 }
 
-async function waitFor<T>(fn: () => T | undefined | false, timeoutMs = 10_000): Promise<T> {
+async function waitFor<T>(fn: () => T | undefined | false | Promise<T | undefined | false>, timeoutMs = 10_000): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
-    const v = fn();
+    const v = await fn();
     if (v) return v;
     if (Date.now() > deadline) throw new Error('timed out');
     await new Promise((r) => setTimeout(r, 50));
@@ -78,6 +80,7 @@ function itemsOf(r: Received): Record<string, unknown>[] {
   return r.body.toString().split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>);
 }
 
+const execFile = promisify(execFileCb);
 const kc = new KubeConfig(); // sinks without Secrets never call the API server
 
 describe('audit pipeline', function () {
@@ -201,6 +204,44 @@ describe('audit pipeline', function () {
     await new Promise((r) => setTimeout(r, 50));
     expect((await p.status()).lastError).to.equal(undefined);
     await rx.close();
+  });
+
+  it('spools each batch to disk: a full disk is reported in status and forwarding resumes without loss once there is room', async function () {
+    if (process.getuid?.() !== 0) this.skip(); // mounts a small tmpfs to get a real ENOSPC
+    const rx = await receiver();
+    const log = path.join(dir, 'audit.log');
+    const events = Array.from({ length: 600 }, () => event('create', { annotations: { pad: 'x'.repeat(1000) } }));
+    await writeFile(log, events.map(line).join('')); // ~1 MB
+    const stateRoot = path.join(dir, 'state');
+    await mkdir(stateRoot, { recursive: true });
+    await execFile('mount', ['-t', 'tmpfs', '-o', 'size=256k', 'tmpfs', stateRoot]);
+    try {
+      // One batch of everything (no gzip) does not fit in 256 KiB.
+      const p = pipeline(settings(log, { maxBytes: 4 << 20, maxWaitMs: 300, sink: { webhook: { url: rx.url, format: 'ndjson', gzip: false } } }));
+      const failing = await waitFor(async () => {
+        const st = await p.status();
+        return st.lastError?.includes('ENOSPC') ? st : undefined;
+      });
+      expect(failing.lastError).to.match(/cannot write the batch spool .*batch\.spool/);
+      expect(failing.shippedEvents).to.equal(0);
+      expect(rx.got).to.have.length(0);
+      await execFile('mount', ['-o', 'remount,size=16m', stateRoot]);
+      await waitFor(() => rx.got.flatMap(itemsOf).length >= events.length, 20_000);
+      expect(rx.got.flatMap(itemsOf).map((i) => i.auditID)).to.deep.equal(events.map((e) => e.auditID));
+      const ok = await waitFor(async () => {
+        const st = await p.status();
+        return st.shippedEvents === events.length && st.lastError === undefined ? st : undefined;
+      });
+      expect(ok.bufferedBytes).to.equal(0);
+      // The delivered batch left the disk: the spool is the next, still empty batch.
+      const left = await readdir(path.join(stateRoot, 'unit'));
+      expect(left.filter((f) => f !== 'batch.spool')).to.deep.equal(['checkpoint.json']);
+      if (left.includes('batch.spool')) expect((await stat(path.join(stateRoot, 'unit', 'batch.spool'))).size).to.equal(0);
+    } finally {
+      await Promise.all(pipelines.splice(0).map((x) => x.stop()));
+      await execFile('umount', [stateRoot]);
+      await rx.close();
+    }
   });
 
   it('writes NDJSON files only inside the state directory', async () => {

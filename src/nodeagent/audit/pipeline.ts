@@ -4,14 +4,17 @@
 //
 // Delivery is at least once. The checkpoint (file identity + offset, shipped counters, batch
 // sequence) is written atomically only after the sink acknowledged a batch. While a batch is in
-// flight or being retried nothing more is read from the log (back-pressure): memory holds one
-// batch, and a sink outage only makes the lag grow. After a crash the unacknowledged batch is
-// read again from the log, so the receiver may see duplicates (each event has auditID + stage).
+// flight or being retried nothing more is read from the log (back-pressure): there is one batch,
+// spooled to a file in the state directory (see encoder.ts), and a sink outage only makes the lag
+// grow. After a crash the unacknowledged batch is read again from the log, so the receiver may see
+// duplicates (each event has auditID + stage). Any other failure (say, a full disk under the
+// spool) is reported in the status and the pipeline starts over from its checkpoint after a
+// backoff, so nothing accepted is skipped and the forwarder never stops for good.
 //
 // A batch is sealed when it reaches maxBytes (uncompressed body), maxEvents, or maxWait after
 // its first event was read. A single event larger than maxBytes travels alone in its own batch:
 // events are never split or dropped.
-import { stat } from 'node:fs/promises';
+import { mkdir, stat } from 'node:fs/promises';
 import path from 'node:path';
 import type { AuditNodeStatus } from '../../apis/auditforwarder.js';
 import { errorMessage, loggerFor, type Logger } from '../../util/log.js';
@@ -29,7 +32,7 @@ import {
   type TailStart,
 } from '../tail/index.js';
 import { retryDelayMs, sleep } from './backoff.js';
-import { BatchEncoder, type EncodedBatch } from './encoder.js';
+import { BatchEncoder, removeSpool, type EncodedBatch } from './encoder.js';
 import { parseAuditLine, quarantineEvent, quarantineObject, type QuarantinedLine } from './event.js';
 import { compileFilter, type AuditFilter } from './filter.js';
 import * as m from './metrics.js';
@@ -85,6 +88,8 @@ export class AuditPipeline {
   private readonly store: CheckpointStore<ForwarderState>;
   private readonly abort = new AbortController();
   private readonly maxLineBytes: number;
+  /** The one batch body being built or delivered. */
+  private readonly spoolFile: string;
   private state: ForwarderState = { tail: null, file: '', shippedBytes: 0, shippedEvents: 0, seq: 0 };
   private follower: LineFollower | null = null;
   private sink: Sink | null = null;
@@ -100,6 +105,7 @@ export class AuditPipeline {
     this.filter = compileFilter(opts.settings.rules);
     this.store = new CheckpointStore<ForwarderState>(opts.stateDir, 'checkpoint', { validate: isForwarderState });
     this.maxLineBytes = opts.maxLineBytes ?? DEFAULT_MAX_LINE_BYTES;
+    this.spoolFile = path.join(opts.stateDir, 'batch.spool');
   }
 
   start(): void {
@@ -138,26 +144,61 @@ export class AuditPipeline {
 
   // --- main loop -------------------------------------------------------------------------------
 
+  /** Runs until stop(); after an unexpected failure, starts over from the checkpoint. */
   private async run(): Promise<void> {
+    for (let attempt = 0; !this.stopped; attempt++) {
+      try {
+        await this.runFromCheckpoint();
+        return;
+      } catch (err) {
+        if (this.stopped) return;
+        const delay = retryDelayMs(attempt);
+        this.setError(`forwarding interrupted, starting over from the checkpoint: ${errorMessage(err)}`);
+        this.log.error('forwarding interrupted; starting over from the checkpoint', { error: errorMessage(err), retryInMs: delay });
+        await this.reset();
+        await sleep(delay, this.abort.signal);
+      }
+    }
+  }
+
+  private async runFromCheckpoint(): Promise<void> {
     if (!(await this.setUp())) return;
     while (!this.stopped) {
       const { encoder, position, file } = await this.fillBatch();
       if (this.stopped) {
-        encoder.discard();
+        await encoder.discard();
         return;
       }
       if (encoder.events === 0) {
         // Only filtered lines since the last batch: remember how far we got.
-        encoder.discard();
+        await encoder.discard();
         if (position) await this.saveCheckpoint({ ...this.state, tail: position, file });
         continue;
       }
       const info: BatchInfo = { forwarder: this.opts.forwarder, clusterID: this.opts.settings.clusterID, node: this.opts.nodeName, seq: this.state.seq + 1, sealedAt: new Date() };
-      const batch = await encoder.finish();
+      let batch: EncodedBatch;
+      try {
+        batch = await encoder.finish();
+      } catch (err) {
+        await encoder.discard();
+        throw err;
+      }
       if (!(await this.deliver(batch, info))) return;
       this.acknowledged(batch, info, position!, file);
       await this.saveCheckpoint(this.state);
+      await removeSpool(batch.file);
     }
+  }
+
+  /** Drops what was read past the checkpoint, so the next setUp() reads it again. */
+  private async reset(): Promise<void> {
+    await this.follower?.close().catch(() => undefined);
+    this.follower = null;
+    this.pendingNext = null;
+    this.carry = null;
+    await this.sink?.close().catch(() => undefined);
+    this.sink = null;
+    this.setBuffered(0);
   }
 
   /** Loads the checkpoint, builds the sink and opens the log; retried until it works or stop(). */
@@ -165,6 +206,9 @@ export class AuditPipeline {
     const loaded = await this.store.load();
     if (loaded.error) this.setError(`checkpoint unusable, starting over: ${loaded.error}`);
     if (loaded.checkpoint) this.state = loaded.checkpoint;
+    // A spool left by a crash holds a batch that was never acknowledged: it is read again.
+    await mkdir(this.opts.stateDir, { recursive: true, mode: 0o700 });
+    await removeSpool(this.spoolFile);
     for (let attempt = 0; !this.stopped; attempt++) {
       try {
         this.sink = await this.opts.buildSink();
@@ -205,8 +249,18 @@ export class AuditPipeline {
   }
 
   private async fillBatch(): Promise<{ encoder: BatchEncoder; position: TailCheckpoint | null; file: string }> {
+    const encoder = new BatchEncoder(this.sink!.format, this.sink!.gzip, this.spoolFile);
+    try {
+      return { encoder, ...(await this.fill(encoder)) };
+    } catch (err) {
+      await encoder.discard();
+      throw err;
+    }
+  }
+
+  /** Reads lines into the encoder until the batch is sealed; returns the position after them. */
+  private async fill(encoder: BatchEncoder): Promise<{ position: TailCheckpoint | null; file: string }> {
     const { maxBytes, maxEvents, maxWaitMs } = this.opts.settings;
-    const encoder = new BatchEncoder(this.sink!.format, this.sink!.gzip);
     let position: TailCheckpoint | null = null;
     let file = this.state.file;
     let firstReadAt: number | null = null;
@@ -241,7 +295,7 @@ export class AuditPipeline {
       await encoder.add(item);
       firstReadAt ??= Date.now();
     }
-    return { encoder, position, file };
+    return { position, file };
   }
 
   /** The next line, or 'timeout' after timeoutMs (the pending read is kept for the next call). */

@@ -70,7 +70,7 @@ export class FileSinkImpl implements Sink {
       await this.ensureDirectory();
       if (!this.current || this.current.size >= this.maxFileBytes) await this.rotate(info);
       const cur = this.current!;
-      for (const chunk of batch.chunks) {
+      for await (const chunk of batch.open() as AsyncIterable<Buffer>) {
         let done = 0;
         while (done < chunk.length) done += (await cur.fh.write(chunk, done, chunk.length - done)).bytesWritten;
       }

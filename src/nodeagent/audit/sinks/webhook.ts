@@ -6,7 +6,6 @@
 // Every request carries X-Netwarden-Cluster-ID, X-Netwarden-Node and X-Netwarden-Batch
 // (<node>/<forwarder>/<seq>, the same on re-sends). The EventList body itself is left exactly in
 // the apiserver's schema.
-import { Readable } from 'node:stream';
 import { Agent, ProxyAgent, request, type Dispatcher } from 'undici';
 import type { WebhookSink } from '../../../apis/auditforwarder.js';
 import type { EncodedBatch } from '../encoder.js';
@@ -64,10 +63,10 @@ export class WebhookSinkImpl implements Sink {
     };
     if (batch.contentEncoding) headers['content-encoding'] = batch.contentEncoding;
     if (creds.bearerToken) headers.authorization = `Bearer ${creds.bearerToken}`;
-    // A fresh stream per attempt over the kept chunks: raw bodies are never concatenated.
+    // A fresh stream of the spooled body per attempt.
     let res: Dispatcher.ResponseData;
     try {
-      res = await request(this.spec.url, { method: 'POST', headers, body: Readable.from(batch.chunks, { objectMode: false }), dispatcher: this.dispatcher, signal });
+      res = await request(this.spec.url, { method: 'POST', headers, body: batch.open(), dispatcher: this.dispatcher, signal });
     } catch (err) {
       throw new SinkError(`POST ${this.spec.url}: ${describe(err)}`);
     }
