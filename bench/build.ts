@@ -42,8 +42,12 @@ export async function compiled(sourceFile: string): Promise<string> {
   const relative = path.relative(REPO_ROOT, path.resolve(REPO_ROOT, sourceFile)).replace(/\.ts$/, '.js');
   const out = path.join(DIST, relative);
   if (!existsSync(out)) throw new Error(`tsc did not produce ${out}`);
-  // Whole seconds: some filesystems keep coarse modification times.
-  if (statSync(out).mtimeMs < Math.floor(started / 1000) * 1000) throw new Error(`${out} is older than this run's build: tsc did not emit it`);
+  // tsc leaves an output whose content did not change untouched, so the check is against the
+  // source, not against the build's start. Whole seconds: some filesystems keep coarse times.
+  const source = path.resolve(REPO_ROOT, sourceFile);
+  if (Math.floor(statSync(out).mtimeMs / 1000) < Math.floor(statSync(source).mtimeMs / 1000)) {
+    throw new Error(`${out} is older than ${sourceFile}: tsc did not emit it (started ${new Date(started).toISOString()})`);
+  }
   return out;
 }
 
