@@ -8,8 +8,9 @@ import { execFile as execFileCb } from 'node:child_process';
 import { promisify } from 'node:util';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { gunzipSync } from 'node:zlib';
-import { AuditPipeline } from '../../src/nodeagent/audit/pipeline.js';
+import { gunzipSync, gzipSync } from 'node:zlib';
+import { AuditPipeline, measureLag } from '../../src/nodeagent/audit/pipeline.js';
+import { identityOfPath } from '../../src/nodeagent/tail/index.js';
 import type { AuditSettings } from '../../src/nodeagent/audit/settings.js';
 import { buildSink } from '../../src/nodeagent/audit/sinks/index.js';
 import { resolveSinkDirectory } from '../../src/nodeagent/audit/sinks/file.js';
@@ -60,6 +61,12 @@ function event(verb: string, extra: Record<string, unknown> = {}): Record<string
   };
 }
 const line = (e: Record<string, unknown>): string => JSON.stringify(e) + '\n';
+/** Whole audit lines, at least `bytes` of them. */
+function evsOfSize(bytes: number): Buffer {
+  let text = '';
+  while (text.length < bytes) text += line(event('get'));
+  return Buffer.from(text);
+}
 
 function settings(sourcePath: string, over: Partial<AuditSettings>): AuditSettings {
   return { sourcePath, clusterID: 'unit-cluster', maxBytes: 1 << 20, maxWaitMs: 200, maxEvents: Number.POSITIVE_INFINITY, rules: [], sink: { webhook: { url: 'http://127.0.0.1:1/', format: 'ndjson', gzip: false } }, ...over };
@@ -166,6 +173,23 @@ describe('audit pipeline', function () {
     expect(st.shippedEvents).to.equal(51);
     expect(st.lagBytes).to.equal(0);
     await rx.close();
+  });
+
+  it('measures the lag in uncompressed bytes, also inside and after gzipped rotations', async () => {
+    const log = path.join(dir, 'audit.log');
+    const older = path.join(dir, 'audit-2026-05-01T10-00-00.000.log');
+    const newer = path.join(dir, 'audit-2026-05-01T11-00-00.000.log');
+    const a = evsOfSize(10_000);
+    await writeFile(older, a);
+    const tail = { identity: await identityOfPath(older), offset: 4_000 };
+    // rotated and compressed after the checkpoint, as kube-apiserver does with compression on
+    await writeFile(`${older}.gz`, gzipSync(a));
+    await rm(older);
+    const b = evsOfSize(20_000);
+    await writeFile(`${newer}.gz`, gzipSync(b));
+    const live = evsOfSize(500);
+    await writeFile(log, live);
+    expect(await measureLag(log, tail)).to.equal(a.length - 4_000 + b.length + live.length);
   });
 
   it('says in status that the audit log does not exist, and clears it once the log appears', async () => {

@@ -14,7 +14,7 @@
 // A batch is sealed when it reaches maxBytes (uncompressed body), maxEvents, or maxWait after
 // its first event was read. A single event larger than maxBytes travels alone in its own batch:
 // events are never split or dropped.
-import { mkdir, stat } from 'node:fs/promises';
+import { mkdir, open, stat } from 'node:fs/promises';
 import path from 'node:path';
 import type { AuditNodeStatus } from '../../apis/auditforwarder.js';
 import { errorMessage, loggerFor, type Logger } from '../../util/log.js';
@@ -26,6 +26,7 @@ import {
   isTailCheckpoint,
   LineFollower,
   listRotated,
+  type RotatedFile,
   type TailCheckpoint,
   type TailEvent,
   type TailRecord,
@@ -401,20 +402,43 @@ export class AuditPipeline {
 
 /**
  * Bytes in the log not shipped yet: the rest of the checkpointed file plus every newer rotated
- * file and the live file. Gzipped rotations count their compressed size (an underestimate).
+ * file and the live file, in uncompressed bytes (what the forwarder reads and ships).
  */
 export async function measureLag(sourcePath: string, tail: TailCheckpoint | null): Promise<number> {
   const live = await stat(sourcePath, { bigint: true }).catch(() => null);
   const liveSize = live ? Number(live.size) : 0;
-  if (tail && live && live.ino.toString() === tail.identity.inode) return Math.max(0, liveSize - tail.offset);
+  // An inode alone is not an identity: a deleted file's inode is soon reused (by the very .gz of
+  // it, or the next rotation), so a match is confirmed by the content fingerprint.
+  const isTail = async (ino: bigint, file: string): Promise<boolean> => tail !== null && ino.toString() === tail.identity.inode && (await contentMatchesPath(tail.identity, file));
+  if (tail && live && (await isTail(live.ino, sourcePath))) return Math.max(0, liveSize - tail.offset);
   const rotated = await listRotated(sourcePath);
   let idx = -1;
   if (tail) {
-    idx = rotated.findIndex((f) => f.ino.toString() === tail.identity.inode || f.twin?.ino.toString() === tail.identity.inode);
+    for (let i = rotated.length - 1; i >= 0 && idx < 0; i--) if (await isTail(rotated[i]!.ino, rotated[i]!.path)) idx = i;
     for (let i = rotated.length - 1; i >= 0 && idx < 0; i--) if (await contentMatchesPath(tail.identity, rotated[i]!.path)) idx = i;
   }
-  const own = idx >= 0 && !rotated[idx]!.compressed ? Math.max(0, rotated[idx]!.size - tail!.offset) : 0;
-  return own + rotated.slice(idx + 1).reduce((n, f) => n + f.size, 0) + liveSize;
+  let lag = liveSize;
+  if (idx >= 0) lag += Math.max(0, (await contentSize(rotated[idx]!)) - tail!.offset);
+  for (const f of rotated.slice(idx + 1)) lag += await contentSize(f);
+  return lag;
+}
+
+/**
+ * A rotated file's uncompressed size. For gzip, the ISIZE field of the trailer (RFC 1952: the
+ * last 4 bytes, little endian, modulo 2^32), which is exact for the single-member files that
+ * kube-apiserver (lumberjack) and logrotate write below 4 GiB; the compressed size if unreadable.
+ */
+export async function contentSize(f: RotatedFile): Promise<number> {
+  if (!f.compressed || f.size < 18) return f.size; // 18: the smallest gzip member (header + trailer)
+  const fh = await open(f.path, 'r').catch(() => null);
+  if (!fh) return f.size;
+  try {
+    const trailer = Buffer.alloc(4);
+    const { bytesRead } = await fh.read(trailer, 0, 4, f.size - 4);
+    return bytesRead === 4 ? trailer.readUInt32LE(0) : f.size;
+  } finally {
+    await fh.close();
+  }
 }
 
 /** This forwarder's state directory under the agent's. */
