@@ -1,5 +1,5 @@
-// AuditForwarder throughput: forward a generated audit log (NETWARDEN_BENCH_AUDIT_MB, default 256 MB;
-// the issue's 1 GB works too, it only takes longer) through the real pipeline (LineFollower → parse
+// AuditForwarder throughput: forward a generated 1 GB audit log (the issue's backlog;
+// NETWARDEN_BENCH_AUDIT_MB for another size) through the real pipeline (LineFollower → parse
 // → filter → gzip EventList batches of the default 50 MB → webhook on loopback), and compare with
 // `gzip -1` of the same file in the same run (the compression floor). The forwarder runs in a
 // child process so its CPU time and peak RSS are its own; the receiver (this process) only drains.
@@ -14,7 +14,7 @@ import { fileURLToPath } from 'node:url';
 import { KubeConfig } from '@kubernetes/client-node';
 import { AuditPipeline } from '../src/nodeagent/audit/pipeline.js';
 import { buildSink } from '../src/nodeagent/audit/sinks/index.js';
-import { compiled } from './build.js';
+import { compiled, nodeArgs } from './build.js';
 import type { BenchResult } from './types.js';
 import { sampleMemory, type MemoryAtPeak } from './memory.js';
 
@@ -78,8 +78,8 @@ interface ChildReport {
 }
 
 /** The forwarder side, in the child: ship `events` events of `file`, then report. */
-async function runChild(file: string, url: string, events: number, stateDir: string): Promise<void> {
-  const sink = { webhook: { url, format: 'eventList' as const, gzip: true } };
+async function runChild(file: string, url: string, events: number, stateDir: string, gzip: boolean): Promise<void> {
+  const sink = { webhook: { url, format: 'eventList' as const, gzip } };
   const settings = { sourcePath: file, clusterID: 'bench', maxBytes: 52_428_800, maxWaitMs: 500, maxEvents: Number.POSITIVE_INFINITY, rules: [], sink };
   const baselineRssMB = process.memoryUsage().rss / MiB; // node + libraries, before any forwarding
   const memory = sampleMemory();
@@ -102,8 +102,8 @@ async function runChild(file: string, url: string, events: number, stateDir: str
   }
 }
 
-async function forwardInChild(file: string, url: string, events: number, stateDir: string): Promise<ChildReport> {
-  const child = spawn(process.execPath, [await compiled('bench/audit.ts'), CHILD_FLAG, file, url, String(events), stateDir], { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, NETWARDEN_LOG_LEVEL: 'error' } });
+async function forwardInChild(file: string, url: string, events: number, stateDir: string, gzip: boolean): Promise<ChildReport> {
+  const child = spawn(process.execPath, [...nodeArgs(), await compiled('bench/audit.ts'), CHILD_FLAG, file, url, String(events), stateDir, gzip ? 'gzip' : 'plain'], { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, NETWARDEN_LOG_LEVEL: 'error' } });
   let out = '';
   child.stdout.on('data', (b: Buffer) => (out += b.toString()));
   const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
@@ -112,7 +112,7 @@ async function forwardInChild(file: string, url: string, events: number, stateDi
 }
 
 export async function benchAudit(opts: { megabytes?: number } = {}): Promise<BenchResult> {
-  const mb = opts.megabytes ?? Number(process.env.NETWARDEN_BENCH_AUDIT_MB ?? 256);
+  const mb = opts.megabytes ?? Number(process.env.NETWARDEN_BENCH_AUDIT_MB ?? 1024);
   const dir = mkdtempSync(path.join(tmpdir(), 'nw-audit-bench-'));
   const server = http.createServer((req, res) => {
     req.on('data', () => undefined); // drain only: the receiver is not what is measured
@@ -125,8 +125,11 @@ export async function benchAudit(opts: { megabytes?: number } = {}): Promise<Ben
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/audit`;
     const gzipSeconds = await timeCommand(`gzip -1 -c '${file}' > /dev/null`);
-    const r = await forwardInChild(file, url, events, path.join(dir, 'state'));
+    const r = await forwardInChild(file, url, events, path.join(dir, 'state'), true);
     if (r.shippedEvents !== events) throw new Error(`shipped ${r.shippedEvents} of ${events} events`);
+    // The webhook's default is no gzip: then each 50 MB batch body is raw (spooled to disk too).
+    const plain = await forwardInChild(file, url, events, path.join(dir, 'state-plain'), false);
+    if (plain.shippedEvents !== events) throw new Error(`shipped ${plain.shippedEvents} of ${events} events without gzip`);
     const mbps = bytes / 1e6 / r.seconds;
     const gzipMbps = bytes / 1e6 / gzipSeconds;
     const perCore = bytes / 1e6 / r.cpuSeconds;
@@ -145,6 +148,11 @@ export async function benchAudit(opts: { megabytes?: number } = {}): Promise<Ben
         { metric: 'RSS added by forwarding the backlog', value: Math.round(r.maxRssMB - r.baselineRssMB), unit: 'MB' },
         { metric: '  V8 heap used / allocated at peak', value: Number(r.atPeak.heapUsedMB.toFixed(1)), unit: 'MB', reference: Number(r.atPeak.heapTotalMB.toFixed(1)) },
         { metric: '  external (of which ArrayBuffers) at peak', value: Number(r.atPeak.externalMB.toFixed(1)), unit: 'MB', reference: Number(r.atPeak.arrayBuffersMB.toFixed(1)) },
+        { metric: 'without gzip (the webhook default): forward throughput (wall)', value: Number((bytes / 1e6 / plain.seconds).toFixed(1)), unit: 'MB/s' },
+        { metric: 'without gzip: throughput per CPU second (target 50)', value: Number((bytes / 1e6 / plain.cpuSeconds).toFixed(1)), unit: 'MB/s/core', reference: 50, ratio: bytes / 1e6 / plain.cpuSeconds / 50 },
+        { metric: 'without gzip: forwarder peak RSS (target 150)', value: Math.round(plain.maxRssMB), unit: 'MB', reference: 150, ratio: plain.maxRssMB / 150 },
+        { metric: '  without gzip: V8 heap used / allocated at peak', value: Number(plain.atPeak.heapUsedMB.toFixed(1)), unit: 'MB', reference: Number(plain.atPeak.heapTotalMB.toFixed(1)) },
+        { metric: '  without gzip: external (of which ArrayBuffers) at peak', value: Number(plain.atPeak.externalMB.toFixed(1)), unit: 'MB', reference: Number(plain.atPeak.arrayBuffersMB.toFixed(1)) },
       ],
     };
   } finally {
@@ -154,8 +162,8 @@ export async function benchAudit(opts: { megabytes?: number } = {}): Promise<Ben
 }
 
 if (process.argv[2] === CHILD_FLAG) {
-  const [, , , file, url, events, stateDir] = process.argv;
-  await runChild(file!, url!, Number(events), stateDir!);
+  const [, , , file, url, events, stateDir, compression] = process.argv;
+  await runChild(file!, url!, Number(events), stateDir!, compression === 'gzip');
 } else if (process.argv[1] && fileURLToPath(import.meta.url) === path.resolve(process.argv[1])) {
   console.log(JSON.stringify(await benchAudit(), null, 2));
 }

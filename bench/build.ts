@@ -61,15 +61,37 @@ export async function useCompiledCli(): Promise<string> {
   return cli;
 }
 
-/**
- * The literal environment of the agent DaemonSet in config/ (NODE_OPTIONS, MALLOC_ARENA_MAX), so
- * measured processes run with the same runtime settings as deployed ones (the controller
- * Deployment sets the same).
- */
-export function deployedRuntimeEnv(): Record<string, string> {
+/** Read by test/env/netwarden.ts and the benches' children: node flags to run compiled JS with. */
+export const NODE_ARGS_ENV = 'NETWARDEN_NODE_ARGS';
+
+interface DeployedContainer {
+  command?: string[];
+  env?: Array<{ name: string; value?: string }>;
+}
+
+function agentContainer(): DeployedContainer {
   const daemonSet = YAML.parse(readFileSync(path.join(REPO_ROOT, 'config/agent/daemonset.yaml'), 'utf8')) as {
-    spec: { template: { spec: { containers: Array<{ env?: Array<{ name: string; value?: string }> }> } } };
+    spec: { template: { spec: { containers: DeployedContainer[] } } };
   };
-  const env = daemonSet.spec.template.spec.containers[0]?.env ?? [];
-  return Object.fromEntries(env.filter((e) => e.value !== undefined && e.name !== 'NODE_NAME').map((e) => [e.name, e.value!]));
+  const container = daemonSet.spec.template.spec.containers[0];
+  if (!container) throw new Error('config/agent/daemonset.yaml has no container');
+  return container;
+}
+
+/**
+ * The runtime settings of the agent DaemonSet in config/, so measured processes run as deployed
+ * ones do (the controller Deployment sets the same): its literal environment (NODE_OPTIONS,
+ * MALLOC_ARENA_MAX) and the node flags of its command (those V8 takes only on the command line).
+ */
+export function deployedRuntime(): { env: Record<string, string>; nodeArgs: string[] } {
+  const container = agentContainer();
+  const env = Object.fromEntries((container.env ?? []).filter((e) => e.value !== undefined && e.name !== 'NODE_NAME').map((e) => [e.name, e.value!]));
+  const command = container.command ?? [];
+  const nodeArgs = command[0] === 'node' ? command.slice(1).filter((a) => a.startsWith('--')) : [];
+  return { env, nodeArgs };
+}
+
+/** The node flags measured children start with (set from deployedRuntime() by bench/run.ts). */
+export function nodeArgs(): string[] {
+  return (process.env[NODE_ARGS_ENV] ?? '').split(' ').filter(Boolean);
 }

@@ -12,7 +12,7 @@ import { compileCaptureFilter } from '../src/nodeagent/capture/filter.js';
 import { run } from '../test/env/controlplane.js';
 import { createPodNetwork, type PodNetwork } from '../test/env/podnet.js';
 import { fileURLToPath } from 'node:url';
-import { compiled } from './build.js';
+import { compiled, nodeArgs } from './build.js';
 import type { BenchResult } from './types.js';
 
 const PACKETS = 200_000;
@@ -62,7 +62,7 @@ interface EngineReport {
  */
 async function withEngine(sender: PodNetwork, dir: string, filter: string): Promise<EngineReport & { offered: number; pps: number }> {
   const config: EngineConfig = { dir, device: sender.hostInterface, filter };
-  const child = spawn(process.execPath, [await compiled('bench/capture.ts'), '--child', JSON.stringify(config)], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn(process.execPath, [...nodeArgs(), await compiled('bench/capture.ts'), '--child', JSON.stringify(config)], { stdio: ['ignore', 'pipe', 'inherit'] });
   let out = '';
   child.stdout.on('data', (c: Buffer) => (out += c.toString('utf8')));
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));

@@ -6,11 +6,11 @@ import type { AggregatedDrop, DropSourceType } from '../../apis/drops.js';
 import { dropKey, type PacketDrop } from '../drops/types.js';
 
 export interface AggregatorOptions {
-  /** Most distinct drops held before an early flush. Default 5,000. */
+  /** Most distinct drops held before an early flush. Default 1,000. */
   maxKeys?: number;
 }
 
-export const DEFAULT_MAX_KEYS = 5_000;
+export const DEFAULT_MAX_KEYS = 1_000;
 
 export class DropAggregator {
   private entries = new Map<string, AggregatedDrop>();
