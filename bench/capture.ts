@@ -7,12 +7,11 @@ import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { PodCapture } from '../src/nodeagent/capture/engine.js';
 import { compileCaptureFilter } from '../src/nodeagent/capture/filter.js';
 import { run } from '../test/env/controlplane.js';
 import { createPodNetwork, type PodNetwork } from '../test/env/podnet.js';
-import { fileURLToPath } from 'node:url';
 import { compiled, nodeArgs } from './build.js';
+import type { EngineConfig, EngineReport } from './capture-engine-child.js';
 import type { BenchResult } from './types.js';
 
 const PACKETS = 200_000;
@@ -50,11 +49,6 @@ async function offerTraffic(sender: PodNetwork): Promise<{ offered: number; seco
   return { offered: rxPackets(sender.hostInterface) - before, seconds };
 }
 
-interface EngineReport {
-  captured: number;
-  cpuSeconds: number;
-  peakRssMiB: number;
-}
 
 /**
  * The engine runs in a child process of its own, compiled, as the agent would run it: its CPU and
@@ -62,7 +56,7 @@ interface EngineReport {
  */
 async function withEngine(sender: PodNetwork, dir: string, filter: string): Promise<EngineReport & { offered: number; pps: number }> {
   const config: EngineConfig = { dir, device: sender.hostInterface, filter };
-  const child = spawn(process.execPath, [...nodeArgs(), await compiled('bench/capture.ts'), '--child', JSON.stringify(config)], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn(process.execPath, [...nodeArgs(), await compiled('bench/capture-engine-child.ts'), JSON.stringify(config)], { stdio: ['ignore', 'pipe', 'inherit'] });
   let out = '';
   child.stdout.on('data', (c: Buffer) => (out += c.toString('utf8')));
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
@@ -76,34 +70,7 @@ async function withEngine(sender: PodNetwork, dir: string, filter: string): Prom
   return { ...(JSON.parse(report) as EngineReport), offered, pps: offered / seconds };
 }
 
-interface EngineConfig {
-  dir: string;
-  device: string;
-  filter: string;
-}
 
-/** Child side: capture until SIGTERM, sampling RSS, then report on stdout. */
-function runEngineChild(config: EngineConfig): void {
-  const capture = new PodCapture({
-    dir: config.dir, pod: 'bench', device: config.device, filter: config.filter, snapLen: 262144, fileSizeBytes: 1024 ** 3, maxFiles: 10, maxBytes: 4 * 1024 ** 3,
-    existingFiles: [], existingBytes: 0, firstSequence: 1, requiredFreeBytes: () => 0,
-  });
-  let peakRss = process.memoryUsage().rss;
-  const sampler = setInterval(() => (peakRss = Math.max(peakRss, process.memoryUsage().rss)), 50);
-  const cpuBefore = process.cpuUsage();
-  capture.start();
-  const flusher = setInterval(() => capture.flush(), 1000);
-  process.once('SIGTERM', () => {
-    capture.stop('finished', 'bench over');
-    const cpu = process.cpuUsage(cpuBefore);
-    clearInterval(flusher);
-    clearInterval(sampler);
-    peakRss = Math.max(peakRss, process.memoryUsage().rss);
-    const report: EngineReport = { captured: capture.packets, cpuSeconds: (cpu.user + cpu.system) / 1e6, peakRssMiB: peakRss / 1024 / 1024 };
-    process.stdout.write(`${JSON.stringify(report)}\n`, () => process.exit(0));
-  });
-  process.stdout.write('ready\n');
-}
 
 async function withDumpcap(sender: PodNetwork, dir: string, filter: string): Promise<{ captured: number; offered: number }> {
   const file = path.join(dir, 'dumpcap.pcap');
@@ -152,8 +119,4 @@ export async function benchCapture(): Promise<BenchResult> {
     await receiver.destroy();
     rmSync(dir, { recursive: true, force: true });
   }
-}
-
-if (process.argv[1] === fileURLToPath(import.meta.url) && process.argv[2] === '--child') {
-  runEngineChild(JSON.parse(process.argv[3] ?? '{}') as EngineConfig);
 }
