@@ -5,6 +5,10 @@
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 cache_root="${NETWARDEN_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/netwarden}"
+if ! command -v go >/dev/null; then
+  echo "hack/kube/build.sh: no 'go' on PATH; the control plane is built from Go modules (install Go, e.g. into /usr/local/go, and put its bin on PATH)" >&2
+  exit 1
+fi
 kube_version="$(awk '$1 == "k8s.io/kubernetes" && $2 ~ /^v/ {print $2; exit}' "$here/go.mod")"
 key="$(cat "$here/go.mod" "$here/go.sum" <(go env GOVERSION) | sha256sum | cut -c1-12)"
 out="$cache_root/kube-$kube_version-$key"
