@@ -61,37 +61,45 @@ export async function useCompiledCli(): Promise<string> {
   return cli;
 }
 
-/** Read by test/env/netwarden.ts and the benches' children: node flags to run compiled JS with. */
+/** Read by test/env/netwarden.ts and the benches' children: node flags of agent processes. */
 export const NODE_ARGS_ENV = 'NETWARDEN_NODE_ARGS';
+/** Read by test/env/netwarden.ts: node flags of controller processes. */
+export const CONTROLLER_NODE_ARGS_ENV = 'NETWARDEN_CONTROLLER_NODE_ARGS';
 
-interface DeployedContainer {
+export interface DeployedContainer {
   command?: string[];
   env?: Array<{ name: string; value?: string }>;
 }
 
-function agentContainer(): DeployedContainer {
-  const daemonSet = YAML.parse(readFileSync(path.join(REPO_ROOT, 'config/agent/daemonset.yaml'), 'utf8')) as {
-    spec: { template: { spec: { containers: DeployedContainer[] } } };
-  };
-  const container = daemonSet.spec.template.spec.containers[0];
-  if (!container) throw new Error('config/agent/daemonset.yaml has no container');
+/** The first container of the Deployment or DaemonSet in a manifest of config/. */
+export function workloadContainer(file: string): DeployedContainer {
+  const docs = YAML.parseAllDocuments(readFileSync(path.join(REPO_ROOT, file), 'utf8')).map(
+    (d) => d.toJS() as { kind?: string; spec?: { template?: { spec?: { containers?: DeployedContainer[] } } } },
+  );
+  const container = docs.find((d) => d.kind === 'Deployment' || d.kind === 'DaemonSet')?.spec?.template?.spec?.containers?.[0];
+  if (!container) throw new Error(`${file} has no Deployment or DaemonSet container`);
   return container;
 }
 
-/**
- * The runtime settings of the agent DaemonSet in config/, so measured processes run as deployed
- * ones do (the controller Deployment sets the same): its literal environment (NODE_OPTIONS,
- * MALLOC_ARENA_MAX) and the node flags of its command (those V8 takes only on the command line).
- */
-export function deployedRuntime(): { env: Record<string, string>; nodeArgs: string[] } {
-  const container = agentContainer();
-  const env = Object.fromEntries((container.env ?? []).filter((e) => e.value !== undefined && e.name !== 'NODE_NAME').map((e) => [e.name, e.value!]));
+/** The flags before the script in a container command `node <flags> <script>`. */
+export function nodeFlagsOf(container: DeployedContainer): string[] {
   const command = container.command ?? [];
-  const nodeArgs = command[0] === 'node' ? command.slice(1).filter((a) => a.startsWith('--')) : [];
-  return { env, nodeArgs };
+  return command[0] === 'node' ? command.slice(1).filter((a) => a.startsWith('--')) : [];
 }
 
-/** The node flags measured children start with (set from deployedRuntime() by bench/run.ts). */
+/**
+ * The runtime settings of config/, so measured processes run as deployed ones do: the agent
+ * DaemonSet's literal environment (NODE_OPTIONS, MALLOC_ARENA_MAX; the controller Deployment
+ * sets the same, see test/unit/deploy-runtime.test.ts) and each workload's node flags (those V8
+ * takes only on the command line).
+ */
+export function deployedRuntime(): { env: Record<string, string>; agentNodeArgs: string[]; controllerNodeArgs: string[] } {
+  const agent = workloadContainer('config/agent/daemonset.yaml');
+  const env = Object.fromEntries((agent.env ?? []).filter((e) => e.value !== undefined && e.name !== 'NODE_NAME').map((e) => [e.name, e.value!]));
+  return { env, agentNodeArgs: nodeFlagsOf(agent), controllerNodeArgs: nodeFlagsOf(workloadContainer('config/controller/deployment.yaml')) };
+}
+
+/** The node flags measured agent code starts with (set from deployedRuntime() by bench/run.ts). */
 export function nodeArgs(): string[] {
   return (process.env[NODE_ARGS_ENV] ?? '').split(' ').filter(Boolean);
 }

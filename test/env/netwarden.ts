@@ -68,9 +68,10 @@ export async function startNetwarden(cp: ControlPlane, name: string, args: strin
   const logFile = path.join(cp.dir, `${name}.log`);
   const out = createWriteStream(logFile, { flags: 'a' });
   // Benchmarks set NETWARDEN_COMPILED_CLI (bench/build.ts) to measure the compiled CLI, as users run it.
-  // ... with the node flags of the deployed command (NETWARDEN_NODE_ARGS, also set by bench/run.ts).
+  // ... with the node flags of the deployed command (set by bench/run.ts from config/).
   const compiledCli = process.env.NETWARDEN_COMPILED_CLI;
-  const nodeArgs = (process.env.NETWARDEN_NODE_ARGS ?? '').split(' ').filter(Boolean);
+  const flagsEnv = args[0] === 'controller' ? 'NETWARDEN_CONTROLLER_NODE_ARGS' : 'NETWARDEN_NODE_ARGS';
+  const nodeArgs = (process.env[flagsEnv] ?? '').split(' ').filter(Boolean);
   const entry = [...nodeArgs, ...(compiledCli ? [compiledCli] : ['--import', 'tsx', path.join(REPO_ROOT, 'src/cli/main.ts')])];
   const child = spawn(process.execPath, [...entry, ...args, `--metrics-port=${metricsPort}`, '--metrics-address=127.0.0.1'], {
     cwd: REPO_ROOT,

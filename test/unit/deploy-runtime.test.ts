@@ -3,28 +3,11 @@
 // crash-loop on every node, so the flags are checked against the node that runs the tests.
 import { expect } from 'chai';
 import { spawnSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
-import path from 'node:path';
-import YAML from 'yaml';
-import { REPO_ROOT, deployedRuntime } from '../../bench/build.js';
+import { deployedRuntime, workloadContainer, type DeployedContainer } from '../../bench/build.js';
 
-interface Container {
-  command?: string[];
-  env?: Array<{ name: string; value?: string }>;
-}
-
-/** The first container of the file's Deployment or DaemonSet (the file may hold more documents). */
-function containerOf(file: string): Container {
-  const docs = YAML.parseAllDocuments(readFileSync(path.join(REPO_ROOT, file), 'utf8')).map((d) => d.toJS() as { kind?: string; spec?: { template?: { spec?: { containers?: Container[] } } } });
-  const workload = docs.find((d) => d.kind === 'Deployment' || d.kind === 'DaemonSet');
-  const container = workload?.spec?.template?.spec?.containers?.[0];
-  if (!container) throw new Error(`${file} has no Deployment or DaemonSet container`);
-  return container;
-}
-
-describe('deployed agent runtime', () => {
+describe('deployed runtime', () => {
   it('starts node with the DaemonSet command flags and environment', () => {
-    const { env, nodeArgs } = deployedRuntime();
+    const { env, agentNodeArgs: nodeArgs } = deployedRuntime();
     expect(nodeArgs, 'node flags of the DaemonSet command').to.include('--heap-growing-percent=20');
     const result = spawnSync(process.execPath, [...nodeArgs, '-e', 'process.stdout.write(JSON.stringify(process.execArgv))'], {
       env: { ...process.env, ...env },
@@ -35,13 +18,13 @@ describe('deployed agent runtime', () => {
     expect(JSON.parse(result.stdout)).to.include.members(nodeArgs);
   });
 
-  it('runs the controller with the same node flags and runtime environment as the agent', () => {
-    // The benches measure both with the agent's settings (bench/build.ts deployedRuntime).
-    const agent = containerOf('config/agent/daemonset.yaml');
-    const controller = containerOf('config/controller/deployment.yaml');
-    expect(controller.command).to.deep.equal(agent.command);
-    const runtime = (c: Container) => (c.env ?? []).filter((e) => e.name === 'NODE_OPTIONS' || e.name.startsWith('MALLOC_'));
-    expect(runtime(controller)).to.deep.equal(runtime(agent));
+  it('gives the controller the same runtime environment, and node flags this node accepts', () => {
+    // The benches measure both with the agent's environment (bench/build.ts deployedRuntime).
+    const runtime = (c: DeployedContainer) => (c.env ?? []).filter((e) => e.name === 'NODE_OPTIONS' || e.name.startsWith('MALLOC_'));
+    expect(runtime(workloadContainer('config/controller/deployment.yaml'))).to.deep.equal(runtime(workloadContainer('config/agent/daemonset.yaml')));
+    const result = spawnSync(process.execPath, [...deployedRuntime().controllerNodeArgs, '-e', '0'], { encoding: 'utf8' });
+    expect(result.stderr).to.equal('');
+    expect(result.status).to.equal(0);
   });
 
   it('keeps an unknown V8 flag from passing unnoticed', () => {
