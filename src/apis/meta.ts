@@ -18,8 +18,6 @@ export const DropTailType: ResourceType = { group: GROUP, version: VERSION, kind
 export const PacketCaptureType: ResourceType = { group: GROUP, version: VERSION, kind: 'PacketCapture', plural: 'packetcaptures', namespaced: true };
 export const AuditForwarderType: ResourceType = { group: GROUP, version: VERSION, kind: 'AuditForwarder', plural: 'auditforwarders', namespaced: false };
 
-export const ALL_TYPES: readonly ResourceType[] = [DropTailType, PacketCaptureType, AuditForwarderType];
-
 /** metav1.Condition. */
 export interface Condition {
   type: string;

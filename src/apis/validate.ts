@@ -252,10 +252,14 @@ function hasSchemaType(schema: JSONSchemaProps, value: unknown): boolean {
 function checkKubernetesRules(schema: JSONSchemaProps, value: unknown, path: string, errors: ValidationError[]): void {
   // A value of the wrong type is ajv's to report; rules on it would only add noise.
   if (!hasSchemaType(schema, value)) return;
-  for (const rule of schema['x-kubernetes-validations'] ?? []) {
-    if (usesOldSelf(rule)) continue;
-    const error = checkRule(rule, toCel(schema, value), path);
-    if (error) errors.push(error);
+  const rules = (schema['x-kubernetes-validations'] ?? []).filter((rule) => !usesOldSelf(rule));
+  if (rules.length > 0) {
+    // One conversion of the (possibly large) value for all of this field's rules.
+    const self = toCel(schema, value);
+    for (const rule of rules) {
+      const error = checkRule(rule, self, path);
+      if (error) errors.push(error);
+    }
   }
   if (Array.isArray(value)) {
     errors.push(...checkListUniqueness(schema, value, path));

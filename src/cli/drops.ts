@@ -2,6 +2,7 @@
 // object per line on stdout: {"drop": {...}} or {"skipped": "<reason>", "line": "..."}.
 // Lines may be kernel log text (syslog, RFC 3339, dmesg, /dev/kmsg) or `journalctl -o json` entries.
 
+import { once } from 'node:events';
 import type { Readable, Writable } from 'node:stream';
 import { StringDecoder } from 'node:string_decoder';
 import { KernelLogParser } from '../nodeagent/drops/kernellog.js';
@@ -21,20 +22,9 @@ export interface DropsParseOptions {
 
 const FLUSH_AT = 64 * 1024;
 
-function write(out: Writable, s: string): Promise<void> {
-  if (out.write(s)) return Promise.resolve();
-  return new Promise<void>((resolve, reject) => {
-    const onDrain = (): void => {
-      out.off('error', onError);
-      resolve();
-    };
-    const onError = (err: Error): void => {
-      out.off('drain', onDrain);
-      reject(err);
-    };
-    out.once('drain', onDrain);
-    out.once('error', onError);
-  });
+/** Writes s; when the output's buffer is full, waits for 'drain' (once() rejects on 'error'). */
+async function write(out: Writable, s: string): Promise<void> {
+  if (!out.write(s)) await once(out, 'drain');
 }
 
 /** Read lines from `input`, write one JSON line per input line to `output`. Resolves with the counts. */

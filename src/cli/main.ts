@@ -7,6 +7,7 @@ import { runPcapSummary } from '../pcap/summary.js';
 import { runController, type ControllerFlags } from './controller.js';
 import { runAgent, type AgentFlags } from './agent.js';
 import { parseByteSize, parseDiskThreshold } from '../nodeagent/capture/plan.js';
+import { DURATION_PATTERN } from '../apis/schema.js';
 
 function port(value: string): number {
   const n = Number(value);
@@ -29,8 +30,11 @@ function flagParser<T>(parse: (value: string) => T): (value: string) => T {
   };
 }
 
+/** The CRDs' duration syntax, so a flag accepts exactly what a spec field would. */
+const DURATION_RE = new RegExp(DURATION_PATTERN);
+
 function durationFlag(value: string): string {
-  if (!/^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$/.test(value)) throw new Error(`${JSON.stringify(value)} is not a duration such as 90s, 30m or 1h`);
+  if (!DURATION_RE.test(value)) throw new Error(`${JSON.stringify(value)} is not a duration such as 90s, 30m or 1h`);
   return value;
 }
 

@@ -40,6 +40,7 @@ import {
 } from '@kubernetes/client-node';
 import { resourcePath, type ResourceType } from '../apis/meta.js';
 import { errorMessage, loggerFor, type Logger } from '../util/log.js';
+import { keyOf, keyToString } from './controller.js';
 import { informerRestarts, informerSynced } from './metrics.js';
 import { backoffDelay } from './workqueue.js';
 
@@ -235,17 +236,10 @@ export class Informer<T extends KubernetesObject> {
       try {
         h(obj);
       } catch (err) {
-        this.log.error('event handler failed', { event, object: objectKeyString(obj), error: errorMessage(err) });
+        this.log.error('event handler failed', { event, object: keyToString(keyOf(obj)), error: errorMessage(err) });
       }
     }
   }
-}
-
-/** "namespace/name", or "name" for cluster-scoped objects. */
-export function objectKeyString(obj: KubernetesObject): string {
-  const ns = obj.metadata?.namespace;
-  const name = obj.metadata?.name ?? '';
-  return ns ? `${ns}/${name}` : name;
 }
 
 export interface InformerConfig {
@@ -271,8 +265,13 @@ export function customResourceInformer<T extends KubernetesObject = KubernetesOb
       : await api.listClusterCustomObject({ group, version, plural, labelSelector, fieldSelector });
     return res as KubernetesListObject<T>;
   };
+  return informerFor(kc, type, namespace, list, cfg);
+}
+
+/** An informer of one resource type, in one namespace or all of them. */
+function informerFor<T extends KubernetesObject>(kc: KubeConfig, type: ResourceType, namespace: string | undefined, list: ListFn<T>, cfg: InformerConfig): Informer<T> {
   return new Informer<T>(kc, {
-    name: namespace ? `${plural}/${namespace}` : plural,
+    name: namespace ? `${type.plural}/${namespace}` : type.plural,
     path: resourcePath(type, namespace),
     list,
     labelSelector: cfg.labelSelector,
@@ -313,12 +312,5 @@ export function coreInformer<K extends keyof CoreKinds>(kc: KubeConfig, kind: K,
     }
   };
   const type: ResourceType = { group: '', version: 'v1', kind, plural: kind, namespaced };
-  return new Informer<CoreKinds[K]>(kc, {
-    name: namespace ? `${kind}/${namespace}` : kind,
-    path: resourcePath(type, namespace),
-    list: list as ListFn<CoreKinds[K]>,
-    labelSelector: cfg.labelSelector,
-    fieldSelector: cfg.fieldSelector,
-    resyncMs: cfg.resyncMs,
-  });
+  return informerFor(kc, type, namespace, list as ListFn<CoreKinds[K]>, cfg);
 }

@@ -106,15 +106,7 @@ export class WorkQueue {
     if (this.dirty.has(key)) return;
     this.dirty.add(key);
     workqueueAdds.inc({ name: this.name });
-    if (this.processing.has(key)) return;
-    const getter = this.getters.shift();
-    if (getter) {
-      this.take(key);
-      getter(key);
-      return;
-    }
-    this.queue.push(key);
-    this.updateDepth();
+    if (!this.processing.has(key)) this.handOut(key);
   }
 
   /** Adds key once ms have passed; if key is already delayed, the earlier time wins. */
@@ -177,16 +169,7 @@ export class WorkQueue {
   /** Marks key processed; if it was added meanwhile it is queued again. */
   done(key: string): void {
     this.processing.delete(key);
-    if (this.dirty.has(key) && !this.shuttingDown) {
-      const getter = this.getters.shift();
-      if (getter) {
-        this.take(key);
-        getter(key);
-      } else {
-        this.queue.push(key);
-        this.updateDepth();
-      }
-    }
+    if (this.dirty.has(key) && !this.shuttingDown) this.handOut(key);
     if (this.processing.size === 0) this.idleWaiters.splice(0).forEach((w) => w());
   }
 
@@ -209,6 +192,18 @@ export class WorkQueue {
     if (this.processing.size > 0) await new Promise<void>((resolve) => this.idleWaiters.push(resolve));
     await Promise.all(this.workers);
     this.workers = [];
+  }
+
+  /** Gives a dirty key to a waiting worker, or queues it. */
+  private handOut(key: string): void {
+    const getter = this.getters.shift();
+    if (getter) {
+      this.take(key);
+      getter(key);
+    } else {
+      this.queue.push(key);
+      this.updateDepth();
+    }
   }
 
   private take(key: string): void {

@@ -1,5 +1,6 @@
 // `netwarden pcap summary` and `kubectl netwarden capture summary`: one tcpdump-like line per
 // packet of a pcap or pcapng file, read as a stream.
+import { once } from 'node:events';
 import { createReadStream } from 'node:fs';
 import type { Writable } from 'node:stream';
 import { summarizePacket } from './decode.js';
@@ -9,13 +10,16 @@ export interface SummaryCounts {
   packets: number;
 }
 
-/** Writes the summary of one capture file; throws CaptureFormatError on a file that is not one. */
-export async function writeSummary(file: string, out: Writable): Promise<SummaryCounts> {
+/**
+ * Writes the summary of one capture, a file or a stream of its bytes (e.g. a zip entry); throws
+ * CaptureFormatError on input that is not one.
+ */
+export async function writeSummary(input: string | AsyncIterable<Buffer>, out: Writable): Promise<SummaryCounts> {
   let packets = 0;
-  for await (const packet of readCaptureStream(createReadStream(file))) {
+  for await (const packet of readCaptureStream(typeof input === 'string' ? createReadStream(input) : input)) {
     packets += 1;
     // Respect the consumer (a pager, a pipe): wait when its buffer is full.
-    if (!out.write(`${summarizePacket(packet)}\n`)) await new Promise((resolve) => out.once('drain', resolve));
+    if (!out.write(`${summarizePacket(packet)}\n`)) await once(out, 'drain');
   }
   return { packets };
 }

@@ -6,7 +6,7 @@ import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { Transform, type Writable } from 'node:stream';
 import { writeSummary } from '../pcap/summary.js';
-import { capturePath, PluginError, request, type Connection } from './client.js';
+import { capturePath, PluginError, request, responseMessage, type Connection } from './client.js';
 import { progressFor } from './progress.js';
 import { listZip, openZipEntry, safeEntryPath } from './zip.js';
 
@@ -67,15 +67,7 @@ export async function extractZip(zipPath: string, dir: string): Promise<string[]
 }
 
 export async function deleteCaptureFiles(conn: Connection, name: string): Promise<string> {
-  const res = await request(conn, 'DELETE', capturePath('files', conn.namespace, name));
-  const chunks: Buffer[] = [];
-  for await (const chunk of res as AsyncIterable<Buffer>) chunks.push(chunk);
-  const body = Buffer.concat(chunks).toString('utf8');
-  try {
-    return (JSON.parse(body) as { message?: string }).message ?? body;
-  } catch {
-    return body;
-  }
+  return responseMessage(await request(conn, 'DELETE', capturePath('files', conn.namespace, name)));
 }
 
 /** Downloads to a temporary directory and prints each pcap file's packets, tcpdump-like. */
@@ -83,11 +75,12 @@ export async function summarizeCapture(conn: Connection, name: string, out: Writ
   const dir = await mkdtemp(path.join(tmpdir(), 'netwarden-capture-'));
   try {
     const { zipPath, missingNodes } = await downloadCapture(conn, name, dir);
-    const files = (await extractZip(zipPath, path.join(dir, 'files'))).filter((f) => /\.pcap(ng)?$/.test(f));
+    // Each pcap is read straight out of the zip, in <node>/<file> order: nothing is unpacked to disk.
+    const entries = (await listZip(zipPath)).filter((e) => /\.pcap(ng)?$/.test(e.name)).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
     let packets = 0;
-    for (const file of files) {
-      out.write(`==> ${path.relative(path.join(dir, 'files'), file)} <==\n`);
-      packets += (await writeSummary(file, out)).packets;
+    for (const entry of entries) {
+      out.write(`==> ${entry.name} <==\n`);
+      packets += (await writeSummary(await openZipEntry(zipPath, entry), out)).packets;
     }
     if (missingNodes.length) process.stderr.write(`warning: node(s) ${missingNodes.join(', ')} could not be reached; their files are missing\n`);
     return packets;

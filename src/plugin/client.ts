@@ -12,6 +12,7 @@
 import { readFileSync } from 'node:fs';
 import https from 'node:https';
 import type { IncomingMessage } from 'node:http';
+import { text } from 'node:stream/consumers';
 import { KubeConfig } from '@kubernetes/client-node';
 import { currentBearerToken } from '../util/kube.js';
 
@@ -92,16 +93,17 @@ export async function request(conn: Connection, method: string, path: string): P
   });
   const status = res.statusCode ?? 0;
   if (status >= 200 && status < 300) return res;
-  const chunks: Buffer[] = [];
-  for await (const chunk of res as AsyncIterable<Buffer>) chunks.push(chunk);
-  const text = Buffer.concat(chunks).toString('utf8');
-  let message = text.trim();
+  throw new PluginError(`${status} ${httpReason(status)}: ${await responseMessage(res)}`);
+}
+
+/** The `message` of a response (the controller answers with metav1.Status-like JSON), else its text. */
+export async function responseMessage(res: IncomingMessage): Promise<string> {
+  const body = (await text(res)).trim();
   try {
-    message = (JSON.parse(text) as { message?: string }).message ?? message;
+    return (JSON.parse(body) as { message?: string }).message ?? body;
   } catch {
-    // not JSON: show the text
+    return body; // not JSON: show the text
   }
-  throw new PluginError(`${status} ${httpReason(status)}: ${message}`);
 }
 
 function hint(err: Error): string {
