@@ -10,17 +10,3 @@ export function retryDelayMs(attempt: number, retryAfterMs?: number, random: () 
   const jittered = Math.max(100, Math.floor(random() * ceiling));
   return retryAfterMs === undefined ? jittered : Math.max(Math.min(retryAfterMs, RETRY_AFTER_MAX_MS), jittered);
 }
-
-/** Resolves after ms, or early (without throwing) when the signal aborts. */
-export function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal.aborted) return resolve();
-    const done = (): void => {
-      clearTimeout(timer);
-      signal.removeEventListener('abort', done);
-      resolve();
-    };
-    const timer = setTimeout(done, ms);
-    signal.addEventListener('abort', done);
-  });
-}

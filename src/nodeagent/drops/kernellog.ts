@@ -28,7 +28,6 @@ import {
   type PacketDrop,
   type ParseResult,
   type Protocol,
-  type SkipReason,
   type TcpFlag,
   type TimeSource,
 } from './types.js';
@@ -143,13 +142,9 @@ function protocolAt(s: string, p: number, q: number): Protocol {
   return s.slice(p, q);
 }
 
-interface PrefixEntry {
-  text: string;
-}
-
 /** A kernel log / journal parser with its configuration. Reuse one per input stream. */
 export class KernelLogParser {
-  private readonly prefixes: readonly PrefixEntry[];
+  private readonly prefixes: readonly string[];
   private readonly keepRaw: boolean;
   private readonly anyTransport: boolean;
   private readonly metrics: DropMetrics;
@@ -165,8 +160,7 @@ export class KernelLogParser {
     this.prefixes = (opts.prefixes ?? [])
       .map((p) => p.trimEnd())
       .filter((p) => p.length > 0)
-      .sort((a, b) => b.length - a.length) // longest first: "a b:" wins over "b:"
-      .map((text) => ({ text }));
+      .sort((a, b) => b.length - a.length); // longest first: "a b:" wins over "b:"
     this.keepRaw = opts.keepRaw === true;
     this.anyTransport = opts.anyTransport === true;
     this.metrics = opts.metrics ?? sharedDropMetrics();
@@ -269,18 +263,18 @@ export class KernelLogParser {
     return s;
   }
 
-  /** Where the configured prefix ends up in the line: its start, or -1 when none matches. */
-  private matchPrefix(line: string, anchor: number): { start: number; text: string } | undefined {
+  /** The configured prefix that ends the line's message before the anchor, or undefined when none does. */
+  private matchPrefix(line: string, anchor: number): string | undefined {
     let e = anchor;
     while (e > 0 && line.charCodeAt(e - 1) === 32) e--;
-    for (const p of this.prefixes) {
-      const start = e - p.text.length;
-      if (start < 0 || !line.startsWith(p.text, start)) continue;
+    for (const text of this.prefixes) {
+      const start = e - text.length;
+      if (start < 0 || !line.startsWith(text, start)) continue;
       if (start > 0) {
         const b = line.charCodeAt(start - 1);
         if (b !== 32 && b !== 93 /* ] */ && b !== 59 /* ; */ && b !== 62 /* > */ && b !== 9) continue;
       }
-      return { start, text: p.text };
+      return text;
     }
     return undefined;
   }
@@ -321,13 +315,13 @@ export class KernelLogParser {
     let prefix: string;
     let headerInfo: HeaderInfo | undefined;
     if (this.prefixes.length > 0) {
-      const m = this.matchPrefix(line, anchor);
-      if (m === undefined) {
+      const matched = this.matchPrefix(line, anchor);
+      if (matched === undefined) {
         const h = parseHeader(line, anchor, this.timeContext(), this.header);
         const own = line.slice(h.bodyStart, anchor).trim();
         return { ok: false, reason: own.length === 0 ? 'no-prefix' : 'unknown-prefix', line };
       }
-      prefix = m.text;
+      prefix = matched;
     } else {
       headerInfo = parseHeader(line, anchor, this.timeContext(), this.header);
       prefix = line.slice(headerInfo.bodyStart, anchor).trim();
@@ -692,22 +686,3 @@ export class KernelLogParser {
     return { ok: true, drop };
   }
 }
-
-let defaultParser: KernelLogParser | undefined;
-
-/**
- * Parse one line with a shared parser that accepts every prefix (or with `opts`, a parser made for
- * this call: prefer creating one KernelLogParser per stream).
- */
-export function parseKernelLogLine(line: string, opts?: KernelLogParserOptions, receivedAt?: Date): ParseResult {
-  if (opts !== undefined) return new KernelLogParser(opts).parse(line, receivedAt);
-  defaultParser ??= new KernelLogParser();
-  return defaultParser.parse(line, receivedAt);
-}
-
-/** Convenience for `new KernelLogParser(opts)`. */
-export function createKernelLogParser(opts: KernelLogParserOptions = {}): KernelLogParser {
-  return new KernelLogParser(opts);
-}
-
-export type { SkipReason };

@@ -41,32 +41,28 @@ export function createDropMetrics(registry: Registry | null): DropMetrics {
     help: 'NFLOG packets decoded into a packet drop.',
     registers,
   });
-  // Label children are cached: inc() on a child avoids hashing a label object per line.
-  const skippedChildren = new Map<string, { inc(): void }>();
-  const packetChildren = new Map<string, { inc(): void }>();
   return {
-    lineSkipped(reason) {
-      let c = skippedChildren.get(reason);
-      if (c === undefined) {
-        c = linesSkipped.labels(reason);
-        skippedChildren.set(reason, c);
-      }
-      c.inc();
-    },
+    lineSkipped: reasonIncrement(linesSkipped),
     lineParsed() {
       linesParsed.inc();
     },
-    packetSkipped(reason) {
-      let c = packetChildren.get(reason);
-      if (c === undefined) {
-        c = packetsSkipped.labels(reason);
-        packetChildren.set(reason, c);
-      }
-      c.inc();
-    },
+    packetSkipped: reasonIncrement(packetsSkipped),
     packetDecoded() {
       packetsDecoded.inc();
     },
+  };
+}
+
+/** inc() by reason through cached label children: no label object hashed per line. */
+function reasonIncrement(counter: Counter<'reason'>): (reason: SkipReason) => void {
+  const children = new Map<SkipReason, { inc(): void }>();
+  return (reason) => {
+    let c = children.get(reason);
+    if (c === undefined) {
+      c = counter.labels(reason);
+      children.set(reason, c);
+    }
+    c.inc();
   };
 }
 

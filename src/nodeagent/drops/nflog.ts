@@ -193,30 +193,24 @@ function decodeL4(p: Uint8Array, off: number, proto: number, out: IpSummary): vo
   const avail = p.length - off;
   switch (proto) {
     case 6: // TCP
-      if (avail < 14) {
-        out.incomplete = true;
-        if (avail >= 4) {
-          out.srcPort = (p[off]! << 8) | p[off + 1]!;
-          out.dstPort = (p[off + 2]! << 8) | p[off + 3]!;
-        }
-        return;
-      }
-      out.srcPort = (p[off]! << 8) | p[off + 1]!;
-      out.dstPort = (p[off + 2]! << 8) | p[off + 3]!;
-      {
-        const mask = tcpFlagMaskFromHeader(p[off + 13]!, p[off + 12]! & 1);
-        if (mask !== 0) out.tcpFlags = tcpFlagsOf(mask);
-      }
-      return;
     case 17: // UDP
     case 136: // UDPLITE
-    case 132: // SCTP: ports first too
+    case 132: // SCTP: ports first in all four
       if (avail < 4) {
         out.incomplete = true;
         return;
       }
       out.srcPort = (p[off]! << 8) | p[off + 1]!;
       out.dstPort = (p[off + 2]! << 8) | p[off + 3]!;
+      if (proto !== 6) return;
+      if (avail < 14) {
+        out.incomplete = true;
+        return;
+      }
+      {
+        const mask = tcpFlagMaskFromHeader(p[off + 13]!, p[off + 12]! & 1);
+        if (mask !== 0) out.tcpFlags = tcpFlagsOf(mask);
+      }
       return;
     case 1: // ICMP
     case 58: // ICMPv6
@@ -379,15 +373,25 @@ export function decodeNflogPacket(buf: Uint8Array, opts: NflogDecodeOptions = {}
   return r;
 }
 
+/** Whether a packet's (trimmed) prefix is among the configured ones; no non-blank prefix configured: any is. */
+function prefixWanted(prefixes: readonly string[], prefix: string): boolean {
+  // Per packet: compare in place rather than building the trimmed list each time.
+  let any = false;
+  for (const p of prefixes) {
+    const t = p.trim();
+    if (t.length === 0) continue;
+    if (t === prefix) return true;
+    any = true;
+  }
+  return !any;
+}
+
 function decode(buf: Uint8Array, opts: NflogDecodeOptions): DecodeResult {
   const t = parseNflogTlvs(buf, opts.littleEndian ?? HOST_LE);
   if (!t.ok) return t;
   const rec = t.record;
   const prefix = (rec.prefix ?? '').trim();
-  if (opts.prefixes !== undefined && opts.prefixes.length > 0) {
-    const wanted = opts.prefixes.map((p) => p.trim()).filter((p) => p.length > 0);
-    if (wanted.length > 0 && !wanted.includes(prefix)) return { ok: false, reason: prefix ? 'unknown-prefix' : 'no-prefix' };
-  }
+  if (opts.prefixes !== undefined && !prefixWanted(opts.prefixes, prefix)) return { ok: false, reason: prefix ? 'unknown-prefix' : 'no-prefix' };
   if (rec.payload === undefined) return { ok: false, reason: 'no-payload' };
   const ipr = decodeIpPacket(rec.payload);
   if (!ipr.ok) return ipr;

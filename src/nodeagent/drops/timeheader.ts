@@ -41,10 +41,16 @@ function num(s: string, p: number, n: number): number {
   return v;
 }
 
+/** Month 0-11 of the "Mmm" at p, -1 if none; compared in place (once per syslog line, no slice). */
 function month(s: string, p: number): number {
   if (p + 3 > s.length) return -1;
-  const m = MONTHS.indexOf(s.slice(p, p + 3));
-  return m >= 0 && m % 3 === 0 ? m / 3 : -1;
+  const a = s.charCodeAt(p);
+  const b = s.charCodeAt(p + 1);
+  const c = s.charCodeAt(p + 2);
+  for (let m = 0; m < MONTHS.length; m += 3) {
+    if (MONTHS.charCodeAt(m) === a && MONTHS.charCodeAt(m + 1) === b && MONTHS.charCodeAt(m + 2) === c) return m / 3;
+  }
+  return -1;
 }
 
 let fractionEnd = 0;

@@ -138,5 +138,6 @@ export function dropKey(d: PacketDrop, opts: DropKeyOptions = {}): string {
   const sp = opts.includeSrcPort === true && d.srcPort !== undefined ? String(d.srcPort) : '';
   const dp = d.dstPort !== undefined ? String(d.dstPort) : '';
   const icmp = d.icmpType !== undefined ? `${d.icmpType}/${d.icmpCode ?? ''}` : '';
-  return [d.prefix, d.inInterface ?? '', d.outInterface ?? '', d.family, d.protocol, d.src, sp, d.dst, dp, icmp].join('|');
+  // A template rather than [...].join('|'): this runs once per drop in the agent's aggregator.
+  return `${d.prefix}|${d.inInterface ?? ''}|${d.outInterface ?? ''}|${d.family}|${d.protocol}|${d.src}|${sp}|${d.dst}|${dp}|${icmp}`;
 }

@@ -11,7 +11,8 @@
 import type { DropSourceType } from '../../apis/drops.js';
 import { errorMessage, loggerFor, type Logger } from '../../util/log.js';
 import { DropAggregator, type AggregatorOptions } from './aggregator.js';
-import { Backoff, sleep, type BackoffOptions } from './backoff.js';
+import { sleep } from '../../util/sleep.js';
+import { Backoff, type BackoffOptions } from './backoff.js';
 import { dropsSeen as dropsSeenMetric, forgetDropTailMetrics, recordsRead, sourceHealthy } from './metrics.js';
 import { DropQueue, type CheckpointMark, type QueueOptions } from './queue.js';
 import { DropSender, type BatchPoster, type SenderOptions } from './sender.js';

@@ -4,11 +4,13 @@
 // a batch refused as malformed (400) or too large as a single drop (413) is given up and logged.
 import type { AggregatedDrop } from '../../apis/drops.js';
 import { errorMessage, loggerFor, type Logger } from '../../util/log.js';
-import { Backoff, sleep, type BackoffOptions } from './backoff.js';
+import { sleep } from '../../util/sleep.js';
+import { Backoff, type BackoffOptions } from './backoff.js';
 import { encodeDropBatch } from './batchbody.js';
 import type { SendOutcome } from './client.js';
 import { batchesSent, queueBytes, queueDrops, shedDrops } from './metrics.js';
 import type { CheckpointMark, DropQueue, ShedResult } from './queue.js';
+import { aborted } from './sources/types.js';
 
 /** What posts a batch: DropBatchClient, or a test double of the network. */
 export interface BatchPoster {
@@ -78,9 +80,9 @@ export class DropSender {
 
   /** Sends until the signal aborts, waiting for drops and backing off between failures. */
   async run(signal: AbortSignal): Promise<void> {
-    const aborted = new Promise<void>((resolve) => signal.addEventListener('abort', () => resolve(), { once: true }));
+    const stopped = aborted(signal);
     while (!signal.aborted) {
-      await Promise.race([this.queue.waitForDrops(), aborted]);
+      await Promise.race([this.queue.waitForDrops(), stopped]);
       if (signal.aborted) break;
       const delayMs = await this.sendOnce();
       if (delayMs > 0) await sleep(delayMs, signal);
@@ -112,6 +114,7 @@ export class DropSender {
     } catch (err) {
       outcome = { kind: 'retry', message: errorMessage(err) };
     }
+    // settle() below leaves the counts as take() left them; putBack() paths update again in recordShed().
     this.updateQueueGauges();
 
     if (outcome.kind === 'accepted') {
@@ -122,7 +125,6 @@ export class DropSender {
       this.refusedBackoff.reset();
       batchesSent.inc({ droptail: this.opts.name, result: 'accepted' });
       this.setError(undefined);
-      this.updateQueueGauges();
       return 0;
     }
 
@@ -148,7 +150,6 @@ export class DropSender {
       this.queue.settle(batch);
       this.lastFailed = undefined;
       this.setError(outcome.message, `gave up a batch of ${batch.parts.length} drops`);
-      this.updateQueueGauges();
       return 0;
     }
     this.recordShed(this.queue.putBack(batch));

@@ -59,7 +59,6 @@ export class DropPipeline {
   private readonly dnsDeadlineMs: number;
   private readonly maxRemembered: number;
   private readonly now: () => number;
-  /** Dedupe id -> time after which a re-send would be expired anyway. */
   /** Per dedupe id: how many of its drops are counted, and until when the id is remembered. */
   private readonly seen = new Map<string, { until: number; count: number }>();
   /** Per DropTail: the Event map is loaded from the cluster before its first drop is handled. */

@@ -17,8 +17,13 @@ const UNIT_MS: Readonly<Record<string, number>> = { ms: 1, s: 1000, m: 60_000, h
 /** Go-style duration ("90s", "1m30s", "1.5h", "250ms") in milliseconds; undefined if malformed. */
 export function parseDuration(text: string): number | undefined {
   if (!/^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$/.test(text)) return undefined;
+  return sumDurationTerms(text);
+}
+
+/** The "<number><unit>" terms found in text, summed in milliseconds; no checks (0 when none). */
+export function sumDurationTerms(text: string): number {
   let total = 0;
-  for (const [, value, , unit] of text.matchAll(/([0-9]+(\.[0-9]+)?)(ms|s|m|h)/g)) total += Number(value) * UNIT_MS[unit!]!;
+  for (const [, value, unit] of text.matchAll(/([0-9]+(?:\.[0-9]+)?)(ms|s|m|h)/g)) total += Number(value) * UNIT_MS[unit!]!;
   return total;
 }
 

@@ -110,11 +110,13 @@ export class DropStats {
   }
 }
 
+/** In place, once per drop: the live list is the entry's own (publishing and the stored status copy it). */
 function insertNewestFirst(list: DropRecord[], drop: DropRecord, limit: number): DropRecord[] {
   if (limit <= 0) return [];
   let i = 0;
   while (i < list.length && list[i]!.time > drop.time) i++;
   if (i >= limit) return list;
-  const next = [...list.slice(0, i), drop, ...list.slice(i)];
-  return next.length > limit ? next.slice(0, limit) : next;
+  list.splice(i, 0, drop);
+  if (list.length > limit) list.length = limit;
+  return list;
 }

@@ -73,12 +73,13 @@ async function authorizedCapture(
 
 async function listAll(agents: AgentFilesClient, capture: PacketCapture): Promise<{ listings: AgentFileList[]; missing: AgentError[] }> {
   const { namespace = '', name = '' } = capture.metadata;
-  const results = await Promise.allSettled(nodesWithFiles(capture).map((node) => agents.list(node, namespace, name)));
+  const nodes = nodesWithFiles(capture);
+  const results = await Promise.allSettled(nodes.map((node) => agents.list(node, namespace, name)));
   const listings: AgentFileList[] = [];
   const missing: AgentError[] = [];
   results.forEach((r, i) => {
     if (r.status === 'fulfilled') listings.push(r.value);
-    else missing.push(r.reason instanceof AgentError ? r.reason : new AgentError(nodesWithFiles(capture)[i] ?? '?', errorMessage(r.reason)));
+    else missing.push(r.reason instanceof AgentError ? r.reason : new AgentError(nodes[i] ?? '?', errorMessage(r.reason)));
   });
   return { listings, missing };
 }

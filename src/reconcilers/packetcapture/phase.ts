@@ -1,14 +1,9 @@
 // When a capture runs and how it stands, from its schedule and the agents' per-node reports.
 import type { CapturePhase, PacketCapture } from '../../apis/packetcapture.js';
+// Go-style duration ("15m", "1h30m", "1.5s") in milliseconds; the schema already checked the syntax.
+import { sumDurationTerms as parseDurationMs } from '../droptail/settings.js';
 
-const UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
-
-/** Go-style duration ("15m", "1h30m", "1.5s") in milliseconds; the schema already checked the syntax. */
-export function parseDurationMs(text: string): number {
-  let total = 0;
-  for (const [, value, unit] of text.matchAll(/([0-9]+(?:\.[0-9]+)?)(ms|s|m|h)/g)) total += Number(value) * (UNIT_MS[unit!] ?? 0);
-  return total;
-}
+export { parseDurationMs };
 
 export interface Schedule {
   start?: Date | undefined;

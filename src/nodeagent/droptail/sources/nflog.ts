@@ -80,9 +80,10 @@ export class NflogSource implements DropSourceRunner {
   }
 
   async run(signal: AbortSignal, events: SourceEvents): Promise<void> {
+    const decodeOpts = { prefixes: this.prefixes }; // one options object, not one per packet
     const listener: PacketListener = (packet) => {
       events.record();
-      const result = decodeNflogPacket(packet, { prefixes: this.prefixes });
+      const result = decodeNflogPacket(packet, decodeOpts);
       if (result.ok) events.drop(result.drop);
     };
     nflogGroups.subscribe(this.group, listener);
