@@ -102,15 +102,20 @@ export class BatchEncoder {
     if (this.pendingBytes >= SLICE_BYTES) await this.flushSlice();
   }
 
-  /** Seals the body; throws when the spool could not be written (e.g. a full disk). */
+  /** Seals the body; when the spool could not be written (e.g. a full disk), discards it and throws. */
   async finish(): Promise<EncodedBatch> {
     if (this.format === 'eventList') this.push(EVENT_LIST_SUFFIX);
-    await this.flushSlice();
-    const written = once(this.out, 'finish').catch(() => undefined); // an error is this.failure
-    if (this.gzip) this.gzip.end(); // the pipe ends the spool stream after the last gzip bytes
-    else this.out.end();
-    await Promise.race([written, this.failed]);
-    if (this.failure) throw this.failure;
+    try {
+      await this.flushSlice();
+      const written = once(this.out, 'finish').catch(() => undefined); // an error is this.failure
+      if (this.gzip) this.gzip.end(); // the pipe ends the spool stream after the last gzip bytes
+      else this.out.end();
+      await Promise.race([written, this.failed]);
+      if (this.failure) throw this.failure;
+    } catch (err) {
+      await this.discard();
+      throw err;
+    }
     const file = this.spoolFile;
     return {
       file,

@@ -14,15 +14,19 @@
 // A batch is sealed when it reaches maxBytes (uncompressed body), maxEvents, or maxWait after
 // its first event was read. A single event larger than maxBytes travels alone in its own batch:
 // events are never split or dropped.
-import { mkdir, open, stat } from 'node:fs/promises';
+import { mkdir, open } from 'node:fs/promises';
 import path from 'node:path';
 import type { AuditNodeStatus } from '../../apis/auditforwarder.js';
+import { rfc3339 } from '../../controllers/status.js';
 import { errorMessage, loggerFor, type Logger } from '../../util/log.js';
 import {
   CheckpointStore,
   checkpointOf,
-  contentMatchesPath,
+  DEFAULT_MAX_LINE_BYTES,
+  findIdentified,
   identityOfPath,
+  isIdentifiedFile,
+  isNonNegInt,
   isTailCheckpoint,
   LineFollower,
   listRotated,
@@ -32,7 +36,8 @@ import {
   type TailRecord,
   type TailStart,
 } from '../tail/index.js';
-import { retryDelayMs, sleep } from './backoff.js';
+import { sleep } from '../../util/sleep.js';
+import { retryDelayMs } from './backoff.js';
 import { BatchEncoder, removeSpool, type EncodedBatch } from './encoder.js';
 import { parseAuditLine, quarantineEvent, quarantineObject, type QuarantinedLine } from './event.js';
 import { compileFilter, type AuditFilter } from './filter.js';
@@ -40,9 +45,6 @@ import * as m from './metrics.js';
 import type { AuditSettings } from './settings.js';
 import { SinkError, type Sink } from './sinks/index.js';
 import type { BatchInfo } from './sinks/types.js';
-
-/** Longest line kept whole; longer lines are quarantined with their first bytes. */
-export const DEFAULT_MAX_LINE_BYTES = 16 * 1024 * 1024;
 
 /** What survives a restart (stored with CheckpointStore as <stateDir>/checkpoint.json). */
 export interface ForwarderState {
@@ -58,8 +60,7 @@ export interface ForwarderState {
 function isForwarderState(v: unknown): v is ForwarderState {
   if (typeof v !== 'object' || v === null) return false;
   const o = v as Record<string, unknown>;
-  const count = (x: unknown): boolean => typeof x === 'number' && Number.isSafeInteger(x) && x >= 0;
-  return (o.tail === null || isTailCheckpoint(o.tail)) && typeof o.file === 'string' && count(o.shippedBytes) && count(o.shippedEvents) && count(o.seq);
+  return (o.tail === null || isTailCheckpoint(o.tail)) && typeof o.file === 'string' && isNonNegInt(o.shippedBytes) && isNonNegInt(o.shippedEvents) && isNonNegInt(o.seq);
 }
 
 export interface PipelineOptions {
@@ -70,6 +71,7 @@ export interface PipelineOptions {
   stateDir: string;
   /** Builds the sink; retried with backoff while it fails (e.g. a missing Secret). */
   buildSink: () => Promise<Sink>;
+  /** Longest line kept whole (default: the follower's); longer lines are quarantined with their first bytes. */
   maxLineBytes?: number;
   pollIntervalMs?: number;
 }
@@ -177,17 +179,11 @@ export class AuditPipeline {
         continue;
       }
       const info: BatchInfo = { forwarder: this.opts.forwarder, clusterID: this.opts.settings.clusterID, node: this.opts.nodeName, seq: this.state.seq + 1, sealedAt: new Date() };
-      let batch: EncodedBatch;
-      try {
-        batch = await encoder.finish();
-      } catch (err) {
-        await encoder.discard();
-        throw err;
-      }
+      const batch = await encoder.finish();
       if (!(await this.deliver(batch, info))) return;
       this.acknowledged(batch, info, position!, file);
       await this.saveCheckpoint(this.state);
-      await removeSpool(batch.file);
+      // The spool is not removed here: the next batch's encoder truncates it right away.
     }
   }
 
@@ -366,7 +362,7 @@ export class AuditPipeline {
       shippedBytes: this.state.shippedBytes + batch.payloadBytes,
       shippedEvents: this.state.shippedEvents + batch.events,
       seq: info.seq,
-      lastOffloadTime: new Date().toISOString().replace(/\.\d{3}Z$/, 'Z'),
+      lastOffloadTime: rfc3339(new Date()),
     };
     this.lastError = undefined;
     this.setBuffered(0);
@@ -405,18 +401,21 @@ export class AuditPipeline {
  * file and the live file, in uncompressed bytes (what the forwarder reads and ships).
  */
 export async function measureLag(sourcePath: string, tail: TailCheckpoint | null): Promise<number> {
-  const live = await stat(sourcePath, { bigint: true }).catch(() => null);
-  const liveSize = live ? Number(live.size) : 0;
-  // An inode alone is not an identity: a deleted file's inode is soon reused (by the very .gz of
-  // it, or the next rotation), so a match is confirmed by the content fingerprint.
-  const isTail = async (ino: bigint, file: string): Promise<boolean> => tail !== null && ino.toString() === tail.identity.inode && (await contentMatchesPath(tail.identity, file));
-  if (tail && live && (await isTail(live.ino, sourcePath))) return Math.max(0, liveSize - tail.offset);
-  const rotated = await listRotated(sourcePath);
-  let idx = -1;
-  if (tail) {
-    for (let i = rotated.length - 1; i >= 0 && idx < 0; i--) if (await isTail(rotated[i]!.ino, rotated[i]!.path)) idx = i;
-    for (let i = rotated.length - 1; i >= 0 && idx < 0; i--) if (await contentMatchesPath(tail.identity, rotated[i]!.path)) idx = i;
+  // The checkpointed file is looked for as the follower does on resume (isIdentifiedFile, then
+  // findIdentified), so the lag counts from where reading would start again.
+  let liveSize = 0;
+  const fh = await open(sourcePath, 'r').catch(() => null);
+  if (fh) {
+    try {
+      const live = await fh.stat({ bigint: true });
+      liveSize = Number(live.size);
+      if (tail && (await isIdentifiedFile(tail.identity, fh, live))) return Math.max(0, liveSize - tail.offset);
+    } finally {
+      await fh.close();
+    }
   }
+  const rotated = await listRotated(sourcePath);
+  const idx = tail ? await findIdentified(rotated, tail.identity) : -1;
   let lag = liveSize;
   if (idx >= 0) lag += Math.max(0, (await contentSize(rotated[idx]!)) - tail!.offset);
   for (const f of rotated.slice(idx + 1)) lag += await contentSize(f);

@@ -16,13 +16,6 @@ export const capturedBytes = new Counter({
   registers: [registry],
 });
 
-export const captureKernelDrops = new Counter({
-  name: 'netwarden_capture_kernel_dropped_packets_total',
-  help: 'Packets the kernel dropped before the capture read them (0 while the cap binding exposes no pcap_stats).',
-  labelNames: ['namespace', 'name'] as const,
-  registers: [registry],
-});
-
 export const activeCaptures = new Gauge({
   name: 'netwarden_capture_active_pods',
   help: 'Pod interfaces being captured on this node.',

@@ -160,6 +160,10 @@ export class CaptureSession {
     if (current && current.config === config && current.ip === target.ip) return; // running, finished or failed with these settings
     if (current?.capture) this.stopPod(current, 'finished', 'restarted with new settings');
     const stored = listStoredFiles(this.dir).filter((f) => f.pod === target.pod);
+    // Bound once: onRecord runs for every packet.
+    const labels = { namespace: this.ref.namespace, name: this.ref.name };
+    const packetsCounter = capturedPackets.labels(labels);
+    const bytesCounter = capturedBytes.labels(labels);
     const podCapture = new PodCapture({
       dir: this.dir,
       pod: target.pod,
@@ -171,11 +175,11 @@ export class CaptureSession {
       maxBytes: limits.maxBytesPerPod,
       existingFiles: stored.map((f) => f.fileName),
       existingBytes: stored.reduce((sum, f) => sum + f.bytes, 0),
-      firstSequence: nextSequence(this.dir, target.pod),
+      firstSequence: nextSequence(stored),
       requiredFreeBytes: (total) => requiredFreeBytes(this.ceilings.minFreeDisk, total),
       onRecord: (bytes) => {
-        capturedPackets.inc({ namespace: this.ref.namespace, name: this.ref.name });
-        capturedBytes.inc({ namespace: this.ref.namespace, name: this.ref.name }, bytes);
+        packetsCounter.inc();
+        bytesCounter.inc(bytes);
       },
       onStop: () => {
         activeCaptures.dec();

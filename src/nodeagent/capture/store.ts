@@ -76,11 +76,9 @@ export function listStoredFiles(dir: string): StoredFile[] {
   return files.sort((a, b) => a.pod.localeCompare(b.pod) || a.sequence - b.sequence || a.fileName.localeCompare(b.fileName));
 }
 
-/** The next sequence number for a pod: after every file it already has (restarts never overwrite). */
-export function nextSequence(dir: string, pod: string): number {
-  return listStoredFiles(dir)
-    .filter((f) => f.pod === pod)
-    .reduce((max, f) => Math.max(max, f.sequence + 1), 1);
+/** The next sequence number for a pod, given its stored files: after every one (restarts never overwrite). */
+export function nextSequence(podFiles: readonly StoredFile[]): number {
+  return podFiles.reduce((max, f) => Math.max(max, f.sequence + 1), 1);
 }
 
 /** Removes the capture's directory, and its namespace directory once empty. */

@@ -26,7 +26,8 @@ export interface CheckpointLoadResult<T> {
   error?: string;
 }
 
-function isNonNegInt(v: unknown): v is number {
+/** A non-negative safe integer (offsets, lengths, counters). */
+export function isNonNegInt(v: unknown): v is number {
   return typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
 }
 

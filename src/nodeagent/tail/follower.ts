@@ -30,18 +30,19 @@ import { createGunzip, type Gunzip } from 'node:zlib';
 import { errorMessage, loggerFor, type Logger } from '../../util/log.js';
 import type { TailCheckpoint } from './checkpoint.js';
 import {
-  contentMatches,
   contentMatchesPath,
   DEFAULT_FINGERPRINT_BYTES,
   hashPrefix,
   identityOfHandle,
   isGzipHandle,
+  isIdentifiedFile,
   readPlainPrefix,
   type FileIdentity,
 } from './identity.js';
 import {
   defaultRotatedCompare,
   defaultRotatedFilter,
+  findIdentified,
   listRotated,
   rotatedHasInode,
   type RotatedCompare,
@@ -700,8 +701,7 @@ export class LineFollower implements AsyncIterable<TailRecord> {
 
   private async resume(cp: TailCheckpoint): Promise<TailStartResult> {
     const id = cp.identity;
-    // 1. the live file: same inode and same content prefix. The device number is not compared:
-    //    it can change across node/container restarts for the same hostPath file.
+    // 1. the live file: same inode and same content prefix
     let fh: FileHandle | null = null;
     try {
       fh = await open(this.path, 'r');
@@ -709,12 +709,7 @@ export class LineFollower implements AsyncIterable<TailRecord> {
       if (!isEnoent(err)) throw err;
     }
     if (fh) {
-      const st = await fh.stat({ bigint: true });
-      let match = false;
-      if (st.ino.toString() === id.inode) {
-        match = id.fingerprintLength > 0 ? await contentMatches(id, fh, false) : st.dev.toString() === id.device;
-      }
-      if (match) {
+      if (await isIdentifiedFile(id, fh, await fh.stat({ bigint: true }))) {
         const src = await this.sourceFromHandle(fh, this.path, cp.offset);
         return this.startIn(src, cp.offset, 'live');
       }
@@ -722,15 +717,7 @@ export class LineFollower implements AsyncIterable<TailRecord> {
     }
     // 2. a rotated sibling: same inode and content, else same content (newest first)
     const list = await listRotated(this.path, this.filter, this.compare);
-    let idx = -1;
-    for (let i = list.length - 1; i >= 0 && idx < 0; i--) {
-      const f = list[i] as RotatedFile;
-      const sameIno = f.ino.toString() === id.inode || f.twin?.ino.toString() === id.inode;
-      if (sameIno && (await contentMatchesPath(id, f.path))) idx = i;
-    }
-    for (let i = list.length - 1; i >= 0 && idx < 0; i--) {
-      if (await contentMatchesPath(id, (list[i] as RotatedFile).path)) idx = i;
-    }
+    const idx = await findIdentified(list, id);
     if (idx >= 0) {
       const found = list[idx] as RotatedFile;
       const src = (await this.openSource(found.path, cp.offset)) ?? (found.twin ? await this.openSource(found.twin.path, cp.offset) : null);

@@ -44,11 +44,6 @@ export function isFingerprintComplete(id: FileIdentity, fingerprintBytes = DEFAU
   return id.fingerprintLength >= fingerprintBytes;
 }
 
-/** Same inode and device. */
-export function sameInode(a: Pick<FileIdentity, 'inode' | 'device'>, b: Pick<FileIdentity, 'inode' | 'device'>): boolean {
-  return a.inode === b.inode && a.device === b.device;
-}
-
 /** Reads up to `length` bytes from the start of a plain file (fewer at EOF). */
 export async function readPlainPrefix(fh: FileHandle, length: number): Promise<Buffer> {
   const buf = Buffer.alloc(length);
@@ -165,6 +160,16 @@ export async function contentMatches(id: FileIdentity, fh: FileHandle, compresse
   if (id.fingerprintLength <= 0) return false;
   const fp = await fingerprintHandle(fh, id.fingerprintLength, compressed);
   return fp.length === id.fingerprintLength && fp.fingerprint === id.fingerprint;
+}
+
+/**
+ * True if the open plain file (fstat'ed as `st`) is the one `id` names: same inode and content
+ * prefix; an identity without a fingerprint matches by inode and device. The device is not
+ * compared otherwise: it can change across node/container restarts for the same hostPath file.
+ */
+export async function isIdentifiedFile(id: FileIdentity, fh: FileHandle, st: { ino: bigint; dev: bigint }): Promise<boolean> {
+  if (st.ino.toString() !== id.inode) return false;
+  return id.fingerprintLength > 0 ? contentMatches(id, fh, false) : st.dev.toString() === id.device;
 }
 
 /** contentMatches by path; a file that vanished or cannot be read does not match. */

@@ -8,6 +8,7 @@
 
 import { readdir, stat } from 'node:fs/promises';
 import { basename, extname, join } from 'node:path';
+import { contentMatchesPath, type FileIdentity } from './identity.js';
 
 /** One rotated file, with its `.gz` twin merged in (a plain file is preferred while both exist). */
 export interface RotatedFile {
@@ -123,4 +124,19 @@ export async function listRotated(
 /** True if the entry (or its twin) is the file with this inode/device. */
 export function rotatedHasInode(f: RotatedFile, ino: bigint, dev: bigint): boolean {
   return (f.ino === ino && f.dev === dev) || (f.twin !== undefined && f.twin.ino === ino && f.twin.dev === dev);
+}
+
+/**
+ * Index in `list` of the rotated file `id` names: the newest with the same inode (its own or its
+ * twin's) and content prefix, else the newest with the same content prefix (renamed, then
+ * gzipped); -1 if none. An inode alone is not an identity: a deleted file's inode is soon reused.
+ */
+export async function findIdentified(list: readonly RotatedFile[], id: FileIdentity): Promise<number> {
+  for (let i = list.length - 1; i >= 0; i--) {
+    const f = list[i]!;
+    const sameIno = f.ino.toString() === id.inode || f.twin?.ino.toString() === id.inode;
+    if (sameIno && (await contentMatchesPath(id, f.path))) return i;
+  }
+  for (let i = list.length - 1; i >= 0; i--) if (await contentMatchesPath(id, list[i]!.path)) return i;
+  return -1;
 }
