@@ -14,7 +14,7 @@ import { fileURLToPath } from 'node:url';
 import { KubeConfig } from '@kubernetes/client-node';
 import { AuditPipeline } from '../src/nodeagent/audit/pipeline.js';
 import { buildSink } from '../src/nodeagent/audit/sinks/index.js';
-import { compiled, nodeArgs } from './build.js';
+import { spawnCompiled } from './build.js';
 import type { BenchResult } from './types.js';
 import { sampleMemory, type MemoryAtPeak } from './memory.js';
 
@@ -102,13 +102,16 @@ async function runChild(file: string, url: string, events: number, stateDir: str
   }
 }
 
+/** Forwards all `events` of file in a child (see runChild); fails unless it shipped every one. */
 async function forwardInChild(file: string, url: string, events: number, stateDir: string, gzip: boolean): Promise<ChildReport> {
-  const child = spawn(process.execPath, [...nodeArgs(), await compiled('bench/audit.ts'), CHILD_FLAG, file, url, String(events), stateDir, gzip ? 'gzip' : 'plain'], { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, NETWARDEN_LOG_LEVEL: 'error' } });
+  const child = await spawnCompiled('bench/audit.ts', [CHILD_FLAG, file, url, String(events), stateDir, gzip ? 'gzip' : 'plain'], { ...process.env, NETWARDEN_LOG_LEVEL: 'error' });
   let out = '';
   child.stdout.on('data', (b: Buffer) => (out += b.toString()));
   const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
   if (code !== 0) throw new Error(`forwarder child exited with ${code}`);
-  return JSON.parse(out.trim().split('\n').at(-1)!) as ChildReport;
+  const report = JSON.parse(out.trim().split('\n').at(-1)!) as ChildReport;
+  if (report.shippedEvents !== events) throw new Error(`shipped ${report.shippedEvents} of ${events} events${gzip ? '' : ' without gzip'}`);
+  return report;
 }
 
 export async function benchAudit(opts: { megabytes?: number } = {}): Promise<BenchResult> {
@@ -126,10 +129,8 @@ export async function benchAudit(opts: { megabytes?: number } = {}): Promise<Ben
     const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/audit`;
     const gzipSeconds = await timeCommand(`gzip -1 -c '${file}' > /dev/null`);
     const r = await forwardInChild(file, url, events, path.join(dir, 'state'), true);
-    if (r.shippedEvents !== events) throw new Error(`shipped ${r.shippedEvents} of ${events} events`);
     // The webhook's default is no gzip: then each 50 MB batch body is raw (spooled to disk too).
     const plain = await forwardInChild(file, url, events, path.join(dir, 'state-plain'), false);
-    if (plain.shippedEvents !== events) throw new Error(`shipped ${plain.shippedEvents} of ${events} events without gzip`);
     const mbps = bytes / 1e6 / r.seconds;
     const gzipMbps = bytes / 1e6 / gzipSeconds;
     const perCore = bytes / 1e6 / r.cpuSeconds;

@@ -1,9 +1,10 @@
 // Benchmarks that measure a process's memory run it the way users do: compiled JavaScript from
 // `tsc -p .` (dist/, as in the Dockerfile), not through tsx, whose loader and on-the-fly transpiler
 // alone add about 100 MB of RSS. The build runs once per bench run, whichever bench asks first.
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcessByStdio } from 'node:child_process';
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
+import type { Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import YAML from 'yaml';
 
@@ -99,7 +100,38 @@ export function deployedRuntime(): { env: Record<string, string>; agentNodeArgs:
   return { env, agentNodeArgs: nodeFlagsOf(agent), controllerNodeArgs: nodeFlagsOf(workloadContainer('config/controller/deployment.yaml')) };
 }
 
-/** The node flags measured agent code starts with (set from deployedRuntime() by bench/run.ts). */
-export function nodeArgs(): string[] {
-  return (process.env[NODE_ARGS_ENV] ?? '').split(' ').filter(Boolean);
+/**
+ * The node flags measured processes start with: the agent's by default, the controller's with
+ * CONTROLLER_NODE_ARGS_ENV (set from deployedRuntime() by bench/run.ts).
+ */
+export function nodeArgs(variable: typeof NODE_ARGS_ENV | typeof CONTROLLER_NODE_ARGS_ENV = NODE_ARGS_ENV): string[] {
+  return (process.env[variable] ?? '').split(' ').filter(Boolean);
+}
+
+/**
+ * A bench's measured child: the compiled sourceFile run with the agent's deployed node flags,
+ * stdout piped (its report), stderr inherited.
+ */
+export async function spawnCompiled(sourceFile: string, args: string[], env: NodeJS.ProcessEnv = process.env): Promise<ChildProcessByStdio<null, Readable, null>> {
+  return spawn(process.execPath, [...nodeArgs(), await compiled(sourceFile), ...args], { stdio: ['ignore', 'pipe', 'inherit'], env });
+}
+
+/**
+ * Runs a child that takes its config as JSON in argv, prints `ready`, and on SIGTERM prints its
+ * report as one JSON line: `during` runs between the two; returns the report and during's result.
+ */
+export async function measureChild<Report, T>(sourceFile: string, config: unknown, during: () => Promise<T>, env?: NodeJS.ProcessEnv): Promise<{ report: Report; result: T }> {
+  const child = await spawnCompiled(sourceFile, [JSON.stringify(config)], env);
+  let out = '';
+  child.stdout.on('data', (c: Buffer) => (out += c.toString('utf8')));
+  // 'close', not 'exit': the report may still be in the pipe when the process has exited.
+  const closed = new Promise<void>((resolve) => child.once('close', () => resolve()));
+  for (let i = 0; i < 300 && !out.includes('ready'); i++) await new Promise((r) => setTimeout(r, 100));
+  if (!out.includes('ready')) throw new Error(`${sourceFile} did not start: ${out}`);
+  const result = await during();
+  child.kill('SIGTERM');
+  await closed;
+  const report = out.split('\n').filter((l) => l.startsWith('{')).pop();
+  if (!report) throw new Error(`${sourceFile} reported nothing: ${out}`);
+  return { report: JSON.parse(report) as Report, result };
 }

@@ -14,6 +14,7 @@ import { run } from '../test/env/controlplane.js';
 import { LinkType, pcapFileHeader, pcapRecord } from '../src/pcap/reader.js';
 import { downloadCapture } from '../src/plugin/capture.js';
 import { useCompiledCli } from './build.js';
+import { procStatusMB } from './memory.js';
 import type { BenchResult } from './types.js';
 
 const NS = 'bench-download';
@@ -44,11 +45,6 @@ function generateFiles(dir: string, totalMB: number): number {
   return bytes;
 }
 
-function peakRssMB(pid: number): number {
-  const match = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-  return match ? Number(match[1]) / 1024 : NaN;
-}
-
 export async function benchCaptureDownload(): Promise<BenchResult> {
   const totalMB = Number(process.env.NETWARDEN_BENCH_CAPTURE_MB ?? 1024);
   await useCompiledCli();
@@ -76,11 +72,11 @@ export async function benchCaptureDownload(): Promise<BenchResult> {
       const token = await requestToken(kc, NS, 'downloader');
       const out = await mkdtemp(path.join(cp.dir, 'bench-download-'));
       const conn = { baseUrl: new URL(controllerUrl(await netwardenPorts(cp))), namespace: NS, token, ca: readFileSync(cp.caCertPath), insecure: false };
-      const rssBefore = peakRssMB(controller.child.pid!);
+      const rssBefore = procStatusMB(controller.child.pid!, 'VmHWM');
       const started = process.hrtime.bigint();
       const result = await downloadCapture(conn, NAME, out, { progress: false });
       const seconds = Number(process.hrtime.bigint() - started) / 1e9;
-      const rssPeak = peakRssMB(controller.child.pid!);
+      const rssPeak = procStatusMB(controller.child.pid!, 'VmHWM');
       rmSync(out, { recursive: true, force: true });
       // Reference: reading the same files from disk with cat (page cache warm, like the download's).
       const catStarted = process.hrtime.bigint();
@@ -95,7 +91,7 @@ export async function benchCaptureDownload(): Promise<BenchResult> {
           { metric: 'zip bytes / pcap bytes', value: result.bytes / pcapBytes, unit: 'x' },
           { metric: 'controller peak RSS (compiled JS)', value: rssPeak, unit: 'MB', reference: 200, ratio: rssPeak / 200 },
           { metric: 'controller peak RSS before the download (compiled JS)', value: rssBefore, unit: 'MB' },
-          { metric: 'agent peak RSS (compiled JS, serving the files)', value: peakRssMB(agent.child.pid!), unit: 'MB' },
+          { metric: 'agent peak RSS (compiled JS, serving the files)', value: procStatusMB(agent.child.pid!, 'VmHWM'), unit: 'MB' },
         ],
       };
     } finally {

@@ -10,7 +10,7 @@ import path from 'node:path';
 import { compileCaptureFilter } from '../src/nodeagent/capture/filter.js';
 import { run } from '../test/env/controlplane.js';
 import { createPodNetwork, type PodNetwork } from '../test/env/podnet.js';
-import { compiled, nodeArgs } from './build.js';
+import { measureChild } from './build.js';
 import type { EngineConfig, EngineReport } from './capture-engine-child.js';
 import type { BenchResult } from './types.js';
 
@@ -49,28 +49,15 @@ async function offerTraffic(sender: PodNetwork): Promise<{ offered: number; seco
   return { offered: rxPackets(sender.hostInterface) - before, seconds };
 }
 
-
 /**
  * The engine runs in a child process of its own, compiled, as the agent would run it: its CPU and
  * RSS are then the engine's, not those of this bench process and the benchmarks before it.
  */
 async function withEngine(sender: PodNetwork, dir: string, filter: string): Promise<EngineReport & { offered: number; pps: number }> {
   const config: EngineConfig = { dir, device: sender.hostInterface, filter };
-  const child = spawn(process.execPath, [...nodeArgs(), await compiled('bench/capture-engine-child.ts'), JSON.stringify(config)], { stdio: ['ignore', 'pipe', 'inherit'] });
-  let out = '';
-  child.stdout.on('data', (c: Buffer) => (out += c.toString('utf8')));
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  for (let i = 0; i < 300 && !out.includes('ready'); i++) await new Promise((r) => setTimeout(r, 100));
-  if (!out.includes('ready')) throw new Error(`the capture child did not start: ${out}`);
-  const { offered, seconds } = await offerTraffic(sender);
-  child.kill('SIGTERM');
-  await exited;
-  const report = out.split('\n').filter((l) => l.startsWith('{')).pop();
-  if (!report) throw new Error(`the capture child reported nothing: ${out}`);
-  return { ...(JSON.parse(report) as EngineReport), offered, pps: offered / seconds };
+  const { report, result } = await measureChild<EngineReport, { offered: number; seconds: number }>('bench/capture-engine-child.ts', config, () => offerTraffic(sender));
+  return { ...report, offered: result.offered, pps: result.offered / result.seconds };
 }
-
-
 
 async function withDumpcap(sender: PodNetwork, dir: string, filter: string): Promise<{ captured: number; offered: number }> {
   const file = path.join(dir, 'dumpcap.pcap');

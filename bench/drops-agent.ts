@@ -11,7 +11,7 @@
 // (V8 heap, buffers outside it) at the moment the RSS was highest among samples, drops seen and
 // drops shed; for the whole agent its idle RSS, the highest RSS sampled during the flood, and the
 // drops it got accepted (the run fails when none were). Prints nothing.
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { appendFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
@@ -20,7 +20,8 @@ import path from 'node:path';
 import { startControlPlane } from '../test/env/controlplane.js';
 import { createNode, waitFor } from '../test/env/fixtures.js';
 import { ensureInstalled, getLocal, mustKubectl, nextNodeIP, startAgent, type NetwardenProcess } from '../test/env/netwarden.js';
-import { compiled, useCompiledCli, nodeArgs } from './build.js';
+import { measureChild, useCompiledCli } from './build.js';
+import { procStatusMB } from './memory.js';
 import type { ChildConfig, ChildReport } from './drops-pipeline-child.js';
 import type { BenchResult, BenchRow } from './types.js';
 
@@ -32,13 +33,15 @@ const NODE = 'bench-agent-node';
 const DROPTAIL = 'bench-agent-flood';
 const NODE_LABEL = 'netwarden.io/bench-agent';
 
-
 /** One distinct drop per line: source address and destination port vary. */
 function line(i: number): string {
   return `2026-11-23T03:20:56.${String(i % 1_000_000).padStart(6, '0')}+00:00 node-1 kernel: nftables-metal-dropped: IN=vrf09 OUT= MAC=12:99:fd:3b:ce:f8:1a:ae:e9:a7:95:50:08:00 SRC=10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255} DST=10.244.0.1 LEN=40 TOS=0x00 PREC=0x00 TTL=238 ID=46474 PROTO=TCP SPT=59265 DPT=${1 + (i % 60000)} WINDOW=1024 RES=0x00 SYN URGP=0\n`;
 }
 
-/** Appends RATE_PER_SECOND distinct lines per second to file for FLOOD_SECONDS, one chunk per tick. */
+/**
+ * Appends RATE_PER_SECOND distinct lines per second to file for FLOOD_SECONDS, one chunk per tick,
+ * then gives the process following the file 2 s to catch up.
+ */
 async function writeFlood(file: string): Promise<void> {
   let written = 0;
   const perTick = (RATE_PER_SECOND * TICK_MS) / 1000;
@@ -50,32 +53,13 @@ async function writeFlood(file: string): Promise<void> {
     const next = start + (tick + 1) * TICK_MS;
     await new Promise((r) => setTimeout(r, Math.max(0, next - Date.now())));
   }
+  await new Promise((r) => setTimeout(r, 2_000));
 }
 
+/** The pipeline child following config.file through the flood and the catch-up; its report. */
 async function flood(config: ChildConfig): Promise<ChildReport> {
-  const child = spawn(process.execPath, [...nodeArgs(), await compiled('bench/drops-pipeline-child.ts'), JSON.stringify(config)], {
-    stdio: ['ignore', 'pipe', 'inherit'],
-    env: { ...process.env, NETWARDEN_LOG_LEVEL: 'error' },
-  });
-  let out = '';
-  child.stdout.on('data', (c: Buffer) => (out += c.toString('utf8')));
-  const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
-  await waitForLine(() => out, 'ready');
-  await writeFlood(config.file);
-  await new Promise((r) => setTimeout(r, 2_000)); // let the child catch up
-  child.kill('SIGTERM');
-  await exited;
-  const report = out.split('\n').filter((l) => l.startsWith('{')).pop();
-  if (!report) throw new Error(`the agent child reported nothing: ${out}`);
-  return JSON.parse(report) as ChildReport;
-}
-
-async function waitForLine(text: () => string, word: string): Promise<void> {
-  for (let i = 0; i < 300; i++) {
-    if (text().includes(word)) return;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error(`agent child not ${word}`);
+  const { report } = await measureChild<ChildReport, void>('bench/drops-pipeline-child.ts', config, () => writeFlood(config.file), { ...process.env, NETWARDEN_LOG_LEVEL: 'error' });
+  return report;
 }
 
 interface WholeAgentReport {
@@ -88,11 +72,10 @@ interface WholeAgentReport {
   shed: number;
 }
 
-/** A VmRSS/VmHWM line of /proc/<pid>/status in MB (0 when the process is gone). */
+/** procStatusMB, 0 when the process is gone (the sampler runs in a timer, where a throw would crash the bench). */
 function procMB(pid: number, field: 'VmRSS' | 'VmHWM'): number {
   try {
-    const kB = new RegExp(`${field}:\\s+(\\d+) kB`).exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1];
-    return Number(kB ?? 0) / 1024;
+    return procStatusMB(pid, field);
   } catch {
     return 0;
   }
@@ -153,7 +136,6 @@ async function measureAgent(agent: NetwardenProcess, file: string, accepted: () 
   const sampler = setInterval(() => (sampledPeakRssMB = Math.max(sampledPeakRssMB, procMB(pid, 'VmRSS'))), TICK_MS);
   try {
     await writeFlood(file);
-    await new Promise((r) => setTimeout(r, 2_000)); // let the agent catch up, as the pipeline runs do
   } finally {
     clearInterval(sampler);
   }

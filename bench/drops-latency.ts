@@ -12,6 +12,7 @@ import { createNamespace, createNode, createPod, requestToken, waitFor } from '.
 import { SYSTEM_NAMESPACE, controllerUrl, ensureInstalled, getLocal, mustKubectl, netwardenPorts, startController } from '../test/env/netwarden.js';
 import type { AggregatedDrop, DropBatch } from '../src/apis/drops.js';
 import { useCompiledCli } from './build.js';
+import { procStatusMB } from './memory.js';
 import type { BenchResult } from './types.js';
 
 export interface DropsLatencyOptions {
@@ -39,11 +40,6 @@ function post(url: string, ca: Buffer, token: string, body: string): Promise<num
 /** A distinct destination per drop: 198.18.0.0/15 (benchmarking range), never a cluster address. */
 function destination(i: number): string {
   return `198.${18 + ((i >> 16) & 1)}.${(i >> 8) & 255}.${i & 255}`;
-}
-
-function rssMiB(pid: number): number {
-  const line = readFileSync(`/proc/${pid}/status`, 'utf8').split('\n').find((l) => l.startsWith('VmRSS:'));
-  return line ? Number(line.replace(/\D+/g, '')) / 1024 : 0;
 }
 
 /** CPU seconds (user + system) a process has used. */
@@ -105,7 +101,7 @@ export async function benchDropsLatency(opts: DropsLatencyOptions = {}): Promise
     const total = perBatch * BATCHES_PER_SECOND * seconds;
     let next = 0;
     let refused = 0;
-    const idleRss = rssMiB(controller.child.pid!);
+    const idleRss = procStatusMB(controller.child.pid!, 'VmRSS');
     const cpuBefore = cpuSeconds(controller.child.pid!);
     let peakRss = idleRss;
     const started = performance.now();
@@ -129,11 +125,11 @@ export async function benchDropsLatency(opts: DropsLatencyOptions = {}): Promise
         (code) => (refused += code === 202 ? 0 : 1),
         () => (refused += 1),
       );
-      if (b % BATCHES_PER_SECOND === 0) peakRss = Math.max(peakRss, rssMiB(controller.child.pid!));
+      if (b % BATCHES_PER_SECOND === 0) peakRss = Math.max(peakRss, procStatusMB(controller.child.pid!, 'VmRSS'));
     }
     const sendSeconds = (performance.now() - started) / 1000;
     await waitFor(() => latencies.length >= total, { timeoutMs: 60_000, intervalMs: 100, description: `${total} Events` }).catch(() => undefined);
-    peakRss = Math.max(peakRss, rssMiB(controller.child.pid!));
+    peakRss = Math.max(peakRss, procStatusMB(controller.child.pid!, 'VmRSS'));
     const cpuPerDropMs = ((cpuSeconds(controller.child.pid!) - cpuBefore) * 1000) / total;
     abort.abort();
     const histogram = (await getLocal(controller.metricsPort, '/metrics')).body;

@@ -2,8 +2,7 @@
 // aggregator → bounded queue → HTTPS sender) following one file. A module of its own so the child
 // loads only what the pipeline needs, not the bench's control-plane helpers (Kubernetes client,
 // test fixtures), which would be measured along with it.
-import { readFileSync } from 'node:fs';
-import { sampleMemory, type MemoryAtPeak } from './memory.js';
+import { procStatusMB, sampleMemory, type MemoryAtPeak } from './memory.js';
 
 export interface ChildConfig {
   file: string;
@@ -35,8 +34,7 @@ async function runChild(config: ChildConfig): Promise<void> {
   process.once('SIGTERM', () => {
     const atPeak = memory.stop();
     void pipeline.stop(500).then(() => {
-      const hwm = /VmHWM:\s+(\d+) kB/.exec(readFileSync('/proc/self/status', 'utf8'));
-      const report: ChildReport = { peakRssMB: Number(hwm?.[1] ?? 0) / 1024, atPeak, seen: pipeline.snapshot().dropsSeen, shed: pipeline.sender.shed, queued: pipeline.queued };
+      const report: ChildReport = { peakRssMB: procStatusMB('self', 'VmHWM'), atPeak, seen: pipeline.snapshot().dropsSeen, shed: pipeline.sender.shed, queued: pipeline.queued };
       process.stdout.write(`${JSON.stringify(report)}\n`, () => process.exit(0));
     });
   });

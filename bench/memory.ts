@@ -1,5 +1,8 @@
 // What a measured child process reports about its memory: a sampler of process.memoryUsage()
-// that keeps the breakdown (V8 heap, external, ArrayBuffers) at the highest RSS it saw.
+// that keeps the breakdown (V8 heap, external, ArrayBuffers) at the highest RSS it saw; and a
+// process's current or peak RSS as the kernel counts it.
+import { readFileSync } from 'node:fs';
+
 const MiB = 1024 * 1024;
 
 export interface MemoryAtPeak {
@@ -29,4 +32,13 @@ export function sampleMemory(intervalMs = 100): MemorySampler {
       return atPeak;
     },
   };
+}
+
+/**
+ * VmRSS (resident now) or VmHWM (peak resident) of /proc/<pid>/status in MiB; 0 when the line is
+ * absent (a zombie). Throws when the process is gone.
+ */
+export function procStatusMB(pid: number | 'self', field: 'VmRSS' | 'VmHWM'): number {
+  const kB = new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1];
+  return Number(kB ?? 0) / 1024;
 }

@@ -8,6 +8,7 @@ import net from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { CoreV1Api } from '@kubernetes/client-node';
+import { COMPILED_CLI_ENV, CONTROLLER_NODE_ARGS_ENV, NODE_ARGS_ENV, nodeArgs } from '../../bench/build.js';
 import { trackChild, type ControlPlane } from './controlplane.js';
 import { kubeconfigForToken, requestToken } from './fixtures.js';
 
@@ -67,12 +68,11 @@ export async function startNetwarden(cp: ControlPlane, name: string, args: strin
   const metricsPort = await freePort();
   const logFile = path.join(cp.dir, `${name}.log`);
   const out = createWriteStream(logFile, { flags: 'a' });
-  // Benchmarks set NETWARDEN_COMPILED_CLI (bench/build.ts) to measure the compiled CLI, as users run it.
-  // ... with the node flags of the deployed command (set by bench/run.ts from config/).
-  const compiledCli = process.env.NETWARDEN_COMPILED_CLI;
-  const flagsEnv = args[0] === 'controller' ? 'NETWARDEN_CONTROLLER_NODE_ARGS' : 'NETWARDEN_NODE_ARGS';
-  const nodeArgs = (process.env[flagsEnv] ?? '').split(' ').filter(Boolean);
-  const entry = [...nodeArgs, ...(compiledCli ? [compiledCli] : ['--import', 'tsx', path.join(REPO_ROOT, 'src/cli/main.ts')])];
+  // Benchmarks set COMPILED_CLI_ENV (bench/build.ts) to measure the compiled CLI, as users run it,
+  // with the node flags of the deployed command (set by bench/run.ts from config/; none in tests).
+  const compiledCli = process.env[COMPILED_CLI_ENV];
+  const flags = nodeArgs(args[0] === 'controller' ? CONTROLLER_NODE_ARGS_ENV : NODE_ARGS_ENV);
+  const entry = [...flags, ...(compiledCli ? [compiledCli] : ['--import', 'tsx', path.join(REPO_ROOT, 'src/cli/main.ts')])];
   const child = spawn(process.execPath, [...entry, ...args, `--metrics-port=${metricsPort}`, '--metrics-address=127.0.0.1'], {
     cwd: REPO_ROOT,
     // Tests read the processes' info lines (status writes, leadership), whatever the test run logs.
