@@ -257,6 +257,9 @@ describe('audit pipeline', function () {
         return st.shippedEvents === events.length && st.lastError === undefined ? st : undefined;
       });
       expect(ok.bufferedBytes).to.equal(0);
+      // The status counts a batch once the sink acknowledged it, before its checkpoint is on
+      // disk; stopping waits for that save.
+      await p.stop();
       // The delivered batch left the disk: the spool is the next, still empty batch.
       const left = await readdir(path.join(stateRoot, 'unit'));
       expect(left.filter((f) => f !== 'batch.spool')).to.deep.equal(['checkpoint.json']);
