@@ -3,7 +3,7 @@
 // loading the archive into memory. Zip64 is not needed: jszip does not write it either.
 import { createReadStream } from 'node:fs';
 import { open } from 'node:fs/promises';
-import { Readable } from 'node:stream';
+import { Readable, Transform, pipeline } from 'node:stream';
 import { createInflateRaw } from 'node:zlib';
 
 export interface ZipEntry {
@@ -63,7 +63,11 @@ export async function listZip(file: string): Promise<ZipEntry[]> {
   }
 }
 
-/** The uncompressed bytes of one entry, streamed from the file. */
+/**
+ * The uncompressed bytes of one entry, streamed from the file. The stream fails (instead of ending
+ * short) when the file cannot be read, the DEFLATE data is corrupt, or the entry has fewer or more
+ * bytes than its central directory record says, as in a zip cut off while downloading.
+ */
 export async function openZipEntry(file: string, entry: ZipEntry): Promise<Readable> {
   const handle = await open(file, 'r');
   const header = Buffer.alloc(30);
@@ -75,11 +79,29 @@ export async function openZipEntry(file: string, entry: ZipEntry): Promise<Reada
   if (header.readUInt32LE(0) !== LOCAL_SIGNATURE) throw new ZipFormatError(`${file}: corrupt local header of ${entry.name}`);
   const start = entry.localHeaderOffset + 30 + header.readUInt16LE(26) + header.readUInt16LE(28);
   if (entry.compressedSize === 0) return Readable.from([]);
+  if (entry.method !== 0 && entry.method !== 8) {
+    throw new ZipFormatError(`${file}: ${entry.name} uses compression method ${entry.method}, which this tool does not read`);
+  }
   const raw = createReadStream(file, { start, end: start + entry.compressedSize - 1 });
-  if (entry.method === 0) return raw;
-  if (entry.method === 8) return raw.pipe(createInflateRaw());
-  raw.destroy();
-  throw new ZipFormatError(`${file}: ${entry.name} uses compression method ${entry.method}, which this tool does not read`);
+  const checked = checkSize(`${file}: ${entry.name}`, entry.size);
+  // pipeline, not pipe: an error of any stage must fail the stream the caller reads.
+  const stages = entry.method === 8 ? [raw, createInflateRaw(), checked] : [raw, checked];
+  pipeline(stages, () => undefined);
+  return checked;
+}
+
+/** Passes bytes through and fails at the end unless there were exactly `size` of them. */
+function checkSize(what: string, size: number): Transform {
+  let seen = 0;
+  return new Transform({
+    transform(chunk: Buffer, _encoding, done) {
+      seen += chunk.length;
+      done(null, chunk);
+    },
+    flush(done) {
+      done(seen === size ? null : new ZipFormatError(`${what} has ${seen} bytes instead of ${size}: the zip is damaged or cut off`));
+    },
+  });
 }
 
 /** Entry names become paths: refuse anything that could land outside the target directory. */
