@@ -62,10 +62,11 @@ export async function useCompiledCli(): Promise<string> {
   return cli;
 }
 
-/** Read by test/env/netwarden.ts and the benches' children: node flags of agent processes. */
-export const NODE_ARGS_ENV = 'NETWARDEN_NODE_ARGS';
-/** Read by test/env/netwarden.ts: node flags of controller processes. */
-export const CONTROLLER_NODE_ARGS_ENV = 'NETWARDEN_CONTROLLER_NODE_ARGS';
+/**
+ * Set by bench/run.ts from config/ and read by test/env/netwarden.ts and spawnCompiled: how each
+ * workload's processes start (JSON of DeployedRuntime). Unset in tests: plain node, no extra env.
+ */
+export const DEPLOYED_RUNTIME_ENV = 'NETWARDEN_DEPLOYED_RUNTIME';
 
 export interface DeployedContainer {
   command?: string[];
@@ -88,32 +89,39 @@ export function nodeFlagsOf(container: DeployedContainer): string[] {
   return command[0] === 'node' ? command.slice(1).filter((a) => a.startsWith('--')) : [];
 }
 
-/**
- * The runtime settings of config/, so measured processes run as deployed ones do: the agent
- * DaemonSet's literal environment (NODE_OPTIONS, MALLOC_ARENA_MAX; the controller Deployment
- * sets the same, see test/unit/deploy-runtime.test.ts) and each workload's node flags (those V8
- * takes only on the command line).
- */
-export function deployedRuntime(): { env: Record<string, string>; agentNodeArgs: string[]; controllerNodeArgs: string[] } {
-  const agent = workloadContainer('config/agent/daemonset.yaml');
-  const env = Object.fromEntries((agent.env ?? []).filter((e) => e.value !== undefined && e.name !== 'NODE_NAME').map((e) => [e.name, e.value!]));
-  return { env, agentNodeArgs: nodeFlagsOf(agent), controllerNodeArgs: nodeFlagsOf(workloadContainer('config/controller/deployment.yaml')) };
+/** How a workload's node process starts: the literal environment (NODE_OPTIONS, MALLOC_*) and node flags. */
+export interface WorkloadRuntime {
+  env: Record<string, string>;
+  nodeArgs: string[];
+}
+
+export type Workload = 'agent' | 'controller';
+
+const MANIFESTS: Record<Workload, string> = { agent: 'config/agent/daemonset.yaml', controller: 'config/controller/deployment.yaml' };
+
+/** Each workload's runtime as config/ deploys it, so measured processes run as deployed ones do. */
+export function deployedRuntime(): Record<Workload, WorkloadRuntime> {
+  const runtime = (file: string): WorkloadRuntime => {
+    const container = workloadContainer(file);
+    const env = Object.fromEntries((container.env ?? []).filter((e) => e.value !== undefined && /^(NODE_OPTIONS|MALLOC_)/.test(e.name)).map((e) => [e.name, e.value!]));
+    return { env, nodeArgs: nodeFlagsOf(container) };
+  };
+  return { agent: runtime(MANIFESTS.agent), controller: runtime(MANIFESTS.controller) };
+}
+
+/** The runtime a workload's processes start with in this run: the deployed one in benches, none in tests. */
+export function runtimeOf(workload: Workload): WorkloadRuntime {
+  const json = process.env[DEPLOYED_RUNTIME_ENV];
+  return json ? (JSON.parse(json) as Record<Workload, WorkloadRuntime>)[workload] : { env: {}, nodeArgs: [] };
 }
 
 /**
- * The node flags measured processes start with: the agent's by default, the controller's with
- * CONTROLLER_NODE_ARGS_ENV (set from deployedRuntime() by bench/run.ts).
- */
-export function nodeArgs(variable: typeof NODE_ARGS_ENV | typeof CONTROLLER_NODE_ARGS_ENV = NODE_ARGS_ENV): string[] {
-  return (process.env[variable] ?? '').split(' ').filter(Boolean);
-}
-
-/**
- * A bench's measured child: the compiled sourceFile run with the agent's deployed node flags,
- * stdout piped (its report), stderr inherited.
+ * A bench's measured child: the compiled sourceFile run as the agent is deployed (its node flags
+ * and environment), stdout piped (its report), stderr inherited.
  */
 export async function spawnCompiled(sourceFile: string, args: string[], env: NodeJS.ProcessEnv = process.env): Promise<ChildProcessByStdio<null, Readable, null>> {
-  return spawn(process.execPath, [...nodeArgs(), await compiled(sourceFile), ...args], { stdio: ['ignore', 'pipe', 'inherit'], env });
+  const agent = runtimeOf('agent');
+  return spawn(process.execPath, [...agent.nodeArgs, await compiled(sourceFile), ...args], { stdio: ['ignore', 'pipe', 'inherit'], env: { ...env, ...agent.env } });
 }
 
 /**

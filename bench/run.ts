@@ -6,7 +6,7 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Bench, BenchResult } from './types.js';
-import { CONTROLLER_NODE_ARGS_ENV, NODE_ARGS_ENV, deployedRuntime } from './build.js';
+import { DEPLOYED_RUNTIME_ENV, deployedRuntime, type WorkloadRuntime } from './build.js';
 import { benchAudit } from './audit.js';
 import { benchCapture } from './capture.js';
 import { benchCaptureDownload } from './capture-download.js';
@@ -59,9 +59,9 @@ async function main(): Promise<void> {
   if (unknown.length) throw new Error(`unknown benchmark(s) ${unknown.join(', ')}; known: ${Object.keys(BENCHES).join(', ')}`);
   // Child processes (agent, controller, forwarder) run with the runtime settings config/ deploys.
   const deployed = deployedRuntime();
-  Object.assign(process.env, deployed.env, { [NODE_ARGS_ENV]: deployed.agentNodeArgs.join(' '), [CONTROLLER_NODE_ARGS_ENV]: deployed.controllerNodeArgs.join(' ') });
-  const env = Object.entries(deployed.env).map(([k, v]) => `${k}=${v}`).join(' ');
-  process.stdout.write(`measured processes run as config/ deploys them: ${env}; agent: node ${deployed.agentNodeArgs.join(' ')}; controller: node ${deployed.controllerNodeArgs.join(' ')}\n`);
+  process.env[DEPLOYED_RUNTIME_ENV] = JSON.stringify(deployed);
+  const describe = (r: WorkloadRuntime) => [...Object.entries(r.env).map(([k, v]) => `${k}=${v}`), 'node', ...r.nodeArgs].join(' ');
+  process.stdout.write(`measured processes run as config/ deploys them:\n  agent: ${describe(deployed.agent)}\n  controller: ${describe(deployed.controller)}\n`);
   const baseline = loadBaseline();
   const next: Baseline = { ...baseline };
   for (const [name, bench] of Object.entries(BENCHES)) {

@@ -8,7 +8,7 @@ import net from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { CoreV1Api } from '@kubernetes/client-node';
-import { COMPILED_CLI_ENV, CONTROLLER_NODE_ARGS_ENV, NODE_ARGS_ENV, nodeArgs } from '../../bench/build.js';
+import { COMPILED_CLI_ENV, runtimeOf } from '../../bench/build.js';
 import { trackChild, type ControlPlane } from './controlplane.js';
 import { kubeconfigForToken, requestToken } from './fixtures.js';
 
@@ -69,14 +69,14 @@ export async function startNetwarden(cp: ControlPlane, name: string, args: strin
   const logFile = path.join(cp.dir, `${name}.log`);
   const out = createWriteStream(logFile, { flags: 'a' });
   // Benchmarks set COMPILED_CLI_ENV (bench/build.ts) to measure the compiled CLI, as users run it,
-  // with the node flags of the deployed command (set by bench/run.ts from config/; none in tests).
+  // with the node flags and environment of its workload in config/ (set by bench/run.ts; none in tests).
   const compiledCli = process.env[COMPILED_CLI_ENV];
-  const flags = nodeArgs(args[0] === 'controller' ? CONTROLLER_NODE_ARGS_ENV : NODE_ARGS_ENV);
-  const entry = [...flags, ...(compiledCli ? [compiledCli] : ['--import', 'tsx', path.join(REPO_ROOT, 'src/cli/main.ts')])];
+  const runtime = runtimeOf(args[0] === 'controller' ? 'controller' : 'agent');
+  const entry = [...runtime.nodeArgs, ...(compiledCli ? [compiledCli] : ['--import', 'tsx', path.join(REPO_ROOT, 'src/cli/main.ts')])];
   const child = spawn(process.execPath, [...entry, ...args, `--metrics-port=${metricsPort}`, '--metrics-address=127.0.0.1'], {
     cwd: REPO_ROOT,
     // Tests read the processes' info lines (status writes, leadership), whatever the test run logs.
-    env: { ...process.env, NETWARDEN_LOG_LEVEL: process.env.NETWARDEN_CHILD_LOG_LEVEL ?? 'info', ...env },
+    env: { ...process.env, ...runtime.env, NETWARDEN_LOG_LEVEL: process.env.NETWARDEN_CHILD_LOG_LEVEL ?? 'info', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   trackChild(child);
