@@ -20,7 +20,7 @@ function startAsDeployed(runtime: WorkloadRuntime): string[] {
 describe('deployed runtime', () => {
   it('starts the agent with the DaemonSet command flags and environment', () => {
     const { agent } = deployedRuntime();
-    expect(agent.nodeArgs, 'node flags of the DaemonSet command').to.include.members(['--heap-growing-percent=20', '--external-memory-accounted-in-global-limit']);
+    expect(agent.nodeArgs, 'node flags of the DaemonSet command').to.include('--heap-growing-percent=20');
     expect(agent.env).to.include({ NODE_OPTIONS: '--max-semi-space-size=2', MALLOC_ARENA_MAX: '2', MALLOC_MMAP_THRESHOLD_: '131072' });
     expect(startAsDeployed(agent)).to.include.members(agent.nodeArgs);
   });
