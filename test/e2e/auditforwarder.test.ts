@@ -80,6 +80,9 @@ interface Batch {
   payloadBytes: number;
   clusterID: string | undefined;
   contentType: string | undefined;
+  /** Credentials the sink sent: the bearer token and a header from the headers Secret. */
+  authorization: string | undefined;
+  orgID: string | undefined;
   body: unknown;
   items: Record<string, unknown>[];
 }
@@ -148,7 +151,7 @@ class Receiver {
         items = text.split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>);
         parsed = items;
       }
-      this.batches.push({ path: req.url ?? '', receivedAt: Date.now(), payloadBytes: body.length, clusterID: req.headers['x-netwarden-cluster-id'] as string | undefined, contentType: req.headers['content-type'], body: parsed, items });
+      this.batches.push({ path: req.url ?? '', receivedAt: Date.now(), payloadBytes: body.length, clusterID: req.headers['x-netwarden-cluster-id'] as string | undefined, contentType: req.headers['content-type'], authorization: req.headers.authorization, orgID: req.headers['x-scope-orgid'] as string | undefined, body: parsed, items });
       res.writeHead(200).end();
     });
   }
@@ -265,14 +268,18 @@ describe('AuditForwarder (own control plane, audit log rotated at 1 MB)', functi
       namespace: 'netwarden-system',
       body: { metadata: { name: 'af-e2e-s3' }, stringData: { accessKeyID: 'AKIDE2E', secretAccessKey: 'e2e-secret-key' } },
     });
-    await kc.makeApiClient(CoreV1Api).createNamespacedSecret({ namespace: 'netwarden-system', body: { metadata: { name: 'af-e2e-hook' }, stringData: { token: 'e2e-token-1' } } });
+    await kc.makeApiClient(CoreV1Api).createNamespacedSecret({
+      namespace: 'netwarden-system',
+      body: { metadata: { name: 'af-e2e-hook' }, stringData: { token: 'e2e-token-1\n', headers: '# tenant of the receiver\nX-Scope-OrgID: e2e-tenant\n' } },
+    });
     traffic = new Traffic(cp);
     controller = await startController(cp, 'af-controller');
     agent = await startAgent(cp, NODE);
     const forwarders = [
       `{apiVersion: netwarden.io/v1alpha1, kind: AuditForwarder, metadata: {name: af-main}, spec: {clusterID: e2e-cluster, source: {path: ${cp.auditLogPath}},
         batch: {maxBytes: ${MAX_BYTES}, maxWait: ${MAX_WAIT_S}s}, sink: {webhook: {url: "${rx.url('/main')}", format: eventList, gzip: true,
-        bearerTokenSecretRef: {name: af-e2e-hook, namespace: netwarden-system, key: token}}}}}`,
+        bearerTokenSecretRef: {name: af-e2e-hook, namespace: netwarden-system, key: token},
+        headersSecretRef: {name: af-e2e-hook, namespace: netwarden-system, key: headers}}}}}`,
       `{apiVersion: netwarden.io/v1alpha1, kind: AuditForwarder, metadata: {name: af-filtered}, spec: {clusterID: e2e-cluster, source: {path: ${cp.auditLogPath}},
         batch: {maxWait: 1s}, filter: {rules: [{action: drop, verbs: [get, list]}]}, sink: {webhook: {url: "${rx.url('/filtered')}", format: ndjson}}}}`,
       `{apiVersion: netwarden.io/v1alpha1, kind: AuditForwarder, metadata: {name: af-s3}, spec: {clusterID: e2e-cluster, source: {path: ${cp.auditLogPath}},
@@ -299,6 +306,8 @@ describe('AuditForwarder (own control plane, audit log rotated at 1 MB)', functi
       if (!validEventList(b.body)) throw new Error(`invalid EventList: ${ajv.errorsText(validEventList.errors)}`);
       expect(b.payloadBytes).to.be.at.most(MAX_BYTES);
       expect(b.clusterID).to.equal('e2e-cluster');
+      expect(b.authorization).to.equal('Bearer e2e-token-1');
+      expect(b.orgID).to.equal('e2e-tenant');
     }
     expect((await rotatedFiles(cp)).filter((f) => f.endsWith('.gz')).length).to.be.at.least(3);
     console.log(`      ${n} events in ${main.length} batches, ${(await rotatedFiles(cp)).length} rotations`);

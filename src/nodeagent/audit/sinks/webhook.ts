@@ -68,13 +68,14 @@ export class WebhookSinkImpl implements Sink {
     try {
       res = await request(this.spec.url, { method: 'POST', headers, body: batch.open(), dispatcher: this.dispatcher, signal });
     } catch (err) {
-      throw new SinkError(`POST ${this.spec.url}: ${describe(err)}`);
+      const via = this.spec.proxyURL ? ` (through the proxy ${withoutPassword(this.spec.proxyURL)})` : '';
+      throw new SinkError(`POST ${withoutPassword(this.spec.url)}${via}: ${describe(err)}`);
     }
     const text = await res.body.text().catch(() => '');
     if (res.statusCode >= 200 && res.statusCode < 300) return;
     const retryAfter = res.headers['retry-after'];
     throw new SinkError(
-      `POST ${this.spec.url}: HTTP ${res.statusCode}${text ? `: ${text.slice(0, 200).trim()}` : ''}`,
+      `POST ${withoutPassword(this.spec.url)}: HTTP ${res.statusCode}${text ? `: ${text.slice(0, 200).trim()}` : ''}`,
       parseRetryAfter(Array.isArray(retryAfter) ? retryAfter[0] : retryAfter),
     );
   }
@@ -84,9 +85,29 @@ export class WebhookSinkImpl implements Sink {
   }
 }
 
+/** The URL for a status message: a proxy URL may carry user:password. */
+function withoutPassword(url: string): string {
+  const u = new URL(url);
+  if (!u.password) return url;
+  u.password = '***';
+  return u.toString();
+}
+
+/** OpenSSL's codes for a server certificate that does not chain to a trusted CA. */
+const UNTRUSTED_CERTIFICATE = new Set([
+  'DEPTH_ZERO_SELF_SIGNED_CERT',
+  'SELF_SIGNED_CERT_IN_CHAIN',
+  'UNABLE_TO_GET_ISSUER_CERT',
+  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
+  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+]);
+
 function describe(err: unknown): string {
   if (!(err instanceof Error)) return String(err);
   const cause = (err as Error & { cause?: unknown }).cause;
   const code = (err as NodeJS.ErrnoException).code ?? (cause as NodeJS.ErrnoException | undefined)?.code;
-  return code && !err.message.includes(code) ? `${err.message} (${code})` : err.message;
+  // Node's advice to restart it with --use-system-ca is not something a user of the resource can do.
+  const message = err.message.replace(/; if the root CA is installed locally, try running Node\.js with --use-system-ca/, '');
+  const described = code && !message.includes(code) ? `${message} (${code})` : message;
+  return code && UNTRUSTED_CERTIFICATE.has(code) ? `${described}: set caBundle to the CA that signed the receiver's certificate` : described;
 }
