@@ -72,6 +72,14 @@ function settings(sourcePath: string, over: Partial<AuditSettings>): AuditSettin
   return { sourcePath, clusterID: 'unit-cluster', maxBytes: 1 << 20, maxWaitMs: 200, maxEvents: Number.POSITIVE_INFINITY, rules: [], sink: { webhook: { url: 'http://127.0.0.1:1/', format: 'ndjson', gzip: false } }, ...over };
 }
 
+/** A counter's current value for the labels (0 when it has no such series yet). */
+async function counter(name: string, labels: Record<string, string>): Promise<number> {
+  const metric = registry.getSingleMetric(name);
+  if (!metric) throw new Error(`no metric ${name}`);
+  const { values } = await metric.get();
+  return values.find((v) => Object.entries(labels).every(([k, want]) => v.labels[k] === want))?.value ?? 0;
+}
+
 async function waitFor<T>(fn: () => T | undefined | false | Promise<T | undefined | false>, timeoutMs = 10_000): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
@@ -217,6 +225,9 @@ describe('audit pipeline', function () {
     const log = path.join(dir, 'audit.log');
     await writeFile(log, line(event('create')) + line(event('update')));
     const t0 = Date.now();
+    const names = ['netwarden_audit_retries_total', 'netwarden_audit_batches_total', 'netwarden_audit_batches_total', 'netwarden_audit_shipped_events_total', 'netwarden_audit_read_events_total'];
+    const labels: Array<Record<string, string>> = [{ forwarder: 'unit' }, { forwarder: 'unit', result: 'error' }, { forwarder: 'unit', result: 'success' }, { forwarder: 'unit' }, { forwarder: 'unit' }];
+    const before = await Promise.all(names.map((n, i) => counter(n, labels[i]!)));
     const p = pipeline(settings(log, { sink: { webhook: { url: rx.url, format: 'ndjson', gzip: false } } }));
     await waitFor(() => rx.attempts() === 2);
     expect((await p.status()).lastError).to.match(/HTTP 503/);
@@ -227,6 +238,9 @@ describe('audit pipeline', function () {
     await waitFor(() => rx.attempts() === 3);
     await new Promise((r) => setTimeout(r, 50));
     expect((await p.status()).lastError).to.equal(undefined);
+    // Two refused attempts and one delivery of the same two events, as Prometheus sees them.
+    const after = await Promise.all(names.map((n, i) => counter(n, labels[i]!)));
+    expect(after.map((v, i) => v - before[i]!)).to.deep.equal([2, 2, 1, 2, 2]);
     await rx.close();
   });
 
@@ -325,6 +339,12 @@ describe('audit filter, parsing and retry delays', () => {
     expect(f(fields('create', { user: { username: 'system:node:a', groups: ['system:nodes'] } }))).to.equal(false);
     expect(f(fields('create', { objectRef: { resource: 'pods', subresource: 'log', namespace: 'a' } }))).to.equal(false);
     expect(f(fields('create', { objectRef: { resource: 'pods', namespace: 'a' } }))).to.equal(true);
+    // Stages and users, as in an apiserver audit policy's omitStages and users.
+    const byStageOrUser = compileFilter([{ action: 'drop', stages: ['RequestReceived'] }, { action: 'drop', users: ['system:kube-proxy'] }]);
+    expect(byStageOrUser(fields('get', { stage: 'RequestReceived' }))).to.equal(false);
+    expect(byStageOrUser(fields('get', { stage: 'ResponseComplete' }))).to.equal(true);
+    expect(byStageOrUser(fields('watch', { user: { username: 'system:kube-proxy', groups: ['system:authenticated'] } }))).to.equal(false);
+    expect(byStageOrUser(fields('watch', { user: { username: 'system:kube-scheduler', groups: ['system:authenticated'] } }))).to.equal(true);
     // "" in namespaces matches cluster-scoped requests
     const cluster = compileFilter([{ action: 'drop', namespaces: [''] }]);
     expect(cluster(fields('create', { objectRef: { resource: 'nodes', name: 'n' } }))).to.equal(false);
