@@ -153,6 +153,8 @@ export const auditNodeStatusSchema = {
     bufferedBytes: { type: 'integer', format: 'int64', minimum: 0 },
     lastOffloadTime: dateTimeSchema,
     lastError: { type: 'string', maxLength: 1024 },
+    quarantinedLines: { type: 'integer', format: 'int64', minimum: 0, description: 'Lines shipped in quarantine form because they were not audit events (see lastQuarantinedLine).' },
+    lastQuarantinedLine: { type: 'string', maxLength: 1024, description: 'The last of them: <file>:<offset>: <reason>.' },
   },
 } as const satisfies JSONSchemaProps;
 

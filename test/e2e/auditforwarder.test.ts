@@ -486,5 +486,15 @@ describe('AuditForwarder (own control plane, audit log rotated at 1 MB)', functi
     expect(metrics).to.match(/netwarden_audit_malformed_lines_total\{forwarder="af-bad",reason="malformed"\} 2\b/);
     const warnings = agent.logs().filter((l) => l.message === 'malformed audit log line forwarded in quarantine form' && l.file === log);
     expect(warnings.map((w) => w.offset)).to.deep.equal([offsets[1], offsets[2]]);
+    // kubectl shows them on the node's entry, with where the last one was and why.
+    const entry = await waitFor(
+      async () => {
+        const af = JSON.parse(await mustKubectl(cp, ['get', 'auditforwarder', 'af-bad', '-o', 'json'])) as { status?: { nodes?: Array<{ quarantinedLines?: number; lastQuarantinedLine?: string }> } };
+        const node = af.status?.nodes?.[0];
+        return node?.quarantinedLines === 2 ? node : undefined;
+      },
+      { timeoutMs: 15_000, description: 'quarantinedLines: 2 in the node status entry' },
+    );
+    expect(entry.lastQuarantinedLine?.startsWith(`${log}:${offsets[2]}: invalid JSON`), entry.lastQuarantinedLine).to.equal(true);
   });
 });

@@ -126,7 +126,7 @@ describe('audit pipeline', function () {
     const notJson = 'this is not JSON \u00e9';
     const cut = line(good[100]!).slice(0, 80);
     await writeFile(log, Buffer.concat([Buffer.from(good.slice(100, 200).map(line).join('') + notJson + '\n' + cut + '\n'), Buffer.from([0xff, 0xfe, 0x41, 0x0a])]));
-    pipeline(settings(log, { maxBytes: 16 * 1024, sink: { webhook: { url: rx.url, format: 'eventList', gzip: true } } }));
+    const p = pipeline(settings(log, { maxBytes: 16 * 1024, sink: { webhook: { url: rx.url, format: 'eventList', gzip: true } } }));
     // a partial last line is held until its newline arrives
     const last = line(good[200]!);
     await appendFile(log, last.slice(0, 50));
@@ -151,6 +151,11 @@ describe('audit pipeline', function () {
     expect(rx.got.length).to.be.greaterThan(5);
     const metrics = await registry.getSingleMetricAsString('netwarden_audit_malformed_lines_total');
     expect(metrics).to.match(/forwarder="unit",reason="malformed"} 3/);
+    // The node's status entry counts them and says where the last one was.
+    const st = await p.status();
+    expect(st.quarantinedLines).to.equal(3);
+    const lastOffset = Buffer.byteLength(good.slice(100, 200).map(line).join('') + notJson + '\n' + cut + '\n');
+    expect(st.lastQuarantinedLine).to.match(new RegExp(`^${log.replace(/[.]/g, '\\.')}:${lastOffset}: invalid JSON`));
     await rx.close();
   });
 
@@ -158,10 +163,10 @@ describe('audit pipeline', function () {
     const rx = await receiver();
     const log = path.join(dir, 'audit.log');
     const evs = Array.from({ length: 50 }, () => event('create'));
-    await writeFile(log, evs.slice(0, 25).map(line).join(''));
+    await writeFile(log, evs.slice(0, 25).map(line).join('') + 'not an audit event\n');
     const s = settings(log, { sink: { webhook: { url: rx.url, format: 'ndjson', gzip: false } } });
     const p1 = pipeline(s);
-    await waitFor(() => rx.got.flatMap(itemsOf).length === 25);
+    await waitFor(() => rx.got.flatMap(itemsOf).length === 26);
     await new Promise((r) => setTimeout(r, 100)); // checkpoint written after the acknowledgement
     await p1.stop();
     await appendFile(log, evs.slice(25).map(line).join(''));
@@ -169,8 +174,8 @@ describe('audit pipeline', function () {
     await rename(log, path.join(dir, 'audit-2026-05-01T11-00-00.000.log'));
     await writeFile(log, line(event('delete')));
     const p2 = pipeline(s, 'unit');
-    await waitFor(() => rx.got.flatMap(itemsOf).length === 51);
-    const ids = rx.got.flatMap(itemsOf).map((i) => i.auditID);
+    await waitFor(() => rx.got.flatMap(itemsOf).length === 52);
+    const ids = rx.got.flatMap(itemsOf).flatMap((i) => (i.auditID ? [i.auditID] : []));
     expect(new Set(ids).size).to.equal(51);
     // The receiver has the events a moment before the pipeline has taken the acknowledgement.
     let st = await p2.status();
@@ -178,8 +183,11 @@ describe('audit pipeline', function () {
       await new Promise((r) => setTimeout(r, 50));
       st = await p2.status();
     }
-    expect(st.shippedEvents).to.equal(51);
+    expect(st.shippedEvents).to.equal(52);
     expect(st.lagBytes).to.equal(0);
+    // Counted before the restart, kept by the checkpoint.
+    expect(st.quarantinedLines).to.equal(1);
+    expect(st.lastQuarantinedLine).to.match(/audit\.log:\d+: invalid JSON/);
     await rx.close();
   });
 
@@ -349,6 +357,14 @@ describe('audit filter, parsing and retry delays', () => {
     const cluster = compileFilter([{ action: 'drop', namespaces: [''] }]);
     expect(cluster(fields('create', { objectRef: { resource: 'nodes', name: 'n' } }))).to.equal(false);
     expect(cluster(fields('create'))).to.equal(true);
+  });
+
+  it('names the legacy text format of kube-apiserver and how to switch to JSON', () => {
+    // From the Kubernetes auditing docs, --audit-log-format=legacy.
+    const legacy = '2017-03-21T03:57:09.106841886-04:00 AUDIT: id="c939d2a7-1c37-4ef1-b2f7-4ba9b1e43b53" stage="RequestReceived" ip="127.0.0.1" method="update" user="admin" groups="\\"system:masters\\",\\"system:authenticated\\"" as="<self>" asgroups="<lookup>" namespace="default" uri="/api/v1/namespaces/default/serviceaccounts/default" response="<deferred>"';
+    expect(parseAuditLine(Buffer.from(legacy))).to.deep.equal({ ok: false, reason: 'legacy text format: start kube-apiserver with --audit-log-format=json (the default) to forward events' });
+    expect(parseAuditLine(Buffer.from('E0501 10:00:00.000000 AUDIT: not an event')).ok).to.equal(false);
+    expect(String((parseAuditLine(Buffer.from('E0501 10:00:00.000000 AUDIT: not an event')) as { reason: string }).reason)).to.match(/^invalid JSON/);
   });
 
   it('rejects JSON that is not an audit event', () => {

@@ -33,12 +33,20 @@ function str(v: unknown): string {
   return typeof v === 'string' ? v : '';
 }
 
+/**
+ * A line of kube-apiserver's --audit-log-format=legacy, e.g.
+ * `2017-03-21T03:57:09.106841886-04:00 AUDIT: id="c939d2a7-..." stage="RequestReceived" ip="127.0.0.1" method="update" ...`
+ */
+const LEGACY_LINE = /^\S+ AUDIT: id="/;
+const LEGACY_REASON = 'legacy text format: start kube-apiserver with --audit-log-format=json (the default) to forward events';
+
 /** Parses one line; an audit Event has at least level, auditID and stage as strings. */
 export function parseAuditLine(line: Buffer): ParsedLine {
   let doc: unknown;
   try {
     doc = JSON.parse(line.toString('utf8'));
   } catch (err) {
+    if (LEGACY_LINE.test(line.toString('latin1', 0, 96))) return { ok: false, reason: LEGACY_REASON };
     return { ok: false, reason: `invalid JSON: ${(err as Error).message}` };
   }
   if (typeof doc !== 'object' || doc === null || Array.isArray(doc)) return { ok: false, reason: 'not a JSON object' };

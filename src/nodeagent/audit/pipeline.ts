@@ -55,12 +55,23 @@ export interface ForwarderState {
   shippedEvents: number;
   seq: number;
   lastOffloadTime?: string;
+  /** Absent in checkpoints written before it was counted. */
+  quarantinedLines?: number;
+  lastQuarantinedLine?: string;
 }
 
 function isForwarderState(v: unknown): v is ForwarderState {
   if (typeof v !== 'object' || v === null) return false;
   const o = v as Record<string, unknown>;
-  return (o.tail === null || isTailCheckpoint(o.tail)) && typeof o.file === 'string' && isNonNegInt(o.shippedBytes) && isNonNegInt(o.shippedEvents) && isNonNegInt(o.seq);
+  return (
+    (o.tail === null || isTailCheckpoint(o.tail)) &&
+    typeof o.file === 'string' &&
+    isNonNegInt(o.shippedBytes) &&
+    isNonNegInt(o.shippedEvents) &&
+    isNonNegInt(o.seq) &&
+    (o.quarantinedLines === undefined || isNonNegInt(o.quarantinedLines)) &&
+    (o.lastQuarantinedLine === undefined || typeof o.lastQuarantinedLine === 'string')
+  );
 }
 
 export interface PipelineOptions {
@@ -79,8 +90,28 @@ export interface PipelineOptions {
 /** The per-node status entry without the node name. */
 export type PipelineStatus = Omit<AuditNodeStatus, 'node'>;
 
+/** One line's bytes in a batch; `quarantined` says where and why when it is not an audit event. */
+interface BatchItem {
+  bytes: Buffer;
+  quarantined?: string;
+}
+
+/** The quarantined lines of one batch. */
+interface QuarantineCount {
+  lines: number;
+  last?: string;
+}
+
+/** A batch as read: where it ends in the log and what it quarantined. */
+interface FilledBatch {
+  position: TailCheckpoint | null;
+  file: string;
+  quarantine: QuarantineCount;
+}
+
+/** A line read that did not fit into the batch; it starts the next one. */
 interface Carry {
-  item: Buffer;
+  item: BatchItem;
   position: TailCheckpoint;
   file: string;
 }
@@ -142,6 +173,8 @@ export class AuditPipeline {
     if (this.state.tail) s.offset = this.state.tail.offset;
     if (this.state.lastOffloadTime) s.lastOffloadTime = this.state.lastOffloadTime;
     if (this.lastError) s.lastError = this.lastError.slice(0, 1024);
+    if (this.state.quarantinedLines) s.quarantinedLines = this.state.quarantinedLines;
+    if (this.state.lastQuarantinedLine) s.lastQuarantinedLine = this.state.lastQuarantinedLine.slice(0, 1024);
     return s;
   }
 
@@ -167,7 +200,7 @@ export class AuditPipeline {
   private async runFromCheckpoint(): Promise<void> {
     if (!(await this.setUp())) return;
     while (!this.stopped) {
-      const { encoder, position, file } = await this.fillBatch();
+      const { encoder, position, file, quarantine } = await this.fillBatch();
       if (this.stopped) {
         await encoder.discard();
         return;
@@ -181,7 +214,7 @@ export class AuditPipeline {
       const info: BatchInfo = { forwarder: this.opts.forwarder, clusterID: this.opts.settings.clusterID, node: this.opts.nodeName, seq: this.state.seq + 1, sealedAt: new Date() };
       const batch = await encoder.finish();
       if (!(await this.deliver(batch, info))) return;
-      this.acknowledged(batch, info, position!, file);
+      this.acknowledged(batch, info, position!, file, quarantine);
       await this.saveCheckpoint(this.state);
       // The spool is not removed here: the next batch's encoder truncates it right away.
     }
@@ -245,7 +278,7 @@ export class AuditPipeline {
     return { checkpoint: { identity: await identityOfPath(oldest.path), offset: 0 } };
   }
 
-  private async fillBatch(): Promise<{ encoder: BatchEncoder; position: TailCheckpoint | null; file: string }> {
+  private async fillBatch(): Promise<{ encoder: BatchEncoder } & FilledBatch> {
     const encoder = new BatchEncoder(this.sink!.format, this.sink!.gzip, this.spoolFile);
     try {
       return { encoder, ...(await this.fill(encoder)) };
@@ -256,14 +289,21 @@ export class AuditPipeline {
   }
 
   /** Reads lines into the encoder until the batch is sealed; returns the position after them. */
-  private async fill(encoder: BatchEncoder): Promise<{ position: TailCheckpoint | null; file: string }> {
+  private async fill(encoder: BatchEncoder): Promise<FilledBatch> {
     const { maxBytes, maxEvents, maxWaitMs } = this.opts.settings;
     let position: TailCheckpoint | null = null;
     let file = this.state.file;
     let firstReadAt: number | null = null;
     let openedAt = Date.now();
+    const quarantine: QuarantineCount = { lines: 0 };
+    const add = async (item: BatchItem): Promise<void> => {
+      await encoder.add(item.bytes);
+      if (item.quarantined === undefined) return;
+      quarantine.lines++;
+      quarantine.last = item.quarantined;
+    };
     if (this.carry) {
-      await encoder.add(this.carry.item);
+      await add(this.carry.item);
       ({ position, file } = this.carry);
       firstReadAt = Date.now();
       this.carry = null;
@@ -282,17 +322,17 @@ export class AuditPipeline {
       if (rec === null) break; // stopped
       if (rec === 'timeout') continue;
       const item = this.toItem(rec);
-      if (item && encoder.events > 0 && encoder.sizeWith(item) > maxBytes) {
+      if (item && encoder.events > 0 && encoder.sizeWith(item.bytes) > maxBytes) {
         this.carry = { item, position: checkpointOf(rec), file: rec.path };
         break;
       }
       position = checkpointOf(rec);
       file = rec.path;
       if (!item) continue;
-      await encoder.add(item);
+      await add(item);
       firstReadAt ??= Date.now();
     }
-    return { position, file };
+    return { position, file, quarantine };
   }
 
   /** The next line, or 'timeout' after timeoutMs (the pending read is kept for the next call). */
@@ -306,8 +346,8 @@ export class AuditPipeline {
     return r;
   }
 
-  /** The bytes to batch for one line: the event itself, a quarantine item, or null (filtered/blank). */
-  private toItem(rec: TailRecord): Buffer | null {
+  /** What to batch for one line: the event itself, a quarantine item, or null (filtered/blank). */
+  private toItem(rec: TailRecord): BatchItem | null {
     const forwarder = this.opts.forwarder;
     m.auditReadBytes.inc({ forwarder }, rec.length + (rec.incomplete ? 0 : 1));
     m.auditReadEvents.inc({ forwarder });
@@ -318,7 +358,7 @@ export class AuditPipeline {
     } else {
       const parsed = parseAuditLine(rec.line);
       if (parsed.ok) {
-        if (this.filter(parsed.fields)) return rec.line;
+        if (this.filter(parsed.fields)) return { bytes: rec.line };
         m.auditFilteredEvents.inc({ forwarder });
         return null;
       }
@@ -327,7 +367,7 @@ export class AuditPipeline {
     const q: QuarantinedLine = { file: rec.path, offset: rec.offset, length: rec.length, reason, line: rec.line, truncated: rec.oversize };
     m.auditMalformedLines.inc({ forwarder, reason: rec.oversize ? 'oversize' : rec.incomplete ? 'incomplete' : 'malformed' });
     this.log.warn('malformed audit log line forwarded in quarantine form', { file: rec.path, offset: rec.offset, length: rec.length, reason });
-    return this.sink!.format === 'eventList' ? quarantineEvent(q, new Date()) : quarantineObject(q);
+    return { bytes: this.sink!.format === 'eventList' ? quarantineEvent(q, new Date()) : quarantineObject(q), quarantined: `${rec.path}:${rec.offset}: ${reason}` };
   }
 
   /** Sends until the sink acknowledges; false when stopped first. */
@@ -352,18 +392,23 @@ export class AuditPipeline {
     return false;
   }
 
-  private acknowledged(batch: EncodedBatch, info: BatchInfo, position: TailCheckpoint, file: string): void {
+  private acknowledged(batch: EncodedBatch, info: BatchInfo, position: TailCheckpoint, file: string, quarantine: QuarantineCount): void {
     const forwarder = this.opts.forwarder;
     m.auditShippedBytes.inc({ forwarder }, batch.payloadBytes);
     m.auditShippedEvents.inc({ forwarder }, batch.events);
+    const previous = this.state;
     this.state = {
       tail: position,
       file,
-      shippedBytes: this.state.shippedBytes + batch.payloadBytes,
-      shippedEvents: this.state.shippedEvents + batch.events,
+      shippedBytes: previous.shippedBytes + batch.payloadBytes,
+      shippedEvents: previous.shippedEvents + batch.events,
       seq: info.seq,
       lastOffloadTime: rfc3339(new Date()),
     };
+    const quarantined = (previous.quarantinedLines ?? 0) + quarantine.lines;
+    if (quarantined > 0) this.state.quarantinedLines = quarantined;
+    const lastQuarantinedLine = quarantine.last ?? previous.lastQuarantinedLine;
+    if (lastQuarantinedLine) this.state.lastQuarantinedLine = lastQuarantinedLine;
     this.lastError = undefined;
     this.setBuffered(0);
   }
