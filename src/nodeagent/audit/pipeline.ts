@@ -296,11 +296,13 @@ export class AuditPipeline {
     let firstReadAt: number | null = null;
     let openedAt = Date.now();
     const quarantine: QuarantineCount = { lines: 0 };
-    const add = async (item: BatchItem): Promise<void> => {
-      await encoder.add(item.bytes);
-      if (item.quarantined === undefined) return;
-      quarantine.lines++;
-      quarantine.last = item.quarantined;
+    // Not async: one more async frame per line cost a fifth of the throughput.
+    const add = (item: BatchItem): Promise<void> => {
+      if (item.quarantined !== undefined) {
+        quarantine.lines++;
+        quarantine.last = item.quarantined;
+      }
+      return encoder.add(item.bytes);
     };
     if (this.carry) {
       await add(this.carry.item);
