@@ -4,6 +4,7 @@
 
 import type { V1ObjectMeta } from '@kubernetes/client-node';
 import type { ResourceType } from './meta.js';
+import { DURATION_PATTERN } from '../util/duration.js';
 
 /** One x-kubernetes-validations entry: a CEL rule evaluated with `self` bound to the field. */
 export interface ValidationRule {
@@ -129,8 +130,6 @@ export const ageColumn = { name: 'Age', type: 'date', jsonPath: '.metadata.creat
 // ---- Shared schema fragments ----
 
 /** Go-style durations such as 90s, 1m30s, 1.5h (the subset CEL's duration() also parses). */
-export const DURATION_PATTERN = '^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$';
-
 export function durationSchema(description: string) {
   return { type: 'string', pattern: DURATION_PATTERN, maxLength: 32, description } as const;
 }

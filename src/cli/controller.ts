@@ -15,7 +15,7 @@ import type { ControllerContext } from '../reconcilers/context.js';
 import { AuditForwarderReconciler } from '../reconcilers/auditforwarder/reconciler.js';
 import { registerDropTail, type DropTailOptions } from '../reconcilers/droptail/index.js';
 import { PacketCaptureReconciler, type ClusterCaptureCeilings } from '../reconcilers/packetcapture/reconciler.js';
-import { parseDurationMs } from '../reconcilers/packetcapture/phase.js';
+import { sumDurationTerms } from '../util/duration.js';
 import { registerCaptureFileApi } from '../reconcilers/packetcapture/download.js';
 import { loadKubeConfig } from '../util/kube.js';
 import { loggerFor } from '../util/log.js';
@@ -77,7 +77,7 @@ export async function runController(flags: ControllerFlags): Promise<void> {
   const captureCeilings: ClusterCaptureCeilings = {
     maxBytesPerPod: flags.captureMaxBytesPerPod,
     maxFiles: flags.captureMaxFiles,
-    maxDurationMs: flags.captureMaxDuration ? parseDurationMs(flags.captureMaxDuration) : undefined,
+    maxDurationMs: flags.captureMaxDuration ? sumDurationTerms(flags.captureMaxDuration) : undefined,
   };
   registerReconcilers(ctx, { dnsServers: flags.dnsServer ?? [], identity }, captureCeilings);
 

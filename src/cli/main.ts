@@ -7,7 +7,7 @@ import { runPcapSummary } from '../pcap/summary.js';
 import { runController, type ControllerFlags } from './controller.js';
 import { runAgent, type AgentFlags } from './agent.js';
 import { parseByteSize, parseDiskThreshold } from '../nodeagent/capture/plan.js';
-import { DURATION_PATTERN } from '../apis/schema.js';
+import { parseDuration } from '../util/duration.js';
 
 function port(value: string): number {
   const n = Number(value);
@@ -30,11 +30,9 @@ function flagParser<T>(parse: (value: string) => T): (value: string) => T {
   };
 }
 
-/** The CRDs' duration syntax, so a flag accepts exactly what a spec field would. */
-const DURATION_RE = new RegExp(DURATION_PATTERN);
-
 function durationFlag(value: string): string {
-  if (!DURATION_RE.test(value)) throw new Error(`${JSON.stringify(value)} is not a duration such as 90s, 30m or 1h`);
+  // The CRDs' duration syntax, so a flag accepts exactly what a spec field would.
+  if (parseDuration(value) === undefined) throw new Error(`${JSON.stringify(value)} is not a duration such as 90s, 30m or 1h`);
   return value;
 }
 

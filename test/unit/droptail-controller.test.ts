@@ -13,7 +13,8 @@ import { IpIndex } from '../../src/reconcilers/droptail/ipindex.js';
 import { dropId, dropRecord, namespaceBucket, serviceText } from '../../src/reconcilers/droptail/pipeline.js';
 import { desiredStatus } from '../../src/reconcilers/droptail/reconciler.js';
 import { ReverseDns } from '../../src/reconcilers/droptail/reversedns.js';
-import { parseDuration, settingsOf } from '../../src/reconcilers/droptail/settings.js';
+import { settingsOf } from '../../src/reconcilers/droptail/settings.js';
+import { parseDuration } from '../../src/util/duration.js';
 import { DropStats } from '../../src/reconcilers/droptail/stats.js';
 
 const T0 = '2026-11-23T03:20:56.123Z';

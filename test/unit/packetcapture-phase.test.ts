@@ -1,7 +1,8 @@
 // How the controller combines a capture's schedule with its agents' per-node reports.
 import { expect } from 'chai';
 import type { PacketCapture } from '../../src/apis/packetcapture.js';
-import { captureEnded, capturePhase, nodesWithFiles, parseDurationMs } from '../../src/reconcilers/packetcapture/phase.js';
+import { captureEnded, capturePhase, nodesWithFiles } from '../../src/reconcilers/packetcapture/phase.js';
+import { sumDurationTerms } from '../../src/util/duration.js';
 
 const NOW = new Date('2026-01-10T12:00:00Z');
 
@@ -17,10 +18,10 @@ function capture(spec: Partial<PacketCapture['spec']>, files: Array<{ node: stri
 
 describe('packetcapture phase', function () {
   it('parses Go durations', function () {
-    expect(parseDurationMs('15m')).to.equal(900_000);
-    expect(parseDurationMs('1h30m')).to.equal(5_400_000);
-    expect(parseDurationMs('1.5s')).to.equal(1500);
-    expect(parseDurationMs('250ms')).to.equal(250);
+    expect(sumDurationTerms('15m')).to.equal(900_000);
+    expect(sumDurationTerms('1h30m')).to.equal(5_400_000);
+    expect(sumDurationTerms('1.5s')).to.equal(1500);
+    expect(sumDurationTerms('250ms')).to.equal(250);
   });
 
   it('is Scheduled before startTime and comes back at the start', function () {

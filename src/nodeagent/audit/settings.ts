@@ -1,7 +1,7 @@
 // The AuditForwarder spec as the node pipeline uses it: every default filled in (an object stored
 // before a default existed behaves like a new one) and durations in milliseconds.
 import type { AuditForwarder, AuditRule, AuditSink } from '../../apis/auditforwarder.js';
-import { parseDuration } from '../../reconcilers/droptail/settings.js';
+import { parseDuration } from '../../util/duration.js';
 
 export interface AuditSettings {
   sourcePath: string;

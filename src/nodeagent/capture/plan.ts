@@ -1,7 +1,7 @@
 // What a PacketCapture asks of this node, worked out from its spec, the clock and the agent's
 // ceilings: when to start and stop, and the limits each pod's capture runs with.
 import type { PacketCapture } from '../../apis/packetcapture.js';
-import { parseDuration } from '../../reconcilers/droptail/settings.js';
+import { parseDuration } from '../../util/duration.js';
 import type { CaptureDirection } from './filter.js';
 
 /** Cluster-wide limits from the agent's flags; a resource may ask for less, never more. */

@@ -1,9 +1,6 @@
 // When a capture runs and how it stands, from its schedule and the agents' per-node reports.
 import type { CapturePhase, PacketCapture } from '../../apis/packetcapture.js';
-// Go-style duration ("15m", "1h30m", "1.5s") in milliseconds; the schema already checked the syntax.
-import { sumDurationTerms as parseDurationMs } from '../droptail/settings.js';
-
-export { parseDurationMs };
+import { sumDurationTerms } from '../../util/duration.js';
 
 export interface Schedule {
   start?: Date | undefined;
@@ -16,7 +13,7 @@ export function captureSchedule(capture: PacketCapture): Schedule {
   if (capture.spec.endTime) return { start, end: new Date(capture.spec.endTime) };
   if (capture.spec.duration) {
     const from = start ?? new Date(capture.metadata.creationTimestamp ?? Date.now());
-    return { start, end: new Date(from.getTime() + parseDurationMs(capture.spec.duration)) };
+    return { start, end: new Date(from.getTime() + sumDurationTerms(capture.spec.duration)) };
   }
   return { start };
 }

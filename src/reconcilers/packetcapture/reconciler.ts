@@ -14,7 +14,8 @@ import { ensureFinalizer, removeFinalizer } from '../../controllers/finalizers.j
 import { applyStatus, setCondition } from '../../controllers/status.js';
 import { errorMessage, loggerFor } from '../../util/log.js';
 import { applyControllerStatus, CONTROLLER_FIELD_MANAGER, readyConditions, schemaRejection, type Rejection } from '../common.js';
-import { capturePhase, parseDurationMs } from './phase.js';
+import { capturePhase } from './phase.js';
+import { sumDurationTerms } from '../../util/duration.js';
 
 /** Held until the agents have removed the capture's files from their nodes. */
 export const CAPTURE_FILES_FINALIZER = 'netwarden.io/capture-files';
@@ -39,7 +40,7 @@ export interface ClusterCaptureCeilings {
 function releaseTimeoutFromEnv(): number | undefined {
   const text = process.env.NETWARDEN_CAPTURE_FILES_RELEASE_TIMEOUT;
   if (!text) return undefined;
-  const ms = parseDurationMs(text);
+  const ms = sumDurationTerms(text);
   if (ms > 0) return ms;
   loggerFor('reconciler/packetcaptures').warn('ignoring NETWARDEN_CAPTURE_FILES_RELEASE_TIMEOUT: not a duration like 2m or 30s', { value: text });
   return undefined;
@@ -184,7 +185,7 @@ export function ceilingRejection(capture: PacketCapture, ceilings: ClusterCaptur
       ? { reason: 'ExceedsClusterLimit', message: `${field} ${asked} exceeds the cluster limit ${ceiling} (controller flag ${flag})` }
       : undefined;
   const start = startTime ? Date.parse(startTime) : Date.parse(capture.metadata.creationTimestamp ? String(capture.metadata.creationTimestamp) : '');
-  const askedMs = duration ? parseDurationMs(duration) : endTime && Number.isFinite(start) ? Date.parse(endTime) - start : undefined;
+  const askedMs = duration ? sumDurationTerms(duration) : endTime && Number.isFinite(start) ? Date.parse(endTime) - start : undefined;
   return (
     (maxBytesPerPod !== undefined ? exceeds('spec.maxBytesPerPod', maxBytesPerPod, ceilings.maxBytesPerPod, '--capture-max-bytes-per-pod') : undefined) ??
     (maxFiles !== undefined ? exceeds('spec.maxFiles', maxFiles, ceilings.maxFiles, '--capture-max-files') : undefined) ??
