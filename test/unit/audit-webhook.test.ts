@@ -103,6 +103,16 @@ describe('audit webhook sink transport', function () {
     await rm(dir, { recursive: true, force: true });
   });
 
+  const send = (s: WebhookSinkImpl): Promise<void> => s.send(batch, info, new AbortController().signal);
+
+  /** What sending the batch fails with (undefined when the receiver took it). */
+  function sendError(s: WebhookSinkImpl): Promise<unknown> {
+    return send(s).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+  }
+
   function sink(spec: WebhookSink, headers: Record<string, string> = {}, bearerToken?: string): WebhookSinkImpl {
     const s = new WebhookSinkImpl(spec, () => Promise.resolve({ headers, bearerToken }));
     sinks.push(s);
@@ -119,7 +129,7 @@ describe('audit webhook sink transport', function () {
     const got: Received[] = [];
     const url = await httpsReceiver(got);
     const headers = parseHeaderLines('X-Scope-OrgID: tenant-a\n# comment\n');
-    await sink({ url, format: 'eventList', gzip: true, caBundle: Buffer.from(pki.ca).toString('base64') }, headers, 's3cr3t').send(batch, info, new AbortController().signal);
+    await send(sink({ url, format: 'eventList', gzip: true, caBundle: Buffer.from(pki.ca).toString('base64') }, headers, 's3cr3t'));
     expect(got).to.have.length(1);
     const [req] = got;
     expect(req!.headers).to.include({
@@ -137,8 +147,7 @@ describe('audit webhook sink transport', function () {
   it('refuses an HTTPS receiver whose certificate is not from caBundle or the system roots, naming the cause', async () => {
     const got: Received[] = [];
     const url = await httpsReceiver(got);
-    let error: unknown;
-    await sink({ url, format: 'eventList', gzip: true }).send(batch, info, new AbortController().signal).catch((e: unknown) => (error = e));
+    const error = await sendError(sink({ url, format: 'eventList', gzip: true }));
     expect(String(error)).to.match(/^SinkError: POST https:\/\/127\.0\.0\.1:\d+\/audit: .*certificate.*: set caBundle to the CA that signed the receiver's certificate$/);
     expect(got).to.have.length(0);
   });
@@ -154,8 +163,8 @@ describe('audit webhook sink transport', function () {
     const plainPort = await listen(plain);
     const httpsUrl = await httpsReceiver(got);
 
-    await sink({ url: `http://127.0.0.1:${plainPort}/plain`, format: 'eventList', gzip: true, proxyURL }).send(batch, info, new AbortController().signal);
-    await sink({ url: httpsUrl, format: 'eventList', gzip: true, proxyURL, caBundle: Buffer.from(pki.ca).toString('base64') }).send(batch, info, new AbortController().signal);
+    await send(sink({ url: `http://127.0.0.1:${plainPort}/plain`, format: 'eventList', gzip: true, proxyURL }));
+    await send(sink({ url: httpsUrl, format: 'eventList', gzip: true, proxyURL, caBundle: Buffer.from(pki.ca).toString('base64') }));
 
     expect(got.map((r) => r.url)).to.deep.equal(['/plain', '/audit']);
     expect(asked).to.have.length(2);
@@ -167,16 +176,10 @@ describe('audit webhook sink transport', function () {
     const closed = net.createServer();
     const port = await listen(closed);
     await new Promise<void>((resolve) => closed.close(() => resolve()));
-    let error: unknown;
-    await sink({ url: 'http://127.0.0.1:9/audit', format: 'eventList', gzip: true, proxyURL: `http://127.0.0.1:${port}` })
-      .send(batch, info, new AbortController().signal)
-      .catch((e: unknown) => (error = e));
-    expect(String(error)).to.match(new RegExp(`^SinkError: POST http://127\\.0\\.0\\.1:9/audit \\(through the proxy http://127\\.0\\.0\\.1:${port}\\): .*ECONNREFUSED`));
-    error = undefined;
-    await sink({ url: 'http://127.0.0.1:9/audit', format: 'eventList', gzip: true, proxyURL: `http://audit:hunter2@127.0.0.1:${port}` })
-      .send(batch, info, new AbortController().signal)
-      .catch((e: unknown) => (error = e));
-    expect(String(error)).to.include(`(through the proxy http://audit:***@127.0.0.1:${port}/)`);
-    expect(String(error)).to.not.include('hunter2');
+    const refused = await sendError(sink({ url: 'http://127.0.0.1:9/audit', format: 'eventList', gzip: true, proxyURL: `http://127.0.0.1:${port}` }));
+    expect(String(refused)).to.match(new RegExp(`^SinkError: POST http://127\\.0\\.0\\.1:9/audit \\(through the proxy http://127\\.0\\.0\\.1:${port}\\): .*ECONNREFUSED`));
+    const withPassword = await sendError(sink({ url: 'http://127.0.0.1:9/audit', format: 'eventList', gzip: true, proxyURL: `http://audit:hunter2@127.0.0.1:${port}` }));
+    expect(String(withPassword)).to.include(`(through the proxy http://audit:***@127.0.0.1:${port}/)`);
+    expect(String(withPassword)).to.not.include('hunter2');
   });
 });
