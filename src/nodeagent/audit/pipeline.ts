@@ -156,6 +156,9 @@ export class AuditPipeline {
     await this.follower?.close();
     await this.running;
     await this.sink?.close().catch(() => undefined);
+    // A stop right after an acknowledgement comes before the next batch truncates the spool;
+    // what is left is either delivered or read again from the log, so it is never needed.
+    await removeSpool(this.spoolFile).catch(() => undefined);
     m.auditBufferedBytes.set({ forwarder: this.opts.forwarder }, 0);
   }
 
