@@ -64,7 +64,7 @@ export const webhookSinkSchema = {
   properties: {
     url: { ...httpURLSchema, description: 'Endpoint the batches are POSTed to.' },
     format: { type: 'string', enum: ['eventList', 'ndjson'], default: 'eventList', description: 'eventList: an audit.k8s.io/v1 EventList per batch; ndjson: one event per line.' },
-    gzip: { type: 'boolean', default: false, description: 'Send the body gzip-compressed.' },
+    gzip: { type: 'boolean', default: false, description: "Send the body gzip-compressed (Content-Encoding: gzip); the receiver must decode it, which Falco's k8saudit webhook does not." },
     headersSecretRef: { ...secretKeyRefSchema, description: 'Secret key holding extra headers, one "Name: value" per line.' },
     bearerTokenSecretRef: { ...secretKeyRefSchema, description: 'Secret key holding a bearer token.' },
     caBundle: { type: 'string', format: 'byte', description: 'PEM CA bundle (base64) to verify the server; the system roots when unset.' },
@@ -125,7 +125,7 @@ export const auditForwarderSpecSchema = {
       default: {},
       description: 'A batch is sent when any limit is reached.',
       properties: {
-        maxBytes: { type: 'integer', format: 'int64', default: 52428800, minimum: 1024, maximum: 1073741824 },
+        maxBytes: { type: 'integer', format: 'int64', default: 52428800, minimum: 1024, maximum: 1073741824, description: "Largest batch before compression; keep it below the receiver's request limit (Falco's k8saudit webhook: 12 MiB)." },
         maxWait: { ...durationSchema('Longest time an event waits in a batch.'), default: '60s' },
         maxEvents: { type: 'integer', minimum: 1 },
       },

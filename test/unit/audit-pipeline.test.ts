@@ -291,6 +291,49 @@ describe('audit pipeline', function () {
     }
   });
 
+  it('says to lower maxBytes when the receiver refuses a batch as too large, and delivers everything once it is lowered', async () => {
+    // Falco's k8saudit webhook caps bodies with Go's http.MaxBytesReader and answers 400.
+    const limit = 64 << 10;
+    const got: Received[] = [];
+    const server = http.createServer((req, res) => {
+      const parts: Buffer[] = [];
+      req.on('data', (b: Buffer) => parts.push(b));
+      req.on('end', () => {
+        const body = Buffer.concat(parts);
+        if (body.length > limit) {
+          res.writeHead(400, { 'content-type': 'text/plain; charset=utf-8' }).end('bad request: http: request body too large\n');
+          return;
+        }
+        got.push({ headers: req.headers, body, at: Date.now() });
+        res.writeHead(200).end();
+      });
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/k8s-audit`;
+    try {
+      const log = path.join(dir, 'audit.log');
+      const events = Array.from({ length: 200 }, () => event('create', { annotations: { pad: 'x'.repeat(1000) } }));
+      await writeFile(log, events.map(line).join('')); // ~240 KB, one batch at maxBytes 1 MiB
+      const first = pipeline(settings(log, { sink: { webhook: { url, format: 'ndjson', gzip: false } } }));
+      const refused = await waitFor(async () => {
+        const st = await first.status();
+        return st.lastError?.includes("receiver's limit") ? st : undefined;
+      });
+      expect(refused.lastError).to.match(/^POST http:\/\/127\.0\.0\.1:\d+\/k8s-audit: HTTP 400: bad request: http: request body too large; this body of \d+ bytes is over the receiver's limit: set spec\.batch\.maxBytes below it/);
+      expect(refused.shippedEvents).to.equal(0);
+      expect(refused.bufferedBytes).to.be.greaterThan(limit);
+      // The user lowers maxBytes; the agent restarts the forwarder with the new spec.
+      await first.stop();
+      const second = pipeline(settings(log, { maxBytes: 32 << 10, sink: { webhook: { url, format: 'ndjson', gzip: false } } }));
+      await waitFor(async () => (await second.status()).shippedEvents === events.length);
+      expect(got.flatMap(itemsOf).map((i) => i.auditID)).to.deep.equal(events.map((e) => e.auditID));
+      expect(got.every((r) => r.body.length <= limit)).to.equal(true);
+      expect((await second.status()).lastError).to.equal(undefined);
+    } finally {
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    }
+  });
+
   it('leaves only its checkpoint in the state directory when stopped while a batch is delivered', async () => {
     const log = path.join(dir, 'audit.log');
     await writeFile(log, line(event('create')) + line(event('update')));

@@ -74,8 +74,11 @@ export class WebhookSinkImpl implements Sink {
     const text = await res.body.text().catch(() => '');
     if (res.statusCode >= 200 && res.statusCode < 300) return;
     const retryAfter = res.headers['retry-after'];
+    const sizeAdvice = refusedAsTooLarge(res.statusCode, text)
+      ? `; this body of ${batch.bodyBytes} bytes is over the receiver's limit: set spec.batch.maxBytes below it (Falco's k8saudit plugin takes 12 MiB by default)`
+      : '';
     throw new SinkError(
-      `POST ${withoutPassword(this.spec.url)}: HTTP ${res.statusCode}${text ? `: ${text.slice(0, 200).trim()}` : ''}`,
+      `POST ${withoutPassword(this.spec.url)}: HTTP ${res.statusCode}${text ? `: ${text.slice(0, 200).trim()}` : ''}${sizeAdvice}`,
       parseRetryAfter(Array.isArray(retryAfter) ? retryAfter[0] : retryAfter),
     );
   }
@@ -83,6 +86,16 @@ export class WebhookSinkImpl implements Sink {
   async close(): Promise<void> {
     await this.dispatcher.close();
   }
+}
+
+/**
+ * 413, or the 400 that Go's http.MaxBytesReader gives ("http: request body too large"), which is
+ * what Falco's k8saudit webhook answers past its webhookMaxBatchSize. Our default maxBytes (50 MB)
+ * is above that, so this is the first thing a Falco user meets; the batch is kept and retried
+ * until the spec changes, and the new spec re-reads it from the checkpoint in smaller batches.
+ */
+function refusedAsTooLarge(status: number, body: string): boolean {
+  return status === 413 || (status === 400 && /too large/i.test(body));
 }
 
 /** The URL for a status message: a proxy URL may carry user:password. */
