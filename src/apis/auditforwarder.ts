@@ -155,6 +155,8 @@ export const auditNodeStatusSchema = {
     lastError: { type: 'string', maxLength: 1024 },
     quarantinedLines: { type: 'integer', format: 'int64', minimum: 0, description: 'Lines shipped in quarantine form because they were not audit events (see lastQuarantinedLine).' },
     lastQuarantinedLine: { type: 'string', maxLength: 1024, description: 'The last of them: <file>:<offset>: <reason>.' },
+    gaps: { type: 'integer', format: 'int64', minimum: 0, description: 'Times lines may have been skipped because the checkpointed or a rotated file was gone before it was read (see lastGap).' },
+    lastGap: { type: 'string', maxLength: 1024, description: 'The last of them: <time>: <reason> (<file>).' },
   },
 } as const satisfies JSONSchemaProps;
 

@@ -6,7 +6,7 @@
 import { expect } from 'chai';
 import http from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
-import { appendFile, mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
+import { appendFile, mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import { Ajv } from 'ajv';
@@ -496,5 +496,41 @@ describe('AuditForwarder (own control plane, audit log rotated at 1 MB)', functi
       { timeoutMs: 15_000, description: 'quarantinedLines: 2 in the node status entry' },
     );
     expect(entry.lastQuarantinedLine?.startsWith(`${log}:${offsets[2]}: invalid JSON`), entry.lastQuarantinedLine).to.equal(true);
+  });
+
+  it('shows a gap in kubectl get when the checkpointed file was deleted while the agent was stopped', async function () {
+    // Continues the af-bad forwarder of the test before: its log holds 6 shipped events.
+    const dir = path.join(cp.dir, 'bad-input');
+    const log = path.join(dir, 'audit.log');
+    const out = path.join(cp.dir, 'nodes', NODE, 'af-bad-out');
+    const shipped = async (): Promise<string[]> => {
+      const files = (await readdir(out)).sort();
+      const texts = await Promise.all(files.map((f) => readFile(path.join(out, f), 'utf8')));
+      return texts.join('').split('\n').filter(Boolean).map((l) => String((JSON.parse(l) as { auditID?: string }).auditID));
+    };
+    expect(await shipped()).to.have.length(6);
+    await agent.kill('SIGTERM');
+    // While it is down: an event, a rotation, and --audit-log-maxbackup deleting the rotated file.
+    const lost = { kind: 'Event', apiVersion: 'audit.k8s.io/v1', level: 'Metadata', auditID: '6b0c0d5e-0000-4000-8000-000000000007', stage: 'ResponseComplete', verb: 'delete', stageTimestamp: '2026-05-01T10:00:01.000000Z' };
+    const kept = { ...lost, auditID: '6b0c0d5e-0000-4000-8000-000000000008', verb: 'create' };
+    await appendFile(log, JSON.stringify(lost) + '\n');
+    await rename(log, path.join(dir, 'audit-2026-05-01T10-00-01.000.log'));
+    await rm(path.join(dir, 'audit-2026-05-01T10-00-01.000.log'));
+    await writeFile(log, JSON.stringify(kept) + '\n');
+    agent = await startAgent(cp, NODE);
+    const entry = await waitFor(
+      async () => {
+        const af = JSON.parse(await mustKubectl(cp, ['get', 'auditforwarder', 'af-bad', '-o', 'json'])) as { status?: { nodes?: Array<{ gaps?: number; lastGap?: string; shippedEvents?: number; lastError?: string }> } };
+        const node = af.status?.nodes?.[0];
+        return node?.gaps === 1 && node.shippedEvents === 7 && node.lastError === undefined ? node : undefined;
+      },
+      { timeoutMs: 30_000, description: 'gaps: 1 and the next event shipped' },
+    );
+    expect(entry.lastGap?.endsWith(`Z: checkpointed file not found; starting at the oldest available file (${log})`), entry.lastGap).to.equal(true);
+    expect(Date.parse(entry.lastGap!.split('Z: ')[0] + 'Z')).to.be.greaterThan(suiteStart);
+    const ids = await shipped();
+    expect(ids.slice(6)).to.deep.equal([kept.auditID]);
+    const metrics = (await getLocal(agent.metricsPort, '/metrics')).body;
+    expect(metrics).to.match(/netwarden_audit_gaps_total\{forwarder="af-bad"\} 1\b/);
   });
 });

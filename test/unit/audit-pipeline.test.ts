@@ -191,6 +191,43 @@ describe('audit pipeline', function () {
     await rx.close();
   });
 
+  it('keeps a gap in status and across restarts when the checkpointed file was deleted while stopped', async () => {
+    const rx = await receiver();
+    const log = path.join(dir, 'audit.log');
+    const s = settings(log, { sink: { webhook: { url: rx.url, format: 'ndjson', gzip: false } } });
+    await writeFile(log, line(event('create')));
+    const p1 = pipeline(s);
+    await waitFor(async () => (await p1.status()).shippedEvents === 1);
+    await p1.stop();
+    // While stopped: more events, a rotation, and --audit-log-maxbackup deleting the rotated file.
+    await appendFile(log, line(event('update')));
+    await rename(log, path.join(dir, 'audit-2026-05-01T11-00-00.000.log'));
+    await rm(path.join(dir, 'audit-2026-05-01T11-00-00.000.log'));
+    const after = event('delete');
+    await writeFile(log, line(after));
+    const p2 = pipeline(s);
+    // The events still on disk are shipped; the lost one is named as a gap, not hidden.
+    const st = await waitFor(async () => {
+      const x = await p2.status();
+      return x.shippedEvents === 2 && x.lastError === undefined ? x : undefined;
+    });
+    expect(rx.got.flatMap(itemsOf).map((i) => i.verb)).to.deep.equal(['create', 'delete']);
+    expect(st.gaps).to.equal(1);
+    expect(st.lastGap).to.match(/^\d{4}-\d\d-\d\dT[\d:.]+Z: checkpointed file not found; starting at the oldest available file \(.*audit\.log\)$/);
+    expect(await counter('netwarden_audit_gaps_total', { forwarder: 'unit' })).to.be.at.least(1);
+    await p2.stop();
+    // Kept by the checkpoint; the restart from a good checkpoint adds none.
+    const p3 = pipeline(s);
+    await appendFile(log, line(event('patch')));
+    const again = await waitFor(async () => {
+      const x = await p3.status();
+      return x.shippedEvents === 3 ? x : undefined;
+    });
+    expect(again.gaps).to.equal(1);
+    expect(again.lastGap).to.equal(st.lastGap);
+    await rx.close();
+  });
+
   it('measures the lag in uncompressed bytes, also inside and after gzipped rotations', async () => {
     const log = path.join(dir, 'audit.log');
     const older = path.join(dir, 'audit-2026-05-01T10-00-00.000.log');

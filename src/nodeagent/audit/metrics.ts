@@ -32,6 +32,13 @@ export const auditMalformedLines = new Counter({
   registers: [registry],
 });
 
+export const auditGaps = new Counter({
+  name: 'netwarden_audit_gaps_total',
+  help: 'Times lines may have been skipped: the checkpointed or a rotated file was gone before it was read.',
+  labelNames,
+  registers: [registry],
+});
+
 export const auditShippedBytes = new Counter({
   name: 'netwarden_audit_shipped_bytes_total',
   help: 'Uncompressed payload bytes acknowledged by the sink.',

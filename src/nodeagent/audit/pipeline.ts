@@ -58,6 +58,10 @@ export interface ForwarderState {
   /** Absent in checkpoints written before it was counted. */
   quarantinedLines?: number;
   lastQuarantinedLine?: string;
+  /** Times lines may have been skipped (the checkpointed or a rotated file was gone). */
+  gaps?: number;
+  /** The last of them: <time>: <reason> (<file>). */
+  lastGap?: string;
 }
 
 function isForwarderState(v: unknown): v is ForwarderState {
@@ -70,7 +74,9 @@ function isForwarderState(v: unknown): v is ForwarderState {
     isNonNegInt(o.shippedEvents) &&
     isNonNegInt(o.seq) &&
     (o.quarantinedLines === undefined || isNonNegInt(o.quarantinedLines)) &&
-    (o.lastQuarantinedLine === undefined || typeof o.lastQuarantinedLine === 'string')
+    (o.lastQuarantinedLine === undefined || typeof o.lastQuarantinedLine === 'string') &&
+    (o.gaps === undefined || isNonNegInt(o.gaps)) &&
+    (o.lastGap === undefined || typeof o.lastGap === 'string')
   );
 }
 
@@ -178,6 +184,8 @@ export class AuditPipeline {
     if (this.lastError) s.lastError = this.lastError.slice(0, 1024);
     if (this.state.quarantinedLines) s.quarantinedLines = this.state.quarantinedLines;
     if (this.state.lastQuarantinedLine) s.lastQuarantinedLine = this.state.lastQuarantinedLine.slice(0, 1024);
+    if (this.state.gaps) s.gaps = this.state.gaps;
+    if (this.state.lastGap) s.lastGap = this.state.lastGap.slice(0, 1024);
     return s;
   }
 
@@ -414,6 +422,8 @@ export class AuditPipeline {
     if (quarantined > 0) this.state.quarantinedLines = quarantined;
     const lastQuarantinedLine = quarantine.last ?? previous.lastQuarantinedLine;
     if (lastQuarantinedLine) this.state.lastQuarantinedLine = lastQuarantinedLine;
+    if (previous.gaps) this.state.gaps = previous.gaps;
+    if (previous.lastGap) this.state.lastGap = previous.lastGap;
     this.lastError = undefined;
     this.setBuffered(0);
   }
@@ -431,8 +441,20 @@ export class AuditPipeline {
 
   private onTailEvent(ev: TailEvent): void {
     if (ev.type === 'opened' && this.lastError === this.missingLogMessage()) this.lastError = undefined;
-    else if (ev.type === 'dataLoss') this.setError(`possible data loss: ${ev.reason}${ev.path ? ` (${ev.path})` : ''}`);
+    else if (ev.type === 'dataLoss') this.recordGap(ev.reason, ev.path);
     else if (ev.type === 'error') this.setError(`${ev.path}: ${ev.message}`);
+  }
+
+  /**
+   * Lines that may never be read (e.g. --audit-log-maxbackup deleted the checkpointed file while
+   * the agent was down). lastError is cleared by the next delivery, so the count and the last gap
+   * stay in the status, and in the checkpoint across restarts.
+   */
+  private recordGap(reason: string, file: string | undefined): void {
+    const where = file ? ` (${file})` : '';
+    this.setError(`possible data loss: ${reason}${where}`);
+    this.state = { ...this.state, gaps: (this.state.gaps ?? 0) + 1, lastGap: `${rfc3339(new Date())}: ${reason}${where}` };
+    m.auditGaps.inc({ forwarder: this.opts.forwarder });
   }
 
   private setError(message: string): void {
