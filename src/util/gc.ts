@@ -15,6 +15,8 @@ export function collectYoungGarbage(): void {
   if (!gc) {
     setFlagsFromString('--expose-gc');
     gc = runInNewContext('gc') as GcFunction;
+    // Contexts made later (by any library) get no gc global; the function taken here keeps working.
+    setFlagsFromString('--no-expose-gc');
   }
   gc({ type: 'minor' });
 }
