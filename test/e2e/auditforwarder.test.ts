@@ -245,6 +245,13 @@ function jsonpath(cp: ControlPlane, kind: string, name: string, p: string): Prom
 
 const nodeField = (cp: ControlPlane, fwd: string, field: string) => jsonpath(cp, 'auditforwarder', fwd, `.status.nodes[?(@.node=="${NODE}")].${field}`);
 
+/** What a file sink wrote, in order: its files sort by time. */
+async function fileSinkItems(dir: string): Promise<Record<string, unknown>[]> {
+  const files = (await readdir(dir).catch(() => [] as string[])).sort();
+  const texts = await Promise.all(files.map((f) => readFile(path.join(dir, f), 'utf8')));
+  return texts.join('').split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>);
+}
+
 describe('AuditForwarder (own control plane, audit log rotated at 1 MB)', function () {
   this.timeout(240_000);
   let cp: ControlPlane;
@@ -460,12 +467,7 @@ describe('AuditForwarder (own control plane, audit log rotated at 1 MB)', functi
     const offsets = lines.map((_, i) => lines.slice(0, i).reduce((n, l) => n + Buffer.byteLength(l) + 1, 0));
     await mustKubectl(cp, ['apply', '-f', '-'], `{apiVersion: netwarden.io/v1alpha1, kind: AuditForwarder, metadata: {name: af-bad}, spec: {nodeSelector: {kubernetes.io/hostname: ${NODE}},
       source: {path: ${log}}, batch: {maxWait: 1s}, sink: {file: {directory: /var/lib/netwarden/af-bad-out}}}}`);
-    const out = path.join(cp.dir, 'nodes', NODE, 'af-bad-out');
-    const readOut = async (): Promise<Record<string, unknown>[]> => {
-      const files = (await readdir(out).catch(() => [] as string[])).sort();
-      const texts = await Promise.all(files.map((f) => readFile(path.join(out, f), 'utf8')));
-      return texts.join('').split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>);
-    };
+    const readOut = (): Promise<Record<string, unknown>[]> => fileSinkItems(path.join(cp.dir, 'nodes', NODE, 'af-bad-out'));
     let got = await waitFor(async () => ((await readOut()).length === 5 ? readOut() : undefined), { timeoutMs: 30_000, description: '5 items in the file sink' });
     expect(got.map((g) => g.auditID ?? g.kind)).to.deep.equal([ev(1).auditID, 'NetwardenQuarantinedLine', 'NetwardenQuarantinedLine', ev(3).auditID, ev(4).auditID]);
     expect(got[1]).to.deep.include({ file: log, offset: offsets[1], line: lines[1] });
@@ -502,12 +504,7 @@ describe('AuditForwarder (own control plane, audit log rotated at 1 MB)', functi
     // Continues the af-bad forwarder of the test before: its log holds 6 shipped events.
     const dir = path.join(cp.dir, 'bad-input');
     const log = path.join(dir, 'audit.log');
-    const out = path.join(cp.dir, 'nodes', NODE, 'af-bad-out');
-    const shipped = async (): Promise<string[]> => {
-      const files = (await readdir(out)).sort();
-      const texts = await Promise.all(files.map((f) => readFile(path.join(out, f), 'utf8')));
-      return texts.join('').split('\n').filter(Boolean).map((l) => String((JSON.parse(l) as { auditID?: string }).auditID));
-    };
+    const shipped = async (): Promise<string[]> => (await fileSinkItems(path.join(cp.dir, 'nodes', NODE, 'af-bad-out'))).map((i) => String(i.auditID));
     expect(await shipped()).to.have.length(6);
     await agent.kill('SIGTERM');
     // While it is down: an event, a rotation, and --audit-log-maxbackup deleting the rotated file.

@@ -27,20 +27,24 @@ interface Received {
   at: number;
 }
 
-/** A webhook receiver; `respond` decides each answer (default 200). */
-async function receiver(respond: (n: number) => { status: number; headers?: Record<string, string> } = () => ({ status: 200 })) {
+interface Answer {
+  status: number;
+  headers?: Record<string, string>;
+  text?: string;
+}
+
+/** A webhook receiver; `respond` decides each answer from the attempt number and the raw body (default 200). */
+async function receiver(respond: (n: number, raw: Buffer) => Answer = () => ({ status: 200 })) {
   const got: Received[] = [];
   let n = 0;
   const server = http.createServer((req, res) => {
     const parts: Buffer[] = [];
     req.on('data', (b: Buffer) => parts.push(b));
     req.on('end', () => {
-      const r = respond(n++);
-      if (r.status === 200) {
-        const raw = Buffer.concat(parts);
-        got.push({ headers: req.headers, body: req.headers['content-encoding'] === 'gzip' ? gunzipSync(raw) : raw, at: Date.now() });
-      }
-      res.writeHead(r.status, r.headers).end();
+      const raw = Buffer.concat(parts);
+      const r = respond(n++, raw);
+      if (r.status === 200) got.push({ headers: req.headers, body: req.headers['content-encoding'] === 'gzip' ? gunzipSync(raw) : raw, at: Date.now() });
+      res.writeHead(r.status, r.headers).end(r.text);
     });
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
@@ -331,22 +335,8 @@ describe('audit pipeline', function () {
   it('says to lower maxBytes when the receiver refuses a batch as too large, and delivers everything once it is lowered', async () => {
     // Falco's k8saudit webhook caps bodies with Go's http.MaxBytesReader and answers 400.
     const limit = 64 << 10;
-    const got: Received[] = [];
-    const server = http.createServer((req, res) => {
-      const parts: Buffer[] = [];
-      req.on('data', (b: Buffer) => parts.push(b));
-      req.on('end', () => {
-        const body = Buffer.concat(parts);
-        if (body.length > limit) {
-          res.writeHead(400, { 'content-type': 'text/plain; charset=utf-8' }).end('bad request: http: request body too large\n');
-          return;
-        }
-        got.push({ headers: req.headers, body, at: Date.now() });
-        res.writeHead(200).end();
-      });
-    });
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/k8s-audit`;
+    const rx = await receiver((_, raw) => (raw.length > limit ? { status: 400, headers: { 'content-type': 'text/plain; charset=utf-8' }, text: 'bad request: http: request body too large\n' } : { status: 200 }));
+    const url = rx.url;
     try {
       const log = path.join(dir, 'audit.log');
       const events = Array.from({ length: 200 }, () => event('create', { annotations: { pad: 'x'.repeat(1000) } }));
@@ -356,18 +346,18 @@ describe('audit pipeline', function () {
         const st = await first.status();
         return st.lastError?.includes("receiver's limit") ? st : undefined;
       });
-      expect(refused.lastError).to.match(/^POST http:\/\/127\.0\.0\.1:\d+\/k8s-audit: HTTP 400: bad request: http: request body too large; this body of \d+ bytes is over the receiver's limit: set spec\.batch\.maxBytes below it/);
+      expect(refused.lastError).to.match(/^POST http:\/\/127\.0\.0\.1:\d+\/ingest: HTTP 400: bad request: http: request body too large; this body of \d+ bytes is over the receiver's limit: set spec\.batch\.maxBytes below it/);
       expect(refused.shippedEvents).to.equal(0);
       expect(refused.bufferedBytes).to.be.greaterThan(limit);
       // The user lowers maxBytes; the agent restarts the forwarder with the new spec.
       await first.stop();
       const second = pipeline(settings(log, { maxBytes: 32 << 10, sink: { webhook: { url, format: 'ndjson', gzip: false } } }));
       await waitFor(async () => (await second.status()).shippedEvents === events.length);
-      expect(got.flatMap(itemsOf).map((i) => i.auditID)).to.deep.equal(events.map((e) => e.auditID));
-      expect(got.every((r) => r.body.length <= limit)).to.equal(true);
+      expect(rx.got.flatMap(itemsOf).map((i) => i.auditID)).to.deep.equal(events.map((e) => e.auditID));
+      expect(rx.got.every((r) => r.body.length <= limit)).to.equal(true);
       expect((await second.status()).lastError).to.equal(undefined);
     } finally {
-      await new Promise<void>((resolve) => server.close(() => resolve()));
+      await rx.close();
     }
   });
 
