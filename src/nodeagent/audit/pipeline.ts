@@ -410,7 +410,9 @@ export class AuditPipeline {
     m.auditShippedBytes.inc({ forwarder }, batch.payloadBytes);
     m.auditShippedEvents.inc({ forwarder }, batch.events);
     const previous = this.state;
+    // Counts of quarantined lines and gaps carry over; only this batch's position and totals change.
     this.state = {
+      ...previous,
       tail: position,
       file,
       shippedBytes: previous.shippedBytes + batch.payloadBytes,
@@ -418,12 +420,10 @@ export class AuditPipeline {
       seq: info.seq,
       lastOffloadTime: rfc3339(new Date()),
     };
-    const quarantined = (previous.quarantinedLines ?? 0) + quarantine.lines;
-    if (quarantined > 0) this.state.quarantinedLines = quarantined;
-    const lastQuarantinedLine = quarantine.last ?? previous.lastQuarantinedLine;
-    if (lastQuarantinedLine) this.state.lastQuarantinedLine = lastQuarantinedLine;
-    if (previous.gaps) this.state.gaps = previous.gaps;
-    if (previous.lastGap) this.state.lastGap = previous.lastGap;
+    if (quarantine.lines > 0) {
+      this.state.quarantinedLines = (previous.quarantinedLines ?? 0) + quarantine.lines;
+      this.state.lastQuarantinedLine = quarantine.last!;
+    }
     this.lastError = undefined;
     this.setBuffered(0);
   }
