@@ -10,15 +10,11 @@ import { mkdir, open, readFile, readdir, rename, unlink } from 'node:fs/promises
 import { join } from 'node:path';
 import { errorMessage, loggerFor, type Logger } from '../../util/log.js';
 import type { FileIdentity } from './identity.js';
+import type { RotationPlace, TailCheckpoint } from './types.js';
+
+export type { TailCheckpoint } from './types.js';
 
 export const CHECKPOINT_VERSION = 1;
-
-/** Where a follower stopped: the file and the byte offset after the last consumed line. */
-export interface TailCheckpoint {
-  identity: FileIdentity;
-  /** Byte offset (decompressed offset for gzip files) of the next unread line. */
-  offset: number;
-}
 
 export interface CheckpointLoadResult<T> {
   checkpoint: T | null;
@@ -48,7 +44,13 @@ export function isFileIdentity(v: unknown): v is FileIdentity {
 export function isTailCheckpoint(v: unknown): v is TailCheckpoint {
   if (typeof v !== 'object' || v === null) return false;
   const o = v as Record<string, unknown>;
-  return isFileIdentity(o.identity) && isNonNegInt(o.offset);
+  return isFileIdentity(o.identity) && isNonNegInt(o.offset) && (o.place === undefined || isRotationPlace(o.place));
+}
+
+function isRotationPlace(v: unknown): v is RotationPlace {
+  if (typeof v !== 'object' || v === null) return false;
+  const o = v as Record<string, unknown>;
+  return (o.name === undefined || typeof o.name === 'string') && (o.after === undefined || typeof o.after === 'string');
 }
 
 export interface CheckpointStoreOptions<T> {
