@@ -34,7 +34,14 @@ export const auditMalformedLines = new Counter({
 
 export const auditGaps = new Counter({
   name: 'netwarden_audit_gaps_total',
-  help: 'Times lines may have been skipped: the checkpointed or a rotated file was gone before it was read.',
+  help: 'Times lines were skipped: a rotated or the checkpointed file was deleted before it was read to its end.',
+  labelNames,
+  registers: [registry],
+});
+
+export const auditSkippedBytes = new Counter({
+  name: 'netwarden_audit_skipped_bytes_total',
+  help: 'Bytes known to be skipped in gaps (files deleted before they were read; unknown for compressed or unseen files).',
   labelNames,
   registers: [registry],
 });

@@ -33,6 +33,8 @@ import {
   type RotatedFile,
   type TailCheckpoint,
   type TailEvent,
+  describeGap,
+  type TailGap,
   type TailRecord,
   type TailStart,
 } from '../tail/index.js';
@@ -58,10 +60,12 @@ export interface ForwarderState {
   /** Absent in checkpoints written before it was counted. */
   quarantinedLines?: number;
   lastQuarantinedLine?: string;
-  /** Times lines may have been skipped (the checkpointed or a rotated file was gone). */
+  /** Times lines were skipped (a file deleted before it was read to its end). */
   gaps?: number;
-  /** The last of them: <time>: <reason> (<file>). */
+  /** The last of them: <time>: <reason>: <what was skipped>. */
   lastGap?: string;
+  /** Bytes known to be skipped in them. */
+  skippedBytes?: number;
 }
 
 function isForwarderState(v: unknown): v is ForwarderState {
@@ -76,7 +80,8 @@ function isForwarderState(v: unknown): v is ForwarderState {
     (o.quarantinedLines === undefined || isNonNegInt(o.quarantinedLines)) &&
     (o.lastQuarantinedLine === undefined || typeof o.lastQuarantinedLine === 'string') &&
     (o.gaps === undefined || isNonNegInt(o.gaps)) &&
-    (o.lastGap === undefined || typeof o.lastGap === 'string')
+    (o.lastGap === undefined || typeof o.lastGap === 'string') &&
+    (o.skippedBytes === undefined || isNonNegInt(o.skippedBytes))
   );
 }
 
@@ -186,6 +191,7 @@ export class AuditPipeline {
     if (this.state.lastQuarantinedLine) s.lastQuarantinedLine = this.state.lastQuarantinedLine.slice(0, 1024);
     if (this.state.gaps) s.gaps = this.state.gaps;
     if (this.state.lastGap) s.lastGap = this.state.lastGap.slice(0, 1024);
+    if (this.state.skippedBytes) s.skippedBytes = this.state.skippedBytes;
     return s;
   }
 
@@ -322,7 +328,8 @@ export class AuditPipeline {
       this.carry = null;
     }
     for (;;) {
-      this.setBuffered(encoder.payloadBytes);
+      // An EventList's envelope alone is not buffered data.
+      this.setBuffered(encoder.events > 0 ? encoder.payloadBytes : 0);
       if (firstReadAt !== null && (encoder.events >= maxEvents || encoder.payloadBytes >= maxBytes)) break;
       // Even a batch of only filtered lines ends after maxWait, so their progress is checkpointed.
       const wait = (firstReadAt ?? openedAt) + maxWaitMs - Date.now();
@@ -441,20 +448,29 @@ export class AuditPipeline {
 
   private onTailEvent(ev: TailEvent): void {
     if (ev.type === 'opened' && this.lastError === this.missingLogMessage()) this.lastError = undefined;
-    else if (ev.type === 'dataLoss') this.recordGap(ev.reason, ev.path);
+    else if (ev.type === 'dataLoss') this.recordGap(ev);
     else if (ev.type === 'error') this.setError(`${ev.path}: ${ev.message}`);
   }
 
   /**
-   * Lines that may never be read (e.g. --audit-log-maxbackup deleted the checkpointed file while
-   * the agent was down). lastError is cleared by the next delivery, so the count and the last gap
-   * stay in the status, and in the checkpoint across restarts.
+   * Lines skipped: a file deleted before it was read to its end (e.g. --audit-log-maxbackup while
+   * the agent was behind or down). lastError is cleared by the next delivery, so the count and the
+   * last gap stay in the status, and in the checkpoint across restarts: saved right away, as the
+   * acknowledged position has not moved.
    */
-  private recordGap(reason: string, file: string | undefined): void {
-    const where = file ? ` (${file})` : '';
-    this.setError(`possible data loss: ${reason}${where}`);
-    this.state = { ...this.state, gaps: (this.state.gaps ?? 0) + 1, lastGap: `${rfc3339(new Date())}: ${reason}${where}` };
+  private recordGap(gap: TailGap): void {
+    const what = describeGap(gap);
+    this.log.warn('audit log lines skipped', { reason: gap.reason, files: gap.files, after: gap.after, before: gap.before, bytes: gap.bytes, resumedAt: gap.path });
+    this.setError(`lines skipped: ${gap.reason}: ${what}`);
+    this.state = {
+      ...this.state,
+      gaps: (this.state.gaps ?? 0) + 1,
+      lastGap: `${rfc3339(new Date())}: ${gap.reason}: ${what}`,
+      ...(gap.bytes ? { skippedBytes: (this.state.skippedBytes ?? 0) + gap.bytes } : {}),
+    };
     m.auditGaps.inc({ forwarder: this.opts.forwarder });
+    if (gap.bytes) m.auditSkippedBytes.inc({ forwarder: this.opts.forwarder }, gap.bytes);
+    void this.saveCheckpoint(this.state);
   }
 
   private setError(message: string): void {

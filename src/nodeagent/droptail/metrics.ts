@@ -25,6 +25,20 @@ export const sourceHealthy = new Gauge({
   registers: [registry],
 });
 
+export const sourceGaps = new Counter({
+  name: 'netwarden_agent_droptail_source_gaps_total',
+  help: 'Times a DropTail file source skipped lines: a rotated log file deleted before it was read to its end.',
+  labelNames: ['droptail', 'source'] as const,
+  registers: [registry],
+});
+
+export const sourceSkippedBytes = new Counter({
+  name: 'netwarden_agent_droptail_source_skipped_bytes_total',
+  help: 'Bytes known to be skipped in those gaps.',
+  labelNames: ['droptail', 'source'] as const,
+  registers: [registry],
+});
+
 export const queueDrops = new Gauge({
   name: 'netwarden_agent_droptail_queue_drops',
   help: 'Aggregated drops waiting to be sent to the controller.',
@@ -57,5 +71,9 @@ export const batchesSent = new Counter({
 export function forgetDropTailMetrics(droptail: string, sourceIds: readonly string[]): void {
   queueDrops.remove({ droptail });
   queueBytes.remove({ droptail });
-  for (const source of sourceIds) sourceHealthy.remove({ droptail, source });
+  for (const source of sourceIds) {
+    sourceHealthy.remove({ droptail, source });
+    sourceGaps.remove({ droptail, source });
+    sourceSkippedBytes.remove({ droptail, source });
+  }
 }

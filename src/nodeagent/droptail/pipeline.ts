@@ -13,7 +13,7 @@ import { errorMessage, loggerFor, type Logger } from '../../util/log.js';
 import { DropAggregator, type AggregatorOptions } from './aggregator.js';
 import { sleep } from '../../util/sleep.js';
 import { Backoff, type BackoffOptions } from './backoff.js';
-import { dropsSeen as dropsSeenMetric, forgetDropTailMetrics, recordsRead, sourceHealthy } from './metrics.js';
+import { dropsSeen as dropsSeenMetric, forgetDropTailMetrics, recordsRead, sourceGaps, sourceHealthy, sourceSkippedBytes } from './metrics.js';
 import { DropQueue, type CheckpointMark, type QueueOptions } from './queue.js';
 import { DropSender, type BatchPoster, type SenderOptions } from './sender.js';
 import type { DropSourceRunner, SourceEvents } from './sources/types.js';
@@ -168,6 +168,11 @@ export class DropTailPipeline {
         if (this.aggregator.add(drop, source.type)) this.flush();
       },
       health: (healthy, message) => this.setHealth(source, healthy, message),
+      skipped: (what, bytes) => {
+        sourceGaps.inc({ droptail: this.name, source: source.id });
+        if (bytes) sourceSkippedBytes.inc({ droptail: this.name, source: source.id }, bytes);
+        this.log.warn('drop source skipped records', { source: source.id, skipped: what, bytes });
+      },
     };
     while (!signal.aborted) {
       const started = Date.now();

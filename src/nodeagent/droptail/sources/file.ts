@@ -10,7 +10,7 @@ import { createHash } from 'node:crypto';
 import { KernelLogParser, MAX_LINE_LENGTH } from '../../drops/kernellog.js';
 import { sharedDropMetrics } from '../../drops/metrics.js';
 import { CheckpointStore, type TailCheckpoint } from '../../tail/checkpoint.js';
-import { LineFollower, type TailEvent } from '../../tail/follower.js';
+import { describeGap, LineFollower, type TailEvent } from '../../tail/follower.js';
 import type { CommitFn } from '../queue.js';
 import type { DropSourceRunner, SourceEvents } from './types.js';
 
@@ -87,5 +87,6 @@ export class FileSource implements DropSourceRunner {
   private tailEvent(ev: TailEvent, events: SourceEvents): void {
     if (ev.type === 'opened') events.health(true, `following ${ev.path}`);
     else if (ev.type === 'error') events.health(false, `${ev.path}: ${ev.message}`);
+    else if (ev.type === 'dataLoss') events.skipped(`${ev.reason}: ${describeGap(ev)}`, ev.bytes);
   }
 }

@@ -10,6 +10,8 @@ export interface SourceEvents {
   drop(drop: PacketDrop): void;
   /** The source is (or is no longer) reading; the message says what it reads or why it cannot. */
   health(healthy: boolean, message: string): void;
+  /** Records were skipped (a rotated log file deleted before it was read); `what` names them. */
+  skipped(what: string, bytes?: number): void;
 }
 
 export interface DropSourceRunner {
