@@ -136,6 +136,8 @@ export const dropTailNodeStatusSchema = {
           type: dropSourceSchema.properties.type,
           healthy: { type: 'boolean' },
           message: { type: 'string', maxLength: 1024 },
+          gaps: { type: 'integer', format: 'int64', minimum: 0, description: 'Times this source skipped lines: a rotated log file deleted before it was read to its end.' },
+          lastGap: { type: 'string', maxLength: 1024, description: 'The last of them: <time>: <reason>: <what was skipped>.' },
         },
       },
     },

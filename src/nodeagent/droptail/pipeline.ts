@@ -22,6 +22,9 @@ export interface SourceHealth {
   type: DropSourceType;
   healthy: boolean;
   message: string;
+  /** Times lines were skipped (a rotated log file deleted before it was read), and the last. */
+  gaps?: number;
+  lastGap?: string;
 }
 
 /** What the per-node status entry shows. */
@@ -168,11 +171,7 @@ export class DropTailPipeline {
         if (this.aggregator.add(drop, source.type)) this.flush();
       },
       health: (healthy, message) => this.setHealth(source, healthy, message),
-      skipped: (what, bytes) => {
-        sourceGaps.inc({ droptail: this.name, source: source.id });
-        if (bytes) sourceSkippedBytes.inc({ droptail: this.name, source: source.id }, bytes);
-        this.log.warn('drop source skipped records', { source: source.id, skipped: what, bytes });
-      },
+      skipped: (what, bytes) => this.recordGap(source, what, bytes),
     };
     while (!signal.aborted) {
       const started = Date.now();
@@ -193,11 +192,23 @@ export class DropTailPipeline {
     }
   }
 
+  /** Lines this source will never read: counted in its status entry, the metrics and the log. */
+  private recordGap(source: DropSourceRunner, what: string, bytes: number | undefined): void {
+    sourceGaps.inc({ droptail: this.name, source: source.id });
+    if (bytes) sourceSkippedBytes.inc({ droptail: this.name, source: source.id }, bytes);
+    this.log.warn('drop source skipped records', { source: source.id, skipped: what, bytes });
+    const current = this.health.get(source.id);
+    if (!current) return;
+    const lastGap = `${new Date().toISOString()}: ${what}`;
+    this.health.set(source.id, { ...current, gaps: (current.gaps ?? 0) + 1, lastGap: lastGap.length > 1024 ? `${lastGap.slice(0, 1021)}...` : lastGap });
+    this.changed();
+  }
+
   private setHealth(source: DropSourceRunner, healthy: boolean, message: string): void {
     const current = this.health.get(source.id);
     const text = message.length > 1024 ? `${message.slice(0, 1021)}...` : message;
     if (current?.healthy === healthy && current.message === text) return;
-    this.health.set(source.id, { type: source.type, healthy, message: text });
+    this.health.set(source.id, { ...current, type: source.type, healthy, message: text });
     sourceHealthy.set({ droptail: this.name, source: source.id }, healthy ? 1 : 0);
     this.changed();
   }
