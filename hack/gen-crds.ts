@@ -1,12 +1,16 @@
-// npm run gen:crds: write crds/<plural>.netwarden.io.yaml from the schemas in src/apis/.
+// npm run gen:crds: write crds/<plural>.netwarden.io.yaml from the schemas in src/apis/, and the
+// admission policies config/admission/<name>.yaml from src/apis/admission.ts.
 // Pass --check to only report (and exit 1) when a committed file is out of date.
 
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { ADMISSION_POLICIES, renderAdmissionYaml } from '../src/apis/admission.js';
 import { CRD_DEFINITIONS, crdFileName, renderCrdYaml } from '../src/apis/crd.js';
 
-const crdDir = join(dirname(fileURLToPath(import.meta.url)), '..', 'crds');
+const repo = join(dirname(fileURLToPath(import.meta.url)), '..');
+const crdDir = join(repo, 'crds');
+const admissionDir = join(repo, 'config', 'admission');
 
 async function readOrEmpty(path: string): Promise<string> {
   try {
@@ -18,10 +22,13 @@ async function readOrEmpty(path: string): Promise<string> {
 
 async function main(check: boolean): Promise<number> {
   await mkdir(crdDir, { recursive: true });
+  await mkdir(admissionDir, { recursive: true });
   let stale = 0;
-  for (const def of CRD_DEFINITIONS) {
-    const path = join(crdDir, crdFileName(def));
-    const text = renderCrdYaml(def);
+  const files = [
+    ...CRD_DEFINITIONS.map((def) => ({ path: join(crdDir, crdFileName(def)), text: renderCrdYaml(def) })),
+    ...ADMISSION_POLICIES.map((p) => ({ path: join(admissionDir, `${p.name}.yaml`), text: renderAdmissionYaml(p) })),
+  ];
+  for (const { path, text } of files) {
     if ((await readOrEmpty(path)) === text) continue;
     stale++;
     if (check) console.error(`${path} is out of date; run npm run gen:crds`);

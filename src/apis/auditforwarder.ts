@@ -69,6 +69,7 @@ export const webhookSinkSchema = {
     bearerTokenSecretRef: { ...secretKeyRefSchema, description: 'Secret key holding a bearer token.' },
     caBundle: { type: 'string', format: 'byte', description: 'PEM CA bundle (base64) to verify the server; the system roots when unset.' },
     proxyURL: { ...httpURLSchema, description: 'HTTP proxy to send through.' },
+    allowInsecure: { type: 'boolean', description: 'Allow an http:// url, which sends the audit log and any token or headers in clear text.' },
   },
 } as const satisfies JSONSchemaProps;
 
@@ -82,11 +83,12 @@ export const s3SinkSchema = {
     region: { type: 'string', maxLength: 64 },
     credentialsSecretRef: {
       type: 'object',
-      required: ['name', 'namespace'],
-      description: 'Secret with keys accessKeyID and secretAccessKey; ambient credentials when unset.',
+      required: ['name'],
+      description: "Secret with keys accessKeyID and secretAccessKey, in Netwarden's own namespace; ambient credentials when unset.",
       properties: { name: secretKeyRefSchema.properties.name, namespace: secretKeyRefSchema.properties.namespace },
     },
     forcePathStyle: { type: 'boolean', default: false, description: 'Use path-style URLs (most non-AWS servers need this).' },
+    allowInsecure: { type: 'boolean', description: 'Allow an http:// endpoint, which sends the audit log in clear text.' },
   },
 } as const satisfies JSONSchemaProps;
 
@@ -117,7 +119,7 @@ export const auditForwarderSpecSchema = {
     source: {
       type: 'object',
       default: {},
-      properties: { path: { type: 'string', default: '/var/log/kubernetes/audit/audit.log', pattern: '^/', maxLength: 4096, description: 'Audit log file on the node (rotated files are followed).' } },
+      properties: { path: { type: 'string', default: '/var/log/kubernetes/audit/audit.log', pattern: '^/', maxLength: 4096, description: 'Audit log file on the node (rotated files are followed); it must lie under a directory the agent reads audit logs from (--audit-log-dir, default /var/log/kubernetes/audit).' } },
     },
     clusterID: { type: 'string', default: 'default_cluster', minLength: 1, maxLength: 253, description: 'Identifies this cluster to the receiver.' },
     batch: {

@@ -8,3 +8,5 @@ export * from './packetcapture.js';
 export * from './auditforwarder.js';
 export * from './crd.js';
 export * from './validate.js';
+export * from './admission.js';
+export * from './limits.js';

@@ -164,10 +164,10 @@ export const labelSelectorSchema = {
 /** A key of a Secret in a named namespace (the cluster-scoped kinds have no namespace of their own). */
 export const secretKeyRefSchema = {
   type: 'object',
-  required: ['name', 'namespace', 'key'],
+  required: ['name', 'key'],
   properties: {
     name: { type: 'string', minLength: 1, maxLength: 253 },
-    namespace: { type: 'string', minLength: 1, maxLength: 63 },
+    namespace: { type: 'string', minLength: 1, maxLength: 63, description: "Netwarden's own namespace (netwarden-system), the default: Secrets elsewhere are never read." },
     key: { type: 'string', minLength: 1, maxLength: 253 },
   },
 } as const satisfies JSONSchemaProps;

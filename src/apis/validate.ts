@@ -4,6 +4,7 @@
 // list-type map/set keys are checked for duplicates. Messages follow the API server's wording.
 
 import { Environment } from '@marcbachmann/cel-js';
+import { admissionViolations } from './admission.js';
 import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
 import ajvFormats from 'ajv-formats';
 import { CRD_DEFINITIONS } from './crd.js';
@@ -273,6 +274,12 @@ function checkKubernetesRules(schema: JSONSchemaProps, value: unknown, path: str
   }
 }
 
+/** A policy message names its field first ("spec.x.y: why"). */
+function admissionError(message: string): ValidationError {
+  const m = /^((?:spec|metadata)\.[\w.]+)(?: [^:]*)?: /.exec(message);
+  return m ? { path: m[1]!, message: `Forbidden: ${message.slice(m[0].length)}` } : { path: '', message: `Forbidden: ${message}` };
+}
+
 // ---- Dispatch by apiVersion and kind ----
 
 /** True for objects of the netwarden.io group, which this validator is responsible for. */
@@ -315,6 +322,8 @@ export function validateAndDefault(obj: unknown): ValidationResult {
   const errors = checkName(object);
   if (!validate(object)) errors.push(...(validate.errors ?? []).map(fromAjvError).filter((e): e is ValidationError => e !== undefined));
   checkKubernetesRules(def.schema, object, '', errors);
+  // The installation's admission policies see the object as stored: after defaulting, valid.
+  if (errors.length === 0) errors.push(...admissionViolations(def.type.kind, object).map(admissionError));
   return { object, errors };
 }
 

