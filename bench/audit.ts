@@ -85,7 +85,7 @@ async function runChild(file: string, url: string, events: number, stateDir: str
   const memory = sampleMemory();
   const cpu0 = process.cpuUsage();
   const t0 = process.hrtime.bigint();
-  const pipeline = new AuditPipeline({ forwarder: 'bench', nodeName: 'bench-node', settings, stateDir, buildSink: () => buildSink(new KubeConfig(), sink, stateDir) });
+  const pipeline = new AuditPipeline({ forwarder: 'bench', nodeName: 'bench-node', settings, stateDir, buildSink: () => buildSink(new KubeConfig(), sink, stateDir, 'netwarden-system') });
   pipeline.start();
   for (;;) {
     const st = await pipeline.status();

@@ -60,7 +60,7 @@ export async function auditStory(cp: ControlPlane, log: (line: string) => void):
       '  clusterID: demo',
       '  batch: {maxWait: 2s}',
       '  filter: {rules: [{action: drop, verbs: [watch]}]}',
-      `  sink: {webhook: {url: "${receiver.url}", format: eventList, gzip: true}}`,
+      `  sink: {webhook: {url: "${receiver.url}", allowInsecure: true, format: eventList, gzip: true}}`,
     ].join('\n');
     log(yaml);
     await mustKubectl(cp, ['apply', '-f', '-'], yaml);

@@ -1,4 +1,6 @@
 // `netwarden agent --node-name N`.
+import path from 'node:path';
+import { DEFAULT_AUDIT_LOG_DIR, SYSTEM_NAMESPACE } from '../apis/limits.js';
 import { buildAgent } from '../nodeagent/agent.js';
 import { DEFAULT_CEILINGS, type CaptureCeilings } from '../nodeagent/capture/index.js';
 import { loadKubeConfig } from '../util/kube.js';
@@ -19,6 +21,8 @@ export interface AgentFlags {
   captureMaxBytesPerPod?: number;
   captureMaxFiles?: number;
   captureMinFreeDisk?: CaptureCeilings['minFreeDisk'];
+  namespace?: string;
+  auditLogDir: string[];
 }
 
 export async function runAgent(flags: AgentFlags & { nodeName: string }): Promise<void> {
@@ -28,7 +32,9 @@ export async function runAgent(flags: AgentFlags & { nodeName: string }): Promis
     maxFiles: flags.captureMaxFiles ?? DEFAULT_CEILINGS.maxFiles,
     minFreeDisk: flags.captureMinFreeDisk ?? DEFAULT_CEILINGS.minFreeDisk,
   };
-  const agent = buildAgent(loadKubeConfig(flags.kubeconfig), { ...flags, tls, captureCeilings });
-  loggerFor('agent').info('starting', { node: flags.nodeName, stateDir: flags.stateDir, controllerUrl: flags.controllerUrl, filesServer: tls ? `${tls.bindAddress}:${tls.port}` : 'off' });
+  const namespace = flags.namespace ?? process.env.POD_NAMESPACE ?? SYSTEM_NAMESPACE;
+  const auditLogDirs = flags.auditLogDir.length > 0 ? flags.auditLogDir.map((d) => path.resolve(d)) : [DEFAULT_AUDIT_LOG_DIR];
+  const agent = buildAgent(loadKubeConfig(flags.kubeconfig), { ...flags, tls, captureCeilings, namespace, auditLogDirs });
+  loggerFor('agent').info('starting', { node: flags.nodeName, namespace, stateDir: flags.stateDir, auditLogDirs, controllerUrl: flags.controllerUrl, filesServer: tls ? `${tls.bindAddress}:${tls.port}` : 'off' });
   await agent.start();
 }

@@ -86,6 +86,8 @@ export function buildCli(): Command {
     .option('--capture-max-bytes-per-pod <size>', 'PacketCapture ceiling: pcap bytes per pod (e.g. 1Gi)', flagParser(parseByteSize))
     .option('--capture-max-files <n>', 'PacketCapture ceiling: pcap files kept per pod', positiveInteger)
     .option('--capture-min-free-disk <size|percent>', 'PacketCapture: do not start, or stop, when free disk of the state directory would fall below this (e.g. 10% or 1Gi)', flagParser(parseDiskThreshold))
+    .option('--namespace <ns>', "Netwarden's own namespace, the only one whose Secrets the agent reads (default: $POD_NAMESPACE, else netwarden-system)")
+    .option('--audit-log-dir <dir>', 'directory AuditForwarder may read audit logs from (repeatable; default /var/log/kubernetes/audit)', collect, [])
     .action(async (opts: AgentFlags) => {
       const nodeName = opts.nodeName;
       if (!nodeName) return program.error('--node-name or $NODE_NAME is required');

@@ -24,6 +24,10 @@ export interface AgentOptions {
   tls?: { certFile: string; keyFile: string; port: number; bindAddress: string } | undefined;
   /** Cluster-wide PacketCapture limits a resource cannot exceed. */
   captureCeilings?: CaptureCeilings | undefined;
+  /** Netwarden's own namespace: the only one whose Secrets the agent reads. */
+  namespace: string;
+  /** Directories AuditForwarders may read audit logs from. */
+  auditLogDirs: readonly string[];
 }
 
 const RESYNC_MS = 5 * 60_000;
@@ -42,6 +46,7 @@ export function buildAgent(kc: KubeConfig, opts: AgentOptions): Agent {
   const context: AgentContext = {
     kc,
     nodeName: opts.nodeName,
+    namespace: opts.namespace,
     node,
     stateDir: path.resolve(opts.stateDir),
     manager,
@@ -53,7 +58,7 @@ export function buildAgent(kc: KubeConfig, opts: AgentOptions): Agent {
 
   registerDropTailAgent(context, customResourceInformer<DropTail>(kc, DropTailType, { resyncMs: RESYNC_MS }));
   registerCapture(context, opts.captureCeilings ?? DEFAULT_CEILINGS, RESYNC_MS);
-  const audit = registerAuditForwarder(context);
+  const audit = registerAuditForwarder(context, opts.auditLogDirs);
 
   return {
     context,

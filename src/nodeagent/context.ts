@@ -9,6 +9,8 @@ import type { Manager } from '../controllers/manager.js';
 export interface AgentContext {
   kc: KubeConfig;
   nodeName: string;
+  /** Netwarden's own namespace: the only one whose Secrets the agent reads. */
+  namespace: string;
   /** This node's Node object (a one-object informer). */
   node: Informer<V1Node>;
   /** Checkpoints, cursors and capture files live under here and nowhere else. */

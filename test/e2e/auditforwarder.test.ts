@@ -292,13 +292,13 @@ describe('AuditForwarder (own control plane, audit log rotated at 1 MB)', functi
     agent = await startAgent(cp, NODE);
     const forwarders = [
       `{apiVersion: netwarden.io/v1alpha1, kind: AuditForwarder, metadata: {name: af-main}, spec: {clusterID: e2e-cluster, source: {path: ${cp.auditLogPath}},
-        batch: {maxBytes: ${MAX_BYTES}, maxWait: ${MAX_WAIT_S}s}, sink: {webhook: {url: "${rx.url('/main')}", format: eventList, gzip: true,
+        batch: {maxBytes: ${MAX_BYTES}, maxWait: ${MAX_WAIT_S}s}, sink: {webhook: {url: "${rx.url('/main')}", allowInsecure: true, format: eventList, gzip: true,
         bearerTokenSecretRef: {name: af-e2e-hook, namespace: netwarden-system, key: token},
         headersSecretRef: {name: af-e2e-hook, namespace: netwarden-system, key: headers}}}}}`,
       `{apiVersion: netwarden.io/v1alpha1, kind: AuditForwarder, metadata: {name: af-filtered}, spec: {clusterID: e2e-cluster, source: {path: ${cp.auditLogPath}},
-        batch: {maxWait: 1s}, filter: {rules: [{action: drop, verbs: [get, list]}]}, sink: {webhook: {url: "${rx.url('/filtered')}", format: ndjson}}}}`,
+        batch: {maxWait: 1s}, filter: {rules: [{action: drop, verbs: [get, list]}]}, sink: {webhook: {url: "${rx.url('/filtered')}", allowInsecure: true, format: ndjson}}}}`,
       `{apiVersion: netwarden.io/v1alpha1, kind: AuditForwarder, metadata: {name: af-s3}, spec: {clusterID: e2e-cluster, source: {path: ${cp.auditLogPath}},
-        batch: {maxWait: 2s}, sink: {s3: {endpoint: "${s3.endpoint}", bucket: audit, prefix: e2e, region: us-east-1, forcePathStyle: true,
+        batch: {maxWait: 2s}, sink: {s3: {endpoint: "${s3.endpoint}", allowInsecure: true, bucket: audit, prefix: e2e, region: us-east-1, forcePathStyle: true,
         credentialsSecretRef: {name: af-e2e-s3, namespace: netwarden-system}}}}}`,
     ];
     for (const f of forwarders) await mustKubectl(cp, ['apply', '-f', '-'], f);

@@ -17,11 +17,14 @@ export const SYSTEM_NAMESPACE = 'netwarden-system';
 
 /** Applies config/: CRDs, namespace and RBAC for real; the Deployment and DaemonSet by server-side dry run. */
 export async function installConfig(cp: ControlPlane): Promise<void> {
-  const real = ['crds', 'config/namespace.yaml', 'config/rbac'];
+  const real = ['crds', 'config/namespace.yaml', 'config/rbac', 'config/admission'];
   for (const part of real) {
     const args = part.endsWith('.yaml') ? ['apply', '--server-side', '-f', path.join(REPO_ROOT, part)] : ['apply', '--server-side', '-k', path.join(REPO_ROOT, part)];
     await mustKubectl(cp, args);
   }
+  // The simulated nodes' audit logs live in the control plane's directory, as the agents' --audit-log-dir says.
+  await mustKubectl(cp, ['create', 'configmap', 'netwarden-auditforwarder', '-n', SYSTEM_NAMESPACE, `--from-literal=namespace=${SYSTEM_NAMESPACE}`, `--from-literal=auditLogDirs=/var/log/kubernetes/audit,${cp.dir}`, '--dry-run=client', '-o', 'yaml'])
+    .then((yaml) => mustKubectl(cp, ['apply', '--server-side', '--force-conflicts', '-f', '-'], yaml));
   const crds = ['droptails', 'packetcaptures', 'auditforwarders'].map((plural) => `crd/${plural}.netwarden.io`);
   await mustKubectl(cp, ['wait', '--for=condition=Established', '--timeout=60s', ...crds]);
   await mustKubectl(cp, ['apply', '--server-side', '--dry-run=server', '-k', path.join(REPO_ROOT, 'config')]);
@@ -150,7 +153,7 @@ export async function startAgent(cp: ControlPlane, nodeName: string, extraArgs: 
   const nodeIP = await nodeInternalIP(cp, nodeName);
   const stateDir = path.join(cp.dir, 'nodes', nodeName);
   mkdirSync(stateDir, { recursive: true });
-  const args = ['agent', `--node-name=${nodeName}`, `--kubeconfig=${kubeconfig}`, `--state-dir=${stateDir}`, `--controller-url=${controllerUrl(ports)}`, `--ca-file=${cp.caCertPath}`];
+  const args = ['agent', `--node-name=${nodeName}`, `--kubeconfig=${kubeconfig}`, `--state-dir=${stateDir}`, `--controller-url=${controllerUrl(ports)}`, `--ca-file=${cp.caCertPath}`, `--audit-log-dir=/var/log/kubernetes/audit`, `--audit-log-dir=${cp.dir}`];
   if (nodeIP?.startsWith('127.')) {
     const cert = await cp.issueServingCert(`agent-${nodeName}`, [nodeIP]);
     args.push(`--tls-cert-file=${cert.certPath}`, `--tls-key-file=${cert.keyPath}`, `--files-port=${ports.agentFiles}`, `--bind-address=${nodeIP}`);

@@ -115,7 +115,7 @@ describe('audit pipeline', function () {
   });
 
   function pipeline(s: AuditSettings, name = 'unit'): AuditPipeline {
-    const p = new AuditPipeline({ forwarder: name, nodeName: 'node-u', settings: s, stateDir: path.join(dir, 'state', name), buildSink: () => buildSink(kc, s.sink, path.join(dir, 'state')), pollIntervalMs: 20 });
+    const p = new AuditPipeline({ forwarder: name, nodeName: 'node-u', settings: s, stateDir: path.join(dir, 'state', name), buildSink: () => buildSink(kc, s.sink, path.join(dir, 'state'), 'netwarden-system'), pollIntervalMs: 20 });
     pipelines.push(p);
     p.start();
     return p;

@@ -9,9 +9,9 @@ import { AuditForwarderAgentReconciler } from './reconciler.js';
 const RESYNC_MS = 5 * 60_000;
 
 /** Runs the forwarders that select this node; returns the reconciler (for its close()). */
-export function registerAuditForwarder(ctx: AgentContext): AuditForwarderAgentReconciler {
+export function registerAuditForwarder(ctx: AgentContext, auditLogDirs: readonly string[]): AuditForwarderAgentReconciler {
   const forwarders = ctx.manager.addInformer(customResourceInformer<AuditForwarder>(ctx.kc, AuditForwarderType, { resyncMs: RESYNC_MS }));
-  const reconciler = new AuditForwarderAgentReconciler({ kc: ctx.kc, nodeName: ctx.nodeName, stateDir: ctx.stateDir, forwarders, node: ctx.node });
+  const reconciler = new AuditForwarderAgentReconciler({ kc: ctx.kc, nodeName: ctx.nodeName, stateDir: ctx.stateDir, forwarders, node: ctx.node, limits: { namespace: ctx.namespace, auditLogDirs } });
   ctx.manager.addController(
     new Controller({ name: 'agent-auditforwarder', reconciler })
       .watches(forwarders)

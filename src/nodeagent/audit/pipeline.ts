@@ -96,6 +96,8 @@ export interface PipelineOptions {
   /** Longest line kept whole (default: the follower's); longer lines are quarantined with their first bytes. */
   maxLineBytes?: number;
   pollIntervalMs?: number;
+  /** Why this forwarder may not run on this agent: nothing is read, the status says why. */
+  refusal?: string;
 }
 
 /** The per-node status entry without the node name. */
@@ -250,6 +252,10 @@ export class AuditPipeline {
 
   /** Loads the checkpoint, builds the sink and opens the log; retried until it works or stop(). */
   private async setUp(): Promise<boolean> {
+    if (this.opts.refusal !== undefined) {
+      this.setError(`refused: ${this.opts.refusal}`);
+      return false;
+    }
     const loaded = await this.store.load();
     if (loaded.error) this.setError(`checkpoint unusable, starting over: ${loaded.error}`);
     if (loaded.checkpoint) this.state = loaded.checkpoint;

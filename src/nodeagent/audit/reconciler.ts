@@ -18,6 +18,8 @@ import { errorMessage, loggerFor } from '../../util/log.js';
 import { agentFieldManager } from '../context.js';
 import { removeForwarderMetrics } from './metrics.js';
 import { AuditPipeline, forwarderStateDir, type PipelineStatus } from './pipeline.js';
+import { auditForwarderRefusal, type AuditForwarderLimits } from '../../apis/limits.js';
+import { sourcePathRefusal } from './confine.js';
 import { auditSettingsOf } from './settings.js';
 import { buildSink } from './sinks/index.js';
 
@@ -35,6 +37,8 @@ export interface AuditAgentOptions {
   stateDir: string;
   forwarders: Informer<AuditForwarder>;
   node: Informer<V1Node>;
+  /** What no forwarder may make this agent do: other namespaces' Secrets, paths outside its directories. */
+  limits: AuditForwarderLimits;
 }
 
 export class AuditForwarderAgentReconciler implements Reconciler {
@@ -71,7 +75,7 @@ export class AuditForwarderAgentReconciler implements Reconciler {
       return;
     }
     if (current) await this.stopPipeline(name);
-    this.startPipeline(fwd);
+    await this.startPipeline(fwd);
   }
 
   /** Stops every pipeline (agent shutdown); checkpoints stay. */
@@ -82,16 +86,21 @@ export class AuditForwarderAgentReconciler implements Reconciler {
     await Promise.all([...this.running.keys()].map((n) => this.stopPipeline(n)));
   }
 
-  private startPipeline(fwd: AuditForwarder): void {
+  private async startPipeline(fwd: AuditForwarder): Promise<void> {
     const name = fwd.metadata.name!;
     const settings = auditSettingsOf(fwd);
     const stateDir = this.opts.stateDir;
+    const { limits } = this.opts;
+    // Refused here too, not only at admission: a cluster may run without the policy.
+    const refusal = auditForwarderRefusal(fwd.spec, limits) ?? (await sourcePathRefusal(settings.sourcePath, limits.auditLogDirs));
+    if (refusal) this.log.warn('forwarder refused', { forwarder: name, reason: refusal });
     const pipeline = new AuditPipeline({
       forwarder: name,
       nodeName: this.opts.nodeName,
       settings,
       stateDir: forwarderStateDir(stateDir, name),
-      buildSink: () => buildSink(this.opts.kc, settings.sink, stateDir),
+      buildSink: () => buildSink(this.opts.kc, settings.sink, stateDir, limits.namespace),
+      ...(refusal ? { refusal } : {}),
     });
     this.running.set(name, { pipeline, spec: structuredClone(fwd.spec), reported: null });
     pipeline.start();

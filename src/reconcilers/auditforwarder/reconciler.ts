@@ -3,6 +3,7 @@
 import type { KubeConfig, V1Node } from '@kubernetes/client-node';
 import { AuditForwarderType } from '../../apis/meta.js';
 import type { AuditForwarder, AuditNodeStatus } from '../../apis/auditforwarder.js';
+import { SYSTEM_NAMESPACE, sinkRefusal } from '../../apis/limits.js';
 import type { Informer } from '../../controllers/informer.js';
 import type { ObjectKey, Reconciler } from '../../controllers/controller.js';
 import { applyControllerStatus, nodeMatches, readyConditions, schemaRejection, type Rejection } from '../common.js';
@@ -13,20 +14,22 @@ export class AuditForwarderReconciler implements Reconciler {
     private readonly forwarders: Informer<AuditForwarder>,
     private readonly nodes: Informer<V1Node>,
     private readonly now: () => Date = () => new Date(),
+    /** Netwarden's own namespace, the controller's: sinks may name Secrets only there. */
+    private readonly namespace: string = process.env.POD_NAMESPACE ?? SYSTEM_NAMESPACE,
   ) {}
 
   async reconcile(key: ObjectKey): Promise<void> {
     const forwarder = this.forwarders.get(key.name);
     if (!forwarder) return;
     const selected = this.nodes.list().filter((n) => nodeMatches(forwarder.spec.nodeSelector, n)).map((n) => n.metadata?.name ?? '');
-    await applyControllerStatus(this.kc, AuditForwarderType, forwarder, desiredStatus(forwarder, selected, this.now()));
+    await applyControllerStatus(this.kc, AuditForwarderType, forwarder, desiredStatus(forwarder, selected, this.now(), this.namespace));
   }
 }
 
-export function desiredStatus(forwarder: AuditForwarder, selectedNodes: readonly string[], now: Date): Record<string, unknown> {
+export function desiredStatus(forwarder: AuditForwarder, selectedNodes: readonly string[], now: Date, namespace = SYSTEM_NAMESPACE): Record<string, unknown> {
   const reports = forwarder.status?.nodes ?? [];
   const generation = forwarder.metadata.generation ?? 0;
-  const rejection = schemaRejection(forwarder) ?? sinkRejection(forwarder) ?? agentsFailing(reports, selectedNodes);
+  const rejection = schemaRejection(forwarder) ?? sinkRejection(forwarder) ?? refusedSink(forwarder, namespace) ?? agentsFailing(reports, selectedNodes);
   return {
     observedGeneration: generation,
     conditions: readyConditions(forwarder.status?.conditions, generation, {
@@ -50,6 +53,12 @@ function agentsFailing(reports: readonly AuditNodeStatus[], selectedNodes: reado
   if (relevant.length === 0 || relevant.length < selected.size || !relevant.every((r) => r.lastError)) return undefined;
   const errors = relevant.map((r) => `${r.node}: ${r.lastError}`);
   return { reason: 'ForwardingFailing', message: errors.join('; ').slice(0, 1024) };
+}
+
+/** What the agents would refuse to do (and the admission policy refuses where installed). */
+function refusedSink(forwarder: AuditForwarder, namespace: string): Rejection | undefined {
+  const message = sinkRefusal(forwarder.spec, namespace);
+  return message ? { reason: 'SinkRefused', message } : undefined;
 }
 
 /** URLs must parse and speak HTTP(S): the schema only says "a string". */

@@ -14,16 +14,23 @@ const SECRET_TTL_MS = 60_000;
 
 interface SecretRef {
   name: string;
-  namespace: string;
+  namespace?: string;
 }
 
-async function readSecretData(kc: KubeConfig, ref: SecretRef): Promise<Record<string, string>> {
+/**
+ * A Secret of Netwarden's own namespace: a reference to any other is refused here too, not only by
+ * the admission policy and RBAC, so that no forwarder ships another team's Secret to its URL.
+ */
+async function readSecretData(kc: KubeConfig, ref: SecretRef, namespace: string): Promise<Record<string, string>> {
+  if (ref.namespace !== undefined && ref.namespace !== namespace) {
+    throw new Error(`Secret ${ref.namespace}/${ref.name} refused: Secrets are read only from Netwarden's own namespace ${namespace}`);
+  }
   let secret;
   try {
-    secret = await kc.makeApiClient(CoreV1Api).readNamespacedSecret({ name: ref.name, namespace: ref.namespace });
+    secret = await kc.makeApiClient(CoreV1Api).readNamespacedSecret({ name: ref.name, namespace });
   } catch (err) {
     const code = (err as { code?: number }).code;
-    throw new Error(`cannot read Secret ${ref.namespace}/${ref.name}${code ? ` (HTTP ${code})` : ''}`);
+    throw new Error(`cannot read Secret ${namespace}/${ref.name}${code ? ` (HTTP ${code})` : ''}`);
   }
   const out: Record<string, string> = {};
   for (const [k, v] of Object.entries(secret.data ?? {})) out[k] = Buffer.from(v, 'base64').toString('utf8');
@@ -31,10 +38,10 @@ async function readSecretData(kc: KubeConfig, ref: SecretRef): Promise<Record<st
   return out;
 }
 
-async function readSecretKey(kc: KubeConfig, ref: SecretRef & { key: string }): Promise<string> {
-  const data = await readSecretData(kc, ref);
+async function readSecretKey(kc: KubeConfig, ref: SecretRef & { key: string }, namespace: string): Promise<string> {
+  const data = await readSecretData(kc, ref, namespace);
   const value = data[ref.key];
-  if (value === undefined) throw new Error(`Secret ${ref.namespace}/${ref.name} has no key ${ref.key}`);
+  if (value === undefined) throw new Error(`Secret ${namespace}/${ref.name} has no key ${ref.key}`);
   return value;
 }
 
@@ -48,12 +55,13 @@ function cached<T>(load: () => Promise<T>, ttlMs = SECRET_TTL_MS): () => Promise
   };
 }
 
-export async function buildSink(kc: KubeConfig, sink: AuditSink, stateDir: string): Promise<Sink> {
+/** The sink of a spec; its Secrets are read from `namespace`, Netwarden's own. */
+export async function buildSink(kc: KubeConfig, sink: AuditSink, stateDir: string, namespace: string): Promise<Sink> {
   if (sink.webhook) {
     const spec = sink.webhook;
     const credentials = cached<WebhookCredentials>(async () => ({
-      headers: spec.headersSecretRef ? parseHeaderLines(await readSecretKey(kc, spec.headersSecretRef)) : {},
-      bearerToken: spec.bearerTokenSecretRef ? (await readSecretKey(kc, spec.bearerTokenSecretRef)).trim() : undefined,
+      headers: spec.headersSecretRef ? parseHeaderLines(await readSecretKey(kc, spec.headersSecretRef, namespace)) : {},
+      bearerToken: spec.bearerTokenSecretRef ? (await readSecretKey(kc, spec.bearerTokenSecretRef, namespace)).trim() : undefined,
     }));
     await credentials(); // a missing Secret shows up now, in the status, not at the first batch
     return new WebhookSinkImpl(spec, credentials);
@@ -62,8 +70,8 @@ export async function buildSink(kc: KubeConfig, sink: AuditSink, stateDir: strin
     const ref = sink.s3.credentialsSecretRef;
     let creds;
     if (ref) {
-      const data = await readSecretData(kc, ref);
-      if (!data.accessKeyID || !data.secretAccessKey) throw new Error(`Secret ${ref.namespace}/${ref.name} needs keys accessKeyID and secretAccessKey`);
+      const data = await readSecretData(kc, ref, namespace);
+      if (!data.accessKeyID || !data.secretAccessKey) throw new Error(`Secret ${namespace}/${ref.name} needs keys accessKeyID and secretAccessKey`);
       creds = { accessKeyId: data.accessKeyID, secretAccessKey: data.secretAccessKey };
     }
     // Loaded on demand: the AWS SDK costs tens of MB of memory that webhook and file sinks never need.
