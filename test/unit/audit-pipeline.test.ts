@@ -195,6 +195,39 @@ describe('audit pipeline', function () {
     await rx.close();
   });
 
+  it('reads on into its disk buffer while the sink is down, so files deleted after that lose nothing', async () => {
+    let down = true;
+    const rx = await receiver(() => (down ? { status: 503 } : { status: 200 }));
+    const log = path.join(dir, 'audit.log');
+    const evs = Array.from({ length: 300 }, () => event('create'));
+    const rotated = path.join(dir, 'audit-2026-05-01T11-00-00.000.log');
+    await writeFile(log, evs.slice(0, 100).map(line).join(''));
+    const s = settings(log, { maxWaitMs: 200, sink: { webhook: { url: rx.url, format: 'ndjson', gzip: false } } });
+    const p1 = pipeline(s);
+    await appendFile(log, evs.slice(100, 200).map(line).join(''));
+    await rename(log, rotated);
+    await writeFile(log, evs.slice(200).map(line).join(''));
+    // Nothing delivered, yet everything read: the log is behind no one.
+    const read = await waitFor(async () => {
+      const st = await p1.status();
+      return st.lagBytes === 0 && (st.bufferedBytes ?? 0) > 0 ? st : undefined;
+    });
+    expect(read.shippedEvents).to.equal(0);
+    expect(read.bufferedBytes ?? 0).to.be.greaterThan(evs.slice(0, 299).map(line).join('').length);
+    await p1.stop();
+    // While the agent is away, --audit-log-maxbackup deletes the rotated file and the receiver comes back.
+    await rm(rotated);
+    down = false;
+    const p2 = pipeline(s);
+    const done = await waitFor(async () => {
+      const st = await p2.status();
+      return st.shippedEvents === evs.length && st.bufferedBytes === 0 ? st : undefined;
+    });
+    expect(rx.got.flatMap(itemsOf).map((i) => i.auditID)).to.deep.equal(evs.map((e) => e.auditID));
+    expect(done.gaps ?? 0).to.equal(0);
+    await rx.close();
+  });
+
   it('keeps a gap in status and across restarts when the checkpointed file was deleted while stopped', async () => {
     const rx = await receiver();
     const log = path.join(dir, 'audit.log');
@@ -294,7 +327,7 @@ describe('audit pipeline', function () {
     await rx.close();
   });
 
-  it('spools each batch to disk: a full disk is reported in status and forwarding resumes without loss once there is room', async function () {
+  it('buffers and spools to disk: a full disk is reported in status and forwarding resumes without loss once there is room', async function () {
     if (process.getuid?.() !== 0) this.skip(); // mounts a small tmpfs to get a real ENOSPC
     const rx = await receiver();
     const log = path.join(dir, 'audit.log');
@@ -310,7 +343,7 @@ describe('audit pipeline', function () {
         const st = await p.status();
         return st.lastError?.includes('ENOSPC') ? st : undefined;
       });
-      expect(failing.lastError).to.match(/cannot write the batch spool .*batch\.spool/);
+      expect(failing.lastError).to.match(/cannot write the audit buffer .*\.seg: ENOSPC/);
       expect(failing.shippedEvents).to.equal(0);
       expect(rx.got).to.have.length(0);
       await execFile('mount', ['-o', 'remount,size=16m', stateRoot]);
@@ -362,7 +395,7 @@ describe('audit pipeline', function () {
     }
   });
 
-  it('leaves only its checkpoint in the state directory when stopped while a batch is delivered', async () => {
+  it('leaves no batch spool in the state directory when stopped while a batch is delivered', async () => {
     const log = path.join(dir, 'audit.log');
     await writeFile(log, line(event('create')) + line(event('update')));
     let stopping: Promise<void> | undefined;
@@ -374,8 +407,9 @@ describe('audit pipeline', function () {
     p = pipeline(settings(log, { sink: { webhook: { url: rx.url, format: 'ndjson', gzip: false } } }));
     await waitFor(() => stopping !== undefined);
     await stopping;
+    // No batch spool is left; the batch whose answer the stop cut off is still in the buffer.
     const left = await readdir(path.join(dir, 'state', 'unit'));
-    expect(left.filter((f) => f !== 'checkpoint.json')).to.deep.equal([]);
+    expect(left.filter((f) => f !== 'checkpoint.json' && f !== 'buffer')).to.deep.equal([]);
     await rx.close();
   });
 

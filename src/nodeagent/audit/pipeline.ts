@@ -1,58 +1,66 @@
-// One AuditForwarder on one node: follow the audit log, filter, batch, deliver, checkpoint.
+// One AuditForwarder on one node: follow the audit log, filter, buffer on disk, batch, deliver,
+// checkpoint.
 //
-//   LineFollower ──► parse / quarantine / filter ──► BatchEncoder ──► Sink ──► checkpoint
+//   LineFollower ─► LogReader (parse, quarantine, filter) ─► DiskBuffer ─► BatchSender ─► Sink
 //
-// Delivery is at least once. The checkpoint (file identity + offset, shipped counters, batch
-// sequence) is written atomically only after the sink acknowledged a batch. While a batch is in
-// flight or being retried nothing more is read from the log (back-pressure): there is one batch,
-// spooled to a file in the state directory (see encoder.ts), and a sink outage only makes the lag
-// grow. After a crash the unacknowledged batch is read again from the log, so the receiver may see
-// duplicates (each event has auditID + stage). Any other failure (say, a full disk under the
-// spool) is reported in the status and the pipeline starts over from its checkpoint after a
-// backoff, so nothing accepted is skipped and the forwarder never stops for good.
+// Two positions are checkpointed (atomically, in one file): how far the log has been read into
+// the buffer, saved only once the buffer is fsynced, and how far the buffer has been delivered,
+// saved only after the sink acknowledged a batch. So once a line is read, the audit log file may
+// go (--audit-log-maxbackup): a crash, a restart or a sink outage loses nothing the reader got to,
+// and while the sink is down the reader keeps reading until the buffer is full (then the follower
+// holds the files open, up to its own limit, and only then does deletion cost lines: a gap).
+// Delivery is at least once: after a crash the unacknowledged batch is sent again, and lines read
+// since the last commit are read again (each event has auditID + stage). Any other failure (say, a
+// full disk under the buffer) is reported in the status and the pipeline starts over from its
+// checkpoint after a backoff, so nothing accepted is skipped and the forwarder never stops for good.
 //
 // A batch is sealed when it reaches maxBytes (uncompressed body), maxEvents, or maxWait after
-// its first event was read. A single event larger than maxBytes travels alone in its own batch:
-// events are never split or dropped.
-import { mkdir, open } from 'node:fs/promises';
+// its first event was taken from the buffer. A single event larger than maxBytes travels alone in
+// its own batch: events are never split or dropped.
+import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import type { AuditNodeStatus } from '../../apis/auditforwarder.js';
 import { rfc3339 } from '../../controllers/status.js';
 import { errorMessage, loggerFor, type Logger } from '../../util/log.js';
 import {
   CheckpointStore,
-  checkpointOf,
   DEFAULT_MAX_LINE_BYTES,
-  findIdentified,
+  describeGap,
   identityOfPath,
-  isIdentifiedFile,
   isNonNegInt,
   isTailCheckpoint,
   LineFollower,
   listRotated,
-  type RotatedFile,
   type TailCheckpoint,
   type TailEvent,
-  describeGap,
   type TailGap,
-  type TailRecord,
   type TailStart,
 } from '../tail/index.js';
 import { sleep } from '../../util/sleep.js';
 import { retryDelayMs } from './backoff.js';
-import { BatchEncoder, removeSpool, type EncodedBatch } from './encoder.js';
-import { parseAuditLine, quarantineEvent, quarantineObject, type QuarantinedLine } from './event.js';
+import { DiskBuffer, isBufferPosition, type BufferPosition } from './buffer.js';
+import { removeSpool, type EncodedBatch } from './encoder.js';
 import { compileFilter, type AuditFilter } from './filter.js';
+import { measureLag } from './lag.js';
 import * as m from './metrics.js';
+import { LogReader, type ReadCommit } from './reader.js';
+import { BatchSender } from './sender.js';
 import type { AuditSettings } from './settings.js';
-import { SinkError, type Sink } from './sinks/index.js';
+import type { Sink } from './sinks/index.js';
 import type { BatchInfo } from './sinks/types.js';
+
+export { measureLag } from './lag.js';
 
 /** What survives a restart (stored with CheckpointStore as <stateDir>/checkpoint.json). */
 export interface ForwarderState {
+  /** How far the log has been read into the buffer (before the buffer existed: delivered). */
   tail: TailCheckpoint | null;
   /** Path the checkpointed file was read under, for the status. */
   file: string;
+  /** How far the buffer has been delivered; absent in checkpoints written before it existed. */
+  delivered?: BufferPosition;
+  /** The end of the buffer that `tail` corresponds to: appended after it is read again. */
+  committed?: BufferPosition;
   shippedBytes: number;
   shippedEvents: number;
   seq: number;
@@ -74,6 +82,8 @@ function isForwarderState(v: unknown): v is ForwarderState {
   return (
     (o.tail === null || isTailCheckpoint(o.tail)) &&
     typeof o.file === 'string' &&
+    (o.delivered === undefined || isBufferPosition(o.delivered)) &&
+    (o.committed === undefined || isBufferPosition(o.committed)) &&
     isNonNegInt(o.shippedBytes) &&
     isNonNegInt(o.shippedEvents) &&
     isNonNegInt(o.seq) &&
@@ -85,11 +95,14 @@ function isForwarderState(v: unknown): v is ForwarderState {
   );
 }
 
+/** The disk buffer holds at least this much, and at least two batches. */
+export const DEFAULT_BUFFER_BYTES = 256 * 1024 * 1024;
+
 export interface PipelineOptions {
   forwarder: string;
   nodeName: string;
   settings: AuditSettings;
-  /** This forwarder's own state directory (checkpoint). */
+  /** This forwarder's own state directory (checkpoint, buffer, batch spool). */
   stateDir: string;
   /** Builds the sink; retried with backoff while it fails (e.g. a missing Secret). */
   buildSink: () => Promise<Sink>;
@@ -98,36 +111,12 @@ export interface PipelineOptions {
   pollIntervalMs?: number;
   /** Why this forwarder may not run on this agent: nothing is read, the status says why. */
   refusal?: string;
+  /** Bytes read and not delivered that the disk buffer holds at most (default: DEFAULT_BUFFER_BYTES or two batches). */
+  bufferBytes?: number;
 }
 
 /** The per-node status entry without the node name. */
 export type PipelineStatus = Omit<AuditNodeStatus, 'node'>;
-
-/** One line's bytes in a batch; `quarantined` says where and why when it is not an audit event. */
-interface BatchItem {
-  bytes: Buffer;
-  quarantined?: string;
-}
-
-/** The quarantined lines of one batch. */
-interface QuarantineCount {
-  lines: number;
-  last?: string;
-}
-
-/** A batch as read: where it ends in the log and what it quarantined. */
-interface FilledBatch {
-  position: TailCheckpoint | null;
-  file: string;
-  quarantine: QuarantineCount;
-}
-
-/** A line read that did not fit into the batch; it starts the next one. */
-interface Carry {
-  item: BatchItem;
-  position: TailCheckpoint;
-  file: string;
-}
 
 export class AuditPipeline {
   private readonly log: Logger;
@@ -137,12 +126,14 @@ export class AuditPipeline {
   private readonly maxLineBytes: number;
   /** The one batch body being built or delivered. */
   private readonly spoolFile: string;
+  private readonly bufferDir: string;
   private state: ForwarderState = { tail: null, file: '', shippedBytes: 0, shippedEvents: 0, seq: 0 };
   private follower: LineFollower | null = null;
+  private buffer: DiskBuffer | null = null;
   private sink: Sink | null = null;
-  private pendingNext: Promise<TailRecord | null> | null = null;
-  private carry: Carry | null = null;
-  private buffered = 0;
+  /** Ends the current run: on stop, or when either half failed. */
+  private runAbort: AbortController | null = null;
+  private reading: Promise<void> | null = null;
   private lastError: string | undefined;
   private stopped = false;
   private running: Promise<void> | null = null;
@@ -153,6 +144,7 @@ export class AuditPipeline {
     this.store = new CheckpointStore<ForwarderState>(opts.stateDir, 'checkpoint', { validate: isForwarderState });
     this.maxLineBytes = opts.maxLineBytes ?? DEFAULT_MAX_LINE_BYTES;
     this.spoolFile = path.join(opts.stateDir, 'batch.spool');
+    this.bufferDir = path.join(opts.stateDir, 'buffer');
   }
 
   start(): void {
@@ -162,16 +154,21 @@ export class AuditPipeline {
     });
   }
 
-  /** Stops reading and delivering; an unacknowledged batch is left to be re-read next time. */
+  /** Stops reading and delivering; what was read and not delivered stays in the buffer. */
   async stop(): Promise<void> {
     this.stopped = true;
     this.abort.abort();
+    this.runAbort?.abort();
+    // Reading ends first (its last position committed), then the buffer closes under the sender.
     await this.follower?.close();
+    await this.reading?.catch(() => undefined);
+    await this.buffer?.close();
     await this.running;
     await this.sink?.close().catch(() => undefined);
     // A stop right after an acknowledgement comes before the next batch truncates the spool;
-    // what is left is either delivered or read again from the log, so it is never needed.
+    // what is left is either delivered or still in the buffer, so it is never needed.
     await removeSpool(this.spoolFile).catch(() => undefined);
+    await this.buffer?.dropIfDelivered().catch(() => undefined);
     m.auditBufferedBytes.set({ forwarder: this.opts.forwarder }, 0);
   }
 
@@ -179,11 +176,13 @@ export class AuditPipeline {
   async status(): Promise<PipelineStatus> {
     const lagBytes = await measureLag(this.opts.settings.sourcePath, this.state.tail).catch(() => 0);
     m.auditLagBytes.set({ forwarder: this.opts.forwarder }, lagBytes);
+    const bufferedBytes = this.buffer?.bytes ?? 0;
+    m.auditBufferedBytes.set({ forwarder: this.opts.forwarder }, bufferedBytes);
     const s: PipelineStatus = {
       shippedBytes: this.state.shippedBytes,
       shippedEvents: this.state.shippedEvents,
       lagBytes,
-      bufferedBytes: this.buffered,
+      bufferedBytes,
     };
     if (this.state.file) s.file = this.state.file;
     if (this.state.tail) s.offset = this.state.tail.offset;
@@ -216,41 +215,67 @@ export class AuditPipeline {
     }
   }
 
+  /** Reads into the buffer and sends from it until stop(), or until either fails. */
   private async runFromCheckpoint(): Promise<void> {
     if (!(await this.setUp())) return;
-    while (!this.stopped) {
-      const { encoder, position, file, quarantine } = await this.fillBatch();
-      if (this.stopped) {
-        await encoder.discard();
-        return;
-      }
-      if (encoder.events === 0) {
-        // Only filtered lines since the last batch: remember how far we got.
-        await encoder.discard();
-        if (position) await this.saveCheckpoint({ ...this.state, tail: position, file });
-        continue;
-      }
-      const info: BatchInfo = { forwarder: this.opts.forwarder, clusterID: this.opts.settings.clusterID, node: this.opts.nodeName, seq: this.state.seq + 1, sealedAt: new Date() };
-      const batch = await encoder.finish();
-      if (!(await this.deliver(batch, info))) return;
-      this.acknowledged(batch, info, position!, file, quarantine);
-      await this.saveCheckpoint(this.state);
-      // The spool is not removed here: the next batch's encoder truncates it right away.
-    }
+    const runAbort = new AbortController();
+    this.runAbort = runAbort;
+    if (this.stopped) runAbort.abort();
+    const buffer = this.buffer!;
+    const halt = (): void => {
+      runAbort.abort();
+      void this.follower?.close();
+      void buffer.close();
+    };
+    const reader = new LogReader({
+      forwarder: this.opts.forwarder,
+      follower: this.follower!,
+      buffer,
+      filter: this.filter,
+      format: this.sink!.format,
+      maxLineBytes: this.maxLineBytes,
+      commit: (c) => this.committed(c),
+    });
+    const sender = new BatchSender({
+      forwarder: this.opts.forwarder,
+      nodeName: this.opts.nodeName,
+      settings: this.opts.settings,
+      buffer,
+      sink: this.sink!,
+      spoolFile: this.spoolFile,
+      signal: runAbort.signal,
+      nextSeq: () => this.state.seq + 1,
+      onError: (message) => this.setError(message),
+      acknowledged: (batch, info, end) => this.acknowledged(batch, info, end),
+    });
+    const reading = reader.run();
+    this.reading = reading;
+    const results = await Promise.allSettled([
+      reading.catch((err: unknown) => {
+        halt();
+        throw err;
+      }),
+      sender.run().catch((err: unknown) => {
+        halt();
+        throw err;
+      }),
+    ]);
+    const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failed && !this.stopped) throw failed.reason;
   }
 
   /** Drops what was read past the checkpoint, so the next setUp() reads it again. */
   private async reset(): Promise<void> {
     await this.follower?.close().catch(() => undefined);
     this.follower = null;
-    this.pendingNext = null;
-    this.carry = null;
+    await this.buffer?.close().catch(() => undefined);
+    this.buffer = null;
+    this.reading = null;
     await this.sink?.close().catch(() => undefined);
     this.sink = null;
-    this.setBuffered(0);
   }
 
-  /** Loads the checkpoint, builds the sink and opens the log; retried until it works or stop(). */
+  /** Loads the checkpoint, opens the buffer, builds the sink and opens the log; retried until it works or stop(). */
   private async setUp(): Promise<boolean> {
     if (this.opts.refusal !== undefined) {
       this.setError(`refused: ${this.opts.refusal}`);
@@ -259,9 +284,11 @@ export class AuditPipeline {
     const loaded = await this.store.load();
     if (loaded.error) this.setError(`checkpoint unusable, starting over: ${loaded.error}`);
     if (loaded.checkpoint) this.state = loaded.checkpoint;
-    // A spool left by a crash holds a batch that was never acknowledged: it is read again.
+    // A spool left by a crash holds a batch that was never acknowledged: it is still in the buffer.
     await mkdir(this.opts.stateDir, { recursive: true, mode: 0o700 });
     await removeSpool(this.spoolFile);
+    const bufferBytes = this.opts.bufferBytes ?? Math.max(DEFAULT_BUFFER_BYTES, 2 * this.opts.settings.maxBytes);
+    this.buffer = await DiskBuffer.open(this.bufferDir, this.state.delivered ?? null, this.state.committed ?? null, { maxBytes: bufferBytes });
     for (let attempt = 0; !this.stopped; attempt++) {
       try {
         this.sink = await this.opts.buildSink();
@@ -282,7 +309,7 @@ export class AuditPipeline {
       logKey: `${this.opts.forwarder}:${this.opts.settings.sourcePath}`,
     });
     const started = await this.follower.start();
-    this.log.info('following the audit log', { path: this.opts.settings.sourcePath, mode: started.mode, file: started.path, possibleDataLoss: started.possibleDataLoss });
+    this.log.info('following the audit log', { path: this.opts.settings.sourcePath, mode: started.mode, file: started.path, possibleDataLoss: started.possibleDataLoss, buffered: this.buffer.bytes });
     // Most often a wrong spec.source.path or a missing host mount: say so where the user looks.
     if (started.mode === 'waiting') this.setError(this.missingLogMessage());
     return true;
@@ -301,146 +328,39 @@ export class AuditPipeline {
     return { checkpoint: { identity: await identityOfPath(oldest.path), offset: 0 } };
   }
 
-  private async fillBatch(): Promise<{ encoder: BatchEncoder } & FilledBatch> {
-    const encoder = new BatchEncoder(this.sink!.format, this.sink!.gzip, this.spoolFile);
-    try {
-      return { encoder, ...(await this.fill(encoder)) };
-    } catch (err) {
-      await encoder.discard();
-      throw err;
+  /** The reader made lines durable in the buffer: the log may be read on from there after a crash. */
+  private async committed(c: ReadCommit): Promise<void> {
+    const previous = this.state;
+    const next: ForwarderState = { ...previous, tail: c.position, file: c.file, committed: c.bufferEnd };
+    if (c.quarantinedLines > 0) {
+      next.quarantinedLines = (previous.quarantinedLines ?? 0) + c.quarantinedLines;
+      if (c.lastQuarantinedLine !== undefined) next.lastQuarantinedLine = c.lastQuarantinedLine;
     }
+    // Not saved, not committed: the sender must not have records the checkpoint does not cover,
+    // or they would be read and sent again after a restart. The pipeline starts over instead.
+    this.state = next;
+    await this.store.save(next);
   }
 
-  /** Reads lines into the encoder until the batch is sealed; returns the position after them. */
-  private async fill(encoder: BatchEncoder): Promise<FilledBatch> {
-    const { maxBytes, maxEvents, maxWaitMs } = this.opts.settings;
-    let position: TailCheckpoint | null = null;
-    let file = this.state.file;
-    let firstReadAt: number | null = null;
-    let openedAt = Date.now();
-    const quarantine: QuarantineCount = { lines: 0 };
-    // Not async: one more async frame per line cost a fifth of the throughput.
-    const add = (item: BatchItem): Promise<void> => {
-      if (item.quarantined !== undefined) {
-        quarantine.lines++;
-        quarantine.last = item.quarantined;
-      }
-      return encoder.add(item.bytes);
-    };
-    if (this.carry) {
-      await add(this.carry.item);
-      ({ position, file } = this.carry);
-      firstReadAt = Date.now();
-      this.carry = null;
-    }
-    for (;;) {
-      // An EventList's envelope alone is not buffered data.
-      this.setBuffered(encoder.events > 0 ? encoder.payloadBytes : 0);
-      if (firstReadAt !== null && (encoder.events >= maxEvents || encoder.payloadBytes >= maxBytes)) break;
-      // Even a batch of only filtered lines ends after maxWait, so their progress is checkpointed.
-      const wait = (firstReadAt ?? openedAt) + maxWaitMs - Date.now();
-      if (wait <= 0) {
-        if (firstReadAt !== null || position !== null) break;
-        openedAt = Date.now();
-        continue;
-      }
-      const rec = await this.nextRecord(wait);
-      if (rec === null) break; // stopped
-      if (rec === 'timeout') continue;
-      const item = this.toItem(rec);
-      if (item && encoder.events > 0 && encoder.sizeWith(item.bytes) > maxBytes) {
-        this.carry = { item, position: checkpointOf(rec), file: rec.path };
-        break;
-      }
-      position = checkpointOf(rec);
-      file = rec.path;
-      if (!item) continue;
-      await add(item);
-      firstReadAt ??= Date.now();
-    }
-    return { position, file, quarantine };
-  }
-
-  /** The next line, or 'timeout' after timeoutMs (the pending read is kept for the next call). */
-  private async nextRecord(timeoutMs: number): Promise<TailRecord | null | 'timeout'> {
-    this.pendingNext ??= this.follower!.next();
-    let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<'timeout'>((resolve) => (timer = setTimeout(() => resolve('timeout'), timeoutMs)));
-    const r = await Promise.race([this.pendingNext, timeout]);
-    clearTimeout(timer);
-    if (r !== 'timeout') this.pendingNext = null;
-    return r;
-  }
-
-  /** What to batch for one line: the event itself, a quarantine item, or null (filtered/blank). */
-  private toItem(rec: TailRecord): BatchItem | null {
-    const forwarder = this.opts.forwarder;
-    m.auditReadBytes.inc({ forwarder }, rec.length + (rec.incomplete ? 0 : 1));
-    m.auditReadEvents.inc({ forwarder });
-    if (rec.length === 0 || (!rec.oversize && rec.line.every((b) => b === 0x20 || b === 0x09 || b === 0x0d))) return null;
-    let reason: string;
-    if (rec.oversize) {
-      reason = `line of ${rec.length} bytes is longer than the ${this.maxLineBytes}-byte line limit`;
-    } else {
-      const parsed = parseAuditLine(rec.line);
-      if (parsed.ok) {
-        if (this.filter(parsed.fields)) return { bytes: rec.line };
-        m.auditFilteredEvents.inc({ forwarder });
-        return null;
-      }
-      reason = rec.incomplete ? `incomplete last line (no newline before the file was rotated): ${parsed.reason}` : parsed.reason;
-    }
-    const q: QuarantinedLine = { file: rec.path, offset: rec.offset, length: rec.length, reason, line: rec.line, truncated: rec.oversize };
-    m.auditMalformedLines.inc({ forwarder, reason: rec.oversize ? 'oversize' : rec.incomplete ? 'incomplete' : 'malformed' });
-    this.log.warn('malformed audit log line forwarded in quarantine form', { file: rec.path, offset: rec.offset, length: rec.length, reason });
-    return { bytes: this.sink!.format === 'eventList' ? quarantineEvent(q, new Date()) : quarantineObject(q), quarantined: `${rec.path}:${rec.offset}: ${reason}` };
-  }
-
-  /** Sends until the sink acknowledges; false when stopped first. */
-  private async deliver(batch: EncodedBatch, info: BatchInfo): Promise<boolean> {
-    const forwarder = this.opts.forwarder;
-    for (let attempt = 0; !this.stopped; attempt++) {
-      try {
-        await this.sink!.send(batch, info, this.abort.signal);
-        m.auditBatches.inc({ forwarder, result: 'success' });
-        return true;
-      } catch (err) {
-        if (this.stopped) return false;
-        m.auditBatches.inc({ forwarder, result: 'error' });
-        m.auditRetries.inc({ forwarder });
-        const retryAfter = err instanceof SinkError ? err.retryAfterMs : undefined;
-        const delay = retryDelayMs(attempt, retryAfter);
-        this.setError(errorMessage(err));
-        this.log.warn('batch not delivered; retrying', { error: errorMessage(err), seq: info.seq, events: batch.events, attempt: attempt + 1, retryInMs: delay, retryAfterMs: retryAfter });
-        await sleep(delay, this.abort.signal);
-      }
-    }
-    return false;
-  }
-
-  private acknowledged(batch: EncodedBatch, info: BatchInfo, position: TailCheckpoint, file: string, quarantine: QuarantineCount): void {
+  private async acknowledged(batch: EncodedBatch, info: BatchInfo, end: BufferPosition): Promise<void> {
     const forwarder = this.opts.forwarder;
     m.auditShippedBytes.inc({ forwarder }, batch.payloadBytes);
     m.auditShippedEvents.inc({ forwarder }, batch.events);
     const previous = this.state;
-    // Counts of quarantined lines and gaps carry over; only this batch's position and totals change.
-    this.state = {
+    // Counts of quarantined lines and gaps, and the read position, carry over.
+    this.lastError = undefined;
+    await this.saveCheckpoint({
       ...previous,
-      tail: position,
-      file,
+      delivered: end,
       shippedBytes: previous.shippedBytes + batch.payloadBytes,
       shippedEvents: previous.shippedEvents + batch.events,
       seq: info.seq,
       lastOffloadTime: rfc3339(new Date()),
-    };
-    if (quarantine.lines > 0) {
-      this.state.quarantinedLines = (previous.quarantinedLines ?? 0) + quarantine.lines;
-      this.state.lastQuarantinedLine = quarantine.last!;
-    }
-    this.lastError = undefined;
-    this.setBuffered(0);
+    });
+    m.auditBufferedBytes.set({ forwarder }, this.buffer?.bytes ?? 0);
   }
 
+  /** The new state, now and on disk (saves are serialised, so the last one made wins). */
   private async saveCheckpoint(state: ForwarderState): Promise<void> {
     this.state = state;
     try {
@@ -461,8 +381,8 @@ export class AuditPipeline {
   /**
    * Lines skipped: a file deleted before it was read to its end (e.g. --audit-log-maxbackup while
    * the agent was behind or down). lastError is cleared by the next delivery, so the count and the
-   * last gap stay in the status, and in the checkpoint across restarts: saved right away, as the
-   * acknowledged position has not moved.
+   * last gap stay in the status, and in the checkpoint across restarts: saved right away (neither
+   * position moves with it).
    */
   private recordGap(gap: TailGap): void {
     const what = describeGap(gap);
@@ -481,56 +401,6 @@ export class AuditPipeline {
 
   private setError(message: string): void {
     this.lastError = message;
-  }
-
-  private setBuffered(bytes: number): void {
-    if (bytes === this.buffered) return;
-    this.buffered = bytes;
-    m.auditBufferedBytes.set({ forwarder: this.opts.forwarder }, bytes);
-  }
-}
-
-/**
- * Bytes in the log not shipped yet: the rest of the checkpointed file plus every newer rotated
- * file and the live file, in uncompressed bytes (what the forwarder reads and ships).
- */
-export async function measureLag(sourcePath: string, tail: TailCheckpoint | null): Promise<number> {
-  // The checkpointed file is looked for as the follower does on resume (isIdentifiedFile, then
-  // findIdentified), so the lag counts from where reading would start again.
-  let liveSize = 0;
-  const fh = await open(sourcePath, 'r').catch(() => null);
-  if (fh) {
-    try {
-      const live = await fh.stat({ bigint: true });
-      liveSize = Number(live.size);
-      if (tail && (await isIdentifiedFile(tail.identity, fh, live))) return Math.max(0, liveSize - tail.offset);
-    } finally {
-      await fh.close();
-    }
-  }
-  const rotated = await listRotated(sourcePath);
-  const idx = tail ? await findIdentified(rotated, tail.identity) : -1;
-  let lag = liveSize;
-  if (idx >= 0) lag += Math.max(0, (await contentSize(rotated[idx]!)) - tail!.offset);
-  for (const f of rotated.slice(idx + 1)) lag += await contentSize(f);
-  return lag;
-}
-
-/**
- * A rotated file's uncompressed size. For gzip, the ISIZE field of the trailer (RFC 1952: the
- * last 4 bytes, little endian, modulo 2^32), which is exact for the single-member files that
- * kube-apiserver (lumberjack) and logrotate write below 4 GiB; the compressed size if unreadable.
- */
-export async function contentSize(f: RotatedFile): Promise<number> {
-  if (!f.compressed || f.size < 18) return f.size; // 18: the smallest gzip member (header + trailer)
-  const fh = await open(f.path, 'r').catch(() => null);
-  if (!fh) return f.size;
-  try {
-    const trailer = Buffer.alloc(4);
-    const { bytesRead } = await fh.read(trailer, 0, 4, f.size - 4);
-    return bytesRead === 4 ? trailer.readUInt32LE(0) : f.size;
-  } finally {
-    await fh.close();
   }
 }
 
