@@ -312,7 +312,16 @@ function checkName(obj: Json): ValidationError[] {
  * Validate one object and apply its defaults. Objects outside the netwarden.io group are passed
  * over (no errors, returned unchanged).
  */
-export function validateAndDefault(obj: unknown): ValidationResult {
+export interface ValidateOptions {
+  /**
+   * Also apply config/admission's policies with their shipped settings, as `netwarden validate`
+   * does for a manifest bound for a default installation. The controller does not: the cluster's
+   * own policy (with its own settings) already ran at admission.
+   */
+  admissionPolicies?: boolean;
+}
+
+export function validateAndDefault(obj: unknown, opts: ValidateOptions = {}): ValidationResult {
   if (!isRecord(obj)) return { object: obj, errors: [{ path: '', message: 'must be an object' }] };
   if (!isNetwardenObject(obj)) return { object: obj, errors: [] };
   const def = definitionFor(obj);
@@ -323,13 +332,13 @@ export function validateAndDefault(obj: unknown): ValidationResult {
   if (!validate(object)) errors.push(...(validate.errors ?? []).map(fromAjvError).filter((e): e is ValidationError => e !== undefined));
   checkKubernetesRules(def.schema, object, '', errors);
   // The installation's admission policies see the object as stored: after defaulting, valid.
-  if (errors.length === 0) errors.push(...admissionViolations(def.type.kind, object).map(admissionError));
+  if (opts.admissionPolicies && errors.length === 0) errors.push(...admissionViolations(def.type.kind, object).map(admissionError));
   return { object, errors };
 }
 
 /** The errors of one object; objects outside the netwarden.io group have none. */
-export function validateObject(obj: unknown): ValidationError[] {
-  return validateAndDefault(obj).errors;
+export function validateObject(obj: unknown, opts: ValidateOptions = {}): ValidationError[] {
+  return validateAndDefault(obj, opts).errors;
 }
 
 /**

@@ -53,7 +53,7 @@ function checkObject(obj: Record<string, unknown>, where: string, out: NodeJS.Wr
     return;
   }
   tally.validated++;
-  for (const e of validateObject(obj)) {
+  for (const e of validateObject(obj, { admissionPolicies: true })) {
     out.write(`${where}: ${objectLabel(obj)}: ${e.path || '<object>'}: ${e.message}\n`);
     tally.errors++;
   }
