@@ -21,16 +21,8 @@ import type { DropMetrics } from './metrics.js';
 import { sharedDropMetrics } from './metrics.js';
 import { normalizeIPv4, normalizeIPv6 } from '../../util/ip.js';
 import { parseHeader, readBootTimeMs, type HeaderInfo, type TimeContext } from './timeheader.js';
-import {
-  PROTOCOL_NAMES,
-  TCP_FLAG_ORDER,
-  type InnerPacket,
-  type PacketDrop,
-  type ParseResult,
-  type Protocol,
-  type TcpFlag,
-  type TimeSource,
-} from './types.js';
+import { TCP_FLAG_ORDER, type InnerPacket, type PacketDrop, type Protocol, type TcpFlag, type TimeSource } from '../../apis/drops.js';
+import { PROTOCOL_NAMES, type ParseResult } from './types.js';
 
 export interface KernelLogParserOptions {
   /**

@@ -8,7 +8,7 @@
 // All functions are pure and never throw; they return NaN when there is no usable time.
 
 import { readFileSync } from 'node:fs';
-import type { TimeSource } from './types.js';
+import type { TimeSource } from '../../apis/drops.js';
 
 export interface HeaderInfo {
   /** Milliseconds since the epoch, NaN when the line carries no time (or it could not be converted). */
