@@ -13,7 +13,7 @@ import type { AuditForwarder } from '../../apis/auditforwarder.js';
 import type { ObjectKey, Reconciler } from '../../controllers/controller.js';
 import type { Informer } from '../../controllers/informer.js';
 import { applyStatus } from '../../controllers/status.js';
-import { nodeMatches } from '../../reconcilers/common.js';
+import { nodeMatches } from '../../apis/nodeselection.js';
 import { errorMessage, loggerFor } from '../../util/log.js';
 import { agentFieldManager } from '../context.js';
 import { removeForwarderMetrics } from './metrics.js';

@@ -12,7 +12,7 @@ import { DEFAULT_PREFIXES } from '../../apis/droptail.js';
 import { dropsPath } from '../../apis/drops.js';
 import { Controller, type ObjectKey, type Reconciler } from '../../controllers/controller.js';
 import type { Informer } from '../../controllers/informer.js';
-import { nodeMatches } from '../../reconcilers/common.js';
+import { nodeMatches } from '../../apis/nodeselection.js';
 import { currentBearerToken } from '../../util/kube.js';
 import { errorMessage, loggerFor } from '../../util/log.js';
 import type { AgentContext } from '../context.js';

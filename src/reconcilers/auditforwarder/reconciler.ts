@@ -5,7 +5,8 @@ import { AuditForwarderType } from '../../apis/meta.js';
 import type { AuditForwarder, AuditNodeStatus } from '../../apis/auditforwarder.js';
 import type { Informer } from '../../controllers/informer.js';
 import type { ObjectKey, Reconciler } from '../../controllers/controller.js';
-import { applyControllerStatus, nodeMatches, readyConditions, schemaRejection, type Rejection } from '../common.js';
+import { nodeMatches } from '../../apis/nodeselection.js';
+import { applyControllerStatus, readyConditions, schemaRejection, type Rejection } from '../common.js';
 
 export class AuditForwarderReconciler implements Reconciler {
   constructor(
