@@ -116,9 +116,3 @@ function hint(err: Error): string {
 function httpReason(status: number): string {
   return { 400: 'Bad Request', 401: 'Unauthorized', 403: 'Forbidden', 404: 'Not Found', 409: 'Conflict', 502: 'Bad Gateway', 503: 'Service Unavailable' }[status] ?? 'Error';
 }
-
-export function capturePath(kind: 'download' | 'files', namespace: string, name: string): string {
-  const ns = encodeURIComponent(namespace);
-  const n = encodeURIComponent(name);
-  return kind === 'download' ? `/packet-capture/download/${ns}/${n}/files.zip` : `/packet-capture/files/${ns}/${n}`;
-}

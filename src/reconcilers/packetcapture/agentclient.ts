@@ -6,21 +6,9 @@ import https from 'node:https';
 import type { IncomingMessage } from 'node:http';
 import net from 'node:net';
 import type { KubeConfig, V1Node } from '@kubernetes/client-node';
+import { agentFilesPath, isCaptureFileName, type CaptureFile, type CaptureFileListing } from '../../apis/capturefiles.js';
 import type { Informer } from '../../controllers/informer.js';
 import { currentBearerToken } from '../../util/kube.js';
-
-/** One file as an agent lists it. */
-export interface AgentFile {
-  pod: string;
-  fileName: string;
-  bytes: number;
-  complete: boolean;
-}
-
-export interface AgentFileList {
-  node: string;
-  files: AgentFile[];
-}
 
 /** A node's agent could not be reached or refused; names the node so the user knows where to look. */
 export class AgentError extends Error {
@@ -42,11 +30,6 @@ export interface AgentClientOptions {
   requestTimeoutMs?: number;
 }
 
-/** A file name as an agent may name one: no directories, no traversal, nothing a zip tool would misread. */
-export function isSafeFileName(name: string): boolean {
-  return /^[A-Za-z0-9][A-Za-z0-9._@-]{0,254}$/.test(name) && !name.includes('..');
-}
-
 export class AgentFilesClient {
   private readonly ca: Buffer | undefined;
   // Keep-alive: a download fetches many files from the same few agents one after another.
@@ -58,8 +41,8 @@ export class AgentFilesClient {
     this.timeoutMs = opts.requestTimeoutMs ?? 15_000;
   }
 
-  async list(node: string, namespace: string, name: string): Promise<AgentFileList> {
-    const res = await this.request(node, 'GET', capturePath(namespace, name, 'files'), this.timeoutMs);
+  async list(node: string, namespace: string, name: string): Promise<CaptureFileListing> {
+    const res = await this.request(node, 'GET', agentFilesPath(namespace, name), this.timeoutMs);
     const body = await readAll(res);
     let parsed: unknown;
     try {
@@ -72,12 +55,12 @@ export class AgentFilesClient {
 
   /** The response stream of one file; the caller consumes (or destroys) it. */
   async open(node: string, namespace: string, name: string, fileName: string): Promise<IncomingMessage> {
-    if (!isSafeFileName(fileName)) throw new AgentError(node, `refusing the file name ${JSON.stringify(fileName)}`);
-    return this.request(node, 'GET', capturePath(namespace, name, `files/${encodeURIComponent(fileName)}`), 0);
+    if (!isCaptureFileName(fileName)) throw new AgentError(node, `refusing the file name ${JSON.stringify(fileName)}`);
+    return this.request(node, 'GET', agentFilesPath(namespace, name, fileName), 0);
   }
 
   async remove(node: string, namespace: string, name: string): Promise<void> {
-    const res = await this.request(node, 'DELETE', capturePath(namespace, name, 'files'), this.timeoutMs);
+    const res = await this.request(node, 'DELETE', agentFilesPath(namespace, name), this.timeoutMs);
     res.resume();
   }
 
@@ -132,10 +115,6 @@ export class AgentFilesClient {
   }
 }
 
-function capturePath(namespace: string, name: string, rest: string): string {
-  return `/captures/${encodeURIComponent(namespace)}/${encodeURIComponent(name)}/${rest}`;
-}
-
 async function readAll(res: IncomingMessage, limit = 16 * 1024 * 1024): Promise<Buffer> {
   const chunks: Buffer[] = [];
   let size = 0;
@@ -148,12 +127,12 @@ async function readAll(res: IncomingMessage, limit = 16 * 1024 * 1024): Promise<
 }
 
 /** The agent's list, checked: a malformed or unsafe entry is refused rather than passed to users. */
-function checkFileList(node: string, body: unknown): AgentFile[] {
+function checkFileList(node: string, body: unknown): CaptureFile[] {
   const files = (body as { files?: unknown } | null)?.files;
   if (!Array.isArray(files)) throw new AgentError(node, 'the file list has no "files" array');
   return files.map((f: unknown, i) => {
-    const entry = f as Partial<AgentFile> | null;
-    if (!entry || typeof entry.fileName !== 'string' || !isSafeFileName(entry.fileName)) {
+    const entry = f as Partial<CaptureFile> | null;
+    if (!entry || typeof entry.fileName !== 'string' || !isCaptureFileName(entry.fileName)) {
       throw new AgentError(node, `files[${i}] has a missing or unsafe fileName ${JSON.stringify(entry?.fileName)}`);
     }
     return {
