@@ -40,7 +40,7 @@ import {
 } from '@kubernetes/client-node';
 import { resourcePath, type ResourceType } from '../apis/meta.js';
 import { errorMessage, loggerFor, type Logger } from '../util/log.js';
-import { keyOf, keyToString } from './controller.js';
+import { keyOf, keyToString } from './keys.js';
 import { informerRestarts, informerSynced } from './metrics.js';
 import { backoffDelay } from './workqueue.js';
 

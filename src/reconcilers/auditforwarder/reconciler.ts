@@ -4,7 +4,8 @@ import type { KubeConfig, V1Node } from '@kubernetes/client-node';
 import { AuditForwarderType } from '../../apis/meta.js';
 import type { AuditForwarder, AuditNodeStatus } from '../../apis/auditforwarder.js';
 import type { Informer } from '../../controllers/informer.js';
-import type { ObjectKey, Reconciler } from '../../controllers/controller.js';
+import type { Reconciler } from '../../controllers/controller.js';
+import type { ObjectKey } from '../../controllers/keys.js';
 import { nodeMatches } from '../../apis/nodeselection.js';
 import { applyControllerStatus, readyConditions, schemaRejection, type Rejection } from '../common.js';
 

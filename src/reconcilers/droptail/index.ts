@@ -1,7 +1,8 @@
 // Wires the DropTail feature of the controller: the reconciler (status), the IP index over the
 // shared informers, reverse DNS, the drop pipeline and the intake route on the HTTPS API.
 import type { DropTail } from '../../apis/droptail.js';
-import { Controller, keyOf } from '../../controllers/controller.js';
+import { Controller } from '../../controllers/controller.js';
+import { keyOf } from '../../controllers/keys.js';
 import type { Informer } from '../../controllers/informer.js';
 import { loggerFor } from '../../util/log.js';
 import type { ControllerContext } from '../context.js';
