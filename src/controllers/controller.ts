@@ -27,7 +27,7 @@ export interface ControllerOptions {
   /** Concurrent reconciles (of different keys). Default 1. */
   concurrency?: number;
   log?: Logger;
-  /** Work queue rate limiting (defaults: 5ms .. 1000s per key, 10% jitter). */
+  /** Work queue rate limiting (defaults: 5ms .. 1000s per key, full jitter). */
   queue?: Omit<WorkQueueOptions, 'name'>;
 }
 

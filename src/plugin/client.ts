@@ -14,6 +14,7 @@ import https from 'node:https';
 import type { IncomingMessage } from 'node:http';
 import { text } from 'node:stream/consumers';
 import { KubeConfig } from '@kubernetes/client-node';
+import { errorBodyMessage } from '../util/http.js';
 import { currentBearerToken } from '../util/kube.js';
 
 export const DEFAULT_CONTROLLER_URL = 'https://localhost:8443';
@@ -98,12 +99,7 @@ export async function request(conn: Connection, method: string, path: string): P
 
 /** The `message` of a response (the controller answers with metav1.Status-like JSON), else its text. */
 export async function responseMessage(res: IncomingMessage): Promise<string> {
-  const body = (await text(res)).trim();
-  try {
-    return (JSON.parse(body) as { message?: string }).message ?? body;
-  } catch {
-    return body; // not JSON: show the text
-  }
+  return errorBodyMessage(await text(res), Infinity);
 }
 
 function hint(err: Error): string {

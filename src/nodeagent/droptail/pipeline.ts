@@ -12,7 +12,7 @@ import type { DropSourceType } from '../../apis/drops.js';
 import { errorMessage, loggerFor, type Logger } from '../../util/log.js';
 import { DropAggregator, type AggregatorOptions } from './aggregator.js';
 import { sleep } from '../../util/sleep.js';
-import { Backoff, type BackoffOptions } from './backoff.js';
+import { Backoff, type BackoffOptions } from '../../util/backoff.js';
 import { dropsSeen as dropsSeenMetric, forgetDropTailMetrics, recordsRead, sourceHealthy } from './metrics.js';
 import { DropQueue, type CheckpointMark, type QueueOptions } from './queue.js';
 import { DropSender, type BatchPoster, type SenderOptions } from './sender.js';

@@ -8,6 +8,7 @@ import net from 'node:net';
 import type { KubeConfig, V1Node } from '@kubernetes/client-node';
 import { agentFilesPath, isCaptureFileName, type CaptureFile, type CaptureFileListing } from '../../apis/capturefiles.js';
 import type { Informer } from '../../controllers/informer.js';
+import { errorBodyMessage } from '../../util/http.js';
 import { currentBearerToken } from '../../util/kube.js';
 
 /** A node's agent could not be reached or refused; names the node so the user knows where to look. */
@@ -105,13 +106,7 @@ export class AgentFilesClient {
       return res;
     }
     const text = (await readAll(res).catch(() => Buffer.alloc(0))).toString('utf8');
-    let message = text.slice(0, 500);
-    try {
-      message = (JSON.parse(text) as { message?: string }).message ?? message;
-    } catch {
-      // not JSON: keep the text
-    }
-    throw new AgentError(node, `${method} ${path} answered ${status}: ${message}`, status);
+    throw new AgentError(node, `${method} ${path} answered ${status}: ${errorBodyMessage(text)}`, status);
   }
 }
 
