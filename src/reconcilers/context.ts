@@ -19,6 +19,8 @@ export interface ControllerContext {
   caFile?: string | undefined;
   /** Port of the agents' HTTPS API on each node's InternalIP. */
   agentPort: number;
+  /** Resync period of every informer: replays the caches so time-based state is looked at again. */
+  resyncMs: number;
   /** Only the leader acts on requests: a standby has no caches. */
   isLeader(): boolean;
 }

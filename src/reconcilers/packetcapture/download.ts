@@ -5,7 +5,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Readable } from 'node:stream';
 import JSZip from 'jszip';
-import { Counter } from 'prom-client';
 import {
   CAPTURE_FILES_ACCESS,
   DELETE_FILES_ROUTE,
@@ -19,23 +18,11 @@ import {
 import type { PacketCapture } from '../../apis/packetcapture.js';
 import { HttpError, checkObjectName, sendJson } from '../../controllers/https.js';
 import type { Informer } from '../../controllers/informer.js';
-import { registry } from '../../controllers/metrics.js';
 import { errorMessage, loggerFor } from '../../util/log.js';
 import type { ControllerContext } from '../context.js';
 import { AgentError, AgentFilesClient } from './agentclient.js';
+import { captureDownloadBytes, captureDownloads } from './metrics.js';
 import { captureEnded, nodesWithFiles } from './phase.js';
-
-const downloads = new Counter({
-  name: 'netwarden_capture_downloads_total',
-  help: 'Capture zip downloads by result (ok, partial: some nodes could not be listed, failed: cut mid-stream).',
-  labelNames: ['result'] as const,
-  registers: [registry],
-});
-const downloadedBytes = new Counter({
-  name: 'netwarden_capture_download_bytes_total',
-  help: 'Bytes of zip sent to capture downloaders.',
-  registers: [registry],
-});
 
 /** Agent downloads open at once: jszip asks for every stream up front, but consumes them in order. */
 const PARALLEL_FETCHES = 2;
@@ -179,14 +166,14 @@ async function sendZip(agents: AgentFilesClient, capture: PacketCapture, res: Se
   let sent = 0;
   out.on('data', (chunk: Buffer) => {
     sent += chunk.length;
-    downloadedBytes.inc(chunk.length);
+    captureDownloadBytes.inc(chunk.length);
   });
   try {
     await pipeUntilDone(out, res);
-    downloads.inc({ result: missing.length ? 'partial' : 'ok' });
+    captureDownloads.inc({ result: missing.length ? 'partial' : 'ok' });
     log.info('capture downloaded', { bytes: sent, nodes: listings.length, missingNodes: missing.map((m) => m.node) });
   } catch (err) {
-    downloads.inc({ result: 'failed' });
+    captureDownloads.inc({ result: 'failed' });
     for (const source of sources) source.destroy();
     throw err; // headers are out: the server cuts the connection so the client sees an incomplete zip
   }
