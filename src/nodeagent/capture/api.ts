@@ -11,7 +11,13 @@ import { checkObjectName, HttpError, sendJson, type HttpsApiServer } from '../..
 import type { CaptureAgentReconciler } from './reconciler.js';
 import { captureDirectory, listStoredFiles, type CaptureRef } from './store.js';
 
-export function registerCaptureFileRoutes(api: HttpsApiServer, reviewer: AccessReviewer, stateDir: string, nodeName: string, captures: CaptureAgentReconciler): void {
+export function registerCaptureFileRoutes(
+  api: HttpsApiServer,
+  reviewer: Pick<AccessReviewer, 'check'>,
+  stateDir: string,
+  nodeName: string,
+  captures: Pick<CaptureAgentReconciler, 'session' | 'discardFiles'>,
+): void {
   const authorize = async (req: IncomingMessage, params: Record<string, string>, verb: CaptureFilesVerb): Promise<CaptureRef> => {
     const namespace = params.namespace ?? '';
     const name = params.name ?? '';

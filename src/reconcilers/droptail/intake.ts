@@ -20,9 +20,9 @@ import { agentShedDrops, batchSequenceGaps, dropBatches } from './metrics.js';
 import type { DropPipeline } from './pipeline.js';
 
 export interface IntakeDeps {
-  reviewer: AccessReviewer;
-  dropTails: Informer<DropTail>;
-  pipeline: DropPipeline;
+  reviewer: Pick<AccessReviewer, 'check'>;
+  dropTails: Pick<Informer<DropTail>, 'get' | 'hasSynced'>;
+  pipeline: Pick<DropPipeline, 'hasRoomFor' | 'pending' | 'submit'>;
   isLeader(): boolean;
 }
 

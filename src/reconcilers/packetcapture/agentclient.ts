@@ -24,7 +24,8 @@ export class AgentError extends Error {
 
 export interface AgentClientOptions {
   kc: KubeConfig;
-  nodes: Informer<V1Node>;
+  /** Where each node's InternalIP is looked up. */
+  nodes: Pick<Informer<V1Node>, 'get'>;
   port: number;
   caFile?: string | undefined;
   /** For listing and deleting; a download may take as long as it takes while data flows. */

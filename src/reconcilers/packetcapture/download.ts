@@ -3,6 +3,7 @@
 // TokenReview and authorized by a SubjectAccessReview for packetcaptures/files (verb get or delete)
 // on that very capture, so RBAC decides who reads packets.
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { KubeConfig, V1Node } from '@kubernetes/client-node';
 import { Readable } from 'node:stream';
 import JSZip from 'jszip';
 import {
@@ -16,10 +17,10 @@ import {
   type CaptureFilesVerb,
 } from '../../apis/capturefiles.js';
 import type { PacketCapture } from '../../apis/packetcapture.js';
-import { HttpError, checkObjectName, sendJson } from '../../controllers/https.js';
+import type { AccessReviewer } from '../../controllers/auth.js';
+import { HttpError, checkObjectName, sendJson, type HttpsApiServer } from '../../controllers/https.js';
 import type { Informer } from '../../controllers/informer.js';
 import { errorMessage, loggerFor } from '../../util/log.js';
-import type { ControllerContext } from '../context.js';
 import { AgentError, AgentFilesClient } from './agentclient.js';
 import { captureDownloadBytes, captureDownloads } from './metrics.js';
 import { captureEnded, nodesWithFiles } from './phase.js';
@@ -27,8 +28,21 @@ import { captureEnded, nodesWithFiles } from './phase.js';
 /** Agent downloads open at once: jszip asks for every stream up front, but consumes them in order. */
 const PARALLEL_FETCHES = 2;
 
-export function registerCaptureFileApi(ctx: ControllerContext, captures: Informer<PacketCapture>): void {
-  if (!ctx.api) return;
+/** What the endpoints use of the controller's context (a ControllerContext is one). */
+export interface CaptureFileApiContext {
+  api?: HttpsApiServer | undefined;
+  reviewer: Pick<AccessReviewer, 'check'>;
+  /** Only the leader's caches are filled. */
+  isLeader(): boolean;
+  /** The controller's own credentials, which the agents check. */
+  kc: KubeConfig;
+  nodes: Pick<Informer<V1Node>, 'get'>;
+  agentPort: number;
+  caFile?: string | undefined;
+}
+
+export function registerCaptureFileApi(ctx: CaptureFileApiContext, captures: Pick<Informer<PacketCapture>, 'get'>): AgentFilesClient | undefined {
+  if (!ctx.api) return undefined;
   const agents = new AgentFilesClient({ kc: ctx.kc, nodes: ctx.nodes, port: ctx.agentPort, caFile: ctx.caFile });
   ctx.api.route('GET', DOWNLOAD_ROUTE, async (req, res, params) => {
     const capture = await authorizedCapture(ctx, captures, req, params, 'get');
@@ -38,12 +52,13 @@ export function registerCaptureFileApi(ctx: ControllerContext, captures: Informe
     const capture = await authorizedCapture(ctx, captures, req, params, 'delete');
     await deleteFiles(agents, capture, res);
   });
+  return agents;
 }
 
 /** 400 malformed name, 401/403 from the reviewers, 503 on a standby, 404 unknown capture. */
 async function authorizedCapture(
-  ctx: ControllerContext,
-  captures: Informer<PacketCapture>,
+  ctx: CaptureFileApiContext,
+  captures: Pick<Informer<PacketCapture>, 'get'>,
   req: IncomingMessage,
   params: Record<string, string>,
   verb: CaptureFilesVerb,
