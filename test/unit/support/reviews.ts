@@ -134,7 +134,8 @@ export async function call(port: number, ca: Buffer, method: string, path: strin
   const { request } = await import('node:https');
   return new Promise((resolve, reject) => {
     const req = request(
-      { host: '127.0.0.1', port, method, path, ca, headers: { ...(opts.token ? { authorization: `Bearer ${opts.token}` } : {}), ...opts.headers } },
+      // A connection per request: a refused upload must not leave a half-read socket for the next one.
+      { host: '127.0.0.1', port, method, path, ca, agent: false, headers: { ...(opts.token ? { authorization: `Bearer ${opts.token}` } : {}), ...opts.headers } },
       (res) => {
         const chunks: Buffer[] = [];
         res.on('data', (c: Buffer) => chunks.push(c));
