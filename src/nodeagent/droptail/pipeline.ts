@@ -31,7 +31,7 @@ export interface PipelineSnapshot {
   lastError?: string;
 }
 
-export interface PipelineOptions {
+export interface DropTailPipelineOptions {
   name: string;
   node: string;
   sources: DropSourceRunner[];
@@ -74,7 +74,7 @@ export class DropTailPipeline {
   private seen: number;
   private stopping: Promise<void> | undefined;
 
-  constructor(private readonly opts: PipelineOptions) {
+  constructor(private readonly opts: DropTailPipelineOptions) {
     this.name = opts.name;
     this.log = loggerFor('droptail-agent', opts.name);
     this.aggregator = new DropAggregator(opts.aggregator);

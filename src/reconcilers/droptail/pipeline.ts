@@ -31,7 +31,7 @@ export interface PipelineDeps {
   now?: () => number;
 }
 
-export interface PipelineOptions {
+export interface DropPipelineOptions {
   /** Accepted drops waiting for their Events; a batch that does not fit is refused whole. */
   maxPending?: number;
   workers?: number;
@@ -67,7 +67,7 @@ export class DropPipeline {
 
   constructor(
     private readonly deps: PipelineDeps,
-    opts: PipelineOptions = {},
+    opts: DropPipelineOptions = {},
   ) {
     this.maxPending = opts.maxPending ?? 100_000;
     this.workers = opts.workers ?? 32;

@@ -34,7 +34,7 @@ export function parseHeaderLines(text: string): Record<string, string> {
 
 const REQUEST_TIMEOUT_MS = 60_000;
 
-export class WebhookSinkImpl implements Sink {
+export class HttpWebhookSink implements Sink {
   readonly format;
   readonly gzip;
   private readonly dispatcher: Dispatcher;
