@@ -10,6 +10,7 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { KubeConfig } from '@kubernetes/client-node';
+import type { AccessRequest } from '../../../src/controllers/auth.js';
 
 export interface Tls {
   dir: string;
@@ -32,25 +33,12 @@ export function selfSignedCertificate(prefix: string): Tls {
   return { dir, keyFile, certFile, key: readFileSync(keyFile), cert: readFileSync(certFile), remove: () => rmSync(dir, { recursive: true, force: true }) };
 }
 
-/** One allowed action, as a SubjectAccessReview's resourceAttributes (namespace/name: any when absent). */
-export interface Grant {
+/** One allowed action of a user, as the reviewer asks about it (namespace/name: any when absent). */
+export interface Grant extends AccessRequest {
   user: string;
-  verb: string;
-  group: string;
-  resource: string;
-  subresource?: string;
-  namespace?: string;
-  name?: string;
 }
 
-interface ResourceAttributes {
-  verb?: string;
-  group?: string;
-  resource?: string;
-  subresource?: string;
-  namespace?: string;
-  name?: string;
-}
+type ResourceAttributes = Partial<AccessRequest>;
 
 /** TokenReview and SubjectAccessReview on loopback: tokens map to user names, grants allow actions. */
 export class FakeReviewApi {
