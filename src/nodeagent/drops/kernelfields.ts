@@ -9,16 +9,11 @@ import { TCP_FLAG_ORDER, type Protocol, type TcpFlag } from '../../apis/drops.js
 import { PROTOCOL_NAMES } from './types.js';
 
 const code = (ch: string): number => ch.charCodeAt(0);
-export const CH_TAB = code('\t');
-export const CH_LF = code('\n');
-export const CH_CR = code('\r');
-export const CH_SPACE = code(' ');
+const CH_SPACE = code(' ');
 const CH_PAREN_OPEN = code('(');
 const CH_PAREN_CLOSE = code(')');
 const CH_BRACKET_OPEN = code('[');
-export const CH_BRACKET_CLOSE = code(']');
-export const CH_SEMICOLON = code(';');
-export const CH_GT = code('>');
+const CH_BRACKET_CLOSE = code(']');
 const CH_EQUALS = code('=');
 const CH_0 = code('0');
 const CH_9 = code('9');

@@ -24,7 +24,7 @@ import { sharedDropMetrics } from './metrics.js';
 import { normalizeIPv4, normalizeIPv6 } from '../../util/ip.js';
 import { parseHeader, readBootTimeMs, type HeaderInfo, type TimeContext } from './timeheader.js';
 import type { AddressFamily, InnerPacket, PacketDrop, Protocol, TimeSource } from '../../apis/drops.js';
-import { CH_BRACKET_CLOSE, CH_CR, CH_GT, CH_LF, CH_SEMICOLON, CH_SPACE, CH_TAB, LineFields, scanFields, tcpFlagsOf } from './kernelfields.js';
+import { LineFields, scanFields, tcpFlagsOf } from './kernelfields.js';
 import type { ParseResult, SkipReason } from './types.js';
 
 export interface KernelLogParserOptions {
@@ -46,6 +46,15 @@ export interface KernelLogParserOptions {
   /** Where skipped/parsed lines are counted. Default: the shared registry. */
   metrics?: DropMetrics;
 }
+
+const code = (ch: string): number => ch.charCodeAt(0);
+const CH_TAB = code('\t');
+const CH_LF = code('\n');
+const CH_CR = code('\r');
+const CH_SPACE = code(' ');
+const CH_BRACKET_CLOSE = code(']');
+const CH_SEMICOLON = code(';');
+const CH_GT = code('>');
 
 /** Longer than any kernel log line plus syslog header can be. */
 export const MAX_LINE_LENGTH = 8192;
