@@ -1,10 +1,10 @@
 // `netwarden controller`: informers for the three kinds and what they depend on, one reconciler per
 // kind, the HTTPS API, leader election, health and metrics.
 import os from 'node:os';
-import { AccessReviewer } from '../controllers/auth.js';
-import { HttpsApiServer } from '../controllers/https.js';
-import { coreInformer } from '../controllers/informer.js';
-import { Manager } from '../controllers/manager.js';
+import { AccessReviewer } from '../runtime/auth.js';
+import { HttpsApiServer } from '../runtime/https.js';
+import { coreInformer } from '../runtime/informer.js';
+import { Manager } from '../runtime/manager.js';
 import { registerAuditForwarder } from '../reconcilers/auditforwarder/index.js';
 import type { ControllerContext } from '../reconcilers/context.js';
 import { registerDropTail } from '../reconcilers/droptail/index.js';

@@ -4,7 +4,7 @@ import { isDeepStrictEqual } from 'node:util';
 import type { KubeConfig } from '@kubernetes/client-node';
 import type { Condition, ResourceType } from '../apis/meta.js';
 import { validateObject } from '../apis/validate.js';
-import { applyStatus, setCondition } from '../controllers/status.js';
+import { applyStatus, setCondition } from '../runtime/status.js';
 import { loggerFor } from '../util/log.js';
 
 /** The one field manager of every status field the controller owns (agents own their node entries). */

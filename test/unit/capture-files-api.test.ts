@@ -19,8 +19,8 @@ import {
 } from '../../src/apis/capturefiles.js';
 import { GROUP } from '../../src/apis/meta.js';
 import type { PacketCapture } from '../../src/apis/packetcapture.js';
-import { AccessReviewer } from '../../src/controllers/auth.js';
-import { HttpsApiServer } from '../../src/controllers/https.js';
+import { AccessReviewer } from '../../src/runtime/auth.js';
+import { HttpsApiServer } from '../../src/runtime/https.js';
 import type { CaptureRef } from '../../src/nodeagent/capture/store.js';
 import { registerCaptureFileRoutes } from '../../src/nodeagent/capture/api.js';
 import { AgentError, AgentFilesClient } from '../../src/reconcilers/packetcapture/agentclient.js';

@@ -5,8 +5,8 @@ import { expect } from 'chai';
 import { dropsPath, MAX_BATCH_BYTES, type DropBatch } from '../../src/apis/drops.js';
 import type { DropTail } from '../../src/apis/droptail.js';
 import { GROUP } from '../../src/apis/meta.js';
-import { AccessReviewer } from '../../src/controllers/auth.js';
-import { HttpsApiServer } from '../../src/controllers/https.js';
+import { AccessReviewer } from '../../src/runtime/auth.js';
+import { HttpsApiServer } from '../../src/runtime/https.js';
 import { DropIntake } from '../../src/reconcilers/droptail/intake.js';
 import { call, FakeReviewApi, messageOf, selfSignedCertificate, type Tls } from './support/reviews.js';
 

@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { ExponentialBackoffRateLimiter, WorkQueue } from '../../src/controllers/workqueue.js';
+import { ExponentialBackoffRateLimiter, WorkQueue } from '../../src/runtime/workqueue.js';
 import { backoffCeiling, backoffDelay } from '../../src/util/backoff.js';
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));

@@ -6,8 +6,8 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { AGENT_FILE_ROUTE, AGENT_FILES_ROUTE, CAPTURE_FILES_ACCESS, isCaptureFileName, type CaptureFileListing, type CaptureFilesVerb } from '../../apis/capturefiles.js';
-import type { AccessReviewer } from '../../controllers/auth.js';
-import { checkObjectName, HttpError, sendJson, type HttpsApiServer } from '../../controllers/https.js';
+import type { AccessReviewer } from '../../runtime/auth.js';
+import { checkObjectName, HttpError, sendJson, type HttpsApiServer } from '../../runtime/https.js';
 import type { CaptureAgentReconciler } from './reconciler.js';
 import { captureDirectory, listStoredFiles, type CaptureRef } from './store.js';
 

@@ -2,9 +2,9 @@
 // in status), kept current by the forwarders and the nodes their selectors may match.
 import type { AuditForwarder } from '../../apis/auditforwarder.js';
 import { AuditForwarderType } from '../../apis/meta.js';
-import { Controller } from '../../controllers/controller.js';
-import { customResourceInformer } from '../../controllers/informer.js';
-import { keyOf } from '../../controllers/keys.js';
+import { Controller } from '../../runtime/controller.js';
+import { customResourceInformer } from '../../runtime/informer.js';
+import { keyOf } from '../../runtime/keys.js';
 import type { ControllerContext } from '../context.js';
 import { AuditForwarderReconciler } from './reconciler.js';
 

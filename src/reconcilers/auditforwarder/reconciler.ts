@@ -3,9 +3,9 @@
 import type { KubeConfig, V1Node } from '@kubernetes/client-node';
 import { AuditForwarderType } from '../../apis/meta.js';
 import type { AuditForwarder, AuditNodeStatus } from '../../apis/auditforwarder.js';
-import type { Informer } from '../../controllers/informer.js';
-import type { Reconciler } from '../../controllers/controller.js';
-import type { ObjectKey } from '../../controllers/keys.js';
+import type { Informer } from '../../runtime/informer.js';
+import type { Reconciler } from '../../runtime/controller.js';
+import type { ObjectKey } from '../../runtime/keys.js';
 import { nodeMatches } from '../../apis/nodeselection.js';
 import { applyControllerStatus, readyConditions, schemaRejection, type Rejection } from '../common.js';
 

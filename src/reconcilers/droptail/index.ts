@@ -2,9 +2,9 @@
 // shared informers, reverse DNS, the drop pipeline and the intake route on the HTTPS API.
 import type { DropTail } from '../../apis/droptail.js';
 import { DropTailType } from '../../apis/meta.js';
-import { Controller } from '../../controllers/controller.js';
-import { keyOf } from '../../controllers/keys.js';
-import { customResourceInformer } from '../../controllers/informer.js';
+import { Controller } from '../../runtime/controller.js';
+import { keyOf } from '../../runtime/keys.js';
+import { customResourceInformer } from '../../runtime/informer.js';
 import { loggerFor } from '../../util/log.js';
 import type { ControllerContext } from '../context.js';
 import { DropEventWriter } from './events.js';

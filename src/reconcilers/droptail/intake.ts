@@ -11,9 +11,9 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { DropTail } from '../../apis/droptail.js';
 import { DROPS_ACCESS, DROPS_PATH, MAX_BATCH_BYTES, type DropBatch, type DropBatchAccepted } from '../../apis/drops.js';
-import type { AccessReviewer } from '../../controllers/auth.js';
-import { HttpError, checkObjectName, readBody, sendJson, type HttpsApiServer } from '../../controllers/https.js';
-import type { Informer } from '../../controllers/informer.js';
+import type { AccessReviewer } from '../../runtime/auth.js';
+import { HttpError, checkObjectName, readBody, sendJson, type HttpsApiServer } from '../../runtime/https.js';
+import type { Informer } from '../../runtime/informer.js';
 import { loggerFor } from '../../util/log.js';
 import { BatchError, parseDropBatch } from './batch.js';
 import { agentShedDrops, batchSequenceGaps, dropBatches } from './metrics.js';

@@ -11,7 +11,7 @@
 import { createHash } from 'node:crypto';
 import type { V1Node } from '@kubernetes/client-node';
 import type { DropEndpoint, DropRecord, DropTail } from '../../apis/droptail.js';
-import type { Informer } from '../../controllers/informer.js';
+import type { Informer } from '../../runtime/informer.js';
 import { dropKey, isKnownProtocol, type AggregatedDrop, type DropBatch, type PacketDrop } from '../../apis/drops.js';
 import { errorMessage, loggerFor } from '../../util/log.js';
 import type { DropEventWriter, Direction } from './events.js';

@@ -7,7 +7,7 @@ import type { IncomingMessage } from 'node:http';
 import net from 'node:net';
 import type { KubeConfig, V1Node } from '@kubernetes/client-node';
 import { agentFilesPath, isCaptureFileName, type CaptureFile, type CaptureFileListing } from '../../apis/capturefiles.js';
-import type { Informer } from '../../controllers/informer.js';
+import type { Informer } from '../../runtime/informer.js';
 import { errorBodyMessage } from '../../util/http.js';
 import { currentBearerToken } from '../../util/kube.js';
 

@@ -17,9 +17,9 @@ import {
   type CaptureFilesVerb,
 } from '../../apis/capturefiles.js';
 import type { PacketCapture } from '../../apis/packetcapture.js';
-import type { AccessReviewer } from '../../controllers/auth.js';
-import { HttpError, checkObjectName, sendJson, type HttpsApiServer } from '../../controllers/https.js';
-import type { Informer } from '../../controllers/informer.js';
+import type { AccessReviewer } from '../../runtime/auth.js';
+import { HttpError, checkObjectName, sendJson, type HttpsApiServer } from '../../runtime/https.js';
+import type { Informer } from '../../runtime/informer.js';
 import { errorMessage, loggerFor } from '../../util/log.js';
 import { AgentError, AgentFilesClient } from './agentclient.js';
 import { captureDownloadBytes, captureDownloads } from './metrics.js';

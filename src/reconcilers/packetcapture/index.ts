@@ -3,9 +3,9 @@
 import type { V1Pod } from '@kubernetes/client-node';
 import { PacketCaptureType } from '../../apis/meta.js';
 import type { PacketCapture } from '../../apis/packetcapture.js';
-import { Controller } from '../../controllers/controller.js';
-import { customResourceInformer } from '../../controllers/informer.js';
-import { keyOf } from '../../controllers/keys.js';
+import { Controller } from '../../runtime/controller.js';
+import { customResourceInformer } from '../../runtime/informer.js';
+import { keyOf } from '../../runtime/keys.js';
 import type { ControllerContext } from '../context.js';
 import { registerCaptureFileApi } from './download.js';
 import { PacketCaptureReconciler, type ClusterCaptureCeilings } from './reconciler.js';

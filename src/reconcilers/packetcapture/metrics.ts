@@ -1,6 +1,6 @@
 // Metrics of the controller's PacketCapture feature: capture downloads.
 import { Counter } from 'prom-client';
-import { registry } from '../../controllers/metrics.js';
+import { registry } from '../../runtime/metrics.js';
 
 export const captureDownloads = new Counter({
   name: 'netwarden_capture_downloads_total',

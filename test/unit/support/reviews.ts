@@ -10,7 +10,7 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { KubeConfig } from '@kubernetes/client-node';
-import type { AccessRequest } from '../../../src/controllers/auth.js';
+import type { AccessRequest } from '../../../src/runtime/auth.js';
 
 export interface Tls {
   dir: string;
