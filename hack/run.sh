@@ -22,6 +22,8 @@ case "$what" in
     NETWARDEN_TEST_TALLY="$(mktemp)"; export NETWARDEN_TEST_TALLY
     status=0
     tsc --noEmit -p . || status=1
+    # The import rules of src/ (.dependency-cruiser.cjs); a violation names the import that broke it.
+    depcruise src --config .dependency-cruiser.cjs --output-type err || status=1
     suite unit "$@" || status=1
     suite e2e "$@" || status=1
     awk '{p += $1; f += $2; s += $3} END {printf "%d passed, %d failed, %d skipped\n", p, f, s}' "$NETWARDEN_TEST_TALLY"

@@ -1,22 +1,15 @@
 // `netwarden controller`: informers for the three kinds and what they depend on, one reconciler per
 // kind, the HTTPS API, leader election, health and metrics.
 import os from 'node:os';
-import type { V1Node, V1Pod } from '@kubernetes/client-node';
-import { AuditForwarderType, DropTailType, PacketCaptureType } from '../apis/meta.js';
-import type { AuditForwarder } from '../apis/auditforwarder.js';
-import type { DropTail } from '../apis/droptail.js';
-import type { PacketCapture } from '../apis/packetcapture.js';
-import { AccessReviewer } from '../controllers/auth.js';
-import { Controller, keyOf } from '../controllers/controller.js';
-import { HttpsApiServer } from '../controllers/https.js';
-import { coreInformer, customResourceInformer, type Informer } from '../controllers/informer.js';
-import { Manager } from '../controllers/manager.js';
+import { AccessReviewer } from '../runtime/auth.js';
+import { HttpsApiServer } from '../runtime/https.js';
+import { coreInformer } from '../runtime/informer.js';
+import { Manager } from '../runtime/manager.js';
+import { registerAuditForwarder } from '../reconcilers/auditforwarder/index.js';
 import type { ControllerContext } from '../reconcilers/context.js';
-import { AuditForwarderReconciler } from '../reconcilers/auditforwarder/reconciler.js';
-import { registerDropTail, type DropTailOptions } from '../reconcilers/droptail/index.js';
-import { PacketCaptureReconciler, type ClusterCaptureCeilings } from '../reconcilers/packetcapture/reconciler.js';
+import { registerDropTail } from '../reconcilers/droptail/index.js';
+import { registerPacketCapture } from '../reconcilers/packetcapture/index.js';
 import { sumDurationTerms } from '../util/duration.js';
-import { registerCaptureFileApi } from '../reconcilers/packetcapture/download.js';
 import { loadKubeConfig } from '../util/kube.js';
 import { loggerFor } from '../util/log.js';
 
@@ -72,42 +65,20 @@ export async function runController(flags: ControllerFlags): Promise<void> {
     reviewer: new AccessReviewer(kc),
     caFile: flags.caFile,
     agentPort: flags.agentPort,
+    resyncMs: RESYNC_MS,
     isLeader: () => manager.isLeader(),
   };
-  const captureCeilings: ClusterCaptureCeilings = {
-    maxBytesPerPod: flags.captureMaxBytesPerPod,
-    maxFiles: flags.captureMaxFiles,
-    maxDurationMs: flags.captureMaxDuration ? sumDurationTerms(flags.captureMaxDuration) : undefined,
-  };
-  registerReconcilers(ctx, { dnsServers: flags.dnsServer ?? [], identity }, captureCeilings);
+  registerDropTail(ctx, { dnsServers: flags.dnsServer ?? [], identity });
+  registerPacketCapture(ctx, {
+    ceilings: {
+      maxBytesPerPod: flags.captureMaxBytesPerPod,
+      maxFiles: flags.captureMaxFiles,
+      maxDurationMs: flags.captureMaxDuration ? sumDurationTerms(flags.captureMaxDuration) : undefined,
+    },
+  });
+  registerAuditForwarder(ctx);
 
   loggerFor('controller').info('starting', { identity, leaderElection: flags.leaderElect, https: api ? `${flags.httpsAddress}:${flags.httpsPort}` : 'off' });
   await api?.start();
   await manager.start();
-}
-
-function registerReconcilers(ctx: ControllerContext, dropTailOptions: DropTailOptions, captureCeilings: ClusterCaptureCeilings): void {
-  const { kc, manager, nodes, pods } = ctx;
-  const dropTails = customResourceInformer<DropTail>(kc, DropTailType, { resyncMs: RESYNC_MS });
-  const captures = customResourceInformer<PacketCapture>(kc, PacketCaptureType, { resyncMs: RESYNC_MS });
-  const forwarders = customResourceInformer<AuditForwarder>(kc, AuditForwarderType, { resyncMs: RESYNC_MS });
-  manager.addInformer(ctx.services);
-
-  registerDropTail(ctx, dropTails, dropTailOptions);
-  manager.addController(
-    new Controller({ name: 'packetcapture', reconciler: new PacketCaptureReconciler(kc, captures, pods, { ceilings: captureCeilings }), concurrency: 2 })
-      .watches(captures)
-      .watches(pods, (pod: V1Pod) => captures.list(pod.metadata?.namespace).map(keyOf)),
-  );
-  registerCaptureFileApi(ctx, captures);
-  manager.addController(
-    new Controller({ name: 'auditforwarder', reconciler: new AuditForwarderReconciler(kc, forwarders, nodes) })
-      .watches(forwarders)
-      .watches(nodes, allOf(forwarders)),
-  );
-}
-
-/** A node change can change what every object of a kind selects. */
-function allOf<T extends DropTail | AuditForwarder>(informer: Informer<T>): (node: V1Node) => ReturnType<typeof keyOf>[] {
-  return () => informer.list().map(keyOf);
 }

@@ -1,10 +1,10 @@
 // What every node-side feature gets from the agent: the cluster client, its node, where it may
 // keep state, how to reach the controller, and the HTTPS server other components fetch from.
 import type { KubeConfig, V1Node } from '@kubernetes/client-node';
-import type { AccessReviewer } from '../controllers/auth.js';
-import type { HttpsApiServer } from '../controllers/https.js';
-import type { Informer } from '../controllers/informer.js';
-import type { Manager } from '../controllers/manager.js';
+import type { AccessReviewer } from '../runtime/auth.js';
+import type { HttpsApiServer } from '../runtime/https.js';
+import type { Informer } from '../runtime/informer.js';
+import type { Manager } from '../runtime/manager.js';
 
 export interface AgentContext {
   kc: KubeConfig;

@@ -2,6 +2,8 @@
 // (section, interface description, enhanced/simple/obsolete packet blocks, either byte order).
 // Both are parsed incrementally from chunks, so a large capture is never held in memory whole.
 
+import { PCAP_MAGIC_US } from '../util/pcapformat.js';
+
 /** Link-layer header types (LINKTYPE_* from tcpdump.org) the decoder understands. */
 export const LinkType = {
   NULL: 0,
@@ -28,7 +30,6 @@ export interface CapturedPacket {
 
 export class CaptureFormatError extends Error {}
 
-const PCAP_MAGIC_US = 0xa1b2c3d4;
 const PCAP_MAGIC_NS = 0xa1b23c4d;
 const PCAPNG_SHB = 0x0a0d0d0a;
 const PCAPNG_BYTE_ORDER_MAGIC = 0x1a2b3c4d;
@@ -229,24 +230,4 @@ export async function* readCaptureStream(input: AsyncIterable<Buffer | string>):
   const reader = new CaptureReader();
   for await (const chunk of input) yield* reader.push(typeof chunk === 'string' ? Buffer.from(chunk) : chunk);
   reader.end();
-}
-
-/** Writes a classic microsecond pcap (what `tcpdump -w` writes): for tests, benchmarks and the demo. */
-export function pcapFileHeader(linkType: number, snapLen = 262144): Buffer {
-  const header = Buffer.alloc(24);
-  header.writeUInt32LE(PCAP_MAGIC_US, 0);
-  header.writeUInt16LE(2, 4);
-  header.writeUInt16LE(4, 6);
-  header.writeUInt32LE(snapLen, 16);
-  header.writeUInt32LE(linkType, 20);
-  return header;
-}
-
-export function pcapRecord(timestampNs: bigint, data: Buffer, originalLength = data.length): Buffer {
-  const header = Buffer.alloc(16);
-  header.writeUInt32LE(Number(timestampNs / 1_000_000_000n), 0);
-  header.writeUInt32LE(Number((timestampNs % 1_000_000_000n) / 1000n), 4);
-  header.writeUInt32LE(data.length, 8);
-  header.writeUInt32LE(originalLength, 12);
-  return Buffer.concat([header, data]);
 }

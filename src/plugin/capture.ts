@@ -5,8 +5,9 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { Transform, type Writable } from 'node:stream';
+import { deleteFilesPath, downloadPath, EXPECTED_BYTES_HEADER, MISSING_NODES_HEADER } from '../apis/capturefiles.js';
 import { writeSummary } from '../pcap/summary.js';
-import { capturePath, PluginError, request, responseMessage, type Connection } from './client.js';
+import { PluginError, request, responseMessage, type Connection } from './client.js';
 import { progressFor } from './progress.js';
 import { listZip, openZipEntry, safeEntryPath } from './zip.js';
 
@@ -20,10 +21,10 @@ export interface DownloadResult {
 
 /** Downloads the capture's zip into dir (written under a temporary name, renamed when complete). */
 export async function downloadCapture(conn: Connection, name: string, dir: string, opts: { progress?: boolean } = {}): Promise<DownloadResult> {
-  const res = await request(conn, 'GET', capturePath('download', conn.namespace, name));
-  const expectedHeader = res.headers['x-netwarden-expected-bytes'];
+  const res = await request(conn, 'GET', downloadPath(conn.namespace, name));
+  const expectedHeader = res.headers[EXPECTED_BYTES_HEADER];
   const expected = typeof expectedHeader === 'string' && /^\d+$/.test(expectedHeader) ? Number(expectedHeader) : undefined;
-  const missingHeader = res.headers['x-netwarden-missing-nodes'];
+  const missingHeader = res.headers[MISSING_NODES_HEADER];
   const missingNodes = typeof missingHeader === 'string' && missingHeader ? missingHeader.split(',') : [];
   await mkdir(dir, { recursive: true });
   const zipPath = path.resolve(dir, `${conn.namespace}-${name}.zip`);
@@ -67,7 +68,7 @@ export async function extractZip(zipPath: string, dir: string): Promise<string[]
 }
 
 export async function deleteCaptureFiles(conn: Connection, name: string): Promise<string> {
-  return responseMessage(await request(conn, 'DELETE', capturePath('files', conn.namespace, name)));
+  return responseMessage(await request(conn, 'DELETE', deleteFilesPath(conn.namespace, name)));
 }
 
 /** Downloads to a temporary directory and prints each pcap file's packets, tcpdump-like. */

@@ -14,6 +14,7 @@ import https from 'node:https';
 import type { IncomingMessage } from 'node:http';
 import { text } from 'node:stream/consumers';
 import { KubeConfig } from '@kubernetes/client-node';
+import { errorBodyMessage } from '../util/http.js';
 import { currentBearerToken } from '../util/kube.js';
 
 export const DEFAULT_CONTROLLER_URL = 'https://localhost:8443';
@@ -98,12 +99,7 @@ export async function request(conn: Connection, method: string, path: string): P
 
 /** The `message` of a response (the controller answers with metav1.Status-like JSON), else its text. */
 export async function responseMessage(res: IncomingMessage): Promise<string> {
-  const body = (await text(res)).trim();
-  try {
-    return (JSON.parse(body) as { message?: string }).message ?? body;
-  } catch {
-    return body; // not JSON: show the text
-  }
+  return errorBodyMessage(await text(res), Infinity);
 }
 
 function hint(err: Error): string {
@@ -115,10 +111,4 @@ function hint(err: Error): string {
 
 function httpReason(status: number): string {
   return { 400: 'Bad Request', 401: 'Unauthorized', 403: 'Forbidden', 404: 'Not Found', 409: 'Conflict', 502: 'Bad Gateway', 503: 'Service Unavailable' }[status] ?? 'Error';
-}
-
-export function capturePath(kind: 'download' | 'files', namespace: string, name: string): string {
-  const ns = encodeURIComponent(namespace);
-  const n = encodeURIComponent(name);
-  return kind === 'download' ? `/packet-capture/download/${ns}/${n}/files.zip` : `/packet-capture/files/${ns}/${n}`;
 }

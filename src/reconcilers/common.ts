@@ -1,10 +1,10 @@
-// What the three reconcilers share: the Ready condition from a verdict, skipping status writes
-// that would change nothing, and node selection by a nodeSelector map.
+// What the three reconcilers share: the Ready condition from a verdict, and skipping status writes
+// that would change nothing. (Node selection is in src/apis/nodeselection.ts: agents use it too.)
 import { isDeepStrictEqual } from 'node:util';
-import type { KubeConfig, V1Node } from '@kubernetes/client-node';
+import type { KubeConfig } from '@kubernetes/client-node';
 import type { Condition, ResourceType } from '../apis/meta.js';
 import { validateObject } from '../apis/validate.js';
-import { applyStatus, setCondition } from '../controllers/status.js';
+import { applyStatus, setCondition } from '../runtime/status.js';
 import { loggerFor } from '../util/log.js';
 
 /** The one field manager of every status field the controller owns (agents own their node entries). */
@@ -54,10 +54,4 @@ export async function applyControllerStatus(
   await applyStatus(kc, type, namespace ? { namespace, name } : { name }, desired, CONTROLLER_FIELD_MANAGER);
   loggerFor(`reconciler/${type.plural}`, namespace ? `${namespace}/${name}` : name).info('status written', { fields: changed });
   return true;
-}
-
-/** nodeSelector semantics of a Pod: every key must be present with that value. */
-export function nodeMatches(nodeSelector: Readonly<Record<string, string>> | undefined, node: V1Node): boolean {
-  const labels = node.metadata?.labels ?? {};
-  return Object.entries(nodeSelector ?? {}).every(([k, v]) => labels[k] === v);
 }

@@ -1,10 +1,10 @@
 // What every controller-side feature gets: the cluster client, the manager to register informers
 // and controllers with, the shared informers, and the HTTPS API that agents and users call.
 import type { KubeConfig, V1Node, V1Pod, V1Service } from '@kubernetes/client-node';
-import type { AccessReviewer } from '../controllers/auth.js';
-import type { HttpsApiServer } from '../controllers/https.js';
-import type { Informer } from '../controllers/informer.js';
-import type { Manager } from '../controllers/manager.js';
+import type { AccessReviewer } from '../runtime/auth.js';
+import type { HttpsApiServer } from '../runtime/https.js';
+import type { Informer } from '../runtime/informer.js';
+import type { Manager } from '../runtime/manager.js';
 
 export interface ControllerContext {
   kc: KubeConfig;
@@ -19,6 +19,8 @@ export interface ControllerContext {
   caFile?: string | undefined;
   /** Port of the agents' HTTPS API on each node's InternalIP. */
   agentPort: number;
+  /** Resync period of every informer: replays the caches so time-based state is looked at again. */
+  resyncMs: number;
   /** Only the leader acts on requests: a standby has no caches. */
   isLeader(): boolean;
 }

@@ -15,7 +15,7 @@ import {
 } from '../env/netwarden.js';
 import { createNamespace, createNode, createPod, createService, createServiceAccount, requestToken, waitFor } from '../env/fixtures.js';
 import type { AggregatedDrop, DropBatch } from '../../src/apis/drops.js';
-import type { PacketDrop } from '../../src/nodeagent/drops/types.js';
+import type { PacketDrop } from '../../src/apis/drops.js';
 
 const ns = 'dt-intake-e2e';
 const node = 'dt-intake-node';

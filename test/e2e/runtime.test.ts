@@ -7,8 +7,8 @@ import { cluster } from './hooks.js';
 import { ensureInstalled, mustKubectl } from '../env/netwarden.js';
 import { createNamespace } from '../env/fixtures.js';
 import { DropTailType, PacketCaptureType } from '../../src/apis/meta.js';
-import { ensureFinalizer, removeFinalizer } from '../../src/controllers/finalizers.js';
-import { applyStatus } from '../../src/controllers/status.js';
+import { ensureFinalizer, removeFinalizer } from '../../src/runtime/finalizers.js';
+import { applyStatus } from '../../src/runtime/status.js';
 
 const ns = 'runtime-e2e';
 const FINALIZER = 'netwarden.io/capture-files';

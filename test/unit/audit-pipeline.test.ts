@@ -18,7 +18,7 @@ import { compileFilter } from '../../src/nodeagent/audit/filter.js';
 import { parseAuditLine } from '../../src/nodeagent/audit/event.js';
 import { retryDelayMs } from '../../src/nodeagent/audit/backoff.js';
 import { parseRetryAfter } from '../../src/nodeagent/audit/sinks/types.js';
-import { registry } from '../../src/controllers/metrics.js';
+import { registry } from '../../src/runtime/metrics.js';
 import { KubeConfig } from '@kubernetes/client-node';
 
 interface Received {

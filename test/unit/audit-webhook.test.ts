@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import { BatchEncoder, type EncodedBatch } from '../../src/nodeagent/audit/encoder.js';
-import { WebhookSinkImpl, parseHeaderLines } from '../../src/nodeagent/audit/sinks/webhook.js';
+import { HttpWebhookSink, parseHeaderLines } from '../../src/nodeagent/audit/sinks/webhook.js';
 import type { WebhookSink } from '../../src/apis/auditforwarder.js';
 
 interface Received {
@@ -81,7 +81,7 @@ describe('audit webhook sink transport', function () {
   let pki: { ca: string; key: string; cert: string };
   let batch: EncodedBatch;
   const servers: net.Server[] = [];
-  const sinks: WebhookSinkImpl[] = [];
+  const sinks: HttpWebhookSink[] = [];
   const info = { forwarder: 'af-main', clusterID: 'prod-eu', node: 'cp-1', seq: 7, sealedAt: new Date() };
   const event = { kind: 'Event', apiVersion: 'audit.k8s.io/v1', level: 'Metadata', auditID: 'a1', stage: 'ResponseComplete', verb: 'get' };
 
@@ -103,18 +103,18 @@ describe('audit webhook sink transport', function () {
     await rm(dir, { recursive: true, force: true });
   });
 
-  const send = (s: WebhookSinkImpl): Promise<void> => s.send(batch, info, new AbortController().signal);
+  const send = (s: HttpWebhookSink): Promise<void> => s.send(batch, info, new AbortController().signal);
 
   /** What sending the batch fails with (undefined when the receiver took it). */
-  function sendError(s: WebhookSinkImpl): Promise<unknown> {
+  function sendError(s: HttpWebhookSink): Promise<unknown> {
     return send(s).then(
       () => undefined,
       (e: unknown) => e,
     );
   }
 
-  function sink(spec: WebhookSink, headers: Record<string, string> = {}, bearerToken?: string): WebhookSinkImpl {
-    const s = new WebhookSinkImpl(spec, () => Promise.resolve({ headers, bearerToken }));
+  function sink(spec: WebhookSink, headers: Record<string, string> = {}, bearerToken?: string): HttpWebhookSink {
+    const s = new HttpWebhookSink(spec, () => Promise.resolve({ headers, bearerToken }));
     sinks.push(s);
     return s;
   }

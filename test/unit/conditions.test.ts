@@ -4,8 +4,8 @@ import type { AddressInfo } from 'node:net';
 import { KubeConfig } from '@kubernetes/client-node';
 import type { Condition } from '../../src/apis/meta.js';
 import { PacketCaptureType, DropTailType } from '../../src/apis/meta.js';
-import { applyStatus, findCondition, mergePatchStatus, removeCondition, setCondition } from '../../src/controllers/status.js';
-import { ensureFinalizer, removeFinalizer } from '../../src/controllers/finalizers.js';
+import { applyStatus, findCondition, mergePatchStatus, removeCondition, setCondition } from '../../src/runtime/status.js';
+import { ensureFinalizer, removeFinalizer } from '../../src/runtime/finalizers.js';
 
 const T0 = '2025-01-01T00:00:00Z';
 const T1 = '2025-01-01T00:05:00Z';

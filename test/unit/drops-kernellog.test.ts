@@ -4,7 +4,8 @@ import { Registry } from 'prom-client';
 import { KernelLogParser, type KernelLogParserOptions } from '../../src/nodeagent/drops/kernellog.js';
 import { createDropMetrics, noDropMetrics } from '../../src/nodeagent/drops/metrics.js';
 import { normalizeIPv6 } from '../../src/util/ip.js';
-import { dropKey, type PacketDrop, type ParseResult } from '../../src/nodeagent/drops/types.js';
+import { dropKey, type PacketDrop } from '../../src/apis/drops.js';
+import type { ParseResult } from '../../src/nodeagent/drops/types.js';
 
 const NOW = Date.parse('2026-11-23T12:00:00Z');
 const BOOT = new Date('2026-11-23T00:00:00Z');

@@ -8,10 +8,9 @@ import { createServer, type Server } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import type { AggregatedDrop, DropBatch } from '../../src/apis/drops.js';
-import type { PacketDrop } from '../../src/nodeagent/drops/types.js';
+import type { AggregatedDrop, DropBatch, PacketDrop } from '../../src/apis/drops.js';
 import { DropAggregator } from '../../src/nodeagent/droptail/aggregator.js';
-import { Backoff } from '../../src/nodeagent/droptail/backoff.js';
+import { Backoff } from '../../src/util/backoff.js';
 import { DropBatchClient } from '../../src/nodeagent/droptail/client.js';
 import { DropQueue, type CheckpointMark } from '../../src/nodeagent/droptail/queue.js';
 import { DropSender } from '../../src/nodeagent/droptail/sender.js';
@@ -106,11 +105,13 @@ describe('droptail agent: bounded queue', () => {
 });
 
 describe('droptail agent: backoff', () => {
-  it('doubles its ceiling per failure up to the maximum, with jitter in the upper half', () => {
+  it('doubles its ceiling per failure up to the maximum, with full jitter below it', () => {
     const top = new Backoff({ initialMs: 100, maxMs: 1000, random: () => 0.999999 });
     expect([1, 2, 3, 4, 5, 6].map(() => top.next())).to.deep.equal([100, 200, 400, 800, 1000, 1000]);
     const bottom = new Backoff({ initialMs: 100, maxMs: 1000, random: () => 0 });
-    expect([1, 2, 3].map(() => bottom.next())).to.deep.equal([50, 100, 200]);
+    expect([1, 2, 3].map(() => bottom.next())).to.deep.equal([0, 0, 0]);
+    const middle = new Backoff({ initialMs: 100, maxMs: 1000, random: () => 0.5 });
+    expect([1, 2, 3, 4, 5].map(() => middle.next())).to.deep.equal([50, 100, 200, 400, 500]);
     top.reset();
     expect(top.next()).to.equal(100);
   });

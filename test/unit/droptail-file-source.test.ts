@@ -5,7 +5,7 @@ import { expect } from 'chai';
 import { appendFile, mkdtemp, rename, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { PacketDrop } from '../../src/nodeagent/drops/types.js';
+import type { PacketDrop } from '../../src/apis/drops.js';
 import { FileSource } from '../../src/nodeagent/droptail/sources/file.js';
 import type { SourceEvents } from '../../src/nodeagent/droptail/sources/types.js';
 

@@ -2,7 +2,7 @@ import { expect } from 'chai';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { KubeConfig, type KubernetesObject } from '@kubernetes/client-node';
-import { Informer } from '../../src/controllers/informer.js';
+import { Informer } from '../../src/runtime/informer.js';
 
 // A tiny fake API server for one cluster-scoped collection: list, watch from a resourceVersion,
 // 410 for versions older than the compaction point, and it can go down and come back.

@@ -6,7 +6,8 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { PassThrough } from 'node:stream';
 import { expect } from 'chai';
-import { CaptureFormatError, CaptureReader, LinkType, pcapFileHeader, pcapRecord, readCapture } from '../../src/pcap/reader.js';
+import { CaptureFormatError, CaptureReader, LinkType, readCapture } from '../../src/pcap/reader.js';
+import { pcapFileHeader, pcapRecord } from '../../src/util/pcapformat.js';
 import { describePacket, formatIpv4Options, summarizePacket } from '../../src/pcap/decode.js';
 import { writeSummary } from '../../src/pcap/summary.js';
 

@@ -1,5 +1,6 @@
 import { expect } from 'chai';
-import { ExponentialBackoffRateLimiter, WorkQueue, backoffDelay } from '../../src/controllers/workqueue.js';
+import { ExponentialBackoffRateLimiter, WorkQueue } from '../../src/runtime/workqueue.js';
+import { backoffCeiling, backoffDelay } from '../../src/util/backoff.js';
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
@@ -76,7 +77,7 @@ describe('WorkQueue', () => {
   });
 
   it('addRateLimited backs off exponentially per key and forget resets it', async () => {
-    q = new WorkQueue({ name: 't-rl', baseDelayMs: 10, maxDelayMs: 1000, jitter: 0 });
+    q = new WorkQueue({ name: 't-rl', baseDelayMs: 10, maxDelayMs: 1000, jitter: false });
     q.addRateLimited('r'); // 10ms
     expect(q.numRequeues('r')).to.equal(1);
     await sleep(40);
@@ -150,26 +151,27 @@ describe('WorkQueue', () => {
 
 describe('backoff', () => {
   it('doubles from base and caps at max (client-go defaults 5ms..1000s)', () => {
-    expect(backoffDelay(0, 5, 1_000_000)).to.equal(5);
-    expect(backoffDelay(1, 5, 1_000_000)).to.equal(10);
-    expect(backoffDelay(10, 5, 1_000_000)).to.equal(5120);
-    expect(backoffDelay(30, 5, 1_000_000)).to.equal(1_000_000);
-    expect(backoffDelay(5000, 5, 1_000_000)).to.equal(1_000_000);
+    expect(backoffCeiling(0, 5, 1_000_000)).to.equal(5);
+    expect(backoffCeiling(1, 5, 1_000_000)).to.equal(10);
+    expect(backoffCeiling(10, 5, 1_000_000)).to.equal(5120);
+    expect(backoffCeiling(30, 5, 1_000_000)).to.equal(1_000_000);
+    expect(backoffCeiling(5000, 5, 1_000_000)).to.equal(1_000_000);
   });
 
-  it('adds bounded jitter and never exceeds max', () => {
-    expect(backoffDelay(2, 5, 1000, 0.1, 0.5)).to.be.closeTo(21, 1e-9);
-    expect(backoffDelay(2, 5, 1000, 0.1, 0.999)).to.be.below(22);
-    expect(backoffDelay(20, 5, 1000, 0.1, 0.999)).to.equal(1000);
+  it('jitters over the whole window (full jitter) and never exceeds max', () => {
+    expect(backoffDelay(2, 5, 1000, () => 0.5)).to.be.closeTo(10, 1e-9);
+    expect(backoffDelay(2, 5, 1000, () => 0.999)).to.be.below(20);
+    expect(backoffDelay(2, 5, 1000, () => 0)).to.equal(0);
+    expect(backoffDelay(20, 5, 1000, () => 0.999)).to.be.below(1000);
   });
 
   it('rate limiter counts failures per key', () => {
-    const rl = new ExponentialBackoffRateLimiter({ jitter: 0 });
+    const rl = new ExponentialBackoffRateLimiter({ jitter: false });
     expect([rl.when('a'), rl.when('a'), rl.when('a')]).to.deep.equal([5, 10, 20]);
     expect(rl.when('b')).to.equal(5);
     rl.forget('a');
     expect(rl.when('a')).to.equal(5);
     const jittered = new ExponentialBackoffRateLimiter({ baseDelayMs: 100, random: () => 0.5 });
-    expect(jittered.when('x')).to.equal(105);
+    expect(jittered.when('x')).to.equal(50);
   });
 });

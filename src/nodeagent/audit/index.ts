@@ -1,8 +1,9 @@
 // AuditForwarder on the node agent: registration with the agent's manager.
 import type { AuditForwarder } from '../../apis/auditforwarder.js';
 import { AuditForwarderType } from '../../apis/meta.js';
-import { Controller, keyOf } from '../../controllers/controller.js';
-import { customResourceInformer } from '../../controllers/informer.js';
+import { Controller } from '../../runtime/controller.js';
+import { keyOf } from '../../runtime/keys.js';
+import { customResourceInformer } from '../../runtime/informer.js';
 import type { AgentContext } from '../context.js';
 import { AuditForwarderAgentReconciler } from './reconciler.js';
 

@@ -1,6 +1,6 @@
 // Prometheus metrics of the AuditForwarder on the node agent, labelled by forwarder name.
 import { Counter, Gauge } from 'prom-client';
-import { registry } from '../../controllers/metrics.js';
+import { registry } from '../../runtime/metrics.js';
 
 const labelNames = ['forwarder'] as const;
 

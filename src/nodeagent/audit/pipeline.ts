@@ -20,7 +20,7 @@
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import type { AuditNodeStatus } from '../../apis/auditforwarder.js';
-import { rfc3339 } from '../../controllers/status.js';
+import { rfc3339 } from '../../runtime/status.js';
 import { errorMessage, loggerFor, type Logger } from '../../util/log.js';
 import {
   CheckpointStore,

@@ -1,38 +1,38 @@
-// The agent's capture-file endpoints, for the controller only (it alone may get/delete
-// packetcaptures/files, checked by TokenReview + SubjectAccessReview on every request):
-//   GET    /captures/:namespace/:name/files            -> { node, files: [{ pod, fileName, bytes, complete }] }
-//   GET    /captures/:namespace/:name/files/:fileName  -> the file (pcap, or the metadata text)
-//   DELETE /captures/:namespace/:name/files            -> 204 once stopped here and removed
+// The agent's side of the capture file API (src/apis/capturefiles.ts), for the controller only: it
+// alone may get/delete packetcaptures/files, checked by TokenReview + SubjectAccessReview on every
+// request.
 import { createReadStream, statSync } from 'node:fs';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
-import type { AccessReviewer } from '../../controllers/auth.js';
-import { checkObjectName, HttpError, sendJson, type HttpsApiServer } from '../../controllers/https.js';
+import { AGENT_FILE_ROUTE, AGENT_FILES_ROUTE, CAPTURE_FILES_ACCESS, isCaptureFileName, type CaptureFileListing, type CaptureFilesVerb } from '../../apis/capturefiles.js';
+import type { AccessReviewer } from '../../runtime/auth.js';
+import { checkObjectName, HttpError, sendJson, type HttpsApiServer } from '../../runtime/https.js';
 import type { CaptureAgentReconciler } from './reconciler.js';
-import { captureDirectory, isCaptureFileName, listStoredFiles, type CaptureRef } from './store.js';
+import { captureDirectory, listStoredFiles, type CaptureRef } from './store.js';
 
-export interface CaptureFileListing {
-  node: string;
-  files: Array<{ pod: string; fileName: string; bytes: number; complete: boolean }>;
-}
-
-export function registerCaptureFileRoutes(api: HttpsApiServer, reviewer: AccessReviewer, stateDir: string, nodeName: string, captures: CaptureAgentReconciler): void {
-  const authorize = async (req: IncomingMessage, params: Record<string, string>, verb: 'get' | 'delete'): Promise<CaptureRef> => {
+export function registerCaptureFileRoutes(
+  api: HttpsApiServer,
+  reviewer: Pick<AccessReviewer, 'check'>,
+  stateDir: string,
+  nodeName: string,
+  captures: Pick<CaptureAgentReconciler, 'session' | 'discardFiles'>,
+): void {
+  const authorize = async (req: IncomingMessage, params: Record<string, string>, verb: CaptureFilesVerb): Promise<CaptureRef> => {
     const namespace = params.namespace ?? '';
     const name = params.name ?? '';
     checkObjectName('namespace', namespace);
     checkObjectName('name', name);
-    await reviewer.check(req, { verb, group: 'netwarden.io', resource: 'packetcaptures', subresource: 'files', namespace, name });
+    await reviewer.check(req, { ...CAPTURE_FILES_ACCESS, verb, namespace, name });
     return { namespace, name };
   };
 
-  api.route('GET', '/captures/:namespace/:name/files', async (req, res, params) => {
+  api.route('GET', AGENT_FILES_ROUTE, async (req, res, params) => {
     const ref = await authorize(req, params, 'get');
     sendJson(res, 200, listing(ref));
   });
 
-  api.route('GET', '/captures/:namespace/:name/files/:fileName', async (req, res, params) => {
+  api.route('GET', AGENT_FILE_ROUTE, async (req, res, params) => {
     const fileName = params.fileName ?? '';
     // Checked before anything touches the disk; authorization first would tell strangers nothing more.
     const ref = await authorize(req, params, 'get');
@@ -41,7 +41,7 @@ export function registerCaptureFileRoutes(api: HttpsApiServer, reviewer: AccessR
     await sendFile(res, path.join(captureDirectory(stateDir, ref), fileName), fileName);
   });
 
-  api.route('DELETE', '/captures/:namespace/:name/files', async (req, res, params) => {
+  api.route('DELETE', AGENT_FILES_ROUTE, async (req, res, params) => {
     const ref = await authorize(req, params, 'delete');
     captures.discardFiles(ref);
     res.writeHead(204).end();

@@ -3,7 +3,8 @@
 import { statfsSync, unlinkSync } from 'node:fs';
 import path from 'node:path';
 import { openLiveCapture, type LiveCapture } from '../libpcap.js';
-import { microClock, PCAP_HEADER_BYTES, PcapFileWriter, RECORD_HEADER_BYTES } from './pcapfile.js';
+import { PCAP_HEADER_BYTES, RECORD_HEADER_BYTES } from '../../util/pcapformat.js';
+import { microClock, PcapFileWriter } from './pcapfile.js';
 import { pcapFileName } from './store.js';
 
 /** Kernel ring buffer per capture: bursts of small packets need room while JS is busy. */

@@ -2,8 +2,8 @@
 // target pods, and the file endpoints on the agent's HTTPS API.
 import { PacketCaptureType } from '../../apis/meta.js';
 import type { PacketCapture } from '../../apis/packetcapture.js';
-import { Controller } from '../../controllers/controller.js';
-import { customResourceInformer } from '../../controllers/informer.js';
+import { Controller } from '../../runtime/controller.js';
+import { customResourceInformer } from '../../runtime/informer.js';
 import type { AgentContext } from '../context.js';
 import { registerCaptureFileRoutes } from './api.js';
 import type { CaptureCeilings } from './plan.js';

@@ -1,6 +1,6 @@
 // Capture metrics on the agent's /metrics (labels: the capture's namespace and name, and the pod).
 import { Counter, Gauge } from 'prom-client';
-import { registry } from '../../controllers/metrics.js';
+import { registry } from '../../runtime/metrics.js';
 
 export const capturedPackets = new Counter({
   name: 'netwarden_capture_packets_total',

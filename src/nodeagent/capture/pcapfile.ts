@@ -1,25 +1,9 @@
-// Standard pcap files (https://www.ietf.org/archive/id/draft-ietf-opsawg-pcap-03.html): a 24-byte
-// header (magic a1b2c3d4 in the writer's byte order, version 2.4, snaplen, link type), then per
-// packet a 16-byte record header (seconds, microseconds, captured length, original length) and the
-// captured bytes. Records are gathered in memory and written in blocks: the packet callback runs
+// Writes standard pcap files (the format: src/util/pcapformat.ts) as packets arrive. Records are gathered in memory and written in blocks: the packet callback runs
 // for every packet, and one write per packet would cost more than the capture itself.
 import { closeSync, openSync, writeSync } from 'node:fs';
+import { PCAP_HEADER_BYTES, pcapFileHeader, RECORD_HEADER_BYTES } from '../../util/pcapformat.js';
 
-export const PCAP_HEADER_BYTES = 24;
-export const RECORD_HEADER_BYTES = 16;
 const BLOCK_BYTES = 1024 * 1024;
-
-export function pcapFileHeader(snapLen: number, linkType: number): Buffer {
-  const h = Buffer.alloc(PCAP_HEADER_BYTES);
-  h.writeUInt32LE(0xa1b2c3d4, 0);
-  h.writeUInt16LE(2, 4);
-  h.writeUInt16LE(4, 6);
-  h.writeInt32LE(0, 8); // thiszone
-  h.writeUInt32LE(0, 12); // sigfigs
-  h.writeUInt32LE(snapLen, 16);
-  h.writeUInt32LE(linkType, 20);
-  return h;
-}
 
 /** Wall-clock microseconds with the monotonic clock's resolution (Date.now() has only ms). A
  * double holds today's microseconds exactly (< 2^53), and is much cheaper per packet than BigInt. */
@@ -76,7 +60,7 @@ export class PcapFileWriter {
   ) {
     // 'wx': a file that exists is never overwritten (sequence numbers only grow).
     this.fd = openSync(path, 'wx', 0o600);
-    this.append(pcapFileHeader(snapLen, linkType), PCAP_HEADER_BYTES);
+    this.append(pcapFileHeader(linkType, snapLen), PCAP_HEADER_BYTES);
     this.flush();
   }
 

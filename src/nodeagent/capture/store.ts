@@ -1,15 +1,15 @@
 // Where capture files live on the node, and what counts as one of ours. Every path is built here
 // from checked Kubernetes names: <stateDir>/captures/<namespace>/<name>/<pod>_<interface>_<seq>.pcap
-// plus metadata-<node>.txt. A name from a request is only ever compared with these patterns.
+// plus metadata-<node>.txt. A name from a request is only ever compared with the patterns of
+// src/apis/capturefiles.ts (isCaptureFileName), which the controller checks agents' lists with.
 import { readdirSync, rmSync, statSync } from 'node:fs';
 import path from 'node:path';
+import { isCaptureFileName, pcapFileNameParts } from '../../apis/capturefiles.js';
 
 const DNS_LABEL = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
 const DNS_SUBDOMAIN = /^(?=.{1,253}$)[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
 /** Linux interface names: up to 15 bytes, no "/", whitespace or ":"; we accept a safe subset. */
 const INTERFACE_NAME = /^[A-Za-z0-9][A-Za-z0-9_.@-]{0,14}$/;
-const PCAP_FILE = /^([a-z0-9][-a-z0-9.]*)_([A-Za-z0-9_.@-]{1,15})_(\d{5})\.pcap$/;
-const METADATA_FILE = /^metadata-[a-z0-9][-a-z0-9.]*\.txt$/;
 
 export interface CaptureRef {
   namespace: string;
@@ -47,12 +47,6 @@ export function metadataFileName(node: string): string {
   return `metadata-${node}.txt`;
 }
 
-/** True for names this agent writes; anything else (paths, "..", other files) is not served. */
-export function isCaptureFileName(fileName: string): boolean {
-  if (fileName.includes('/') || fileName.includes('..')) return false;
-  return PCAP_FILE.test(fileName) || METADATA_FILE.test(fileName);
-}
-
 /** Our files in the directory, oldest sequence first per pod; [] when it does not exist. */
 export function listStoredFiles(dir: string): StoredFile[] {
   let names: string[];
@@ -70,8 +64,8 @@ export function listStoredFiles(dir: string): StoredFile[] {
     } catch {
       continue; // rotated away between readdir and stat
     }
-    const m = PCAP_FILE.exec(fileName);
-    files.push({ pod: m ? m[1]! : '', fileName, bytes, sequence: m ? Number(m[3]) : 0 });
+    const pcap = pcapFileNameParts(fileName);
+    files.push({ pod: pcap?.pod ?? '', fileName, bytes, sequence: pcap?.sequence ?? 0 });
   }
   return files.sort((a, b) => a.pod.localeCompare(b.pod) || a.sequence - b.sequence || a.fileName.localeCompare(b.fileName));
 }

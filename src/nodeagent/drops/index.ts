@@ -1,5 +1,6 @@
 // DropTail parsing: kernel LOG / nftables `log` lines, journald entries and NFLOG packets → PacketDrop.
 export * from './types.js';
+export * from '../../apis/drops.js';
 export { KernelLogParser, MAX_LINE_LENGTH, type KernelLogParserOptions } from './kernellog.js';
 export {
   decodeNflogPacket,

@@ -15,22 +15,17 @@
 // The prefix is glued to "IN=" (nft adds no space), may contain spaces and colons, and is matched
 // against the configured prefixes. Keys keep their FIRST value: the quoted packet of an ICMP error
 // and UDP's own LEN= never override the outer header (the quoted packet goes to `inner`).
-// One pass over the line, no regular expressions, no exceptions.
+// One pass over the line, no regular expressions, no exceptions. parseLine's steps: the line
+// (trailing newline, length), the anchor, the prefix, the fields (kernelfields.ts, including the
+// quoted packet of an ICMP error), the addresses, the time (timeheader.ts), and the drop.
 
 import type { DropMetrics } from './metrics.js';
 import { sharedDropMetrics } from './metrics.js';
 import { normalizeIPv4, normalizeIPv6 } from '../../util/ip.js';
 import { parseHeader, readBootTimeMs, type HeaderInfo, type TimeContext } from './timeheader.js';
-import {
-  PROTOCOL_NAMES,
-  TCP_FLAG_ORDER,
-  type InnerPacket,
-  type PacketDrop,
-  type ParseResult,
-  type Protocol,
-  type TcpFlag,
-  type TimeSource,
-} from './types.js';
+import type { AddressFamily, InnerPacket, PacketDrop, Protocol, TimeSource } from '../../apis/drops.js';
+import { LineFields, scanFields, tcpFlagsOf } from './kernelfields.js';
+import type { ParseResult, SkipReason } from './types.js';
 
 export interface KernelLogParserOptions {
   /**
@@ -52,95 +47,17 @@ export interface KernelLogParserOptions {
   metrics?: DropMetrics;
 }
 
+const code = (ch: string): number => ch.charCodeAt(0);
+const CH_TAB = code('\t');
+const CH_LF = code('\n');
+const CH_CR = code('\r');
+const CH_SPACE = code(' ');
+const CH_BRACKET_CLOSE = code(']');
+const CH_SEMICOLON = code(';');
+const CH_GT = code('>');
+
 /** Longer than any kernel log line plus syslog header can be. */
 export const MAX_LINE_LENGTH = 8192;
-
-const FLAG_AE = 1 << 0;
-const FLAG_CWR = 1 << 1;
-const FLAG_ECE = 1 << 2;
-const FLAG_URG = 1 << 3;
-const FLAG_ACK = 1 << 4;
-const FLAG_PSH = 1 << 5;
-const FLAG_RST = 1 << 6;
-const FLAG_SYN = 1 << 7;
-const FLAG_FIN = 1 << 8;
-
-const flagArrays = new Map<number, readonly TcpFlag[]>();
-/** Shared frozen array for a flag bit set (kernel order). */
-export function tcpFlagsOf(mask: number): readonly TcpFlag[] {
-  let a = flagArrays.get(mask);
-  if (a === undefined) {
-    const out: TcpFlag[] = [];
-    for (let i = 0; i < TCP_FLAG_ORDER.length; i++) if (mask & (1 << i)) out.push(TCP_FLAG_ORDER[i]!);
-    a = Object.freeze(out);
-    flagArrays.set(mask, a);
-  }
-  return a;
-}
-
-/** TCP flag bits from the flag byte (and the AE bit) of a TCP header; shares the bit layout above. */
-export function tcpFlagMaskFromHeader(flagsByte: number, aeBit: number): number {
-  let m = aeBit ? FLAG_AE : 0;
-  if (flagsByte & 0x80) m |= FLAG_CWR;
-  if (flagsByte & 0x40) m |= FLAG_ECE;
-  if (flagsByte & 0x20) m |= FLAG_URG;
-  if (flagsByte & 0x10) m |= FLAG_ACK;
-  if (flagsByte & 0x08) m |= FLAG_PSH;
-  if (flagsByte & 0x04) m |= FLAG_RST;
-  if (flagsByte & 0x02) m |= FLAG_SYN;
-  if (flagsByte & 0x01) m |= FLAG_FIN;
-  return m;
-}
-
-/** Decimal unsigned integer in s[p, q), -1 if empty / not digits / absurdly long. */
-function uint(s: string, p: number, q: number): number {
-  if (q <= p || q - p > 10) return -1;
-  let v = 0;
-  for (let i = p; i < q; i++) {
-    const c = s.charCodeAt(i);
-    if (c < 48 || c > 57) return -1;
-    v = v * 10 + (c - 48);
-  }
-  return v;
-}
-
-/** "0x1a2b" (or plain hex) in s[p, q) as a number, -1 if invalid. */
-function hex(s: string, p: number, q: number): number {
-  if (q - p > 2 && s.charCodeAt(p) === 48 && (s.charCodeAt(p + 1) | 32) === 120) p += 2;
-  if (q <= p || q - p > 8) return -1;
-  let v = 0;
-  for (let i = p; i < q; i++) {
-    const c = s.charCodeAt(i) | 32;
-    let d: number;
-    if (c >= 48 && c <= 57) d = c - 48;
-    else if (c >= 97 && c <= 102) d = c - 87;
-    else return -1;
-    v = v * 16 + d;
-  }
-  return v;
-}
-
-/** Protocol word of PROTO= without allocating for the common ones. */
-function protocolAt(s: string, p: number, q: number): Protocol {
-  const n = q - p;
-  const c = s.charCodeAt(p);
-  if (n === 3) {
-    if (c === 84 && s.startsWith('TCP', p)) return 'TCP';
-    if (c === 85 && s.startsWith('UDP', p)) return 'UDP';
-    if (c === 69 && s.startsWith('ESP', p)) return 'ESP';
-  } else if (n === 4) {
-    if (s.startsWith('ICMP', p)) return 'ICMP';
-  } else if (n === 6) {
-    if (s.startsWith('ICMPv6', p)) return 'ICMPv6';
-  } else if (n === 2) {
-    if (s.startsWith('AH', p)) return 'AH';
-  } else if (n === 7) {
-    if (s.startsWith('UDPLITE', p)) return 'UDPLITE';
-  }
-  const v = uint(s, p, q);
-  if (v >= 0) return PROTOCOL_NAMES[v] ?? String(v);
-  return s.slice(p, q);
-}
 
 /** A kernel log / journal parser with its configuration. Reuse one per input stream. */
 export class KernelLogParser {
@@ -229,6 +146,7 @@ export class KernelLogParser {
     return this.parseLine(msg, NaN, ms, 'journal');
   }
 
+  private readonly fields = new LineFields();
   private readonly ctx: TimeContext = { bootMs: NaN, nowMs: 0 };
   private readonly header: HeaderInfo = { ms: NaN, source: 'received', bodyStart: 0 };
 
@@ -266,13 +184,13 @@ export class KernelLogParser {
   /** The configured prefix that ends the line's message before the anchor, or undefined when none does. */
   private matchPrefix(line: string, anchor: number): string | undefined {
     let e = anchor;
-    while (e > 0 && line.charCodeAt(e - 1) === 32) e--;
+    while (e > 0 && line.charCodeAt(e - 1) === CH_SPACE) e--;
     for (const text of this.prefixes) {
       const start = e - text.length;
       if (start < 0 || !line.startsWith(text, start)) continue;
       if (start > 0) {
         const b = line.charCodeAt(start - 1);
-        if (b !== 32 && b !== 93 /* ] */ && b !== 59 /* ; */ && b !== 62 /* > */ && b !== 9) continue;
+        if (b !== CH_SPACE && b !== CH_BRACKET_CLOSE && b !== CH_SEMICOLON && b !== CH_GT && b !== CH_TAB) continue;
       }
       return text;
     }
@@ -280,354 +198,33 @@ export class KernelLogParser {
   }
 
   private parseLine(input: string, receivedMs: number, fixedMs: number, fixedSource: TimeSource): ParseResult {
-    let line = input;
-    let len = line.length;
-    // trailing newline / CR
-    while (len > 0) {
-      const c = line.charCodeAt(len - 1);
-      if (c !== 10 && c !== 13) break;
-      len--;
-    }
-    if (len !== line.length) line = line.slice(0, len);
+    const line = withoutNewline(input);
+    const len = line.length;
     if (len === 0) return { ok: false, reason: 'empty', line };
     if (len > MAX_LINE_LENGTH) return { ok: false, reason: 'too-long', line };
 
-    // --- anchor: "IN=<if> OUT=" ---
-    let anchor = -1;
-    let from = 0;
-    for (;;) {
-      const i = line.indexOf('IN=', from);
-      if (i < 0) break;
-      const sp = line.indexOf(' ', i + 3);
-      if (sp > 0 && line.startsWith('OUT=', sp + 1)) {
-        anchor = i;
-        break;
-      }
-      from = i + 3;
-    }
-    if (anchor < 0) {
-      let blank = true;
-      for (let i = 0; i < len && blank; i++) if (line.charCodeAt(i) > 32) blank = false;
-      return { ok: false, reason: blank ? 'empty' : 'not-a-drop', line };
-    }
+    const anchor = findAnchor(line);
+    if (anchor < 0) return { ok: false, reason: isBlank(line) ? 'empty' : 'not-a-drop', line };
 
-    // --- prefix ---
+    // The prefix; the header is parsed here only when the prefix is taken from the line.
     let prefix: string;
     let headerInfo: HeaderInfo | undefined;
     if (this.prefixes.length > 0) {
       const matched = this.matchPrefix(line, anchor);
-      if (matched === undefined) {
-        const h = parseHeader(line, anchor, this.timeContext(), this.header);
-        const own = line.slice(h.bodyStart, anchor).trim();
-        return { ok: false, reason: own.length === 0 ? 'no-prefix' : 'unknown-prefix', line };
-      }
+      if (matched === undefined) return { ok: false, reason: this.missingPrefixReason(line, anchor), line };
       prefix = matched;
     } else {
       headerInfo = parseHeader(line, anchor, this.timeContext(), this.header);
       prefix = line.slice(headerInfo.bodyStart, anchor).trim();
     }
 
-    // --- fields: one pass over tokens ---
-    let inIf: string | undefined;
-    let outIf: string | undefined;
-    let physIn: string | undefined;
-    let physOut: string | undefined;
-    let mac: string | undefined;
-    let macSrc: string | undefined;
-    let macDst: string | undefined;
-    let vid = -1;
-    let srcP = -1; // value start/end positions for SRC/DST (sliced once validated)
-    let srcQ = -1;
-    let dstP = -1;
-    let dstQ = -1;
-    let ipLen = -1;
-    let ttl = -1;
-    let hop = -1;
-    let flowlbl = false;
-    let proto: Protocol | undefined;
-    let spt = -1;
-    let dpt = -1;
-    let flags = 0;
-    let icmpType = -1;
-    let icmpCode = -1;
-    let mark = -1;
-    let uid = -1;
-    let gid = -1;
-    let frag = -1;
-    let incomplete = false;
-    let arp = false;
-    let arpSrcP = -1;
-    let arpSrcQ = -1;
-    let arpDstP = -1;
-    let arpDstQ = -1;
-    let onlyLink = true; // nothing beyond interfaces / link layer seen
-    // quoted packet of an ICMP error (bracket depth 1)
-    let depth = 0;
-    let paren = false;
-    let iSrcP = -1;
-    let iSrcQ = -1;
-    let iDstP = -1;
-    let iDstQ = -1;
-    let iProto: Protocol | undefined;
-    let iSpt = -1;
-    let iDpt = -1;
+    const f = this.fields;
+    scanFields(line, anchor, len, f);
+    const endpoints = this.endpoints;
+    const skip = readEndpoints(line, f, endpoints);
+    if (skip !== undefined) return { ok: false, reason: skip, line };
 
-    let p = anchor;
-    while (p < len) {
-      // skip spaces
-      let c = line.charCodeAt(p);
-      if (c === 32) {
-        p++;
-        continue;
-      }
-      let q = line.indexOf(' ', p);
-      if (q < 0) q = len;
-      const tokenEnd = q;
-      if (paren) {
-        // inside "OPT (...)": skip up to the token that ends with ')'
-        if (line.charCodeAt(q - 1) === 41) paren = false;
-        else if (q - p === 3 && depth === 0 && line.startsWith('ESP', p) && proto === undefined) proto = 'ESP';
-        p = tokenEnd + 1;
-        continue;
-      }
-      if (c === 40 /* ( */) {
-        if (line.charCodeAt(q - 1) !== 41 || q - p === 1) paren = true;
-        p = tokenEnd + 1;
-        continue;
-      }
-      // brackets: "[SRC=..." opens the quoted packet, "...]" closes (also "INCOMPLETE [8 bytes]")
-      while (c === 91 /* [ */ && p < q) {
-        depth++;
-        p++;
-        c = line.charCodeAt(p);
-      }
-      let closes = 0;
-      while (q > p && line.charCodeAt(q - 1) === 93 /* ] */) {
-        closes++;
-        q--;
-      }
-      if (p < q) {
-        // find '='
-        let eq = -1;
-        for (let i = p; i < q; i++) {
-          if (line.charCodeAt(i) === 61) {
-            eq = i;
-            break;
-          }
-        }
-        const v = eq + 1;
-        if (depth === 0) {
-          if (eq < 0) {
-            // bare word
-            const n = q - p;
-            if (n === 3) {
-              if (line.startsWith('SYN', p)) flags |= FLAG_SYN;
-              else if (line.startsWith('ACK', p)) flags |= FLAG_ACK;
-              else if (line.startsWith('FIN', p)) flags |= FLAG_FIN;
-              else if (line.startsWith('RST', p)) flags |= FLAG_RST;
-              else if (line.startsWith('PSH', p)) flags |= FLAG_PSH;
-              else if (line.startsWith('URG', p)) flags |= FLAG_URG;
-              else if (line.startsWith('ECE', p)) flags |= FLAG_ECE;
-              else if (line.startsWith('CWR', p)) flags |= FLAG_CWR;
-              else if (line.startsWith('ARP', p)) {
-                arp = true;
-                onlyLink = false;
-              }
-            } else if (n === 2) {
-              if (line.startsWith('AE', p)) flags |= FLAG_AE;
-            } else if (n >= 6 && line.startsWith('FRAG:', p)) {
-              if (frag < 0) {
-                const u = uint(line, p + 5, q);
-                if (u >= 0) frag = u * 8; // IPv4 FRAG: is in 8-byte units
-              }
-            } else if (n === 9 && line.startsWith('TRUNCATED', p)) {
-              incomplete = true;
-            } else if (n === 10 && line.startsWith('INCOMPLETE', p)) {
-              incomplete = true;
-            }
-          } else {
-            switch (eq - p) {
-              case 2:
-                if (c === 73 && line.charCodeAt(p + 1) === 78) {
-                  // IN
-                  if (inIf === undefined) inIf = line.slice(v, q);
-                } else if (c === 84 && line.charCodeAt(p + 1) === 67) {
-                  // TC (IPv6)
-                  onlyLink = false;
-                }
-                break;
-              case 3:
-                switch (c) {
-                  case 79: // OUT
-                    if (outIf === undefined && line.startsWith('UT', p + 1)) outIf = line.slice(v, q);
-                    break;
-                  case 77: // MAC / MTU
-                    if (mac === undefined && line.startsWith('AC', p + 1)) mac = line.slice(v, q);
-                    break;
-                  case 83: // SRC / SPT / SEQ
-                    if (line.startsWith('RC', p + 1)) {
-                      if (srcP < 0) {
-                        srcP = v;
-                        srcQ = q;
-                        onlyLink = false;
-                      }
-                    } else if (line.startsWith('PT', p + 1)) {
-                      if (spt < 0) spt = uint(line, v, q);
-                    }
-                    break;
-                  case 68: // DST / DPT
-                    if (line.startsWith('ST', p + 1)) {
-                      if (dstP < 0) {
-                        dstP = v;
-                        dstQ = q;
-                      }
-                    } else if (line.startsWith('PT', p + 1)) {
-                      if (dpt < 0) dpt = uint(line, v, q);
-                    }
-                    break;
-                  case 76: // LEN (first: IP; UDP's own LEN= comes later)
-                    if (ipLen < 0 && line.startsWith('EN', p + 1)) ipLen = uint(line, v, q);
-                    break;
-                  case 84: // TTL
-                    if (ttl < 0 && line.startsWith('TL', p + 1)) ttl = uint(line, v, q);
-                    break;
-                  case 85: // UID
-                    if (uid < 0 && line.startsWith('ID', p + 1)) uid = uint(line, v, q);
-                    break;
-                  case 71: // GID
-                    if (gid < 0 && line.startsWith('ID', p + 1)) gid = uint(line, v, q);
-                    break;
-                  case 86: // VID
-                    if (vid < 0 && line.startsWith('ID', p + 1)) vid = uint(line, v, q);
-                    break;
-                }
-                break;
-              case 4:
-                if (c === 84) {
-                  if (icmpType < 0 && line.startsWith('YPE', p + 1)) icmpType = uint(line, v, q);
-                } else if (c === 67) {
-                  if (icmpCode < 0 && line.startsWith('ODE', p + 1)) icmpCode = uint(line, v, q);
-                } else if (c === 77) {
-                  if (mark < 0 && line.startsWith('ARK', p + 1)) mark = hex(line, v, q);
-                }
-                break;
-              case 5:
-                if (c === 80) {
-                  if (proto === undefined && line.startsWith('ROTO', p + 1)) {
-                    proto = protocolAt(line, v, q);
-                    onlyLink = false;
-                  }
-                } else if (c === 73) {
-                  if (line.startsWith('PSRC', p + 1)) {
-                    if (arpSrcP < 0) {
-                      arpSrcP = v;
-                      arpSrcQ = q;
-                    }
-                  } else if (line.startsWith('PDST', p + 1)) {
-                    if (arpDstP < 0) {
-                      arpDstP = v;
-                      arpDstQ = q;
-                    }
-                  }
-                }
-                break;
-              case 6:
-                if (c === 80) {
-                  if (physIn === undefined && line.startsWith('HYSIN', p + 1)) physIn = line.slice(v, q);
-                } else if (c === 77) {
-                  if (line.startsWith('ACSRC', p + 1)) {
-                    if (macSrc === undefined) macSrc = line.slice(v, q);
-                  } else if (line.startsWith('ACDST', p + 1)) {
-                    if (macDst === undefined) macDst = line.slice(v, q);
-                  }
-                }
-                break;
-              case 7:
-                if (c === 80) {
-                  if (physOut === undefined && line.startsWith('HYSOUT', p + 1)) physOut = line.slice(v, q);
-                } else if (c === 70) {
-                  if (line.startsWith('LOWLBL', p + 1)) flowlbl = true;
-                }
-                break;
-              case 8:
-                if (c === 72 && hop < 0 && line.startsWith('OPLIMIT', p + 1)) hop = uint(line, v, q);
-                break;
-            }
-          }
-        } else if (depth === 1 && eq > 0) {
-          // the quoted packet of an ICMP error: only what identifies its flow
-          const n = eq - p;
-          if (n === 3) {
-            if (line.startsWith('SRC', p)) {
-              if (iSrcP < 0) {
-                iSrcP = v;
-                iSrcQ = q;
-              }
-            } else if (line.startsWith('DST', p)) {
-              if (iDstP < 0) {
-                iDstP = v;
-                iDstQ = q;
-              }
-            } else if (line.startsWith('SPT', p)) {
-              if (iSpt < 0) iSpt = uint(line, v, q);
-            } else if (line.startsWith('DPT', p)) {
-              if (iDpt < 0) iDpt = uint(line, v, q);
-            }
-          } else if (n === 5 && iProto === undefined && line.startsWith('PROTO', p)) {
-            iProto = protocolAt(line, v, q);
-          }
-        }
-      }
-      depth -= closes;
-      if (depth < 0) depth = 0;
-      p = tokenEnd + 1;
-    }
-
-    // --- assemble ---
-    let src: string | undefined;
-    let dst: string | undefined;
-    let family: 'ipv4' | 'ipv6';
-    let protocol: Protocol;
-    if (srcP >= 0) {
-      if (dstP < 0) return { ok: false, reason: 'truncated', line };
-      const s = line.slice(srcP, srcQ);
-      const d = line.slice(dstP, dstQ);
-      if (s.indexOf(':') >= 0) {
-        family = 'ipv6';
-        src = normalizeIPv6(s);
-        dst = d.indexOf(':') >= 0 ? normalizeIPv6(d) : undefined;
-      } else {
-        family = 'ipv4';
-        src = normalizeIPv4(s);
-        dst = normalizeIPv4(d);
-      }
-      if (src === undefined || dst === undefined) {
-        // a line cut in the middle of DST looks like a bad address: call it truncated when DST is last
-        return { ok: false, reason: dstQ === len && !flowlbl && ipLen < 0 ? 'truncated' : 'bad-address', line };
-      }
-      if (proto === undefined) {
-        // IPv6 whose extension headers the kernel did not walk through (ESP, unknown) prints no PROTO=
-        if (family === 'ipv6' && flowlbl) {
-          protocol = 'unknown';
-          incomplete = true;
-        } else {
-          return { ok: false, reason: 'truncated', line };
-        }
-      } else {
-        protocol = proto;
-      }
-    } else if (arp) {
-      if (arpSrcP < 0 || arpDstP < 0) return { ok: false, reason: incomplete ? 'truncated' : 'not-ip', line };
-      src = normalizeIPv4(line.slice(arpSrcP, arpSrcQ));
-      dst = normalizeIPv4(line.slice(arpDstP, arpDstQ));
-      if (src === undefined || dst === undefined) return { ok: false, reason: arpDstQ === len ? 'truncated' : 'bad-address', line };
-      family = 'ipv4';
-      protocol = 'ARP';
-    } else {
-      return { ok: false, reason: onlyLink && !incomplete ? 'not-ip' : 'truncated', line };
-    }
-
-    // --- time ---
+    // The time: fixed by the caller (journal), else from the line's header, else when received.
     let ms = fixedMs;
     let source: TimeSource = fixedSource;
     if (Number.isNaN(ms)) {
@@ -640,49 +237,156 @@ export class KernelLogParser {
       }
     }
 
-    const drop: PacketDrop = { time: this.iso(ms), timeSource: source, prefix, family, src, dst, protocol };
-    if (inIf) drop.inInterface = inIf;
-    if (outIf) drop.outInterface = outIf;
-    if (physIn) drop.physInInterface = physIn;
-    if (physOut) drop.physOutInterface = physOut;
-    if (mac) {
-      drop.mac = mac;
-      if (mac.length === 41) {
-        // dst(6):src(6):ethertype(2) as printed by the kernel for Ethernet
-        drop.dstMac = mac.slice(0, 17);
-        drop.srcMac = mac.slice(18, 35);
-      }
-    }
-    if (macSrc) drop.srcMac = macSrc;
-    if (macDst) drop.dstMac = macDst;
-    if (vid >= 0) drop.vlanId = vid;
-    if (spt >= 0) drop.srcPort = spt;
-    if (dpt >= 0) drop.dstPort = dpt;
-    if (ipLen >= 0 && protocol !== 'ARP') drop.length = ipLen;
-    if (ttl >= 0) drop.ttl = ttl;
-    if (hop >= 0) drop.hopLimit = hop;
-    if (protocol === 'TCP' && flags !== 0) drop.tcpFlags = tcpFlagsOf(flags);
-    if ((protocol === 'ICMP' || protocol === 'ICMPv6') && icmpType >= 0) {
-      drop.icmpType = icmpType;
-      if (icmpCode >= 0) drop.icmpCode = icmpCode;
-    }
-    if (iSrcP >= 0 && iDstP >= 0) {
-      const is = family === 'ipv6' ? normalizeIPv6(line.slice(iSrcP, iSrcQ)) : normalizeIPv4(line.slice(iSrcP, iSrcQ));
-      const id = family === 'ipv6' ? normalizeIPv6(line.slice(iDstP, iDstQ)) : normalizeIPv4(line.slice(iDstP, iDstQ));
-      if (is !== undefined && id !== undefined) {
-        const inner: InnerPacket = { src: is, dst: id };
-        if (iProto !== undefined) inner.protocol = iProto;
-        if (iSpt >= 0) inner.srcPort = iSpt;
-        if (iDpt >= 0) inner.dstPort = iDpt;
-        drop.inner = inner;
-      }
-    }
-    if (mark >= 0) drop.mark = mark;
-    if (uid >= 0) drop.uid = uid;
-    if (gid >= 0) drop.gid = gid;
-    if (frag > 0) drop.fragmentOffset = frag;
-    if (incomplete) drop.incomplete = true;
+    const drop = buildDrop(line, f, endpoints, this.iso(ms), source, prefix);
     if (this.keepRaw) drop.raw = line;
     return { ok: true, drop };
   }
+
+  /** A netfilter line none of the configured prefixes matched: one without any, or another one. */
+  private missingPrefixReason(line: string, anchor: number): SkipReason {
+    const h = parseHeader(line, anchor, this.timeContext(), this.header);
+    return line.slice(h.bodyStart, anchor).trim().length === 0 ? 'no-prefix' : 'unknown-prefix';
+  }
+
+  private readonly endpoints: Endpoints = { src: '', dst: '', family: 'ipv4', protocol: '', incomplete: false };
+}
+
+/** The line without its trailing newline / CR. */
+function withoutNewline(input: string): string {
+  let len = input.length;
+  while (len > 0) {
+    const c = input.charCodeAt(len - 1);
+    if (c !== CH_LF && c !== CH_CR) break;
+    len--;
+  }
+  return len === input.length ? input : input.slice(0, len);
+}
+
+/** Where "IN=<if> OUT=" starts, the mark of a netfilter line; -1 when there is none. */
+function findAnchor(line: string): number {
+  let from = 0;
+  for (;;) {
+    const i = line.indexOf('IN=', from);
+    if (i < 0) return -1;
+    const sp = line.indexOf(' ', i + 3);
+    if (sp > 0 && line.startsWith('OUT=', sp + 1)) return i;
+    from = i + 3;
+  }
+}
+
+function isBlank(line: string): boolean {
+  for (let i = 0; i < line.length; i++) if (line.charCodeAt(i) > CH_SPACE) return false;
+  return true;
+}
+
+/** The addresses and protocol of a drop, filled by readEndpoints (one object per parser). */
+interface Endpoints {
+  src: string;
+  dst: string;
+  family: AddressFamily;
+  protocol: Protocol;
+  /** The kernel did not walk the IPv6 extension headers (no PROTO=). */
+  incomplete: boolean;
+}
+
+/** Normalised addresses and the protocol, of the IP header or of ARP; the skip reason when the line has none. */
+function readEndpoints(line: string, f: LineFields, out: Endpoints): SkipReason | undefined {
+  const len = line.length;
+  out.incomplete = false;
+  if (f.srcP >= 0) {
+    if (f.dstP < 0) return 'truncated';
+    const s = line.slice(f.srcP, f.srcQ);
+    const d = line.slice(f.dstP, f.dstQ);
+    let src: string | undefined;
+    let dst: string | undefined;
+    if (s.indexOf(':') >= 0) {
+      out.family = 'ipv6';
+      src = normalizeIPv6(s);
+      dst = d.indexOf(':') >= 0 ? normalizeIPv6(d) : undefined;
+    } else {
+      out.family = 'ipv4';
+      src = normalizeIPv4(s);
+      dst = normalizeIPv4(d);
+    }
+    // a line cut in the middle of DST looks like a bad address: call it truncated when DST is last
+    if (src === undefined || dst === undefined) return f.dstQ === len && !f.flowlbl && f.ipLen < 0 ? 'truncated' : 'bad-address';
+    out.src = src;
+    out.dst = dst;
+    if (f.proto !== undefined) {
+      out.protocol = f.proto;
+    } else if (out.family === 'ipv6' && f.flowlbl) {
+      // IPv6 whose extension headers the kernel did not walk through (ESP, unknown) prints no PROTO=
+      out.protocol = 'unknown';
+      out.incomplete = true;
+    } else {
+      return 'truncated';
+    }
+    return undefined;
+  }
+  if (f.arp) {
+    if (f.arpSrcP < 0 || f.arpDstP < 0) return f.incomplete ? 'truncated' : 'not-ip';
+    const src = normalizeIPv4(line.slice(f.arpSrcP, f.arpSrcQ));
+    const dst = normalizeIPv4(line.slice(f.arpDstP, f.arpDstQ));
+    if (src === undefined || dst === undefined) return f.arpDstQ === len ? 'truncated' : 'bad-address';
+    out.src = src;
+    out.dst = dst;
+    out.family = 'ipv4';
+    out.protocol = 'ARP';
+    return undefined;
+  }
+  return f.onlyLink && !f.incomplete ? 'not-ip' : 'truncated';
+}
+
+/** The PacketDrop of a line whose fields and endpoints were read; optional fields only when present. */
+function buildDrop(line: string, f: LineFields, e: Endpoints, time: string, timeSource: TimeSource, prefix: string): PacketDrop {
+  const { protocol, family } = e;
+  const drop: PacketDrop = { time, timeSource, prefix, family, src: e.src, dst: e.dst, protocol };
+  if (f.inIf) drop.inInterface = f.inIf;
+  if (f.outIf) drop.outInterface = f.outIf;
+  if (f.physIn) drop.physInInterface = f.physIn;
+  if (f.physOut) drop.physOutInterface = f.physOut;
+  const mac = f.mac;
+  if (mac) {
+    drop.mac = mac;
+    if (mac.length === 41) {
+      // dst(6):src(6):ethertype(2) as printed by the kernel for Ethernet
+      drop.dstMac = mac.slice(0, 17);
+      drop.srcMac = mac.slice(18, 35);
+    }
+  }
+  if (f.macSrc) drop.srcMac = f.macSrc;
+  if (f.macDst) drop.dstMac = f.macDst;
+  if (f.vid >= 0) drop.vlanId = f.vid;
+  if (f.spt >= 0) drop.srcPort = f.spt;
+  if (f.dpt >= 0) drop.dstPort = f.dpt;
+  if (f.ipLen >= 0 && protocol !== 'ARP') drop.length = f.ipLen;
+  if (f.ttl >= 0) drop.ttl = f.ttl;
+  if (f.hop >= 0) drop.hopLimit = f.hop;
+  if (protocol === 'TCP' && f.flags !== 0) drop.tcpFlags = tcpFlagsOf(f.flags);
+  if ((protocol === 'ICMP' || protocol === 'ICMPv6') && f.icmpType >= 0) {
+    drop.icmpType = f.icmpType;
+    if (f.icmpCode >= 0) drop.icmpCode = f.icmpCode;
+  }
+  const inner = quotedPacket(line, f, family);
+  if (inner !== undefined) drop.inner = inner;
+  if (f.mark >= 0) drop.mark = f.mark;
+  if (f.uid >= 0) drop.uid = f.uid;
+  if (f.gid >= 0) drop.gid = f.gid;
+  if (f.frag > 0) drop.fragmentOffset = f.frag;
+  if (f.incomplete || e.incomplete) drop.incomplete = true;
+  return drop;
+}
+
+/** The flow an ICMP error is about (the packet it quotes), when both its addresses are valid. */
+function quotedPacket(line: string, f: LineFields, family: AddressFamily): InnerPacket | undefined {
+  if (f.iSrcP < 0 || f.iDstP < 0) return undefined;
+  const normalize = family === 'ipv6' ? normalizeIPv6 : normalizeIPv4;
+  const src = normalize(line.slice(f.iSrcP, f.iSrcQ));
+  const dst = normalize(line.slice(f.iDstP, f.iDstQ));
+  if (src === undefined || dst === undefined) return undefined;
+  const inner: InnerPacket = { src, dst };
+  if (f.iProto !== undefined) inner.protocol = f.iProto;
+  if (f.iSpt >= 0) inner.srcPort = f.iSpt;
+  if (f.iDpt >= 0) inner.dstPort = f.iDpt;
+  return inner;
 }

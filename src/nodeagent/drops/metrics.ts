@@ -1,8 +1,8 @@
 // Metrics of the drop parsers. By default they live on the process-wide registry of
-// src/controllers/metrics.ts; tests and tools can make their own set on another registry.
+// src/runtime/metrics.ts; tests and tools can make their own set on another registry.
 
 import { Counter, type Registry } from 'prom-client';
-import { registry as sharedRegistry } from '../../controllers/metrics.js';
+import { registry as sharedRegistry } from '../../runtime/metrics.js';
 import type { SkipReason } from './types.js';
 
 export interface DropMetrics {

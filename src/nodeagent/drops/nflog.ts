@@ -17,8 +17,9 @@ import { readdirSync, readFileSync } from 'node:fs';
 import type { DropMetrics } from './metrics.js';
 import { sharedDropMetrics } from './metrics.js';
 import { formatIPv4Bytes, formatIPv6Bytes } from '../../util/ip.js';
-import { tcpFlagMaskFromHeader, tcpFlagsOf } from './kernellog.js';
-import { PROTOCOL_NAMES, type DecodeResult, type PacketDrop, type Protocol, type SkipReason } from './types.js';
+import { tcpFlagMaskFromHeader, tcpFlagsOf } from './kernelfields.js';
+import type { PacketDrop, Protocol } from '../../apis/drops.js';
+import { PROTOCOL_NAMES, type DecodeResult, type SkipReason } from './types.js';
 
 export const DLT_NFLOG = 239;
 

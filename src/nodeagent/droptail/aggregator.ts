@@ -2,8 +2,7 @@
 // one AggregatedDrop. The window is arrival time, not the drop's own time, so a backlog read after
 // a restart is aggregated as fast as it is read. The map is bounded: when it holds maxKeys distinct
 // drops, the caller is told to flush early, so a flood of distinct drops cannot grow it.
-import type { AggregatedDrop, DropSourceType } from '../../apis/drops.js';
-import { dropKey, type PacketDrop } from '../drops/types.js';
+import { dropKey, type AggregatedDrop, type DropSourceType, type PacketDrop } from '../../apis/drops.js';
 
 export interface AggregatorOptions {
   /** Most distinct drops held before an early flush. Default 1,000. */

@@ -6,6 +6,7 @@
 //                    there yet, 400/413: this batch itself)
 import { readFileSync } from 'node:fs';
 import https from 'node:https';
+import { errorBodyMessage, parseRetryAfter } from '../../util/http.js';
 import { errorMessage } from '../../util/log.js';
 
 export type SendOutcome =
@@ -94,24 +95,10 @@ export class DropBatchClient {
 
 function classify(status: number, retryAfter: string | undefined, text: string): SendOutcome {
   if (status >= 200 && status < 300) return { kind: 'accepted' };
-  const message = `controller answered ${status}: ${answerMessage(text)}`;
+  const message = `controller answered ${status}: ${errorBodyMessage(text) || '(empty answer)'}`;
   if (status >= 500 || status === 429) {
-    const seconds = retryAfter !== undefined ? Number(retryAfter) : NaN;
-    return Number.isFinite(seconds) && seconds >= 0 ? { kind: 'retry', message, retryAfterMs: seconds * 1000 } : { kind: 'retry', message };
+    const retryAfterMs = parseRetryAfter(retryAfter);
+    return retryAfterMs !== undefined ? { kind: 'retry', message, retryAfterMs } : { kind: 'retry', message };
   }
   return { kind: 'refused', status, message };
-}
-
-/** The `message` of a JSON error answer (HttpError bodies, Kubernetes Status), else the text. */
-function answerMessage(text: string): string {
-  try {
-    const parsed: unknown = JSON.parse(text);
-    if (typeof parsed === 'object' && parsed !== null) {
-      const message = (parsed as Record<string, unknown>).message ?? (parsed as Record<string, unknown>).error;
-      if (typeof message === 'string') return message;
-    }
-  } catch {
-    // not JSON: use the text
-  }
-  return text.trim().slice(0, 512) || '(empty answer)';
 }

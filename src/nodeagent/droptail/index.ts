@@ -1,8 +1,8 @@
 // DropTail on the node agent: read drops from the selected DropTails' sources, aggregate them,
 // push them to the controller and report this node's status entry.
 import type { DropTail } from '../../apis/droptail.js';
-import { keyOf } from '../../controllers/controller.js';
-import type { Informer } from '../../controllers/informer.js';
+import { keyOf } from '../../runtime/keys.js';
+import type { Informer } from '../../runtime/informer.js';
 import type { AgentContext } from '../context.js';
 import { DropTailAgentController, DropTailAgentReconciler } from './reconciler.js';
 

@@ -2,7 +2,7 @@
 // and the source id (at most 16 sources per DropTail, from its spec), never addresses or ports.
 // Parse failures are counted by the parsers themselves (src/nodeagent/drops/metrics.ts).
 import { Counter, Gauge } from 'prom-client';
-import { registry } from '../../controllers/metrics.js';
+import { registry } from '../../runtime/metrics.js';
 
 export const recordsRead = new Counter({
   name: 'netwarden_agent_droptail_records_read_total',

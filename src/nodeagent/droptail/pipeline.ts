@@ -12,7 +12,7 @@ import type { DropSourceType } from '../../apis/drops.js';
 import { errorMessage, loggerFor, type Logger } from '../../util/log.js';
 import { DropAggregator, type AggregatorOptions } from './aggregator.js';
 import { sleep } from '../../util/sleep.js';
-import { Backoff, type BackoffOptions } from './backoff.js';
+import { Backoff, type BackoffOptions } from '../../util/backoff.js';
 import { dropsSeen as dropsSeenMetric, forgetDropTailMetrics, recordsRead, sourceGaps, sourceHealthy, sourceSkippedBytes } from './metrics.js';
 import { DropQueue, type CheckpointMark, type QueueOptions } from './queue.js';
 import { DropSender, type BatchPoster, type SenderOptions } from './sender.js';
@@ -34,7 +34,7 @@ export interface PipelineSnapshot {
   lastError?: string;
 }
 
-export interface PipelineOptions {
+export interface DropTailPipelineOptions {
   name: string;
   node: string;
   sources: DropSourceRunner[];
@@ -77,7 +77,7 @@ export class DropTailPipeline {
   private seen: number;
   private stopping: Promise<void> | undefined;
 
-  constructor(private readonly opts: PipelineOptions) {
+  constructor(private readonly opts: DropTailPipelineOptions) {
     this.name = opts.name;
     this.log = loggerFor('droptail-agent', opts.name);
     this.aggregator = new DropAggregator(opts.aggregator);

@@ -9,10 +9,11 @@ import path from 'node:path';
 import type { V1Node } from '@kubernetes/client-node';
 import type { DropTail, DropTailSpec } from '../../apis/droptail.js';
 import { DEFAULT_PREFIXES } from '../../apis/droptail.js';
-import { DROPS_PATH } from '../../apis/drops.js';
-import { Controller, type ObjectKey, type Reconciler } from '../../controllers/controller.js';
-import type { Informer } from '../../controllers/informer.js';
-import { nodeMatches } from '../../reconcilers/common.js';
+import { dropsPath } from '../../apis/drops.js';
+import { Controller, type Reconciler } from '../../runtime/controller.js';
+import type { ObjectKey } from '../../runtime/keys.js';
+import type { Informer } from '../../runtime/informer.js';
+import { nodeMatches } from '../../apis/nodeselection.js';
 import { currentBearerToken } from '../../util/kube.js';
 import { errorMessage, loggerFor } from '../../util/log.js';
 import type { AgentContext } from '../context.js';
@@ -82,7 +83,7 @@ export class DropTailAgentReconciler implements Reconciler {
     });
     const kc = this.ctx.kc;
     const client = new DropBatchClient({
-      url: `${this.ctx.controllerUrl.replace(/\/+$/, '')}${DROPS_PATH.replace(':name', encodeURIComponent(name))}`,
+      url: `${this.ctx.controllerUrl.replace(/\/+$/, '')}${dropsPath(name)}`,
       caFile: this.ctx.caFile,
       token: () => currentBearerToken(kc),
     });

@@ -5,7 +5,7 @@
 import type { AggregatedDrop } from '../../apis/drops.js';
 import { errorMessage, loggerFor, type Logger } from '../../util/log.js';
 import { sleep } from '../../util/sleep.js';
-import { Backoff, type BackoffOptions } from './backoff.js';
+import { Backoff, type BackoffOptions } from '../../util/backoff.js';
 import { encodeDropBatch } from './batchbody.js';
 import type { SendOutcome } from './client.js';
 import { batchesSent, queueBytes, queueDrops, shedDrops } from './metrics.js';
@@ -41,6 +41,12 @@ export interface SenderOptions {
 export const DEFAULT_MAX_BATCH_DROPS = 1_000;
 export const DEFAULT_MAX_BATCH_BYTES = 1024 * 1024;
 
+/** Full jitter, but never sooner than half the first delay: a refusal waits for an RBAC or cache
+ * change, and an agent that lost the controller must not hammer the replica that answers 503. */
+function withHalfFloor(opts: BackoffOptions & { initialMs: number }): Backoff {
+  return new Backoff({ minMs: opts.initialMs / 2, ...opts });
+}
+
 export class DropSender {
   private readonly queue: DropQueue;
   private readonly retryBackoff: Backoff;
@@ -57,8 +63,8 @@ export class DropSender {
 
   constructor(private readonly opts: SenderOptions) {
     this.queue = opts.queue;
-    this.retryBackoff = new Backoff({ initialMs: 500, maxMs: 30_000, ...opts.retryBackoff });
-    this.refusedBackoff = new Backoff({ initialMs: 5_000, maxMs: 300_000, ...opts.refusedBackoff });
+    this.retryBackoff = withHalfFloor({ initialMs: 500, maxMs: 30_000, ...opts.retryBackoff });
+    this.refusedBackoff = withHalfFloor({ initialMs: 5_000, maxMs: 300_000, ...opts.refusedBackoff });
     this.maxBatchDrops = Math.max(1, opts.maxBatchDrops ?? DEFAULT_MAX_BATCH_DROPS);
     this.maxBatchBytes = Math.max(1024, opts.maxBatchBytes ?? DEFAULT_MAX_BATCH_BYTES);
     this.log = opts.log ?? loggerFor('droptail-sender', opts.name);

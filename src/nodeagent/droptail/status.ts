@@ -6,7 +6,7 @@ import { isDeepStrictEqual } from 'node:util';
 import type { KubeConfig } from '@kubernetes/client-node';
 import type { DropTailNodeStatus } from '../../apis/droptail.js';
 import { DropTailType } from '../../apis/meta.js';
-import { applyStatus } from '../../controllers/status.js';
+import { applyStatus } from '../../runtime/status.js';
 import { errorMessage, loggerFor, type Logger } from '../../util/log.js';
 import { agentFieldManager } from '../context.js';
 import type { PipelineSnapshot } from './pipeline.js';

@@ -4,9 +4,11 @@ import type { KubeConfig, V1Node } from '@kubernetes/client-node';
 import { AuditForwarderType } from '../../apis/meta.js';
 import type { AuditForwarder, AuditNodeStatus } from '../../apis/auditforwarder.js';
 import { SYSTEM_NAMESPACE, sinkRefusal } from '../../apis/limits.js';
-import type { Informer } from '../../controllers/informer.js';
-import type { ObjectKey, Reconciler } from '../../controllers/controller.js';
-import { applyControllerStatus, nodeMatches, readyConditions, schemaRejection, type Rejection } from '../common.js';
+import type { Informer } from '../../runtime/informer.js';
+import type { Reconciler } from '../../runtime/controller.js';
+import type { ObjectKey } from '../../runtime/keys.js';
+import { nodeMatches } from '../../apis/nodeselection.js';
+import { applyControllerStatus, readyConditions, schemaRejection, type Rejection } from '../common.js';
 
 export class AuditForwarderReconciler implements Reconciler {
   constructor(

@@ -1,14 +1,8 @@
 // Checks a drop batch (src/apis/drops.ts) before anything of it is used: a batch is taken whole or
 // refused whole with the first reason found, named by its JSON path so the agent's log says which
 // entry was wrong. Addresses are normalised here, once.
-import type { AggregatedDrop, DropBatch, DropSourceType } from '../../apis/drops.js';
-import type { PacketDrop } from '../../nodeagent/drops/types.js';
+import { MAX_DROPS_PER_BATCH, type AggregatedDrop, type DropBatch, type DropSourceType, type PacketDrop } from '../../apis/drops.js';
 import { normalizeIP } from '../../util/ip.js';
-
-/** Largest request body the intake reads; agents split bigger batches. */
-export const MAX_BATCH_BYTES = 4 * 1024 * 1024;
-/** Most aggregated drops in one batch. */
-export const MAX_DROPS_PER_BATCH = 10_000;
 
 export class BatchError extends Error {}
 

@@ -1,8 +1,10 @@
 // Wires the DropTail feature of the controller: the reconciler (status), the IP index over the
 // shared informers, reverse DNS, the drop pipeline and the intake route on the HTTPS API.
 import type { DropTail } from '../../apis/droptail.js';
-import { Controller, keyOf } from '../../controllers/controller.js';
-import type { Informer } from '../../controllers/informer.js';
+import { DropTailType } from '../../apis/meta.js';
+import { Controller } from '../../runtime/controller.js';
+import { keyOf } from '../../runtime/keys.js';
+import { customResourceInformer } from '../../runtime/informer.js';
 import { loggerFor } from '../../util/log.js';
 import type { ControllerContext } from '../context.js';
 import { DropEventWriter } from './events.js';
@@ -26,8 +28,9 @@ export interface DropTailFeature {
   index: IpIndex;
 }
 
-export function registerDropTail(ctx: ControllerContext, dropTails: Informer<DropTail>, opts: DropTailOptions = {}): DropTailFeature {
+export function registerDropTail(ctx: ControllerContext, opts: DropTailOptions = {}): DropTailFeature {
   const { kc, manager, nodes, pods, services } = ctx;
+  const dropTails = customResourceInformer<DropTail>(kc, DropTailType, { resyncMs: ctx.resyncMs });
   const index = new IpIndex().watch(pods, services, nodes);
   const stats = new DropStats();
   const events = new DropEventWriter(kc, opts.identity ? { instance: opts.identity } : {});

@@ -10,19 +10,19 @@
 //   202 {accepted}: queued; Events follow asynchronously, never waiting on DNS in the request.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { DropTail } from '../../apis/droptail.js';
-import { DROPS_PATH, type DropBatch, type DropBatchAccepted } from '../../apis/drops.js';
-import type { AccessReviewer } from '../../controllers/auth.js';
-import { HttpError, checkObjectName, readBody, sendJson, type HttpsApiServer } from '../../controllers/https.js';
-import type { Informer } from '../../controllers/informer.js';
+import { DROPS_ACCESS, DROPS_PATH, MAX_BATCH_BYTES, type DropBatch, type DropBatchAccepted } from '../../apis/drops.js';
+import type { AccessReviewer } from '../../runtime/auth.js';
+import { HttpError, checkObjectName, readBody, sendJson, type HttpsApiServer } from '../../runtime/https.js';
+import type { Informer } from '../../runtime/informer.js';
 import { loggerFor } from '../../util/log.js';
-import { BatchError, MAX_BATCH_BYTES, parseDropBatch } from './batch.js';
+import { BatchError, parseDropBatch } from './batch.js';
 import { agentShedDrops, batchSequenceGaps, dropBatches } from './metrics.js';
 import type { DropPipeline } from './pipeline.js';
 
 export interface IntakeDeps {
-  reviewer: AccessReviewer;
-  dropTails: Informer<DropTail>;
-  pipeline: DropPipeline;
+  reviewer: Pick<AccessReviewer, 'check'>;
+  dropTails: Pick<Informer<DropTail>, 'get' | 'hasSynced'>;
+  pipeline: Pick<DropPipeline, 'hasRoomFor' | 'pending' | 'submit'>;
   isLeader(): boolean;
 }
 
@@ -54,7 +54,7 @@ export class DropIntake {
 
   private async accept(req: IncomingMessage, res: ServerResponse, name: string): Promise<DropBatchAccepted> {
     checkObjectName('name', name);
-    await this.deps.reviewer.check(req, { verb: 'create', group: 'netwarden.io', resource: 'droptails', subresource: 'drops', name });
+    await this.deps.reviewer.check(req, { ...DROPS_ACCESS, name });
     if (!this.deps.isLeader() || !this.deps.dropTails.hasSynced()) {
       res.setHeader('Retry-After', String(RETRY_AFTER_SECONDS));
       throw new HttpError(503, 'this controller replica is not the leader (or is still starting); retry');

@@ -4,7 +4,7 @@
 // live claim wins: a running Pod, then a Service, then a Node, then a finished Pod.
 import type { KubernetesObject, V1Node, V1Pod, V1Service } from '@kubernetes/client-node';
 import type { DropEndpoint } from '../../apis/droptail.js';
-import type { Informer } from '../../controllers/informer.js';
+import type { Informer } from '../../runtime/informer.js';
 import { normalizeIP } from '../../util/ip.js';
 
 /** A resolved end of a drop: a Pod, Service or Node (External and Unknown come from elsewhere). */

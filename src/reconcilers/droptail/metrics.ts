@@ -2,7 +2,7 @@
 // cluster has (DropTails, nodes, namespaces) and a fixed set of words: never pod names, IPs or
 // ports, so a port scan cannot blow up the series count.
 import { Counter, Gauge, Histogram } from 'prom-client';
-import { registry } from '../../controllers/metrics.js';
+import { registry } from '../../runtime/metrics.js';
 
 export const packetDrops = new Counter({
   name: 'netwarden_packet_drops_total',

@@ -11,9 +11,8 @@
 import { createHash } from 'node:crypto';
 import type { V1Node } from '@kubernetes/client-node';
 import type { DropEndpoint, DropRecord, DropTail } from '../../apis/droptail.js';
-import type { AggregatedDrop, DropBatch } from '../../apis/drops.js';
-import type { Informer } from '../../controllers/informer.js';
-import { dropKey, type PacketDrop } from '../../nodeagent/drops/types.js';
+import type { Informer } from '../../runtime/informer.js';
+import { dropKey, isKnownProtocol, type AggregatedDrop, type DropBatch, type PacketDrop } from '../../apis/drops.js';
 import { errorMessage, loggerFor } from '../../util/log.js';
 import type { DropEventWriter, Direction } from './events.js';
 import type { IpIndex, ResolvedEndpoint } from './ipindex.js';
@@ -32,7 +31,7 @@ export interface PipelineDeps {
   now?: () => number;
 }
 
-export interface PipelineOptions {
+export interface DropPipelineOptions {
   /** Accepted drops waiting for their Events; a batch that does not fit is refused whole. */
   maxPending?: number;
   workers?: number;
@@ -47,8 +46,6 @@ interface WorkItem {
   entry: AggregatedDrop;
   receivedAt: number;
 }
-
-const KNOWN_PROTOCOLS = new Set(['TCP', 'UDP', 'UDPLITE', 'ICMP', 'ICMPv6', 'SCTP', 'AH', 'ESP', 'GRE', 'ARP']);
 
 export class DropPipeline {
   private readonly queue: WorkItem[] = [];
@@ -70,7 +67,7 @@ export class DropPipeline {
 
   constructor(
     private readonly deps: PipelineDeps,
-    opts: PipelineOptions = {},
+    opts: DropPipelineOptions = {},
   ) {
     this.maxPending = opts.maxPending ?? 100_000;
     this.workers = opts.workers ?? 32;
@@ -218,7 +215,7 @@ export class DropPipeline {
       droptail: dropTail,
       // Only nodes the cluster knows: a caller cannot invent label values.
       node: this.deps.nodes.get(node) ? node : 'unknown',
-      protocol: KNOWN_PROTOCOLS.has(entry.drop.protocol) ? entry.drop.protocol : 'other',
+      protocol: isKnownProtocol(entry.drop.protocol) ? entry.drop.protocol : 'other',
       src_namespace: namespaceBucket(src),
       dst_namespace: namespaceBucket(dst),
     };

@@ -8,9 +8,11 @@
 import type { KubeConfig, V1Node } from '@kubernetes/client-node';
 import { DropTailType } from '../../apis/meta.js';
 import type { DropTail, DropTailNodeStatus } from '../../apis/droptail.js';
-import type { Informer } from '../../controllers/informer.js';
-import type { ObjectKey, ReconcileResult, Reconciler } from '../../controllers/controller.js';
-import { applyControllerStatus, nodeMatches, readyConditions, schemaRejection, type Rejection } from '../common.js';
+import type { Informer } from '../../runtime/informer.js';
+import type { ReconcileResult, Reconciler } from '../../runtime/controller.js';
+import type { ObjectKey } from '../../runtime/keys.js';
+import { nodeMatches } from '../../apis/nodeselection.js';
+import { applyControllerStatus, readyConditions, schemaRejection, type Rejection } from '../common.js';
 import { settingsOf } from './settings.js';
 import { DropStats } from './stats.js';
 

@@ -6,21 +6,10 @@ import https from 'node:https';
 import type { IncomingMessage } from 'node:http';
 import net from 'node:net';
 import type { KubeConfig, V1Node } from '@kubernetes/client-node';
-import type { Informer } from '../../controllers/informer.js';
+import { agentFilesPath, isCaptureFileName, type CaptureFile, type CaptureFileListing } from '../../apis/capturefiles.js';
+import type { Informer } from '../../runtime/informer.js';
+import { errorBodyMessage } from '../../util/http.js';
 import { currentBearerToken } from '../../util/kube.js';
-
-/** One file as an agent lists it. */
-export interface AgentFile {
-  pod: string;
-  fileName: string;
-  bytes: number;
-  complete: boolean;
-}
-
-export interface AgentFileList {
-  node: string;
-  files: AgentFile[];
-}
 
 /** A node's agent could not be reached or refused; names the node so the user knows where to look. */
 export class AgentError extends Error {
@@ -35,16 +24,12 @@ export class AgentError extends Error {
 
 export interface AgentClientOptions {
   kc: KubeConfig;
-  nodes: Informer<V1Node>;
+  /** Where each node's InternalIP is looked up. */
+  nodes: Pick<Informer<V1Node>, 'get'>;
   port: number;
   caFile?: string | undefined;
   /** For listing and deleting; a download may take as long as it takes while data flows. */
   requestTimeoutMs?: number;
-}
-
-/** A file name as an agent may name one: no directories, no traversal, nothing a zip tool would misread. */
-export function isSafeFileName(name: string): boolean {
-  return /^[A-Za-z0-9][A-Za-z0-9._@-]{0,254}$/.test(name) && !name.includes('..');
 }
 
 export class AgentFilesClient {
@@ -58,8 +43,8 @@ export class AgentFilesClient {
     this.timeoutMs = opts.requestTimeoutMs ?? 15_000;
   }
 
-  async list(node: string, namespace: string, name: string): Promise<AgentFileList> {
-    const res = await this.request(node, 'GET', capturePath(namespace, name, 'files'), this.timeoutMs);
+  async list(node: string, namespace: string, name: string): Promise<CaptureFileListing> {
+    const res = await this.request(node, 'GET', agentFilesPath(namespace, name), this.timeoutMs);
     const body = await readAll(res);
     let parsed: unknown;
     try {
@@ -72,12 +57,12 @@ export class AgentFilesClient {
 
   /** The response stream of one file; the caller consumes (or destroys) it. */
   async open(node: string, namespace: string, name: string, fileName: string): Promise<IncomingMessage> {
-    if (!isSafeFileName(fileName)) throw new AgentError(node, `refusing the file name ${JSON.stringify(fileName)}`);
-    return this.request(node, 'GET', capturePath(namespace, name, `files/${encodeURIComponent(fileName)}`), 0);
+    if (!isCaptureFileName(fileName)) throw new AgentError(node, `refusing the file name ${JSON.stringify(fileName)}`);
+    return this.request(node, 'GET', agentFilesPath(namespace, name, fileName), 0);
   }
 
   async remove(node: string, namespace: string, name: string): Promise<void> {
-    const res = await this.request(node, 'DELETE', capturePath(namespace, name, 'files'), this.timeoutMs);
+    const res = await this.request(node, 'DELETE', agentFilesPath(namespace, name), this.timeoutMs);
     res.resume();
   }
 
@@ -122,18 +107,8 @@ export class AgentFilesClient {
       return res;
     }
     const text = (await readAll(res).catch(() => Buffer.alloc(0))).toString('utf8');
-    let message = text.slice(0, 500);
-    try {
-      message = (JSON.parse(text) as { message?: string }).message ?? message;
-    } catch {
-      // not JSON: keep the text
-    }
-    throw new AgentError(node, `${method} ${path} answered ${status}: ${message}`, status);
+    throw new AgentError(node, `${method} ${path} answered ${status}: ${errorBodyMessage(text)}`, status);
   }
-}
-
-function capturePath(namespace: string, name: string, rest: string): string {
-  return `/captures/${encodeURIComponent(namespace)}/${encodeURIComponent(name)}/${rest}`;
 }
 
 async function readAll(res: IncomingMessage, limit = 16 * 1024 * 1024): Promise<Buffer> {
@@ -148,12 +123,12 @@ async function readAll(res: IncomingMessage, limit = 16 * 1024 * 1024): Promise<
 }
 
 /** The agent's list, checked: a malformed or unsafe entry is refused rather than passed to users. */
-function checkFileList(node: string, body: unknown): AgentFile[] {
+function checkFileList(node: string, body: unknown): CaptureFile[] {
   const files = (body as { files?: unknown } | null)?.files;
   if (!Array.isArray(files)) throw new AgentError(node, 'the file list has no "files" array');
   return files.map((f: unknown, i) => {
-    const entry = f as Partial<AgentFile> | null;
-    if (!entry || typeof entry.fileName !== 'string' || !isSafeFileName(entry.fileName)) {
+    const entry = f as Partial<CaptureFile> | null;
+    if (!entry || typeof entry.fileName !== 'string' || !isCaptureFileName(entry.fileName)) {
       throw new AgentError(node, `files[${i}] has a missing or unsafe fileName ${JSON.stringify(entry?.fileName)}`);
     }
     return {

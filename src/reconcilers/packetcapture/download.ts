@@ -1,69 +1,73 @@
-// The controller's capture file endpoints:
-//   GET    /packet-capture/download/:namespace/:name/files.zip  one zip of every node's files
-//   DELETE /packet-capture/files/:namespace/:name               removes the files once the capture ended
-// Callers are authenticated by TokenReview and authorized by a SubjectAccessReview for
-// packetcaptures/files (verb get or delete) on that very capture, so RBAC decides who reads packets.
+// The controller's side of the capture file API (src/apis/capturefiles.ts): one zip streamed from
+// every node's agent, and deleting the files once the capture ended. Callers are authenticated by
+// TokenReview and authorized by a SubjectAccessReview for packetcaptures/files (verb get or delete)
+// on that very capture, so RBAC decides who reads packets.
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { KubeConfig, V1Node } from '@kubernetes/client-node';
 import { Readable } from 'node:stream';
 import JSZip from 'jszip';
-import { Counter } from 'prom-client';
-import { GROUP } from '../../apis/meta.js';
+import {
+  CAPTURE_FILES_ACCESS,
+  DELETE_FILES_ROUTE,
+  DOWNLOAD_ROUTE,
+  EXPECTED_BYTES_HEADER,
+  MISSING_NODES_FILE,
+  MISSING_NODES_HEADER,
+  type CaptureFileListing,
+  type CaptureFilesVerb,
+} from '../../apis/capturefiles.js';
 import type { PacketCapture } from '../../apis/packetcapture.js';
-import { HttpError, checkObjectName, sendJson } from '../../controllers/https.js';
-import type { Informer } from '../../controllers/informer.js';
-import { registry } from '../../controllers/metrics.js';
+import type { AccessReviewer } from '../../runtime/auth.js';
+import { HttpError, checkObjectName, sendJson, type HttpsApiServer } from '../../runtime/https.js';
+import type { Informer } from '../../runtime/informer.js';
 import { errorMessage, loggerFor } from '../../util/log.js';
-import type { ControllerContext } from '../context.js';
-import { AgentError, AgentFilesClient, type AgentFileList } from './agentclient.js';
+import { AgentError, AgentFilesClient } from './agentclient.js';
+import { captureDownloadBytes, captureDownloads } from './metrics.js';
 import { captureEnded, nodesWithFiles } from './phase.js';
-
-const downloads = new Counter({
-  name: 'netwarden_capture_downloads_total',
-  help: 'Capture zip downloads by result (ok, partial: some nodes could not be listed, failed: cut mid-stream).',
-  labelNames: ['result'] as const,
-  registers: [registry],
-});
-const downloadedBytes = new Counter({
-  name: 'netwarden_capture_download_bytes_total',
-  help: 'Bytes of zip sent to capture downloaders.',
-  registers: [registry],
-});
-
-/** Response headers the plugin reads: the pcap bytes to expect (for progress) and nodes left out. */
-export const EXPECTED_BYTES_HEADER = 'x-netwarden-expected-bytes';
-export const MISSING_NODES_HEADER = 'x-netwarden-missing-nodes';
-/** Listed in the zip when some nodes could not be listed, so an incomplete zip says so itself. */
-export const MISSING_NODES_FILE = 'MISSING-NODES.txt';
 
 /** Agent downloads open at once: jszip asks for every stream up front, but consumes them in order. */
 const PARALLEL_FETCHES = 2;
 
-export function registerCaptureFileApi(ctx: ControllerContext, captures: Informer<PacketCapture>): void {
-  if (!ctx.api) return;
+/** What the endpoints use of the controller's context (a ControllerContext is one). */
+export interface CaptureFileApiContext {
+  api?: HttpsApiServer | undefined;
+  reviewer: Pick<AccessReviewer, 'check'>;
+  /** Only the leader's caches are filled. */
+  isLeader(): boolean;
+  /** The controller's own credentials, which the agents check. */
+  kc: KubeConfig;
+  nodes: Pick<Informer<V1Node>, 'get'>;
+  agentPort: number;
+  caFile?: string | undefined;
+}
+
+export function registerCaptureFileApi(ctx: CaptureFileApiContext, captures: Pick<Informer<PacketCapture>, 'get'>): AgentFilesClient | undefined {
+  if (!ctx.api) return undefined;
   const agents = new AgentFilesClient({ kc: ctx.kc, nodes: ctx.nodes, port: ctx.agentPort, caFile: ctx.caFile });
-  ctx.api.route('GET', '/packet-capture/download/:namespace/:name/files.zip', async (req, res, params) => {
+  ctx.api.route('GET', DOWNLOAD_ROUTE, async (req, res, params) => {
     const capture = await authorizedCapture(ctx, captures, req, params, 'get');
     await sendZip(agents, capture, res);
   });
-  ctx.api.route('DELETE', '/packet-capture/files/:namespace/:name', async (req, res, params) => {
+  ctx.api.route('DELETE', DELETE_FILES_ROUTE, async (req, res, params) => {
     const capture = await authorizedCapture(ctx, captures, req, params, 'delete');
     await deleteFiles(agents, capture, res);
   });
+  return agents;
 }
 
 /** 400 malformed name, 401/403 from the reviewers, 503 on a standby, 404 unknown capture. */
 async function authorizedCapture(
-  ctx: ControllerContext,
-  captures: Informer<PacketCapture>,
+  ctx: CaptureFileApiContext,
+  captures: Pick<Informer<PacketCapture>, 'get'>,
   req: IncomingMessage,
   params: Record<string, string>,
-  verb: 'get' | 'delete',
+  verb: CaptureFilesVerb,
 ): Promise<PacketCapture> {
   const namespace = params.namespace ?? '';
   const name = params.name ?? '';
   checkObjectName('namespace', namespace);
   checkObjectName('name', name);
-  await ctx.reviewer.check(req, { verb, group: GROUP, resource: 'packetcaptures', subresource: 'files', namespace, name });
+  await ctx.reviewer.check(req, { ...CAPTURE_FILES_ACCESS, verb, namespace, name });
   // Only the leader's caches are filled; a standby cannot know the capture's nodes.
   if (!ctx.isLeader()) throw new HttpError(503, 'this controller replica is not leading (a standby, or still starting); retry shortly');
   const capture = captures.get(name, namespace);
@@ -71,11 +75,11 @@ async function authorizedCapture(
   return capture;
 }
 
-async function listAll(agents: AgentFilesClient, capture: PacketCapture): Promise<{ listings: AgentFileList[]; missing: AgentError[] }> {
+async function listAll(agents: AgentFilesClient, capture: PacketCapture): Promise<{ listings: CaptureFileListing[]; missing: AgentError[] }> {
   const { namespace = '', name = '' } = capture.metadata;
   const nodes = nodesWithFiles(capture);
   const results = await Promise.allSettled(nodes.map((node) => agents.list(node, namespace, name)));
-  const listings: AgentFileList[] = [];
+  const listings: CaptureFileListing[] = [];
   const missing: AgentError[] = [];
   results.forEach((r, i) => {
     if (r.status === 'fulfilled') listings.push(r.value);
@@ -177,14 +181,14 @@ async function sendZip(agents: AgentFilesClient, capture: PacketCapture, res: Se
   let sent = 0;
   out.on('data', (chunk: Buffer) => {
     sent += chunk.length;
-    downloadedBytes.inc(chunk.length);
+    captureDownloadBytes.inc(chunk.length);
   });
   try {
     await pipeUntilDone(out, res);
-    downloads.inc({ result: missing.length ? 'partial' : 'ok' });
+    captureDownloads.inc({ result: missing.length ? 'partial' : 'ok' });
     log.info('capture downloaded', { bytes: sent, nodes: listings.length, missingNodes: missing.map((m) => m.node) });
   } catch (err) {
-    downloads.inc({ result: 'failed' });
+    captureDownloads.inc({ result: 'failed' });
     for (const source of sources) source.destroy();
     throw err; // headers are out: the server cuts the connection so the client sees an incomplete zip
   }

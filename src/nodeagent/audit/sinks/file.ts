@@ -43,7 +43,7 @@ function fileStamp(d: Date): string {
   return d.toISOString().replace(/[-:]/g, '');
 }
 
-export class FileSinkImpl implements Sink {
+export class RotatingFileSink implements Sink {
   readonly format = 'ndjson' as const;
   readonly gzip = false;
   private readonly dir: string;

@@ -3,9 +3,9 @@
 // restart and a busy forwarder does not GET the Secret for every batch.
 import { CoreV1Api, type KubeConfig } from '@kubernetes/client-node';
 import type { AuditSink } from '../../../apis/auditforwarder.js';
-import { FileSinkImpl } from './file.js';
+import { RotatingFileSink } from './file.js';
 import type { Sink } from './types.js';
-import { WebhookSinkImpl, parseHeaderLines, type WebhookCredentials } from './webhook.js';
+import { HttpWebhookSink, parseHeaderLines, type WebhookCredentials } from './webhook.js';
 
 export type { Sink } from './types.js';
 export { SinkError } from './types.js';
@@ -64,7 +64,7 @@ export async function buildSink(kc: KubeConfig, sink: AuditSink, stateDir: strin
       bearerToken: spec.bearerTokenSecretRef ? (await readSecretKey(kc, spec.bearerTokenSecretRef, namespace)).trim() : undefined,
     }));
     await credentials(); // a missing Secret shows up now, in the status, not at the first batch
-    return new WebhookSinkImpl(spec, credentials);
+    return new HttpWebhookSink(spec, credentials);
   }
   if (sink.s3) {
     const ref = sink.s3.credentialsSecretRef;
@@ -75,9 +75,9 @@ export async function buildSink(kc: KubeConfig, sink: AuditSink, stateDir: strin
       creds = { accessKeyId: data.accessKeyID, secretAccessKey: data.secretAccessKey };
     }
     // Loaded on demand: the AWS SDK costs tens of MB of memory that webhook and file sinks never need.
-    const { S3SinkImpl } = await import('./s3.js');
-    return new S3SinkImpl(sink.s3, creds);
+    const { S3BucketSink } = await import('./s3.js');
+    return new S3BucketSink(sink.s3, creds);
   }
-  if (sink.file) return new FileSinkImpl(sink.file, stateDir);
+  if (sink.file) return new RotatingFileSink(sink.file, stateDir);
   throw new Error('spec.sink names no sink (webhook, s3 or file)');
 }

@@ -22,7 +22,7 @@ export function s3ObjectKey(prefix: string | undefined, info: BatchInfo): string
   return (head ? [head, ...parts] : parts).join('/');
 }
 
-export class S3SinkImpl implements Sink {
+export class S3BucketSink implements Sink {
   readonly format = 'ndjson' as const;
   readonly gzip = true;
   private readonly client: S3Client;

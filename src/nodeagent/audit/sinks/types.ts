@@ -33,11 +33,5 @@ export class SinkError extends Error {
   }
 }
 
-/** Retry-After: delta-seconds or an HTTP date (RFC 9110 §10.2.3); undefined when absent or invalid. */
-export function parseRetryAfter(value: string | undefined, now = Date.now()): number | undefined {
-  if (value === undefined) return undefined;
-  const v = value.trim();
-  if (/^\d+$/.test(v)) return Number(v) * 1000;
-  const at = Date.parse(v);
-  return Number.isNaN(at) ? undefined : Math.max(0, at - now);
-}
+/** The one Retry-After parser is in src/util/http.ts; named here too, where the sinks' tests look. */
+export { parseRetryAfter } from '../../../util/http.js';

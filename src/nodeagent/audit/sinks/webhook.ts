@@ -9,7 +9,8 @@
 import { Agent, ProxyAgent, request, type Dispatcher } from 'undici';
 import type { WebhookSink } from '../../../apis/auditforwarder.js';
 import type { EncodedBatch } from '../encoder.js';
-import { SinkError, parseRetryAfter, type BatchInfo, type Sink } from './types.js';
+import { parseRetryAfter } from '../../../util/http.js';
+import { SinkError, type BatchInfo, type Sink } from './types.js';
 
 export interface WebhookCredentials {
   /** Extra headers from the headers Secret. */
@@ -33,7 +34,7 @@ export function parseHeaderLines(text: string): Record<string, string> {
 
 const REQUEST_TIMEOUT_MS = 60_000;
 
-export class WebhookSinkImpl implements Sink {
+export class HttpWebhookSink implements Sink {
   readonly format;
   readonly gzip;
   private readonly dispatcher: Dispatcher;
@@ -79,7 +80,7 @@ export class WebhookSinkImpl implements Sink {
       : '';
     throw new SinkError(
       `POST ${withoutPassword(this.spec.url)}: HTTP ${res.statusCode}${text ? `: ${text.slice(0, 200).trim()}` : ''}${sizeAdvice}`,
-      parseRetryAfter(Array.isArray(retryAfter) ? retryAfter[0] : retryAfter),
+      parseRetryAfter(retryAfter),
     );
   }
 

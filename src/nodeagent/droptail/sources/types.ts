@@ -1,6 +1,5 @@
 // What every DropTail source (nflog, journal, file) offers the pipeline.
-import type { DropSourceType } from '../../../apis/drops.js';
-import type { PacketDrop } from '../../drops/types.js';
+import type { DropSourceType, PacketDrop } from '../../../apis/drops.js';
 import type { CommitFn } from '../queue.js';
 
 export interface SourceEvents {

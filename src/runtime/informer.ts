@@ -40,9 +40,9 @@ import {
 } from '@kubernetes/client-node';
 import { resourcePath, type ResourceType } from '../apis/meta.js';
 import { errorMessage, loggerFor, type Logger } from '../util/log.js';
-import { keyOf, keyToString } from './controller.js';
+import { keyOf, keyToString } from './keys.js';
 import { informerRestarts, informerSynced } from './metrics.js';
-import { backoffDelay } from './workqueue.js';
+import { backoffDelay } from '../util/backoff.js';
 
 export type InformerEvent = 'add' | 'update' | 'delete';
 export type InformerHandler<T> = (obj: T) => void;
@@ -214,7 +214,7 @@ export class Informer<T extends KubernetesObject> {
 
   private onError(err: unknown): void {
     if (this.stopped || this.restartTimer) return;
-    const delay = backoffDelay(this.failures, this.opts.minBackoffMs ?? 500, this.opts.maxBackoffMs ?? 30_000, 0.2, Math.random());
+    const delay = backoffDelay(this.failures, this.opts.minBackoffMs ?? 500, this.opts.maxBackoffMs ?? 30_000);
     this.failures++;
     informerRestarts.inc({ informer: this.name });
     this.log.warn('list/watch failed, restarting', { error: errorMessage(err), retryInMs: Math.round(delay), failures: this.failures });

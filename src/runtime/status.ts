@@ -9,13 +9,9 @@
 
 import { CustomObjectsApi, KubeConfig, PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
 import type { Condition, ResourceType } from '../apis/meta.js';
+import type { ObjectKey } from './keys.js';
 
-export interface ObjectRef {
-  namespace?: string;
-  name: string;
-}
-
-type PatchFn = (type: ResourceType, ref: ObjectRef, body: object, contentType: PatchStrategy, fieldManager?: string, force?: boolean) => Promise<unknown>;
+type PatchFn = (type: ResourceType, ref: ObjectKey, body: object, contentType: PatchStrategy, fieldManager?: string, force?: boolean) => Promise<unknown>;
 
 function statusPatcher(kc: KubeConfig): PatchFn {
   const api = kc.makeApiClient(CustomObjectsApi);
@@ -40,7 +36,7 @@ function statusPatcher(kc: KubeConfig): PatchFn {
 export async function applyStatus(
   kc: KubeConfig,
   type: ResourceType,
-  ref: ObjectRef,
+  ref: ObjectKey,
   status: object,
   fieldManager: string,
   force = true,
@@ -55,7 +51,7 @@ export async function applyStatus(
 }
 
 /** JSON merge patch of the status subresource; `patch` is the value of `status`. */
-export async function mergePatchStatus(kc: KubeConfig, type: ResourceType, ref: ObjectRef, patch: object): Promise<unknown> {
+export async function mergePatchStatus(kc: KubeConfig, type: ResourceType, ref: ObjectKey, patch: object): Promise<unknown> {
   return statusPatcher(kc)(type, ref, { status: patch }, PatchStrategy.MergePatch);
 }
 

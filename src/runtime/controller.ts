@@ -5,13 +5,9 @@
 import type { KubernetesObject } from '@kubernetes/client-node';
 import { errorMessage, loggerFor, type Logger } from '../util/log.js';
 import type { Informer } from './informer.js';
+import { keyOf, keyToString, parseKey, type ObjectKey } from './keys.js';
 import { reconcileDuration, reconcileErrors, reconcileTotal } from './metrics.js';
 import { WorkQueue, type WorkQueueOptions } from './workqueue.js';
-
-export interface ObjectKey {
-  namespace?: string;
-  name: string;
-}
 
 export interface ReconcileResult {
   /** Reconcile this key again after this long, even without events. */
@@ -25,31 +21,13 @@ export interface Reconciler {
 /** Maps an event object to the keys to reconcile (e.g. a Pod to the PacketCaptures selecting it). */
 export type MapToKeys<T extends KubernetesObject> = (obj: T) => ObjectKey[];
 
-/** "namespace/name", or "name" without a namespace. */
-export function keyToString(key: ObjectKey): string {
-  return key.namespace ? `${key.namespace}/${key.name}` : key.name;
-}
-
-/** Inverse of keyToString. */
-export function parseKey(key: string): ObjectKey {
-  const i = key.indexOf('/');
-  return i < 0 ? { name: key } : { namespace: key.slice(0, i), name: key.slice(i + 1) };
-}
-
-/** The object's own key. */
-export function keyOf(obj: KubernetesObject): ObjectKey {
-  const name = obj.metadata?.name ?? '';
-  const namespace = obj.metadata?.namespace;
-  return namespace ? { namespace, name } : { name };
-}
-
 export interface ControllerOptions {
   name: string;
   reconciler: Reconciler;
   /** Concurrent reconciles (of different keys). Default 1. */
   concurrency?: number;
   log?: Logger;
-  /** Work queue rate limiting (defaults: 5ms .. 1000s per key, 10% jitter). */
+  /** Work queue rate limiting (defaults: 5ms .. 1000s per key, full jitter). */
   queue?: Omit<WorkQueueOptions, 'name'>;
 }
 

@@ -3,8 +3,10 @@
 //  - a key is handed to at most one worker at a time: added while being processed, it is marked
 //    dirty and queued again when the worker calls done();
 //  - addAfter() delays an add (earliest pending time wins), addRateLimited() delays it by a
-//    per-key exponential backoff that forget() resets.
+//    per-key exponential backoff (the shared one, src/util/backoff.ts: full jitter) that forget()
+//    resets.
 
+import { backoffCeiling, backoffDelay } from '../util/backoff.js';
 import { errorMessage, loggerFor } from '../util/log.js';
 import { workqueueAdds, workqueueDepth, workqueueRetries } from './metrics.js';
 
@@ -18,46 +20,36 @@ export interface RateLimiter {
   numRequeues(key: string): number;
 }
 
-/**
- * Pure backoff: baseMs * 2^failures, capped at maxMs, then stretched by up to `jitter` (a
- * fraction, 0.1 = +10%) using random in [0,1), and capped at maxMs again.
- */
-export function backoffDelay(failures: number, baseMs: number, maxMs: number, jitter = 0, random = 0): number {
-  const exp = baseMs * Math.pow(2, Math.max(0, failures));
-  const capped = Number.isFinite(exp) ? Math.min(exp, maxMs) : maxMs;
-  return Math.min(maxMs, capped * (1 + jitter * random));
-}
-
 export interface ExponentialBackoffOptions {
   /** First retry delay; client-go default 5ms. */
   baseDelayMs?: number;
   /** Largest delay; client-go default 1000s. */
   maxDelayMs?: number;
-  /** Fraction of extra random delay, default 0.1. */
-  jitter?: number;
+  /** Full jitter (a random delay up to the exponential one), default true; false: the exponential delay itself. */
+  jitter?: boolean;
   /** Source of randomness in [0,1), for tests. */
   random?: () => number;
 }
 
-/** Per-key exponential failure backoff (client-go ItemExponentialFailureRateLimiter) with jitter. */
+/** Per-key exponential failure backoff (client-go ItemExponentialFailureRateLimiter) with full jitter. */
 export class ExponentialBackoffRateLimiter implements RateLimiter {
   private readonly failures = new Map<string, number>();
   readonly baseDelayMs: number;
   readonly maxDelayMs: number;
-  readonly jitter: number;
+  readonly jitter: boolean;
   private readonly random: () => number;
 
   constructor(opts: ExponentialBackoffOptions = {}) {
     this.baseDelayMs = opts.baseDelayMs ?? 5;
     this.maxDelayMs = opts.maxDelayMs ?? 1_000_000;
-    this.jitter = opts.jitter ?? 0.1;
+    this.jitter = opts.jitter ?? true;
     this.random = opts.random ?? Math.random;
   }
 
   when(key: string): number {
     const n = this.failures.get(key) ?? 0;
     this.failures.set(key, n + 1);
-    return backoffDelay(n, this.baseDelayMs, this.maxDelayMs, this.jitter, this.random());
+    return this.jitter ? backoffDelay(n, this.baseDelayMs, this.maxDelayMs, this.random) : backoffCeiling(n, this.baseDelayMs, this.maxDelayMs);
   }
 
   forget(key: string): void {

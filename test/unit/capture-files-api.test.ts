@@ -1,0 +1,255 @@
+// The capture file API (src/apis/capturefiles.ts) end to end on loopback, without a cluster: the
+// agent's file server, the controller's client of it, and the controller's download and delete
+// endpoints in front of it, each a real HTTPS server, with the real AccessReviewer asking a fake
+// TokenReview/SubjectAccessReview API.
+import { expect } from 'chai';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import type { V1Node } from '@kubernetes/client-node';
+import JSZip from 'jszip';
+import {
+  agentFilesPath,
+  deleteFilesPath,
+  downloadPath,
+  EXPECTED_BYTES_HEADER,
+  isCaptureFileName,
+  MISSING_NODES_FILE,
+  MISSING_NODES_HEADER,
+  type CaptureFileListing,
+} from '../../src/apis/capturefiles.js';
+import { GROUP } from '../../src/apis/meta.js';
+import type { PacketCapture } from '../../src/apis/packetcapture.js';
+import { AccessReviewer } from '../../src/runtime/auth.js';
+import { HttpsApiServer } from '../../src/runtime/https.js';
+import type { CaptureRef } from '../../src/nodeagent/capture/store.js';
+import { registerCaptureFileRoutes } from '../../src/nodeagent/capture/api.js';
+import { AgentError, AgentFilesClient } from '../../src/reconcilers/packetcapture/agentclient.js';
+import { registerCaptureFileApi } from '../../src/reconcilers/packetcapture/download.js';
+import { call, FakeReviewApi, messageOf, selfSignedCertificate, type Tls } from './support/reviews.js';
+
+const NS = 'storefront';
+const NAME = 'pc-dns';
+const NODE = 'node-1';
+const CONTROLLER = 'system:serviceaccount:netwarden-system:netwarden-controller';
+const PCAP = Buffer.concat([Buffer.from('d4c3b2a1', 'hex'), Buffer.alloc(20), Buffer.alloc(100, 7)]);
+const METADATA = 'node node-1\ninterfaces: cali1234\n';
+
+const files = (verb: string, user: string, namespace = NS) => ({ user, verb, group: GROUP, resource: 'packetcaptures', subresource: 'files', namespace });
+
+describe('capture file API', function () {
+  let tls: Tls;
+  let kube: FakeReviewApi;
+  let stateDir: string;
+  let agent: HttpsApiServer;
+  let agentPort: number;
+  const discarded: CaptureRef[] = [];
+
+  before(async () => {
+    tls = selfSignedCertificate('nw-capture-files-');
+    kube = new FakeReviewApi(tls);
+    kube.tokens.set('controller-token', CONTROLLER);
+    kube.tokens.set('alice-token', 'alice');
+    kube.tokens.set('bob-token', 'bob');
+    kube.tokens.set('nosy-token', 'nosy');
+    kube.grants.push(files('get', CONTROLLER), files('delete', CONTROLLER), files('get', 'alice'), files('delete', 'alice'), files('get', 'bob'));
+    await kube.start();
+
+    stateDir = path.join(tls.dir, 'state');
+    const dir = path.join(stateDir, 'captures', NS, NAME);
+    mkdirSync(dir, { recursive: true });
+    writeFileSync(path.join(dir, 'logging-7d9_cali1234_00001.pcap'), PCAP);
+    writeFileSync(path.join(dir, `metadata-${NODE}.txt`), METADATA);
+    writeFileSync(path.join(dir, 'notes.txt'), 'not a capture file');
+
+    agent = new HttpsApiServer({ name: 'unit-agent', certFile: tls.certFile, keyFile: tls.keyFile, port: 0, host: '127.0.0.1' });
+    const reviewer = new AccessReviewer(kube.kubeConfig('agent-token'));
+    registerCaptureFileRoutes(agent, reviewer, stateDir, NODE, { session: () => undefined, discardFiles: (ref) => void discarded.push(ref) });
+    agentPort = await agent.start();
+  });
+
+  after(async () => {
+    await agent.stop();
+    await kube.stop();
+    tls.remove();
+  });
+
+  describe("the agent's server", () => {
+    it('lists only capture files, to the controller', async () => {
+      const answer = await call(agentPort, tls.cert, 'GET', agentFilesPath(NS, NAME), { token: 'controller-token' });
+      expect(answer.status).to.equal(200);
+      const listing = JSON.parse(answer.body.toString('utf8')) as CaptureFileListing;
+      expect(listing).to.deep.equal({
+        node: NODE,
+        files: [
+          { pod: '', fileName: `metadata-${NODE}.txt`, bytes: METADATA.length, complete: true },
+          { pod: 'logging-7d9', fileName: 'logging-7d9_cali1234_00001.pcap', bytes: PCAP.length, complete: true },
+        ],
+      });
+      expect(kube.accessReviews.at(-1)).to.deep.include({ user: CONTROLLER, verb: 'get', group: GROUP, resource: 'packetcaptures', subresource: 'files', namespace: NS, name: NAME });
+    });
+
+    it('serves a file with its length and type', async () => {
+      const answer = await call(agentPort, tls.cert, 'GET', agentFilesPath(NS, NAME, 'logging-7d9_cali1234_00001.pcap'), { token: 'controller-token' });
+      expect(answer.status).to.equal(200);
+      expect(answer.headers['content-type']).to.equal('application/vnd.tcpdump.pcap');
+      expect(answer.headers['content-length']).to.equal(String(PCAP.length));
+      expect(answer.body.equals(PCAP)).to.equal(true);
+    });
+
+    it('answers 401 without a valid token and 403 without the grant', async () => {
+      expect((await call(agentPort, tls.cert, 'GET', agentFilesPath(NS, NAME))).status).to.equal(401);
+      expect((await call(agentPort, tls.cert, 'GET', agentFilesPath(NS, NAME), { token: 'made-up' })).status).to.equal(401);
+      const denied = await call(agentPort, tls.cert, 'GET', agentFilesPath(NS, NAME, 'logging-7d9_cali1234_00001.pcap'), { token: 'nosy-token' });
+      expect(denied.status).to.equal(403);
+      expect(messageOf(denied)).to.contain('nosy may not get packetcaptures/files');
+      expect((await call(agentPort, tls.cert, 'DELETE', agentFilesPath(NS, NAME), { token: 'bob-token' })).status).to.equal(403);
+    });
+
+    it('refuses names that are not capture files (400) and answers 404 for one that is not there', async () => {
+      for (const name of ['notes.txt', 'etc-passwd', '..%2F..%2Fkubeconfig']) {
+        const answer = await call(agentPort, tls.cert, 'GET', `${agentFilesPath(NS, NAME)}/${name}`, { token: 'controller-token' });
+        expect(answer.status, name).to.equal(400);
+      }
+      expect((await call(agentPort, tls.cert, 'GET', `/captures/..%2F${NS}/${NAME}/files`, { token: 'controller-token' })).status).to.equal(400);
+      expect((await call(agentPort, tls.cert, 'GET', agentFilesPath(NS, NAME, 'logging-7d9_cali1234_00099.pcap'), { token: 'controller-token' })).status).to.equal(404);
+    });
+
+    it('deletes on DELETE (204) for a caller allowed to', async () => {
+      discarded.length = 0;
+      const answer = await call(agentPort, tls.cert, 'DELETE', agentFilesPath(NS, NAME), { token: 'controller-token' });
+      expect(answer.status).to.equal(204);
+      expect(discarded).to.deep.equal([{ namespace: NS, name: NAME }]);
+    });
+  });
+
+  describe("the controller's client", () => {
+    const nodes = { get: (name: string): V1Node | undefined => (name === NODE ? { metadata: { name }, status: { addresses: [{ type: 'InternalIP', address: '127.0.0.1' }] } } : name === 'no-ip' ? { metadata: { name } } : undefined) };
+    let client: AgentFilesClient;
+    beforeEach(() => {
+      client = new AgentFilesClient({ kc: kube.kubeConfig('controller-token'), nodes, port: agentPort, caFile: tls.certFile });
+    });
+    afterEach(() => client.close());
+
+    it('lists and opens files with its own token', async () => {
+      const listing = await client.list(NODE, NS, NAME);
+      expect(listing.node).to.equal(NODE);
+      expect(listing.files.map((f) => f.fileName)).to.deep.equal([`metadata-${NODE}.txt`, 'logging-7d9_cali1234_00001.pcap']);
+      const chunks: Buffer[] = [];
+      for await (const chunk of await client.open(NODE, NS, NAME, 'logging-7d9_cali1234_00001.pcap')) chunks.push(chunk as Buffer);
+      expect(Buffer.concat(chunks).equals(PCAP)).to.equal(true);
+    });
+
+    it("names the node and carries the agent's status and message when refused", async () => {
+      const nosy = new AgentFilesClient({ kc: kube.kubeConfig('nosy-token'), nodes, port: agentPort, caFile: tls.certFile });
+      try {
+        const err = await nosy.list(NODE, NS, NAME).then(
+          () => undefined,
+          (e: unknown) => e,
+        );
+        expect(err).to.be.instanceOf(AgentError);
+        expect((err as AgentError).status).to.equal(403);
+        expect((err as AgentError).message).to.match(/^node node-1: GET \/captures\/storefront\/pc-dns\/files answered 403: nosy may not get packetcaptures\/files/);
+      } finally {
+        nosy.close();
+      }
+    });
+
+    it('refuses a file name that no agent writes, and nodes it cannot address', async () => {
+      expect(isCaptureFileName('../metadata-node-1.txt')).to.equal(false);
+      expect(await client.open(NODE, NS, NAME, '../../etc/passwd').catch((e: unknown) => e)).to.be.instanceOf(AgentError);
+      const unsafe = await client.open(NODE, NS, NAME, 'notes.txt').catch((e: unknown) => e);
+      expect((unsafe as Error).message).to.equal('node node-1: refusing the file name "notes.txt"');
+      expect(((await client.list('no-such-node', NS, NAME).catch((e: unknown) => e)) as Error).message).to.equal('node no-such-node: no such Node');
+      expect(((await client.list('no-ip', NS, NAME).catch((e: unknown) => e)) as Error).message).to.equal('node no-ip: the Node has no InternalIP address');
+    });
+  });
+
+  describe("the controller's download endpoints", () => {
+    let controller: HttpsApiServer;
+    let port: number;
+    let leader = true;
+    const captures = new Map<string, PacketCapture>();
+    const capture = (name: string, phase: 'Capturing' | 'Finished', nodes: string[]): PacketCapture =>
+      ({
+        apiVersion: 'netwarden.io/v1alpha1',
+        kind: 'PacketCapture',
+        metadata: { namespace: NS, name },
+        spec: {},
+        status: { phase, files: nodes.map((node) => ({ node, directory: `/var/lib/netwarden/captures/${NS}/${name}`, fileNames: [] })) },
+      }) as unknown as PacketCapture;
+
+    before(async () => {
+      captures.set(NAME, capture(NAME, 'Finished', [NODE]));
+      captures.set('pc-running', capture('pc-running', 'Capturing', [NODE]));
+      captures.set('pc-partial', capture('pc-partial', 'Finished', [NODE, 'node-gone']));
+      controller = new HttpsApiServer({ name: 'unit-controller', certFile: tls.certFile, keyFile: tls.keyFile, port: 0, host: '127.0.0.1' });
+      const nodes = { get: (name: string): V1Node | undefined => (name === NODE ? { metadata: { name }, status: { addresses: [{ type: 'InternalIP', address: '127.0.0.1' }] } } : undefined) };
+      registerCaptureFileApi(
+        {
+          api: controller,
+          reviewer: new AccessReviewer(kube.kubeConfig('controller-token')),
+          isLeader: () => leader,
+          kc: kube.kubeConfig('controller-token'),
+          nodes,
+          agentPort,
+          caFile: tls.certFile,
+        },
+        { get: (name: string, namespace?: string) => (namespace === NS ? captures.get(name) : undefined) },
+      );
+      port = await controller.start();
+    });
+    after(() => controller.stop());
+    beforeEach(() => {
+      leader = true;
+    });
+
+    it('checks in order: the name (400), the caller (401, 403), leadership (503), the capture (404)', async () => {
+      // A malformed name is refused before anyone is asked about the caller.
+      const reviewsBefore = kube.tokenReviews;
+      expect((await call(port, tls.cert, 'GET', '/packet-capture/download/Bad_NS/x/files.zip')).status).to.equal(400);
+      expect(kube.tokenReviews).to.equal(reviewsBefore);
+      // The caller is checked before leadership: a standby still tells strangers 401/403.
+      leader = false;
+      expect((await call(port, tls.cert, 'GET', downloadPath(NS, NAME))).status).to.equal(401);
+      expect((await call(port, tls.cert, 'GET', downloadPath(NS, NAME), { token: 'nosy-token' })).status).to.equal(403);
+      // An allowed caller on a standby learns nothing about the capture, not even whether it exists.
+      expect((await call(port, tls.cert, 'GET', downloadPath(NS, 'no-such-capture'), { token: 'alice-token' })).status).to.equal(503);
+      leader = true;
+      const unknown = await call(port, tls.cert, 'GET', downloadPath(NS, 'no-such-capture'), { token: 'alice-token' });
+      expect(unknown.status).to.equal(404);
+      expect(messageOf(unknown)).to.equal(`packetcapture ${NS}/no-such-capture not found`);
+      // delete is its own verb: bob may get but not delete.
+      expect((await call(port, tls.cert, 'DELETE', deleteFilesPath(NS, NAME), { token: 'bob-token' })).status).to.equal(403);
+    });
+
+    it("streams one zip of every node's files, with the bytes to expect", async () => {
+      const answer = await call(port, tls.cert, 'GET', downloadPath(NS, NAME), { token: 'bob-token' });
+      expect(answer.status).to.equal(200);
+      expect(answer.headers['content-type']).to.equal('application/zip');
+      expect(answer.headers[EXPECTED_BYTES_HEADER]).to.equal(String(PCAP.length + METADATA.length));
+      expect(answer.headers[MISSING_NODES_HEADER]).to.equal(undefined);
+      const zip = await JSZip.loadAsync(answer.body);
+      expect(Object.keys(zip.files).filter((f) => !f.endsWith('/')).sort()).to.deep.equal([`${NODE}/logging-7d9_cali1234_00001.pcap`, `${NODE}/metadata-${NODE}.txt`]);
+      expect((await zip.file(`${NODE}/logging-7d9_cali1234_00001.pcap`)!.async('nodebuffer')).equals(PCAP)).to.equal(true);
+    });
+
+    it('says which nodes are missing, in a header and in the zip', async () => {
+      const answer = await call(port, tls.cert, 'GET', downloadPath(NS, 'pc-partial'), { token: 'alice-token' });
+      expect(answer.status).to.equal(200);
+      expect(answer.headers[MISSING_NODES_HEADER]).to.equal('node-gone');
+      const zip = await JSZip.loadAsync(answer.body);
+      expect(await zip.file(MISSING_NODES_FILE)!.async('string')).to.equal('node node-gone: no such Node\n');
+    });
+
+    it('deletes files only once the capture ended (409 before), on every node', async () => {
+      const running = await call(port, tls.cert, 'DELETE', deleteFilesPath(NS, 'pc-running'), { token: 'alice-token' });
+      expect(running.status).to.equal(409);
+      expect(messageOf(running)).to.match(/^packetcapture storefront\/pc-running is still running \(phase Capturing\)/);
+      discarded.length = 0;
+      const done = await call(port, tls.cert, 'DELETE', deleteFilesPath(NS, NAME), { token: 'alice-token' });
+      expect(done.status).to.equal(200);
+      expect(JSON.parse(done.body.toString('utf8'))).to.deep.include({ status: 'Success', nodes: [NODE] });
+      expect(discarded).to.deep.equal([{ namespace: NS, name: NAME }]);
+    });
+  });
+});

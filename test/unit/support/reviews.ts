@@ -1,0 +1,142 @@
+// What the unit tests of Netwarden's HTTPS endpoints share: a self-signed certificate for
+// 127.0.0.1 (made with openssl, as the other HTTPS unit tests do), and a loopback HTTPS server
+// that answers the two Kubernetes APIs the AccessReviewer calls, TokenReview and
+// SubjectAccessReview, from a table of tokens and grants. The endpoints under test run with the
+// real AccessReviewer and a KubeConfig pointed at it; nothing else of Kubernetes is involved.
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { createServer, type Server } from 'node:https';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { KubeConfig } from '@kubernetes/client-node';
+import type { AccessRequest } from '../../../src/runtime/auth.js';
+
+export interface Tls {
+  dir: string;
+  keyFile: string;
+  certFile: string;
+  key: Buffer;
+  cert: Buffer;
+  remove(): void;
+}
+
+export function selfSignedCertificate(prefix: string): Tls {
+  const dir = mkdtempSync(path.join(tmpdir(), prefix));
+  const certFile = path.join(dir, 'cert.pem');
+  const keyFile = path.join(dir, 'key.pem');
+  execFileSync(
+    'openssl',
+    ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '1', '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1', '-keyout', keyFile, '-out', certFile],
+    { stdio: 'ignore' },
+  );
+  return { dir, keyFile, certFile, key: readFileSync(keyFile), cert: readFileSync(certFile), remove: () => rmSync(dir, { recursive: true, force: true }) };
+}
+
+/** One allowed action of a user, as the reviewer asks about it (namespace/name: any when absent). */
+export interface Grant extends AccessRequest {
+  user: string;
+}
+
+type ResourceAttributes = Partial<AccessRequest>;
+
+/** TokenReview and SubjectAccessReview on loopback: tokens map to user names, grants allow actions. */
+export class FakeReviewApi {
+  /** token -> username */
+  readonly tokens = new Map<string, string>();
+  readonly grants: Grant[] = [];
+  /** Every SubjectAccessReview asked, in order. */
+  readonly accessReviews: Array<{ user: string } & ResourceAttributes> = [];
+  tokenReviews = 0;
+  private server: Server | undefined;
+  private port = 0;
+
+  constructor(private readonly tls: Tls) {}
+
+  async start(): Promise<void> {
+    this.server = createServer({ key: this.tls.key, cert: this.tls.cert }, (req, res) => {
+      const chunks: Buffer[] = [];
+      req.on('data', (c: Buffer) => chunks.push(c));
+      req.on('end', () => {
+        const body = JSON.parse(Buffer.concat(chunks).toString('utf8') || '{}') as { spec?: Record<string, unknown> };
+        const spec = body.spec ?? {};
+        let status: object;
+        if (req.url?.startsWith('/apis/authentication.k8s.io/v1/tokenreviews')) {
+          this.tokenReviews += 1;
+          const user = this.tokens.get(String(spec.token));
+          status = user ? { authenticated: true, user: { username: user, groups: ['system:authenticated'] } } : { authenticated: false, error: 'token unknown' };
+        } else if (req.url?.startsWith('/apis/authorization.k8s.io/v1/subjectaccessreviews')) {
+          const user = String(spec.user);
+          const attrs = (spec.resourceAttributes ?? {}) as ResourceAttributes;
+          this.accessReviews.push({ user, ...attrs });
+          status = { allowed: this.grants.some((g) => allows(g, user, attrs)) };
+        } else {
+          res.writeHead(404, { 'content-type': 'application/json' }).end(JSON.stringify({ kind: 'Status', code: 404, message: `no ${req.url}` }));
+          return;
+        }
+        res.writeHead(201, { 'content-type': 'application/json' }).end(JSON.stringify({ ...body, status }));
+      });
+    });
+    await new Promise<void>((resolve) => this.server!.listen(0, '127.0.0.1', resolve));
+    this.port = (this.server.address() as AddressInfo).port;
+  }
+
+  /** A KubeConfig for this "cluster" whose user presents `token`. */
+  kubeConfig(token: string): KubeConfig {
+    const kc = new KubeConfig();
+    kc.loadFromOptions({
+      clusters: [{ name: 'unit', server: `https://127.0.0.1:${this.port}`, caFile: this.tls.certFile }],
+      users: [{ name: 'unit', token }],
+      contexts: [{ name: 'unit', cluster: 'unit', user: 'unit' }],
+      currentContext: 'unit',
+    });
+    return kc;
+  }
+
+  async stop(): Promise<void> {
+    this.server?.closeAllConnections();
+    await new Promise<void>((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));
+  }
+}
+
+function allows(g: Grant, user: string, a: ResourceAttributes): boolean {
+  return (
+    g.user === user &&
+    g.verb === a.verb &&
+    g.group === a.group &&
+    g.resource === a.resource &&
+    (g.subresource ?? '') === (a.subresource ?? '') &&
+    (g.namespace === undefined || g.namespace === a.namespace) &&
+    (g.name === undefined || g.name === a.name)
+  );
+}
+
+export interface Answer {
+  status: number;
+  headers: Record<string, string | string[] | undefined>;
+  body: Buffer;
+}
+
+/** One HTTPS request to 127.0.0.1:port, trusting the test certificate. */
+export async function call(port: number, ca: Buffer, method: string, path: string, opts: { token?: string; body?: Buffer | string; headers?: Record<string, string> } = {}): Promise<Answer> {
+  const { request } = await import('node:https');
+  return new Promise((resolve, reject) => {
+    const req = request(
+      // A connection per request: a refused upload must not leave a half-read socket for the next one.
+      { host: '127.0.0.1', port, method, path, ca, agent: false, headers: { ...(opts.token ? { authorization: `Bearer ${opts.token}` } : {}), ...opts.headers } },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }));
+        res.on('error', reject);
+      },
+    );
+    req.on('error', reject);
+    req.end(opts.body);
+  });
+}
+
+/** The `message` of a JSON error answer. */
+export function messageOf(answer: Answer): string {
+  return (JSON.parse(answer.body.toString('utf8')) as { message?: string }).message ?? '';
+}
