@@ -386,8 +386,15 @@ export async function runWriter(opts: WriterOptions): Promise<WriterManifest> {
   return new LumberjackWriter(opts).run();
 }
 
+// No top-level await: the e2e suite imports this module (through audit-chaos.ts), and mocha loads
+// a spec whose module graph awaits at the top through import() instead of require(), which gives
+// it a second instance of test/e2e/hooks.ts (whose cluster() is then never set).
 if (process.argv[1] && path.resolve(process.argv[1]) === new URL(import.meta.url).pathname) {
-  const opts = parseWriterArgs(process.argv.slice(2));
-  const m = await runWriter(opts);
-  process.stdout.write(`${JSON.stringify({ written: m.written, rotations: m.rotations, deleted: m.files.filter((f) => f.deletedAt).length })}\n`);
+  runWriter(parseWriterArgs(process.argv.slice(2))).then(
+    (m) => process.stdout.write(`${JSON.stringify({ written: m.written, rotations: m.rotations, deleted: m.files.filter((f) => f.deletedAt).length })}\n`),
+    (err: unknown) => {
+      process.stderr.write(`${err instanceof Error ? err.stack : String(err)}\n`);
+      process.exit(1);
+    },
+  );
 }
