@@ -33,6 +33,8 @@ describe(`AuditForwarder chaos: rotation every ~1 s, maxBackups ${maxBackups}, a
       expect(unnamed.map((f) => f.name ?? `#${f.index}`), `files with lost events that no gap names\n${why}`).to.deep.equal([]);
       const early = r.lostFiles.filter((f) => f.deleted && f.covered && !f.coveredAfterRemoval);
       expect(early.map((f) => f.name), `files skipped while still on disk (named only by gaps logged before the writer removed them)\n${why}`).to.deep.equal([]);
+      const overtaken = r.lostFiles.filter((f) => f.overtakenOnDiskAt);
+      expect(overtaken.map((f) => f.name ?? `#${f.index}`), `files the agent moved past while they were still on disk (later events arrived before their removal)\n${why}`).to.deep.equal([]);
       const onDisk = r.lostFiles.filter((f) => !f.deleted);
       expect(onDisk.map((f) => f.name ?? `#${f.index}`), `files with lost events that were never removed\n${why}`).to.deep.equal([]);
       expect(r.unexplained, why).to.equal(0);

@@ -77,6 +77,26 @@ describe('audit chaos accounting', () => {
     ]);
   });
 
+  it('does not explain a loss in a file the agent moved past while it was still on disk', () => {
+    const { manifest, keys } = manifestOf([
+      { events: 10, rotatedName: name(1), deletedAt: '2026-05-01T10:00:10.000Z' }, // later events arrived at :08, before its removal
+      { events: 10, rotatedName: name(2), deletedAt: '2026-05-01T10:00:10.000Z' }, // (received)
+      { events: 10, rotatedName: name(3), deletedAt: '2026-05-01T10:00:11.000Z' }, // later events arrived at :12, after its removal
+      { events: 10 },
+    ]);
+    const counts = new Map<string, number>();
+    const first = new Map<string, number>();
+    keys.slice(10, 20).forEach((k) => (counts.set(k, 1), first.set(k, Date.parse('2026-05-01T10:00:08.000Z'))));
+    keys.slice(30).forEach((k) => (counts.set(k, 1), first.set(k, Date.parse('2026-05-01T10:00:12.000Z'))));
+    const gaps: GapRecord[] = [{ files: [path.join(DIR, name(1)), path.join(DIR, name(3))], timestamp: '2026-05-01T10:00:11.500Z' }];
+    const r = account(manifest, keys, counts, gaps, first);
+    expect(r.lostFiles.map((f) => [f.index, f.coveredAfterRemoval, f.overtakenOnDiskAt])).to.deep.equal([
+      [0, true, '2026-05-01T10:00:08.000Z'],
+      [2, true, undefined],
+    ]);
+    expect(r).to.deep.include({ lost: 20, explained: 10, unexplained: 10 });
+  });
+
   it('writes lumberjack backups: names by UTC time, gzip of some, the oldest beyond maxBackups removed', async function () {
     this.timeout(30_000);
     expect(backupName('audit.log', new Date('2026-05-01T10:00:01.234Z'))).to.equal('audit-2026-05-01T10-00-01.234.log');
