@@ -4,7 +4,7 @@
 // Whatever is lost must be explained: the writer removed the file holding it, and the agent logged
 // a gap naming that file once it was gone; and a loss shows in the status (gaps, lastGap).
 //
-// AUDIT_CHAOS_SEEDS (comma-separated, default 11,12), AUDIT_CHAOS_SECONDS (default 45) and
+// AUDIT_CHAOS_SEEDS (comma-separated, default 11,12), AUDIT_CHAOS_SECONDS (default 50) and
 // AUDIT_CHAOS_MAX_BACKUPS (default 5) change the run, e.g. maxBackups 50 to check the harness
 // itself: nothing is removed before it is read, so nothing may be lost.
 import { expect } from 'chai';
@@ -12,7 +12,7 @@ import { describeChaos, runAuditChaos, type ChaosResult } from '../env/audit-cha
 import { cluster } from './hooks.js';
 
 const seeds = (process.env.AUDIT_CHAOS_SEEDS ?? '11,12').split(',').map((s) => s.trim()).filter(Boolean);
-const seconds = Number(process.env.AUDIT_CHAOS_SECONDS ?? 45);
+const seconds = Number(process.env.AUDIT_CHAOS_SECONDS ?? 50);
 const maxBackups = Number(process.env.AUDIT_CHAOS_MAX_BACKUPS ?? 5);
 
 describe(`AuditForwarder chaos: rotation every ~1 s, maxBackups ${maxBackups}, agent kills, receiver outage and slowness`, function () {

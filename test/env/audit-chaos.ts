@@ -117,6 +117,8 @@ export interface ChaosResult {
   gapsMetric: number | undefined;
   /** "tail dataLoss" warnings in the agent log (the follower's own lines, before the gap contract). */
   tailDataLossWarnings: number;
+  /** The agent's warn and error lines, counted by message (all its runs). */
+  agentWarnings: Record<string, number>;
   caughtUp: 'all-on-disk-received' | 'lag-zero' | 'timeout';
   catchUpSeconds: number;
   agentStarts: number;
@@ -384,15 +386,26 @@ export async function runAuditChaos(cp: ControlPlane, opts: ChaosOptions): Promi
       const j = Math.floor(rand() * (i + 1));
       [signals[i], signals[j]] = [signals[j]!, signals[i]!];
     }
-    const slot = (0.75 * W) / Math.max(1, signals.length);
-    const kills = signals.map((signal, i) => ({ signal, at: 0.1 * W + i * slot + rand() * 0.5 * slot, restartMs: between(opts.restartDelayMs ?? [1000, 3000]) }));
+    // No kill from 7 s before the slow spell (a restart's time) to 5 s after it, so the agent
+    // falls behind while it keeps running, the case of the report; kills and the outage share
+    // the rest of the run.
     const downMs = between(opts.receiverDownMs ?? [6000, 10000]);
     const slowMs = between(opts.receiverSlowMs ?? [6000, 10000]);
-    const downFirst = rand() < 0.5;
-    const firstAt = (0.1 + rand() * 0.2) * W;
-    const secondAt = Math.max(firstAt + (downFirst ? downMs : slowMs) + 3000, (0.5 + rand() * 0.2) * W);
-    const downAt = downFirst ? firstAt : secondAt;
-    const slowAt = downFirst ? secondAt : firstAt;
+    const usableFrom = 0.08 * W;
+    const usable = 0.82 * W;
+    const lead = 7000;
+    const quiet = lead + slowMs + 5000;
+    const quietFrom = usableFrom + rand() * Math.max(0, usable - quiet);
+    const slowAt = quietFrom + lead;
+    const quietTo = quietFrom + quiet;
+    const rest = Math.max(1000, usable - quiet);
+    const place = (v: number) => usableFrom + v + (usableFrom + v >= quietFrom ? quiet : 0); // rest → run time
+    const slot = rest / Math.max(1, signals.length);
+    const kills = signals.map((signal, i) => ({ signal, at: place(i * slot + rand() * 0.5 * slot), restartMs: between(opts.restartDelayMs ?? [1000, 3000]) }));
+    let downV = rand() * Math.max(0, rest - downMs);
+    const boundary = quietFrom - usableFrom;
+    if (downV < boundary && downV + downMs > boundary) downV = boundary + downMs <= rest ? boundary : Math.max(0, boundary - downMs);
+    const downAt = place(downV);
     const slowAnswer = opts.slowAnswerMs ?? [3000, 8000];
 
     writer = spawn(process.execPath, ['--import', 'tsx', WRITER, `--dir=${logDir}`, `--manifest=${manifestPath}`, `--seed=${opts.seed}`,
@@ -409,6 +422,8 @@ export async function runAuditChaos(cp: ControlPlane, opts: ChaosOptions): Promi
     const agentChaos = (async () => {
       for (const k of kills) {
         await sleep(Math.max(0, t0 + k.at - Date.now()));
+        // A kill delayed by the restart before it waits out the quiet window.
+        if (Date.now() - t0 >= quietFrom && Date.now() - t0 < quietTo) await sleep(t0 + quietTo - Date.now());
         const victim = agent!;
         mark(`agent ${k.signal}`);
         victim.child.kill(k.signal);
@@ -497,6 +512,11 @@ export async function runAuditChaos(cp: ControlPlane, opts: ChaosOptions): Promi
       lagBytes: entry?.lagBytes,
       gapsMetric: metric === undefined ? undefined : Number(metric),
       tailDataLossWarnings: logs.filter((l) => l.message === 'tail dataLoss').length,
+      agentWarnings: logs.filter((l) => l.level === 'warn' || l.level === 'error').reduce<Record<string, number>>((acc, l) => {
+        const m = String(l.message);
+        acc[m] = (acc[m] ?? 0) + 1;
+        return acc;
+      }, {}),
       caughtUp,
       catchUpSeconds,
       agentStarts: agents.length,
@@ -523,6 +543,8 @@ export function describeChaos(r: ChaosResult): string {
     `duplicates ${r.duplicates} (${pct(r.duplicateRate)}), status gaps ${r.gaps}${r.lastGap ? ` (last: ${r.lastGap})` : ''}, skippedBytes ${r.skippedBytes ?? '-'}, gap log lines ${r.gapRecords.length}, tail dataLoss warnings ${r.tailDataLossWarnings}`,
     `${r.files} files, ${r.rotations} rotations, ${r.filesDeleted} removed; agent started ${r.agentStarts} times; caught up: ${r.caughtUp} in ${r.catchUpSeconds.toFixed(1)} s; quarantined ${r.quarantined}, unknown keys ${r.unknown}`,
   ];
+  const warnings = Object.entries(r.agentWarnings);
+  if (warnings.length) lines.push(`agent warnings: ${warnings.map(([m, n]) => `${JSON.stringify(m)} x${n}`).join(', ')}`);
   for (const f of r.lostFiles) {
     lines.push(`  lost ${f.lost}/${f.events} of file #${f.index} ${f.name ?? '(never rotated)'}${f.compressed ? ' (gzipped)' : ''}: ${f.deleted ? 'removed by the writer' : 'STILL ON DISK'}, ${!f.covered ? 'NOT named by any gap' : f.coveredAfterRemoval || !f.deleted ? 'named by a gap' : 'named only by gaps logged BEFORE its removal (skipped while on disk)'}${f.overtakenOnDiskAt ? `; later events arrived at ${f.overtakenOnDiskAt}, while it was STILL ON DISK` : ''}`);
   }
