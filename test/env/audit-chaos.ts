@@ -6,8 +6,8 @@
 // A writer child (test/env/audit-log-writer.ts) writes a kube-apiserver audit log as lumberjack
 // does (thousands of events/s, a rotation about every second, most backups gzipped 0.2-2 s later,
 // a small maxBackups removing the oldest), while the real agent follows it to a receiver in this
-// process. Meanwhile the agent is killed (SIGKILL several times, SIGTERM once) and restarted
-// 1-3 s later from its checkpoint, and the receiver is down (refusing connections) once and slow
+// process. Meanwhile the agent is killed (SIGKILL several times, once with a batch the receiver
+// read but has not answered, SIGTERM once) and restarted 1-3 s later from its checkpoint, and the receiver is down (refusing connections) once and slow
 // (answering 3-8 s late) once. When the writer has stopped and the agent has caught up, every
 // event written is accounted for with the writer's manifest: received, or lost; a lost event is
 // explained only if the writer removed the file holding it AND a gap the agent logged covers that
@@ -425,8 +425,16 @@ export async function runAuditChaos(cp: ControlPlane, opts: ChaosOptions): Promi
         // A kill delayed by the restart before it waits out the quiet window.
         if (Date.now() - t0 >= quietFrom && Date.now() - t0 < quietTo) await sleep(t0 + quietTo - Date.now());
         const victim = agent!;
-        mark(`agent ${k.signal}`);
+        // The first SIGKILL hits batches the receiver has read but not answered yet: they come
+        // again from the checkpoint (at least once), the duplicates counted below.
+        const midBatch = k === kills.find((x) => x.signal === 'SIGKILL');
+        if (midBatch) {
+          rx.slow = () => 60_000;
+          await sleep(2_500);
+        }
+        mark(`agent ${k.signal}${midBatch ? ' with its batch read by the receiver but not answered' : ''}`);
         victim.child.kill(k.signal);
+        if (midBatch) rx.slow = null;
         const exited = await Promise.race([victim.exited.then(() => true), sleep(20_000).then(() => false)]);
         if (!exited) {
           mark('agent still running 20 s after SIGTERM: SIGKILL');
