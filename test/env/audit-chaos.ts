@@ -7,13 +7,15 @@
 // does (thousands of events/s, a rotation about every second, most backups gzipped 0.2-2 s later,
 // a small maxBackups removing the oldest), while the real agent follows it to a receiver in this
 // process. Meanwhile the agent is killed (SIGKILL several times, once with a batch the receiver
-// read but has not answered, SIGTERM once) and restarted 1-3 s later from its checkpoint, and the receiver is down (refusing connections) once and slow
-// (answering 3-8 s late) once. When the writer has stopped and the agent has caught up, every
-// event written is accounted for with the writer's manifest: received, or lost; a lost event is
-// explained only if the writer removed the file holding it AND a gap the agent logged covers that
-// file ("audit log lines skipped": the file's path in `files`, or its basename strictly between
-// `after` and `before`), logged once the file was gone: a gap logged while the file was still on
-// disk means the agent skipped a file it could have read.
+// read but has not answered, SIGTERM once) and restarted 1-3 s later from its checkpoint, and the
+// receiver is down (refusing connections) once and slow (answering 3-8 s late) once, with no kill
+// near the slow spell so the agent falls behind while running. When the writer has stopped and
+// the agent has caught up, every event written is accounted for with the writer's manifest:
+// received, or lost. A lost event is explained only if the writer removed the file holding it AND
+// a gap the agent logged covers that file ("audit log lines skipped": the file's path in `files`,
+// or its basename strictly between `after` and `before`) once the file was gone, AND no later
+// event arrived while the file was still on disk (the agent reads in order: moving past a file it
+// could still read is the skipped-rotation bug, whatever the gaps say).
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
@@ -27,7 +29,7 @@ import { REPO_ROOT, ensureInstalled, getLocal, mustKubectl, startAgent, type Net
 import { seededRandom, type WriterFile, type WriterManifest } from './audit-log-writer.js';
 
 export interface ChaosOptions {
-  /** Names the node, the forwarder and the temp dir; also the default seed. */
+  /** Names the forwarder, its node (<name>-cp) and the temp dir. */
   name: string;
   seed: string;
   /** Seconds the writer writes (default 45). */
