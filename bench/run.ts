@@ -8,6 +8,7 @@ import { fileURLToPath } from 'node:url';
 import type { Bench, BenchResult } from './types.js';
 import { DEPLOYED_RUNTIME_ENV, deployedRuntime, type WorkloadRuntime } from './build.js';
 import { benchAudit } from './audit.js';
+import { benchAuditChaos } from './audit-chaos.js';
 import { benchCapture } from './capture.js';
 import { benchCaptureDownload } from './capture-download.js';
 import { benchDropsAgent } from './drops-agent.js';
@@ -23,6 +24,7 @@ const BENCHES: Record<string, Bench> = {
   capture: () => benchCapture(),
   'capture-download': () => benchCaptureDownload(),
   audit: () => benchAudit(),
+  'audit-chaos': () => benchAuditChaos(),
 };
 
 const here = path.dirname(fileURLToPath(import.meta.url));
