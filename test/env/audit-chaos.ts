@@ -20,7 +20,6 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
-import os from 'node:os';
 import path from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import { trackChild, type ControlPlane } from './controlplane.js';
@@ -345,7 +344,8 @@ export async function runAuditChaos(cp: ControlPlane, opts: ChaosOptions): Promi
   const say = opts.log ?? (() => undefined);
   const node = `${opts.name}-cp`;
   const forwarder = opts.name;
-  const tmp = mkdtempSync(path.join(os.tmpdir(), `nw-${opts.name}-`));
+  // Under the control plane's directory: the agents' --audit-log-dir, and the admission policy's.
+  const tmp = mkdtempSync(path.join(cp.dir, `nw-${opts.name}-`));
   const logDir = path.join(tmp, 'log');
   const livePath = path.join(logDir, 'audit.log');
   const manifestPath = path.join(tmp, 'manifest.json');
@@ -376,7 +376,7 @@ export async function runAuditChaos(cp: ControlPlane, opts: ChaosOptions): Promi
         nodeSelector: { 'kubernetes.io/hostname': node },
         source: { path: livePath },
         batch: { maxBytes: 4 * 1024 * 1024, maxWait: '1s' },
-        sink: { webhook: { url: rx.url(), format: 'ndjson', gzip: false } },
+        sink: { webhook: { url: rx.url(), allowInsecure: true, format: 'ndjson', gzip: false } },
       },
     }));
     await launchAgent();
