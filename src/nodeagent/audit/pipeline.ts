@@ -42,7 +42,7 @@ import { DiskBuffer, isBufferPosition, type BufferPosition } from './buffer.js';
 import { removeSpool, type EncodedBatch } from './encoder.js';
 import { compileFilter, type AuditFilter } from './filter.js';
 import { measureLag } from './lag.js';
-import * as m from './metrics.js';
+import { auditBufferedBytes, auditGaps, auditLagBytes, auditShippedBytes, auditShippedEvents, auditSkippedBytes } from './metrics.js';
 import { LogReader, type ReadCommit } from './reader.js';
 import { BatchSender } from './sender.js';
 import type { AuditSettings } from './settings.js';
@@ -98,7 +98,7 @@ function isForwarderState(v: unknown): v is ForwarderState {
 /** The disk buffer holds at least this much, and at least two batches. */
 export const DEFAULT_BUFFER_BYTES = 256 * 1024 * 1024;
 
-export interface PipelineOptions {
+export interface AuditPipelineOptions {
   forwarder: string;
   nodeName: string;
   settings: AuditSettings;
@@ -138,7 +138,7 @@ export class AuditPipeline {
   private stopped = false;
   private running: Promise<void> | null = null;
 
-  constructor(private readonly opts: PipelineOptions) {
+  constructor(private readonly opts: AuditPipelineOptions) {
     this.log = loggerFor('audit-forwarder', opts.forwarder);
     this.filter = compileFilter(opts.settings.rules);
     this.store = new CheckpointStore<ForwarderState>(opts.stateDir, 'checkpoint', { validate: isForwarderState });
@@ -169,15 +169,15 @@ export class AuditPipeline {
     // what is left is either delivered or still in the buffer, so it is never needed.
     await removeSpool(this.spoolFile).catch(() => undefined);
     await this.buffer?.dropIfDelivered().catch(() => undefined);
-    m.auditBufferedBytes.set({ forwarder: this.opts.forwarder }, 0);
+    auditBufferedBytes.set({ forwarder: this.opts.forwarder }, 0);
   }
 
   /** The status entry as of now; lag is measured against the files on disk. */
   async status(): Promise<PipelineStatus> {
     const lagBytes = await measureLag(this.opts.settings.sourcePath, this.state.tail).catch(() => 0);
-    m.auditLagBytes.set({ forwarder: this.opts.forwarder }, lagBytes);
+    auditLagBytes.set({ forwarder: this.opts.forwarder }, lagBytes);
     const bufferedBytes = this.buffer?.bytes ?? 0;
-    m.auditBufferedBytes.set({ forwarder: this.opts.forwarder }, bufferedBytes);
+    auditBufferedBytes.set({ forwarder: this.opts.forwarder }, bufferedBytes);
     const s: PipelineStatus = {
       shippedBytes: this.state.shippedBytes,
       shippedEvents: this.state.shippedEvents,
@@ -344,8 +344,8 @@ export class AuditPipeline {
 
   private async acknowledged(batch: EncodedBatch, info: BatchInfo, end: BufferPosition): Promise<void> {
     const forwarder = this.opts.forwarder;
-    m.auditShippedBytes.inc({ forwarder }, batch.payloadBytes);
-    m.auditShippedEvents.inc({ forwarder }, batch.events);
+    auditShippedBytes.inc({ forwarder }, batch.payloadBytes);
+    auditShippedEvents.inc({ forwarder }, batch.events);
     const previous = this.state;
     // Counts of quarantined lines and gaps, and the read position, carry over.
     this.lastError = undefined;
@@ -357,7 +357,7 @@ export class AuditPipeline {
       seq: info.seq,
       lastOffloadTime: rfc3339(new Date()),
     });
-    m.auditBufferedBytes.set({ forwarder }, this.buffer?.bytes ?? 0);
+    auditBufferedBytes.set({ forwarder }, this.buffer?.bytes ?? 0);
   }
 
   /** The new state, now and on disk (saves are serialised, so the last one made wins). */
@@ -394,8 +394,8 @@ export class AuditPipeline {
       lastGap: `${rfc3339(new Date())}: ${gap.reason}: ${what}`,
       ...(gap.bytes ? { skippedBytes: (this.state.skippedBytes ?? 0) + gap.bytes } : {}),
     };
-    m.auditGaps.inc({ forwarder: this.opts.forwarder });
-    if (gap.bytes) m.auditSkippedBytes.inc({ forwarder: this.opts.forwarder }, gap.bytes);
+    auditGaps.inc({ forwarder: this.opts.forwarder });
+    if (gap.bytes) auditSkippedBytes.inc({ forwarder: this.opts.forwarder }, gap.bytes);
     void this.saveCheckpoint(this.state);
   }
 

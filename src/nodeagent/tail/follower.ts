@@ -39,6 +39,7 @@ import { DEFAULT_FINGERPRINT_BYTES, isGzipHandle, isIdentifiedFile, isFingerprin
 import { defaultRotatedCompare, defaultRotatedFilter, findIdentified, type RotatedCompare, type RotatedFile, type RotatedFilter } from './rotated.js';
 import { isEnoent, openSource, sourceFromHandle, type Source, type SourceSettings, type PlainSource } from './sources.js';
 import type { TailEvent, TailGap, TailRecord, TailStart, TailStartResult } from './types.js';
+import { LineAssembler } from './lines.js';
 import { Waker } from './waker.js';
 import { RotationWatcher } from './watcher.js';
 
@@ -106,17 +107,7 @@ export class LineFollower implements AsyncIterable<TailRecord> {
   private readonly scratch: Buffer;
 
   private cur: Source | null = null;
-  // unconsumed part of the last chunk read
-  private buf: Buffer | null = null;
-  private bufIdx = 0;
-  private bufOffset = 0;
-  // the line being assembled
-  private parts: Buffer[] = [];
-  private keptLen = 0;
-  private lineLen = 0;
-  private lineStart = 0;
-  private skipFirst = false;
-  private out: TailRecord[] = [];
+  private readonly lines: LineAssembler;
 
   private started: Promise<TailStartResult> | null = null;
   private inflight: Promise<void> = Promise.resolve();
@@ -137,6 +128,7 @@ export class LineFollower implements AsyncIterable<TailRecord> {
     this.onEvent = opts.onEvent;
     this.log = loggerFor('tail', opts.logKey ?? path);
     this.scratch = Buffer.allocUnsafe(this.settings.readChunkBytes);
+    this.lines = new LineAssembler(this.maxLineBytes);
     this.waker = new Waker(dirname(path), (name) => name === null || name === this.base || filter(name), opts.watch ?? true);
     this.watcher = new RotationWatcher({
       livePath: path,
@@ -217,9 +209,7 @@ export class LineFollower implements AsyncIterable<TailRecord> {
     await this.start();
     for (;;) {
       if (this.closed) return null;
-      const queued = this.out.shift();
-      if (queued) return this.emit(queued);
-      const rec = this.takeLine();
+      const rec = this.lines.take(this.cur);
       if (rec) return this.emit(rec);
       const cur = this.cur;
       if (cur === null) {
@@ -232,9 +222,7 @@ export class LineFollower implements AsyncIterable<TailRecord> {
         continue;
       }
       if (chunk !== null) {
-        this.buf = chunk;
-        this.bufIdx = 0;
-        this.bufOffset = cur.pos - chunk.length;
+        this.lines.feed(chunk, cur.pos - chunk.length);
         continue;
       }
       if (!(await this.atEof(cur))) await this.waker.wait(this.pollMs);
@@ -247,84 +235,12 @@ export class LineFollower implements AsyncIterable<TailRecord> {
     return rec;
   }
 
-  // --- line assembly ---------------------------------------------------------------------------
-
-  private takeLine(): TailRecord | null {
-    while (this.buf !== null) {
-      const buf = this.buf;
-      const nl = buf.indexOf(0x0a, this.bufIdx);
-      if (nl === -1) {
-        this.appendPart(buf, this.bufIdx, buf.length);
-        this.buf = null;
-        return null;
-      }
-      this.appendPart(buf, this.bufIdx, nl);
-      this.bufIdx = nl + 1;
-      if (this.bufIdx >= buf.length) this.buf = null;
-      const end = this.bufOffset + nl + 1;
-      if (this.skipFirst) {
-        this.skipFirst = false;
-        this.resetLine(end);
-        continue;
-      }
-      const rec = this.makeRecord(end, false);
-      this.resetLine(end);
-      return rec;
-    }
-    return null;
-  }
-
-  private appendPart(buf: Buffer, from: number, to: number): void {
-    const len = to - from;
-    if (len <= 0) return;
-    this.lineLen += len;
-    if (this.skipFirst) return;
-    const room = this.maxLineBytes - this.keptLen;
-    if (room <= 0) return;
-    const take = Math.min(room, len);
-    this.parts.push(Buffer.from(buf.subarray(from, from + take))); // copy: buf may be the reused scratch
-    this.keptLen += take;
-  }
-
-  private makeRecord(endOffset: number, incomplete: boolean): TailRecord {
-    const cur = this.cur;
-    if (cur === null) throw new Error('internal: record without a source');
-    const line = this.parts.length === 1 ? (this.parts[0] as Buffer) : Buffer.concat(this.parts, this.keptLen);
-    return {
-      line,
-      file: cur.identity,
-      path: cur.path,
-      offset: this.lineStart,
-      endOffset,
-      length: this.lineLen,
-      oversize: this.lineLen > this.maxLineBytes,
-      incomplete,
-      compressed: cur.kind === 'gzip',
-      place: cur.place,
-    };
-  }
-
-  private resetLine(start: number): void {
-    this.parts = [];
-    this.keptLen = 0;
-    this.lineLen = 0;
-    this.lineStart = start;
-  }
-
-  /** Yields (queues) a held partial line of the current file, which will not be completed. */
-  private flushPartial(): void {
-    if (this.lineLen > 0 && !this.skipFirst) this.out.push(this.makeRecord(this.lineStart + this.lineLen, true));
-    this.skipFirst = false;
-    this.buf = null;
-    this.resetLine(0);
-  }
-
   // --- switching files -------------------------------------------------------------------------
 
   private async switchTo(src: Source): Promise<void> {
     const old = this.cur;
     if (old) {
-      this.flushPartial();
+      this.lines.finishFile(old);
       if (old.kind === 'gzip') {
         if (old.error) this.event({ type: 'error', path: old.path, message: `gzip: ${old.error}` });
         if (old.shortBy > 0) this.gap({ reason: `checkpoint offset beyond the end of the file by ${old.shortBy} bytes`, files: [old.path], path: src.path });
@@ -334,9 +250,7 @@ export class LineFollower implements AsyncIterable<TailRecord> {
       this.event({ type: 'rotated', from: old.path, to: src.path });
     }
     this.cur = src;
-    this.buf = null;
-    this.skipFirst = false;
-    this.resetLine(src.start);
+    this.lines.startFile(src.start);
     this.event({ type: 'opened', path: src.path, identity: src.identity, offset: src.start, compressed: src.kind === 'gzip' });
   }
 
@@ -380,7 +294,7 @@ export class LineFollower implements AsyncIterable<TailRecord> {
       // Listed after the live file was opened: whatever rotates from now on is new.
       this.watcher.prime(await this.watcher.list());
       await this.switchToLive(src);
-      this.skipFirst = midLine; // started mid-line: drop the fragment up to the next newline
+      if (midLine) this.lines.skipFirstLine(); // started mid-line: drop the fragment up to the next newline
       return { mode: spec, path: this.path, possibleDataLoss: false };
     }
     return this.resume(spec.checkpoint);
@@ -526,10 +440,10 @@ export class LineFollower implements AsyncIterable<TailRecord> {
 
   private async truncated(cur: PlainSource): Promise<void> {
     const previousOffset = cur.pos;
-    this.flushPartial();
+    this.lines.finishFile(cur);
     if (isFingerprintComplete(cur.identity, this.settings.fingerprintBytes)) this.watcher.remember(cur.identity); // its copy (kern.log.1) is not new
     await cur.restart();
-    this.resetLine(0);
+    this.lines.startFile(0);
     this.event({ type: 'truncated', path: cur.path, previousOffset });
   }
 }
