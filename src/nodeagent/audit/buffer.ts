@@ -14,6 +14,7 @@
 import { mkdir, open, readdir, rm, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { crc32 } from 'node:zlib';
+import { collectYoungGarbage } from '../../util/gc.js';
 
 export interface BufferPosition {
   segment: number;
@@ -38,6 +39,8 @@ const DEFAULT_SEGMENT_BYTES = 16 * 1024 * 1024;
 /** Appended records are written in slices of this size. */
 const WRITE_SLICE_BYTES = 256 * 1024;
 const READ_CHUNK_BYTES = 256 * 1024;
+/** Read-ahead chunks die as their records are batched; collect them after every this many bytes. */
+const COLLECT_EVERY_BYTES = 16 * 1024 * 1024;
 const SEGMENT_NAME = /^(\d{12})\.seg$/;
 
 export function isBufferPosition(v: unknown): v is BufferPosition {
@@ -66,6 +69,7 @@ export class DiskBuffer {
   private readerHandle: { n: number; fh: FileHandle } | null = null;
   private chunk: Buffer = Buffer.alloc(0);
   private chunkAt: BufferPosition = { segment: -1, offset: 0 };
+  private readSinceCollect = 0;
   private waiting: (() => void) | null = null;
   private roomWaiters: Array<() => void> = [];
   private closed = false;
@@ -296,6 +300,13 @@ export class DiskBuffer {
     const size = Math.max(length, READ_CHUNK_BYTES);
     const chunk = Buffer.allocUnsafe(size);
     const { bytesRead } = await this.readerHandle.fh.read(chunk, 0, size, at.offset);
+    // Like the spool's read-back: few JS objects are made per chunk, so V8 would not collect the
+    // dead ones for tens of MB (the forwarder without gzip peaked at 156 MB instead of 137).
+    this.readSinceCollect += bytesRead;
+    if (this.readSinceCollect >= COLLECT_EVERY_BYTES) {
+      this.readSinceCollect = 0;
+      collectYoungGarbage();
+    }
     this.chunk = chunk.subarray(0, bytesRead);
     this.chunkAt = at;
     if (bytesRead < length) throw new Error(`audit buffer ${this.segmentPath(at.segment)} is shorter than its records`);
