@@ -70,6 +70,8 @@ export class DiskBuffer {
   private chunk: Buffer = Buffer.alloc(0);
   private chunkAt: BufferPosition = { segment: -1, offset: 0 };
   private readSinceCollect = 0;
+  /** Bytes appended and not delivered (kept up to date, as append() asks for it per record). */
+  private held = 0;
   private waiting: (() => void) | null = null;
   private roomWaiters: Array<() => void> = [];
   private closed = false;
@@ -103,6 +105,11 @@ export class DiskBuffer {
 
   /** Bytes appended and not delivered yet (what the status calls buffered). */
   get bytes(): number {
+    return this.held;
+  }
+
+  /** The count behind `bytes`, from the segments: once per delivery, not per append. */
+  private countHeld(): number {
     let total = 0;
     for (const s of this.segments) {
       if (s.n < this.delivered.segment) continue;
@@ -126,6 +133,7 @@ export class DiskBuffer {
     header.writeUInt32LE(crc32(payload), 4);
     this.pending.push(header, payload);
     this.pendingBytes += HEADER_BYTES + payload.length;
+    this.held += HEADER_BYTES + payload.length;
     this.unflushed = true;
     if (this.pendingBytes >= WRITE_SLICE_BYTES) await this.writePending();
   }
@@ -235,6 +243,7 @@ export class DiskBuffer {
     this.delivered = position;
     const done = this.segments.filter((s) => s.n < position.segment);
     this.segments = this.segments.filter((s) => s.n >= position.segment);
+    this.held = this.countHeld();
     for (const s of done) {
       if (this.readerHandle?.n === s.n) {
         await this.readerHandle.fh.close().catch(() => undefined);
@@ -250,6 +259,7 @@ export class DiskBuffer {
   async dropIfDelivered(): Promise<void> {
     if (!this.closed || this.bytes > 0) return;
     this.segments = [];
+    this.held = 0;
     await rm(this.dir, { recursive: true, force: true });
   }
 
@@ -348,5 +358,6 @@ export class DiskBuffer {
     this.read = this.delivered;
     const last = this.segments.at(-1);
     this.committed = last ? { segment: last.n, offset: last.size } : this.delivered;
+    this.held = this.countHeld();
   }
 }

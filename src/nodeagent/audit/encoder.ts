@@ -6,8 +6,8 @@
 // may be 50 MB (the default maxBytes) and stays until the sink acknowledges it, which may take a
 // long outage. So memory holds one slice of lines and zlib's window whatever the batch size,
 // with or without gzip, and every delivery attempt streams the body from the file again. The
-// spool is only a buffer: after a crash the batch is read again from the audit log (the
-// checkpoint has not moved), so it is neither fsynced nor kept across restarts.
+// spool is only a copy: after a crash the batch is built again from the disk buffer (buffer.ts,
+// whose delivered position has not moved), so it is neither fsynced nor kept across restarts.
 //
 // Sizes: `payloadBytes` is the uncompressed body size, the one batch.maxBytes limits.
 import { once } from 'node:events';
