@@ -151,6 +151,32 @@ export async function requestToken(
   return token;
 }
 
+/**
+ * A token bound to a Pod, as the kubelet projects into a pod's volume: the API server records the
+ * pod's node in it, so TokenReview (and admission) see
+ * extra["authentication.kubernetes.io/node-name"], which is how Netwarden tells one agent from another.
+ */
+export async function requestPodBoundToken(
+  kc: KubeConfig, pod: V1Pod, audiences?: string[], expirationSeconds = 3600,
+): Promise<string> {
+  const namespace = pod.metadata?.namespace ?? 'default';
+  const serviceAccount = pod.spec?.serviceAccountName ?? 'default';
+  const tr = await core(kc).createNamespacedServiceAccountToken({
+    namespace,
+    name: serviceAccount,
+    body: {
+      spec: {
+        audiences: audiences ?? [],
+        expirationSeconds,
+        boundObjectRef: { apiVersion: 'v1', kind: 'Pod', name: pod.metadata?.name, uid: pod.metadata?.uid },
+      },
+    },
+  });
+  const token = tr.status?.token;
+  if (!token) throw new Error(`TokenRequest bound to pod ${namespace}/${pod.metadata?.name} returned no token`);
+  return token;
+}
+
 /** Writes a kubeconfig for the control plane that authenticates with a bearer token; returns path. */
 export async function kubeconfigForToken(cp: ControlPlane, token: string, path: string): Promise<string> {
   const config = {

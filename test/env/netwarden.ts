@@ -7,10 +7,10 @@ import { createWriteStream, mkdirSync, readFileSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { CoreV1Api } from '@kubernetes/client-node';
+import { ApiException, CoreV1Api, type V1Pod } from '@kubernetes/client-node';
 import { COMPILED_CLI_ENV, runtimeOf } from '../../bench/build.js';
 import { trackChild, type ControlPlane } from './controlplane.js';
-import { kubeconfigForToken, requestToken } from './fixtures.js';
+import { kubeconfigForToken, requestPodBoundToken, requestToken } from './fixtures.js';
 
 export const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 export const SYSTEM_NAMESPACE = 'netwarden-system';
@@ -148,7 +148,7 @@ export async function startController(cp: ControlPlane, name = 'controller', ext
  * looks for it.
  */
 export async function startAgent(cp: ControlPlane, nodeName: string, extraArgs: string[] = []): Promise<NetwardenProcess> {
-  const kubeconfig = await serviceAccountKubeconfig(cp, 'netwarden-agent');
+  const kubeconfig = await agentKubeconfig(cp, nodeName);
   const ports = await netwardenPorts(cp);
   const nodeIP = await nodeInternalIP(cp, nodeName);
   const stateDir = path.join(cp.dir, 'nodes', nodeName);
@@ -159,6 +159,41 @@ export async function startAgent(cp: ControlPlane, nodeName: string, extraArgs: 
     args.push(`--tls-cert-file=${cert.certPath}`, `--tls-key-file=${cert.keyPath}`, `--files-port=${ports.agentFiles}`, `--bind-address=${nodeIP}`);
   }
   return startNetwarden(cp, `agent-${nodeName}`, [...args, ...extraArgs]);
+}
+
+/**
+ * The DaemonSet pod an agent would run as on this node: no kubelet runs it, but it exists, bound to
+ * the node, so the agent's token is pod-bound like a projected one and carries the node's name.
+ */
+export async function agentPod(cp: ControlPlane, nodeName: string): Promise<V1Pod> {
+  const core = cp.kubeConfig().makeApiClient(CoreV1Api);
+  const name = `netwarden-agent-${nodeName}`;
+  try {
+    return await core.readNamespacedPod({ namespace: SYSTEM_NAMESPACE, name });
+  } catch (err) {
+    if (!(err instanceof ApiException) || err.code !== 404) throw err;
+  }
+  return core.createNamespacedPod({
+    namespace: SYSTEM_NAMESPACE,
+    body: {
+      metadata: { name, namespace: SYSTEM_NAMESPACE, labels: { 'app.kubernetes.io/name': 'netwarden-agent' } },
+      spec: {
+        nodeName,
+        serviceAccountName: 'netwarden-agent',
+        automountServiceAccountToken: false,
+        containers: [{ name: 'agent', image: 'ghcr.io/netwarden/netwarden:0.1.0' }],
+      },
+    },
+  });
+}
+
+/** A kubeconfig with the agent's pod-bound token for the API server (see agentPod). */
+export async function agentKubeconfig(cp: ControlPlane, nodeName: string, audiences?: string[]): Promise<string> {
+  const pod = await agentPod(cp, nodeName);
+  const token = await requestPodBoundToken(cp.kubeConfig(), pod, audiences);
+  const file = path.join(cp.dir, `kubeconfig-agent-${nodeName}-${Date.now()}`);
+  await kubeconfigForToken(cp, token, file);
+  return file;
 }
 
 async function nodeInternalIP(cp: ControlPlane, nodeName: string): Promise<string | undefined> {
