@@ -8,47 +8,51 @@
 import { TCP_FLAG_ORDER, type Protocol, type TcpFlag } from '../../apis/drops.js';
 import { PROTOCOL_NAMES } from './types.js';
 
-const code = (ch: string): number => ch.charCodeAt(0);
-const CH_SPACE = code(' ');
-const CH_PAREN_OPEN = code('(');
-const CH_PAREN_CLOSE = code(')');
-const CH_BRACKET_OPEN = code('[');
-const CH_BRACKET_CLOSE = code(']');
-const CH_EQUALS = code('=');
-const CH_0 = code('0');
-const CH_9 = code('9');
-const CH_LOWER_A = code('a');
-const CH_LOWER_F = code('f');
-const CH_LOWER_X = code('x');
-/** OR-ing this into an ASCII letter's code gives the lower-case letter. */
-const LOWER_CASE_BIT = 0x20;
-const CH_C = code('C');
-const CH_D = code('D');
-const CH_E = code('E');
-const CH_F = code('F');
-const CH_G = code('G');
-const CH_H = code('H');
-const CH_I = code('I');
-const CH_L = code('L');
-const CH_M = code('M');
-const CH_N = code('N');
-const CH_O = code('O');
-const CH_P = code('P');
-const CH_S = code('S');
-const CH_T = code('T');
-const CH_U = code('U');
-const CH_V = code('V');
+/** The characters this module compares, by code (a const enum: the compiler writes the numbers in). */
+const enum Ch {
+  Space = 0x20, // ' '
+  ParenOpen = 0x28, // '('
+  ParenClose = 0x29, // ')'
+  BracketOpen = 0x5b, // '['
+  BracketClose = 0x5d, // ']'
+  Equals = 0x3d, // '='
+  Digit0 = 0x30, // '0'
+  Digit9 = 0x39, // '9'
+  LowerA = 0x61, // 'a'
+  LowerF = 0x66, // 'f'
+  LowerX = 0x78, // 'x'
+  C = 0x43, // 'C'
+  D = 0x44, // 'D'
+  E = 0x45, // 'E'
+  F = 0x46, // 'F'
+  G = 0x47, // 'G'
+  H = 0x48, // 'H'
+  I = 0x49, // 'I'
+  L = 0x4c, // 'L'
+  M = 0x4d, // 'M'
+  N = 0x4e, // 'N'
+  O = 0x4f, // 'O'
+  P = 0x50, // 'P'
+  S = 0x53, // 'S'
+  T = 0x54, // 'T'
+  U = 0x55, // 'U'
+  V = 0x56, // 'V'
+  /** OR-ing this into an ASCII letter's code gives the lower-case letter. */
+  LowerCaseBit = 0x20,
+}
 
 // TCP flag bits, in TCP_FLAG_ORDER (bit i is TCP_FLAG_ORDER[i]).
-const FLAG_AE = 1 << 0;
-const FLAG_CWR = 1 << 1;
-const FLAG_ECE = 1 << 2;
-const FLAG_URG = 1 << 3;
-const FLAG_ACK = 1 << 4;
-const FLAG_PSH = 1 << 5;
-const FLAG_RST = 1 << 6;
-const FLAG_SYN = 1 << 7;
-const FLAG_FIN = 1 << 8;
+const enum Flag {
+  AE = 1 << 0,
+  CWR = 1 << 1,
+  ECE = 1 << 2,
+  URG = 1 << 3,
+  ACK = 1 << 4,
+  PSH = 1 << 5,
+  RST = 1 << 6,
+  SYN = 1 << 7,
+  FIN = 1 << 8,
+}
 
 const flagArrays = new Map<number, readonly TcpFlag[]>();
 /** Shared frozen array for a flag bit set (kernel order). */
@@ -65,15 +69,15 @@ export function tcpFlagsOf(mask: number): readonly TcpFlag[] {
 
 /** TCP flag bits from the flag byte (and the AE bit) of a TCP header; shares the bit layout above. */
 export function tcpFlagMaskFromHeader(flagsByte: number, aeBit: number): number {
-  let m = aeBit ? FLAG_AE : 0;
-  if (flagsByte & 0x80) m |= FLAG_CWR;
-  if (flagsByte & 0x40) m |= FLAG_ECE;
-  if (flagsByte & 0x20) m |= FLAG_URG;
-  if (flagsByte & 0x10) m |= FLAG_ACK;
-  if (flagsByte & 0x08) m |= FLAG_PSH;
-  if (flagsByte & 0x04) m |= FLAG_RST;
-  if (flagsByte & 0x02) m |= FLAG_SYN;
-  if (flagsByte & 0x01) m |= FLAG_FIN;
+  let m = aeBit ? Flag.AE : 0;
+  if (flagsByte & 0x80) m |= Flag.CWR;
+  if (flagsByte & 0x40) m |= Flag.ECE;
+  if (flagsByte & 0x20) m |= Flag.URG;
+  if (flagsByte & 0x10) m |= Flag.ACK;
+  if (flagsByte & 0x08) m |= Flag.PSH;
+  if (flagsByte & 0x04) m |= Flag.RST;
+  if (flagsByte & 0x02) m |= Flag.SYN;
+  if (flagsByte & 0x01) m |= Flag.FIN;
   return m;
 }
 
@@ -83,22 +87,22 @@ function uint(s: string, p: number, q: number): number {
   let v = 0;
   for (let i = p; i < q; i++) {
     const c = s.charCodeAt(i);
-    if (c < CH_0 || c > CH_9) return -1;
-    v = v * 10 + (c - CH_0);
+    if (c < Ch.Digit0 || c > Ch.Digit9) return -1;
+    v = v * 10 + (c - Ch.Digit0);
   }
   return v;
 }
 
 /** "0x1a2b" (or plain hex) in s[p, q) as a number, -1 if invalid. */
 function hex(s: string, p: number, q: number): number {
-  if (q - p > 2 && s.charCodeAt(p) === CH_0 && (s.charCodeAt(p + 1) | LOWER_CASE_BIT) === CH_LOWER_X) p += 2;
+  if (q - p > 2 && s.charCodeAt(p) === Ch.Digit0 && (s.charCodeAt(p + 1) | Ch.LowerCaseBit) === Ch.LowerX) p += 2;
   if (q <= p || q - p > 8) return -1;
   let v = 0;
   for (let i = p; i < q; i++) {
-    const c = s.charCodeAt(i) | LOWER_CASE_BIT;
+    const c = s.charCodeAt(i) | Ch.LowerCaseBit;
     let d: number;
-    if (c >= CH_0 && c <= CH_9) d = c - CH_0;
-    else if (c >= CH_LOWER_A && c <= CH_LOWER_F) d = c - CH_LOWER_A + 10;
+    if (c >= Ch.Digit0 && c <= Ch.Digit9) d = c - Ch.Digit0;
+    else if (c >= Ch.LowerA && c <= Ch.LowerF) d = c - Ch.LowerA + 10;
     else return -1;
     v = v * 16 + d;
   }
@@ -110,9 +114,9 @@ function protocolAt(s: string, p: number, q: number): Protocol {
   const n = q - p;
   const c = s.charCodeAt(p);
   if (n === 3) {
-    if (c === CH_T && s.startsWith('TCP', p)) return 'TCP';
-    if (c === CH_U && s.startsWith('UDP', p)) return 'UDP';
-    if (c === CH_E && s.startsWith('ESP', p)) return 'ESP';
+    if (c === Ch.T && s.startsWith('TCP', p)) return 'TCP';
+    if (c === Ch.U && s.startsWith('UDP', p)) return 'UDP';
+    if (c === Ch.E && s.startsWith('ESP', p)) return 'ESP';
   } else if (n === 4) {
     if (s.startsWith('ICMP', p)) return 'ICMP';
   } else if (n === 6) {
@@ -204,7 +208,7 @@ export function scanFields(line: string, from: number, len: number, f: LineField
   let p = from;
   while (p < len) {
     let c = line.charCodeAt(p);
-    if (c === CH_SPACE) {
+    if (c === Ch.Space) {
       p++;
       continue;
     }
@@ -213,23 +217,23 @@ export function scanFields(line: string, from: number, len: number, f: LineField
     const tokenEnd = q;
     if (paren) {
       // inside "OPT (...)": skip up to the token that ends with ')'
-      if (line.charCodeAt(q - 1) === CH_PAREN_CLOSE) paren = false;
+      if (line.charCodeAt(q - 1) === Ch.ParenClose) paren = false;
       else if (q - p === 3 && depth === 0 && line.startsWith('ESP', p) && f.proto === undefined) f.proto = 'ESP';
       p = tokenEnd + 1;
       continue;
     }
-    if (c === CH_PAREN_OPEN) {
-      if (line.charCodeAt(q - 1) !== CH_PAREN_CLOSE || q - p === 1) paren = true;
+    if (c === Ch.ParenOpen) {
+      if (line.charCodeAt(q - 1) !== Ch.ParenClose || q - p === 1) paren = true;
       p = tokenEnd + 1;
       continue;
     }
-    while (c === CH_BRACKET_OPEN && p < q) {
+    while (c === Ch.BracketOpen && p < q) {
       depth++;
       p++;
       c = line.charCodeAt(p);
     }
     let closes = 0;
-    while (q > p && line.charCodeAt(q - 1) === CH_BRACKET_CLOSE) {
+    while (q > p && line.charCodeAt(q - 1) === Ch.BracketClose) {
       closes++;
       q--;
     }
@@ -243,21 +247,21 @@ export function scanFields(line: string, from: number, len: number, f: LineField
           const v = eq + 1;
           switch (eq - p) {
             case 2:
-              if (c === CH_I && line.charCodeAt(p + 1) === CH_N) {
+              if (c === Ch.I && line.charCodeAt(p + 1) === Ch.N) {
                 if (f.inIf === undefined) f.inIf = line.slice(v, q); // IN
-              } else if (c === CH_T && line.charCodeAt(p + 1) === CH_C) {
+              } else if (c === Ch.T && line.charCodeAt(p + 1) === Ch.C) {
                 f.onlyLink = false; // TC (IPv6)
               }
               break;
             case 3:
               switch (c) {
-                case CH_O: // OUT
+                case Ch.O: // OUT
                   if (f.outIf === undefined && line.startsWith('UT', p + 1)) f.outIf = line.slice(v, q);
                   break;
-                case CH_M: // MAC / MTU
+                case Ch.M: // MAC / MTU
                   if (f.mac === undefined && line.startsWith('AC', p + 1)) f.mac = line.slice(v, q);
                   break;
-                case CH_S: // SRC / SPT / SEQ
+                case Ch.S: // SRC / SPT / SEQ
                   if (line.startsWith('RC', p + 1)) {
                     if (f.srcP < 0) {
                       f.srcP = v;
@@ -268,7 +272,7 @@ export function scanFields(line: string, from: number, len: number, f: LineField
                     if (f.spt < 0) f.spt = uint(line, v, q);
                   }
                   break;
-                case CH_D: // DST / DPT
+                case Ch.D: // DST / DPT
                   if (line.startsWith('ST', p + 1)) {
                     if (f.dstP < 0) {
                       f.dstP = v;
@@ -278,39 +282,39 @@ export function scanFields(line: string, from: number, len: number, f: LineField
                     if (f.dpt < 0) f.dpt = uint(line, v, q);
                   }
                   break;
-                case CH_L: // LEN (first: IP; UDP's own LEN= comes later)
+                case Ch.L: // LEN (first: IP; UDP's own LEN= comes later)
                   if (f.ipLen < 0 && line.startsWith('EN', p + 1)) f.ipLen = uint(line, v, q);
                   break;
-                case CH_T: // TTL
+                case Ch.T: // TTL
                   if (f.ttl < 0 && line.startsWith('TL', p + 1)) f.ttl = uint(line, v, q);
                   break;
-                case CH_U: // UID
+                case Ch.U: // UID
                   if (f.uid < 0 && line.startsWith('ID', p + 1)) f.uid = uint(line, v, q);
                   break;
-                case CH_G: // GID
+                case Ch.G: // GID
                   if (f.gid < 0 && line.startsWith('ID', p + 1)) f.gid = uint(line, v, q);
                   break;
-                case CH_V: // VID
+                case Ch.V: // VID
                   if (f.vid < 0 && line.startsWith('ID', p + 1)) f.vid = uint(line, v, q);
                   break;
               }
               break;
             case 4:
-              if (c === CH_T) {
+              if (c === Ch.T) {
                 if (f.icmpType < 0 && line.startsWith('YPE', p + 1)) f.icmpType = uint(line, v, q);
-              } else if (c === CH_C) {
+              } else if (c === Ch.C) {
                 if (f.icmpCode < 0 && line.startsWith('ODE', p + 1)) f.icmpCode = uint(line, v, q);
-              } else if (c === CH_M) {
+              } else if (c === Ch.M) {
                 if (f.mark < 0 && line.startsWith('ARK', p + 1)) f.mark = hex(line, v, q);
               }
               break;
             case 5:
-              if (c === CH_P) {
+              if (c === Ch.P) {
                 if (f.proto === undefined && line.startsWith('ROTO', p + 1)) {
                   f.proto = protocolAt(line, v, q);
                   f.onlyLink = false;
                 }
-              } else if (c === CH_I) {
+              } else if (c === Ch.I) {
                 if (line.startsWith('PSRC', p + 1)) {
                   if (f.arpSrcP < 0) {
                     f.arpSrcP = v;
@@ -325,9 +329,9 @@ export function scanFields(line: string, from: number, len: number, f: LineField
               }
               break;
             case 6:
-              if (c === CH_P) {
+              if (c === Ch.P) {
                 if (f.physIn === undefined && line.startsWith('HYSIN', p + 1)) f.physIn = line.slice(v, q);
-              } else if (c === CH_M) {
+              } else if (c === Ch.M) {
                 if (line.startsWith('ACSRC', p + 1)) {
                   if (f.macSrc === undefined) f.macSrc = line.slice(v, q);
                 } else if (line.startsWith('ACDST', p + 1)) {
@@ -336,14 +340,14 @@ export function scanFields(line: string, from: number, len: number, f: LineField
               }
               break;
             case 7:
-              if (c === CH_P) {
+              if (c === Ch.P) {
                 if (f.physOut === undefined && line.startsWith('HYSOUT', p + 1)) f.physOut = line.slice(v, q);
-              } else if (c === CH_F) {
+              } else if (c === Ch.F) {
                 if (line.startsWith('LOWLBL', p + 1)) f.flowlbl = true;
               }
               break;
             case 8:
-              if (c === CH_H && f.hop < 0 && line.startsWith('OPLIMIT', p + 1)) f.hop = uint(line, v, q);
+              if (c === Ch.H && f.hop < 0 && line.startsWith('OPLIMIT', p + 1)) f.hop = uint(line, v, q);
               break;
           }
         }
@@ -359,7 +363,7 @@ export function scanFields(line: string, from: number, len: number, f: LineField
 
 /** The position of the first "=" in line[p, q), -1 when there is none. */
 function equalsIn(line: string, p: number, q: number): number {
-  for (let i = p; i < q; i++) if (line.charCodeAt(i) === CH_EQUALS) return i;
+  for (let i = p; i < q; i++) if (line.charCodeAt(i) === Ch.Equals) return i;
   return -1;
 }
 
@@ -367,20 +371,20 @@ function equalsIn(line: string, p: number, q: number): number {
 function bareWord(line: string, p: number, q: number, f: LineFields): void {
   const n = q - p;
   if (n === 3) {
-    if (line.startsWith('SYN', p)) f.flags |= FLAG_SYN;
-    else if (line.startsWith('ACK', p)) f.flags |= FLAG_ACK;
-    else if (line.startsWith('FIN', p)) f.flags |= FLAG_FIN;
-    else if (line.startsWith('RST', p)) f.flags |= FLAG_RST;
-    else if (line.startsWith('PSH', p)) f.flags |= FLAG_PSH;
-    else if (line.startsWith('URG', p)) f.flags |= FLAG_URG;
-    else if (line.startsWith('ECE', p)) f.flags |= FLAG_ECE;
-    else if (line.startsWith('CWR', p)) f.flags |= FLAG_CWR;
+    if (line.startsWith('SYN', p)) f.flags |= Flag.SYN;
+    else if (line.startsWith('ACK', p)) f.flags |= Flag.ACK;
+    else if (line.startsWith('FIN', p)) f.flags |= Flag.FIN;
+    else if (line.startsWith('RST', p)) f.flags |= Flag.RST;
+    else if (line.startsWith('PSH', p)) f.flags |= Flag.PSH;
+    else if (line.startsWith('URG', p)) f.flags |= Flag.URG;
+    else if (line.startsWith('ECE', p)) f.flags |= Flag.ECE;
+    else if (line.startsWith('CWR', p)) f.flags |= Flag.CWR;
     else if (line.startsWith('ARP', p)) {
       f.arp = true;
       f.onlyLink = false;
     }
   } else if (n === 2) {
-    if (line.startsWith('AE', p)) f.flags |= FLAG_AE;
+    if (line.startsWith('AE', p)) f.flags |= Flag.AE;
   } else if (n >= 6 && line.startsWith('FRAG:', p)) {
     if (f.frag < 0) {
       const u = uint(line, p + 5, q);

@@ -47,14 +47,16 @@ export interface KernelLogParserOptions {
   metrics?: DropMetrics;
 }
 
-const code = (ch: string): number => ch.charCodeAt(0);
-const CH_TAB = code('\t');
-const CH_LF = code('\n');
-const CH_CR = code('\r');
-const CH_SPACE = code(' ');
-const CH_BRACKET_CLOSE = code(']');
-const CH_SEMICOLON = code(';');
-const CH_GT = code('>');
+/** The characters this module compares, by code (a const enum: the compiler writes the numbers in). */
+const enum Ch {
+  Tab = 0x09, // '\t'
+  Lf = 0x0a, // '\n'
+  Cr = 0x0d, // '\r'
+  Space = 0x20, // ' '
+  BracketClose = 0x5d, // ']'
+  Semicolon = 0x3b, // ';'
+  GreaterThan = 0x3e, // '>'
+}
 
 /** Longer than any kernel log line plus syslog header can be. */
 export const MAX_LINE_LENGTH = 8192;
@@ -184,13 +186,13 @@ export class KernelLogParser {
   /** The configured prefix that ends the line's message before the anchor, or undefined when none does. */
   private matchPrefix(line: string, anchor: number): string | undefined {
     let e = anchor;
-    while (e > 0 && line.charCodeAt(e - 1) === CH_SPACE) e--;
+    while (e > 0 && line.charCodeAt(e - 1) === Ch.Space) e--;
     for (const text of this.prefixes) {
       const start = e - text.length;
       if (start < 0 || !line.startsWith(text, start)) continue;
       if (start > 0) {
         const b = line.charCodeAt(start - 1);
-        if (b !== CH_SPACE && b !== CH_BRACKET_CLOSE && b !== CH_SEMICOLON && b !== CH_GT && b !== CH_TAB) continue;
+        if (b !== Ch.Space && b !== Ch.BracketClose && b !== Ch.Semicolon && b !== Ch.GreaterThan && b !== Ch.Tab) continue;
       }
       return text;
     }
@@ -256,7 +258,7 @@ function withoutNewline(input: string): string {
   let len = input.length;
   while (len > 0) {
     const c = input.charCodeAt(len - 1);
-    if (c !== CH_LF && c !== CH_CR) break;
+    if (c !== Ch.Lf && c !== Ch.Cr) break;
     len--;
   }
   return len === input.length ? input : input.slice(0, len);
@@ -275,7 +277,7 @@ function findAnchor(line: string): number {
 }
 
 function isBlank(line: string): boolean {
-  for (let i = 0; i < line.length; i++) if (line.charCodeAt(i) > CH_SPACE) return false;
+  for (let i = 0; i < line.length; i++) if (line.charCodeAt(i) > Ch.Space) return false;
   return true;
 }
 

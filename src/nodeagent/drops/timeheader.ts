@@ -10,23 +10,25 @@
 import { readFileSync } from 'node:fs';
 import type { TimeSource } from '../../apis/drops.js';
 
-const code = (ch: string): number => ch.charCodeAt(0);
-const CH_0 = code('0');
-const CH_9 = code('9');
-const CH_A = code('A');
-const CH_BRACKET_CLOSE = code(']');
-const CH_BRACKET_OPEN = code('[');
-const CH_COLON = code(':');
-const CH_COMMA = code(',');
-const CH_DOT = code('.');
-const CH_LOWER_T = code('t');
-const CH_LOWER_Z = code('z');
-const CH_LT = code('<');
-const CH_MINUS = code('-');
-const CH_PLUS = code('+');
-const CH_SPACE = code(' ');
-const CH_T = code('T');
-const CH_Z = code('Z');
+/** The characters this module compares, by code (a const enum: the compiler writes the numbers in). */
+const enum Ch {
+  Digit0 = 0x30, // '0'
+  Digit9 = 0x39, // '9'
+  A = 0x41, // 'A'
+  BracketClose = 0x5d, // ']'
+  BracketOpen = 0x5b, // '['
+  Colon = 0x3a, // ':'
+  Comma = 0x2c, // ','
+  Dot = 0x2e, // '.'
+  LowerT = 0x74, // 't'
+  LowerZ = 0x7a, // 'z'
+  LessThan = 0x3c, // '<'
+  Minus = 0x2d, // '-'
+  Plus = 0x2b, // '+'
+  Space = 0x20, // ' '
+  T = 0x54, // 'T'
+  Z = 0x5a, // 'Z'
+}
 
 export interface HeaderInfo {
   /** Milliseconds since the epoch, NaN when the line carries no time (or it could not be converted). */
@@ -46,15 +48,15 @@ export interface TimeContext {
 const MONTHS = 'JanFebMarAprMayJunJulAugSepOctNovDec';
 
 function isDigit(c: number): boolean {
-  return c >= CH_0 && c <= CH_9;
+  return c >= Ch.Digit0 && c <= Ch.Digit9;
 }
 
 function num(s: string, p: number, n: number): number {
   let v = 0;
   for (let i = p; i < p + n; i++) {
     const c = s.charCodeAt(i);
-    if (c < CH_0 || c > CH_9) return -1;
-    v = v * 10 + (c - CH_0);
+    if (c < Ch.Digit0 || c > Ch.Digit9) return -1;
+    v = v * 10 + (c - Ch.Digit0);
   }
   return v;
 }
@@ -78,7 +80,7 @@ let fractionEnd = 0;
  */
 function fractionMsAt(s: string, p: number, allowComma: boolean): number {
   const c = s.charCodeAt(p);
-  if (c !== CH_DOT && !(allowComma && c === CH_COMMA)) {
+  if (c !== Ch.Dot && !(allowComma && c === Ch.Comma)) {
     fractionEnd = p;
     return 0;
   }
@@ -86,7 +88,7 @@ function fractionMsAt(s: string, p: number, allowComma: boolean): number {
   let ms = 0;
   let scale = 100;
   while (i < s.length && isDigit(s.charCodeAt(i))) {
-    ms += (s.charCodeAt(i) - CH_0) * scale;
+    ms += (s.charCodeAt(i) - Ch.Digit0) * scale;
     scale /= 10;
     i++;
   }
@@ -107,8 +109,8 @@ export function parseIsoAt(s: string, p: number): number {
   const sep = s.charCodeAt(p + 10);
   if (
     y < 0 || mo < 1 || mo > 12 || d < 1 || d > 31 || h < 0 || h > 23 || mi < 0 || mi > 59 || se < 0 || se > 60 ||
-    s.charCodeAt(p + 4) !== CH_MINUS || s.charCodeAt(p + 7) !== CH_MINUS || (sep !== CH_T && sep !== CH_LOWER_T && sep !== CH_SPACE) ||
-    s.charCodeAt(p + 13) !== CH_COLON || s.charCodeAt(p + 16) !== CH_COLON
+    s.charCodeAt(p + 4) !== Ch.Minus || s.charCodeAt(p + 7) !== Ch.Minus || (sep !== Ch.T && sep !== Ch.LowerT && sep !== Ch.Space) ||
+    s.charCodeAt(p + 13) !== Ch.Colon || s.charCodeAt(p + 16) !== Ch.Colon
   ) {
     return NaN;
   }
@@ -116,17 +118,17 @@ export function parseIsoAt(s: string, p: number): number {
   let i = fractionEnd;
   const c = s.charCodeAt(i);
   let t: number;
-  if (c === CH_Z || c === CH_LOWER_Z) {
+  if (c === Ch.Z || c === Ch.LowerZ) {
     // Z
     t = Date.UTC(y, mo - 1, d, h, mi, se, ms);
     i++;
-  } else if (c === CH_PLUS || c === CH_MINUS) {
+  } else if (c === Ch.Plus || c === Ch.Minus) {
     const oh = num(s, i + 1, 2);
     let j = i + 3;
-    if (s.charCodeAt(j) === CH_COLON) j++;
+    if (s.charCodeAt(j) === Ch.Colon) j++;
     const om = num(s, j, 2);
     if (oh < 0 || om < 0) return NaN;
-    const off = (oh * 60 + om) * (c === CH_MINUS ? -1 : 1);
+    const off = (oh * 60 + om) * (c === Ch.Minus ? -1 : 1);
     t = Date.UTC(y, mo - 1, d, h, mi, se, ms) - off * 60000;
     i = j + 2;
   } else {
@@ -140,22 +142,22 @@ let syslogEnd = 0;
 /** "Mmm dd hh:mm:ss" at p in local time, year from nowMs (last year if it would be more than a day ahead). */
 export function parseSyslogAt(s: string, p: number, nowMs: number): number {
   const mo = month(s, p);
-  if (mo < 0 || s.charCodeAt(p + 3) !== CH_SPACE) return NaN;
+  if (mo < 0 || s.charCodeAt(p + 3) !== Ch.Space) return NaN;
   let i = p + 4;
-  if (s.charCodeAt(i) === CH_SPACE) i++;
+  if (s.charCodeAt(i) === Ch.Space) i++;
   let day = 0;
   let nd = 0;
   while (nd < 2 && isDigit(s.charCodeAt(i))) {
-    day = day * 10 + (s.charCodeAt(i) - CH_0);
+    day = day * 10 + (s.charCodeAt(i) - Ch.Digit0);
     i++;
     nd++;
   }
-  if (nd === 0 || day < 1 || day > 31 || s.charCodeAt(i) !== CH_SPACE) return NaN;
+  if (nd === 0 || day < 1 || day > 31 || s.charCodeAt(i) !== Ch.Space) return NaN;
   i++;
   const h = num(s, i, 2);
   const mi = num(s, i + 3, 2);
   const se = num(s, i + 6, 2);
-  if (h < 0 || h > 23 || mi < 0 || mi > 59 || se < 0 || se > 60 || s.charCodeAt(i + 2) !== CH_COLON || s.charCodeAt(i + 5) !== CH_COLON) {
+  if (h < 0 || h > 23 || mi < 0 || mi > 59 || se < 0 || se > 60 || s.charCodeAt(i + 2) !== Ch.Colon || s.charCodeAt(i + 5) !== Ch.Colon) {
     return NaN;
   }
   const ms = fractionMsAt(s, i + 8, false);
@@ -180,34 +182,34 @@ let lastSyslogMs = NaN;
 let bracketEnd = 0;
 /** "[  957.705811]" at p: seconds since boot (NaN if not that shape); sets bracketEnd past ']'. */
 export function parseDmesgStampAt(s: string, p: number): number {
-  if (s.charCodeAt(p) !== CH_BRACKET_OPEN) return NaN;
+  if (s.charCodeAt(p) !== Ch.BracketOpen) return NaN;
   let i = p + 1;
-  while (s.charCodeAt(i) === CH_SPACE) i++;
+  while (s.charCodeAt(i) === Ch.Space) i++;
   let secs = 0;
   let nd = 0;
   while (isDigit(s.charCodeAt(i))) {
-    secs = secs * 10 + (s.charCodeAt(i) - CH_0);
+    secs = secs * 10 + (s.charCodeAt(i) - Ch.Digit0);
     i++;
     nd++;
   }
   if (nd === 0) return NaN;
   let frac = 0;
-  if (s.charCodeAt(i) === CH_DOT) {
+  if (s.charCodeAt(i) === Ch.Dot) {
     i++;
     let scale = 0.1;
     while (isDigit(s.charCodeAt(i))) {
-      frac += (s.charCodeAt(i) - CH_0) * scale;
+      frac += (s.charCodeAt(i) - Ch.Digit0) * scale;
       scale /= 10;
       i++;
     }
   }
-  if (s.charCodeAt(i) !== CH_BRACKET_CLOSE) return NaN;
+  if (s.charCodeAt(i) !== Ch.BracketClose) return NaN;
   bracketEnd = i + 1;
   return secs + frac;
 }
 
 function skipSpaces(s: string, i: number, end: number): number {
-  while (i < end && s.charCodeAt(i) === CH_SPACE) i++;
+  while (i < end && s.charCodeAt(i) === Ch.Space) i++;
   return i;
 }
 
@@ -218,7 +220,7 @@ function skipSpaces(s: string, i: number, end: number): number {
 export function parseHeader(s: string, end: number, ctx: TimeContext, out?: HeaderInfo): HeaderInfo {
   let p = 0;
   // "<4>" syslog priority
-  if (s.charCodeAt(0) === CH_LT) {
+  if (s.charCodeAt(0) === Ch.LessThan) {
     const gt = s.indexOf('>', 1);
     if (gt > 0 && gt < 5 && gt < end) p = gt + 1;
   }
@@ -228,7 +230,7 @@ export function parseHeader(s: string, end: number, ctx: TimeContext, out?: Head
   const c = s.charCodeAt(p);
   if (isDigit(c)) {
     // ISO date or /dev/kmsg record
-    if (s.charCodeAt(p + 4) === CH_MINUS) {
+    if (s.charCodeAt(p + 4) === Ch.Minus) {
       ms = parseIsoAt(s, p);
       if (!Number.isNaN(ms)) {
         source = 'rfc3339';
@@ -244,7 +246,7 @@ export function parseHeader(s: string, end: number, ctx: TimeContext, out?: Head
           let i = c2 + 1;
           let nd = 0;
           while (isDigit(s.charCodeAt(i))) {
-            usec = usec * 10 + (s.charCodeAt(i) - CH_0);
+            usec = usec * 10 + (s.charCodeAt(i) - Ch.Digit0);
             i++;
             nd++;
           }
@@ -258,13 +260,13 @@ export function parseHeader(s: string, end: number, ctx: TimeContext, out?: Head
         }
       }
     }
-  } else if (c >= CH_A && c <= CH_Z) {
+  } else if (c >= Ch.A && c <= Ch.Z) {
     ms = parseSyslogAt(s, p, ctx.nowMs);
     if (!Number.isNaN(ms)) {
       source = 'syslog';
       body = afterSyslogHost(s, syslogEnd, end);
     }
-  } else if (c === CH_BRACKET_OPEN) {
+  } else if (c === Ch.BracketOpen) {
     const secs = parseDmesgStampAt(s, p);
     if (!Number.isNaN(secs)) {
       body = skipSpaces(s, bracketEnd, end);
@@ -317,10 +319,10 @@ function afterSyslogHost(s: string, i: number, end: number): number {
     if (hostEnd < 0 || hostEnd >= end) return b;
     const tagStart = skipSpaces(s, hostEnd, end);
     const tagEnd = s.indexOf(' ', tagStart);
-    if (tagEnd > 0 && tagEnd < end && s.charCodeAt(tagEnd - 1) === CH_COLON) b = skipSpaces(s, tagEnd, end);
+    if (tagEnd > 0 && tagEnd < end && s.charCodeAt(tagEnd - 1) === Ch.Colon) b = skipSpaces(s, tagEnd, end);
     else b = tagStart;
   }
-  if (s.charCodeAt(b) === CH_BRACKET_OPEN && !Number.isNaN(parseDmesgStampAt(s, b))) b = skipSpaces(s, bracketEnd, end);
+  if (s.charCodeAt(b) === Ch.BracketOpen && !Number.isNaN(parseDmesgStampAt(s, b))) b = skipSpaces(s, bracketEnd, end);
   return b;
 }
 
