@@ -1,30 +1,49 @@
 // Small, allocation-light IP address helpers shared by the drop parsers, the controller's IP index and the pcap summary.
-//  - IPv4 from the kernel is already canonical (%pI4): only validated.
+//  - IPv4 from the kernel is already canonical (%pI4): only validated, in place.
 //  - IPv6 from the kernel is fully expanded (%pI6: "fe80:0000:0000:0000:0202:b3ff:fe1e:8329"):
-//    parsed into 8 groups and printed in RFC 5952 form ("fe80::202:b3ff:fe1e:8329").
+//    parsed into 8 groups and printed in RFC 5952 form ("fe80::202:b3ff:fe1e:8329"), as bytes
+//    (writeIPv6Groups, for writers of JSON) or as a string.
+
+/** The characters this module compares, by code (a const enum: the compiler writes the numbers in). */
+const enum Ch {
+  Percent = 0x25, // '%'
+  Dot = 0x2e, // '.'
+  Digit0 = 0x30, // '0'
+  Digit9 = 0x39, // '9'
+  Colon = 0x3a, // ':'
+  UpperA = 0x41, // 'A'
+  UpperF = 0x46, // 'F'
+  LowerA = 0x61, // 'a'
+  LowerF = 0x66, // 'f'
+}
 
 /** The dotted quad if `s` is a valid IPv4 address (no leading zeros beyond "0"), else undefined. */
 export function normalizeIPv4(s: string): string | undefined {
-  const n = s.length;
-  if (n < 7 || n > 15) return undefined;
+  return isIPv4At(s, 0, s.length) ? s : undefined;
+}
+
+/** Whether s[p, q) is a valid dotted quad (no leading zeros beyond "0"), read in place. */
+export function isIPv4At(s: string, p: number, q: number): boolean {
+  const n = q - p;
+  if (n < 7 || n > 15) return false;
   let dots = 0;
   let octet = 0;
   let digits = 0;
-  for (let i = 0; i < n; i++) {
+  for (let i = p; i < q; i++) {
     const c = s.charCodeAt(i);
-    if (c === 46 /* . */) {
-      if (digits === 0 || ++dots > 3) return undefined;
+    if (c === Ch.Dot) {
+      if (digits === 0 || ++dots > 3) return false;
       octet = 0;
       digits = 0;
-    } else if (c >= 48 && c <= 57) {
-      if (digits === 1 && octet === 0) return undefined; // leading zero
-      octet = octet * 10 + (c - 48);
-      if (octet > 255 || ++digits > 3) return undefined;
+    } else if (c >= Ch.Digit0 && c <= Ch.Digit9) {
+      if (digits === 1 && octet === 0) return false; // leading zero
+      octet = octet * 10 + (c - Ch.Digit0);
+      if (octet > 255 || ++digits > 3) return false;
     } else {
-      return undefined;
+      return false;
     }
   }
-  return dots === 3 && digits > 0 ? s : undefined;
+  return dots === 3 && digits > 0;
 }
 
 const cache = new Map<string, string | null>();
@@ -34,11 +53,17 @@ const CACHE_MAX = 8192;
 export function normalizeIPv6(s: string): string | undefined {
   const hit = cache.get(s);
   if (hit !== undefined) return hit ?? undefined;
-  const groups = parseIPv6(s);
-  const out = groups === undefined ? null : formatIPv6Groups(groups);
+  const out = normalizeIPv6At(s, 0, s.length) ?? null;
   if (cache.size >= CACHE_MAX) cache.clear();
   cache.set(s, out);
   return out ?? undefined;
+}
+
+const scratchGroups = new Uint16Array(8);
+
+/** RFC 5952 text of the IPv6 address in s[p, q), read in place (no cache), else undefined. */
+export function normalizeIPv6At(s: string, p: number, q: number): string | undefined {
+  return parseIPv6At(s, p, q, scratchGroups, 0) ? formatIPv6Groups(scratchGroups) : undefined;
 }
 
 /** Either family: IPv4 as is, IPv6 normalised. */
@@ -47,102 +72,188 @@ export function normalizeIP(s: string): string | undefined {
 }
 
 function hexVal(c: number): number {
-  if (c >= 48 && c <= 57) return c - 48;
-  if (c >= 97 && c <= 102) return c - 87;
-  if (c >= 65 && c <= 70) return c - 55;
+  if (c >= Ch.Digit0 && c <= Ch.Digit9) return c - Ch.Digit0;
+  if (c >= Ch.LowerA && c <= Ch.LowerF) return c - Ch.LowerA + 10;
+  if (c >= Ch.UpperA && c <= Ch.UpperF) return c - Ch.UpperA + 10;
   return -1;
 }
 
 /** 8 groups of 16 bits, or undefined. Accepts "::", an embedded IPv4 tail and a %zone (dropped). */
 export function parseIPv6(input: string): number[] | undefined {
-  let s = input;
-  const pct = s.indexOf('%');
-  if (pct >= 0) s = s.slice(0, pct);
-  const n = s.length;
-  if (n < 2 || n > 45) return undefined;
-  const head: number[] = [];
-  const tail: number[] = [];
-  let cur = head;
-  let seenDouble = false;
-  let i = 0;
-  if (s.charCodeAt(0) === 58) {
-    if (s.charCodeAt(1) !== 58) return undefined;
-    seenDouble = true;
-    cur = tail;
-    i = 2;
-    if (n === 2) return [0, 0, 0, 0, 0, 0, 0, 0];
+  const out = new Array<number>(8);
+  return parseIPv6At(input, 0, input.length, out, 0) ? out : undefined;
+}
+
+/** Writable groups: a plain array or a typed one. */
+type Groups = { [i: number]: number; readonly length: number };
+
+/**
+ * Parses the IPv6 address in s[p, q) into out[off, off + 8); false (out partly written) when it is
+ * none. The kernel's fully expanded form is read directly; any other form by parseGroups.
+ */
+export function parseIPv6At(s: string, p: number, q: number, out: Groups, off: number): boolean {
+  if (q - p === 39 && readExpanded(s, p, out, off)) return true;
+  return parseGroups(s, p, q, out, off);
+}
+
+/** "xxxx:xxxx:...:xxxx" (8 groups of 4 hex digits, as %pI6 prints) at p. */
+function readExpanded(s: string, p: number, out: Groups, off: number): boolean {
+  for (let g = 0; g < 8; g++) {
+    const i = p + g * 5;
+    if (g > 0 && s.charCodeAt(i - 1) !== Ch.Colon) return false;
+    const a = hexVal(s.charCodeAt(i));
+    const b = hexVal(s.charCodeAt(i + 1));
+    const c = hexVal(s.charCodeAt(i + 2));
+    const d = hexVal(s.charCodeAt(i + 3));
+    if ((a | b | c | d) < 0) return false;
+    out[off + g] = (a << 12) | (b << 8) | (c << 4) | d;
   }
-  while (i < n) {
+  return true;
+}
+
+/** Any textual form of RFC 4291 in s[p, q): groups before "::" are written in place, those after it moved to the end. */
+function parseGroups(s: string, p: number, qIn: number, out: Groups, off: number): boolean {
+  let q = qIn;
+  for (let k = p; k < q; k++) {
+    if (s.charCodeAt(k) === Ch.Percent) {
+      q = k; // %zone
+      break;
+    }
+  }
+  const n = q - p;
+  if (n < 2 || n > 45) return false;
+  let count = 0; // groups written
+  let double = -1; // how many groups came before "::"
+  let i = p;
+  if (s.charCodeAt(p) === Ch.Colon) {
+    if (s.charCodeAt(p + 1) !== Ch.Colon) return false;
+    double = 0;
+    i = p + 2;
+  }
+  while (i < q) {
     // one group: up to 4 hex digits, or an IPv4 tail
     let v = 0;
     let d = 0;
     const start = i;
-    while (i < n) {
+    while (i < q) {
       const h = hexVal(s.charCodeAt(i));
       if (h < 0) break;
       v = (v << 4) | h;
       i++;
-      if (++d > 4) return undefined;
+      if (++d > 4) return false;
     }
-    if (i < n && s.charCodeAt(i) === 46) {
-      // IPv4 tail
-      const v4 = normalizeIPv4(s.slice(start));
-      if (v4 === undefined) return undefined;
-      const p = v4.split('.');
-      cur.push((Number(p[0]) << 8) | Number(p[1]), (Number(p[2]) << 8) | Number(p[3]));
-      i = n;
+    if (i < q && s.charCodeAt(i) === Ch.Dot) {
+      if (count > 6 || !isIPv4At(s, start, q)) return false;
+      const dots = ipv4Octets(s, start, q);
+      out[off + count++] = dots >>> 16;
+      out[off + count++] = dots & 0xffff;
       break;
     }
-    if (d === 0) return undefined;
-    cur.push(v);
-    if (i === n) break;
-    if (s.charCodeAt(i) !== 58) return undefined;
+    if (d === 0 || count > 7) return false;
+    out[off + count++] = v;
+    if (i === q) break;
+    if (s.charCodeAt(i) !== Ch.Colon) return false;
     i++;
-    if (i < n && s.charCodeAt(i) === 58) {
-      if (seenDouble) return undefined;
-      seenDouble = true;
-      cur = tail;
+    if (i < q && s.charCodeAt(i) === Ch.Colon) {
+      if (double >= 0) return false;
+      double = count;
       i++;
-      if (i === n) break;
-    } else if (i === n) {
-      return undefined; // trailing single colon
+    } else if (i === q) {
+      return false; // trailing single colon
     }
   }
-  const total = head.length + tail.length;
-  if (seenDouble) {
-    if (total > 7) return undefined;
-    const out = head.slice();
-    for (let k = total; k < 8; k++) out.push(0);
-    for (const t of tail) out.push(t);
-    return out;
-  }
-  return total === 8 ? head : undefined;
+  if (double < 0) return count === 8;
+  if (count > 7) return false;
+  // move the groups after "::" to the end, zeros between
+  const after = count - double;
+  for (let k = after - 1; k >= 0; k--) out[off + 8 - after + k] = out[off + double + k]!;
+  for (let k = double; k < 8 - after; k++) out[off + k] = 0;
+  return true;
 }
 
-/** RFC 5952: lower case, no leading zeros, longest run (>= 2) of zero groups as "::", IPv4-mapped as ::ffff:a.b.c.d. */
-export function formatIPv6Groups(g: readonly number[]): string {
-  if (g[0] === 0 && g[1] === 0 && g[2] === 0 && g[3] === 0 && g[4] === 0 && g[5] === 0xffff) {
-    return `::ffff:${g[6]! >> 8}.${g[6]! & 255}.${g[7]! >> 8}.${g[7]! & 255}`;
+/** The 32 bits of a dotted quad already validated by isIPv4At. */
+function ipv4Octets(s: string, p: number, q: number): number {
+  let v = 0;
+  let octet = 0;
+  for (let i = p; i < q; i++) {
+    const c = s.charCodeAt(i);
+    if (c === Ch.Dot) {
+      v = v * 256 + octet;
+      octet = 0;
+    } else {
+      octet = octet * 10 + (c - Ch.Digit0);
+    }
+  }
+  return v * 256 + octet;
+}
+
+const HEX = '0123456789abcdef';
+const formatted = Buffer.alloc(64);
+
+/** RFC 5952 of groups g[off, off + 8): lower case, no leading zeros, longest run (>= 2) of zero groups as "::", IPv4-mapped as ::ffff:a.b.c.d. */
+export function formatIPv6Groups(g: ArrayLike<number>, off = 0): string {
+  const n = writeIPv6Groups(g, off, formatted, 0);
+  return formatted.toString('latin1', 0, n);
+}
+
+/** The RFC 5952 text of groups g[off, off + 8) as ASCII bytes at out[pos]; the position after them (at most 39 written). */
+export function writeIPv6Groups(g: ArrayLike<number>, off: number, out: Uint8Array, pos: number): number {
+  if (g[off] === 0 && g[off + 1] === 0 && g[off + 2] === 0 && g[off + 3] === 0 && g[off + 4] === 0 && g[off + 5] === 0xffff) {
+    out[pos++] = Ch.Colon;
+    out[pos++] = Ch.Colon;
+    pos = writeHexGroup(0xffff, out, pos);
+    out[pos++] = Ch.Colon;
+    const a = g[off + 6]!;
+    const b = g[off + 7]!;
+    pos = writeDecimalByte(a >> 8, out, pos);
+    out[pos++] = Ch.Dot;
+    pos = writeDecimalByte(a & 255, out, pos);
+    out[pos++] = Ch.Dot;
+    pos = writeDecimalByte(b >> 8, out, pos);
+    out[pos++] = Ch.Dot;
+    return writeDecimalByte(b & 255, out, pos);
   }
   let bestStart = -1;
   let bestLen = 1;
   for (let i = 0; i < 8; ) {
-    if (g[i] !== 0) {
+    if (g[off + i] !== 0) {
       i++;
       continue;
     }
     let j = i;
-    while (j < 8 && g[j] === 0) j++;
+    while (j < 8 && g[off + j] === 0) j++;
     if (j - i > bestLen) {
       bestStart = i;
       bestLen = j - i;
     }
     i = j;
   }
-  if (bestStart < 0) return g.map((x) => x.toString(16)).join(':');
-  const left = g.slice(0, bestStart).map((x) => x.toString(16)).join(':');
-  const right = g.slice(bestStart + bestLen).map((x) => x.toString(16)).join(':');
-  return `${left}::${right}`;
+  for (let i = 0; i < 8; i++) {
+    if (i === bestStart) {
+      out[pos++] = Ch.Colon;
+      out[pos++] = Ch.Colon;
+      i += bestLen - 1;
+      continue;
+    }
+    if (i > 0 && i !== bestStart + bestLen) out[pos++] = Ch.Colon;
+    pos = writeHexGroup(g[off + i]!, out, pos);
+  }
+  return pos;
+}
+
+function writeHexGroup(x: number, out: Uint8Array, pos: number): number {
+  if (x >= 0x1000) out[pos++] = HEX.charCodeAt(x >> 12);
+  if (x >= 0x100) out[pos++] = HEX.charCodeAt((x >> 8) & 15);
+  if (x >= 0x10) out[pos++] = HEX.charCodeAt((x >> 4) & 15);
+  out[pos++] = HEX.charCodeAt(x & 15);
+  return pos;
+}
+
+function writeDecimalByte(x: number, out: Uint8Array, pos: number): number {
+  if (x >= 100) out[pos++] = Ch.Digit0 + Math.floor(x / 100);
+  if (x >= 10) out[pos++] = Ch.Digit0 + (Math.floor(x / 10) % 10);
+  out[pos++] = Ch.Digit0 + (x % 10);
+  return pos;
 }
 
 /** Dotted quad of 4 bytes at `off`. */
@@ -152,7 +263,7 @@ export function formatIPv4Bytes(b: Uint8Array, off: number): string {
 
 /** RFC 5952 text of 16 bytes at `off`. */
 export function formatIPv6Bytes(b: Uint8Array, off: number): string {
-  const g: number[] = new Array<number>(8);
+  const g = scratchGroups;
   for (let i = 0; i < 8; i++) g[i] = (b[off + 2 * i]! << 8) | b[off + 2 * i + 1]!;
   return formatIPv6Groups(g);
 }
