@@ -1,20 +1,13 @@
-// Metrics of the drop parsers. By default they live on the process-wide registry of
-// src/runtime/metrics.ts; tests and tools can make their own set on another registry.
+// Metrics of the drop parsers on prom-client. By default they live on the process-wide registry of
+// src/runtime/metrics.ts (installed as the parsers' default, see counting.ts); tests and tools can
+// make their own set on another registry.
 
 import { Counter, type Registry } from 'prom-client';
 import { registry as sharedRegistry } from '../../runtime/metrics.js';
 import type { SkipReason } from './types.js';
+import { installDefaultDropMetrics, noDropMetrics, type DropMetrics } from './counting.js';
 
-export interface DropMetrics {
-  /** Count one skipped kernel log line / journal entry. */
-  lineSkipped(reason: SkipReason): void;
-  /** Count one parsed kernel log line. */
-  lineParsed(): void;
-  /** Count one skipped NFLOG packet. */
-  packetSkipped(reason: SkipReason): void;
-  /** Count one decoded NFLOG packet. */
-  packetDecoded(): void;
-}
+export { noDropMetrics, type DropMetrics };
 
 /** A fresh set of counters registered on `registry` (none when `registry` is null). */
 export function createDropMetrics(registry: Registry | null): DropMetrics {
@@ -74,10 +67,5 @@ export function sharedDropMetrics(): DropMetrics {
   return shared;
 }
 
-/** Metrics that count nothing (benchmarks, one-off tools). */
-export const noDropMetrics: DropMetrics = {
-  lineSkipped() {},
-  lineParsed() {},
-  packetSkipped() {},
-  packetDecoded() {},
-};
+// Parsers made without metrics count on the shared registry in every process that loads this module.
+installDefaultDropMetrics(sharedDropMetrics);
