@@ -1,12 +1,14 @@
 // The field scanner of the kernel LOG parser (kernellog.ts): one pass over the KEY=value tokens
-// that follow "IN=", into a LineFields that is reused for every line (no allocation per token).
+// that follow "IN=", into a LineFields that is reused for every line: values are kept as their
+// positions in the line (linefields.ts), so scanning allocates nothing.
 // Keys keep their FIRST value: the quoted packet of an ICMP error ("[SRC=... DST=...]", bracket
 // depth 1) goes to the inner* fields, and UDP's own LEN= never overrides the IP header's.
 //
 // Characters are compared by code (charCodeAt) because this runs for every token of every line;
-// the CH_* constants name them.
+// the Ch constants name them.
 import { TCP_FLAG_ORDER, type Protocol, type TcpFlag } from '../../apis/drops.js';
 import { PROTOCOL_NAMES } from './types.js';
+import type { LineFields } from './linefields.js';
 
 /** The characters this module compares, by code (a const enum: the compiler writes the numbers in). */
 const enum Ch {
@@ -82,7 +84,7 @@ export function tcpFlagMaskFromHeader(flagsByte: number, aeBit: number): number 
 }
 
 /** Decimal unsigned integer in s[p, q), -1 if empty / not digits / absurdly long. */
-function uint(s: string, p: number, q: number): number {
+export function uint(s: string, p: number, q: number): number {
   if (q <= p || q - p > 10) return -1;
   let v = 0;
   for (let i = p; i < q; i++) {
@@ -129,71 +131,6 @@ function protocolAt(s: string, p: number, q: number): Protocol {
   const v = uint(s, p, q);
   if (v >= 0) return PROTOCOL_NAMES[v] ?? String(v);
   return s.slice(p, q);
-}
-
-/**
- * What one line's tokens said. Strings are sliced when a key is first seen; addresses are kept as
- * [start, end) positions and sliced once the line is known to be a drop. -1 / undefined: absent.
- */
-export class LineFields {
-  inIf: string | undefined = undefined;
-  outIf: string | undefined = undefined;
-  physIn: string | undefined = undefined;
-  physOut: string | undefined = undefined;
-  mac: string | undefined = undefined;
-  macSrc: string | undefined = undefined;
-  macDst: string | undefined = undefined;
-  vid = -1;
-  srcP = -1;
-  srcQ = -1;
-  dstP = -1;
-  dstQ = -1;
-  ipLen = -1;
-  ttl = -1;
-  hop = -1;
-  flowlbl = false;
-  proto: Protocol | undefined = undefined;
-  spt = -1;
-  dpt = -1;
-  flags = 0;
-  icmpType = -1;
-  icmpCode = -1;
-  mark = -1;
-  uid = -1;
-  gid = -1;
-  frag = -1;
-  incomplete = false;
-  arp = false;
-  arpSrcP = -1;
-  arpSrcQ = -1;
-  arpDstP = -1;
-  arpDstQ = -1;
-  /** Nothing beyond interfaces and the link layer seen (so not an IP packet). */
-  onlyLink = true;
-  // The quoted packet of an ICMP error.
-  iSrcP = -1;
-  iSrcQ = -1;
-  iDstP = -1;
-  iDstQ = -1;
-  iProto: Protocol | undefined = undefined;
-  iSpt = -1;
-  iDpt = -1;
-
-  reset(): void {
-    this.inIf = this.outIf = this.physIn = this.physOut = this.mac = this.macSrc = this.macDst = undefined;
-    this.vid = this.srcP = this.srcQ = this.dstP = this.dstQ = this.ipLen = this.ttl = this.hop = -1;
-    this.flowlbl = false;
-    this.proto = undefined;
-    this.spt = this.dpt = -1;
-    this.flags = 0;
-    this.icmpType = this.icmpCode = this.mark = this.uid = this.gid = this.frag = -1;
-    this.incomplete = this.arp = false;
-    this.arpSrcP = this.arpSrcQ = this.arpDstP = this.arpDstQ = -1;
-    this.onlyLink = true;
-    this.iSrcP = this.iSrcQ = this.iDstP = this.iDstQ = -1;
-    this.iProto = undefined;
-    this.iSpt = this.iDpt = -1;
-  }
 }
 
 /**
@@ -248,7 +185,10 @@ export function scanFields(line: string, from: number, len: number, f: LineField
           switch (eq - p) {
             case 2:
               if (c === Ch.I && line.charCodeAt(p + 1) === Ch.N) {
-                if (f.inIf === undefined) f.inIf = line.slice(v, q); // IN
+                if (f.inP < 0) {
+                  f.inP = v; // IN
+                  f.inQ = q;
+                }
               } else if (c === Ch.T && line.charCodeAt(p + 1) === Ch.C) {
                 f.onlyLink = false; // TC (IPv6)
               }
@@ -256,10 +196,16 @@ export function scanFields(line: string, from: number, len: number, f: LineField
             case 3:
               switch (c) {
                 case Ch.O: // OUT
-                  if (f.outIf === undefined && line.startsWith('UT', p + 1)) f.outIf = line.slice(v, q);
+                  if (f.outP < 0 && line.startsWith('UT', p + 1)) {
+                    f.outP = v;
+                    f.outQ = q;
+                  }
                   break;
                 case Ch.M: // MAC / MTU
-                  if (f.mac === undefined && line.startsWith('AC', p + 1)) f.mac = line.slice(v, q);
+                  if (f.macP < 0 && line.startsWith('AC', p + 1)) {
+                    f.macP = v;
+                    f.macQ = q;
+                  }
                   break;
                 case Ch.S: // SRC / SPT / SEQ
                   if (line.startsWith('RC', p + 1)) {
@@ -330,18 +276,30 @@ export function scanFields(line: string, from: number, len: number, f: LineField
               break;
             case 6:
               if (c === Ch.P) {
-                if (f.physIn === undefined && line.startsWith('HYSIN', p + 1)) f.physIn = line.slice(v, q);
+                if (f.physInP < 0 && line.startsWith('HYSIN', p + 1)) {
+                  f.physInP = v;
+                  f.physInQ = q;
+                }
               } else if (c === Ch.M) {
                 if (line.startsWith('ACSRC', p + 1)) {
-                  if (f.macSrc === undefined) f.macSrc = line.slice(v, q);
+                  if (f.macSrcP < 0) {
+                    f.macSrcP = v;
+                    f.macSrcQ = q;
+                  }
                 } else if (line.startsWith('ACDST', p + 1)) {
-                  if (f.macDst === undefined) f.macDst = line.slice(v, q);
+                  if (f.macDstP < 0) {
+                    f.macDstP = v;
+                    f.macDstQ = q;
+                  }
                 }
               }
               break;
             case 7:
               if (c === Ch.P) {
-                if (f.physOut === undefined && line.startsWith('HYSOUT', p + 1)) f.physOut = line.slice(v, q);
+                if (f.physOutP < 0 && line.startsWith('HYSOUT', p + 1)) {
+                  f.physOutP = v;
+                  f.physOutQ = q;
+                }
               } else if (c === Ch.F) {
                 if (line.startsWith('LOWLBL', p + 1)) f.flowlbl = true;
               }
