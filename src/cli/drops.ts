@@ -1,13 +1,18 @@
 // `netwarden drops parse --prefix P [--prefix P2 ...]`: kernel firewall log lines on stdin, one JSON
 // object per line on stdout: {"drop": {...}} or {"skipped": "<reason>", "line": "..."}.
 // Lines may be kernel log text (syslog, RFC 3339, dmesg, /dev/kmsg) or `journalctl -o json` entries.
+//
+// A stream in constant memory: each chunk read is cut into lines, each line parsed in place and
+// its JSON written straight from its fields as bytes (DropJsonWriter, no PacketDrop objects), and
+// the output of a chunk's lines handed to the stream once it reaches FLUSH_AT, waiting for 'drain'
+// when the stream says it is full.
 
 import { once } from 'node:events';
 import type { Readable, Writable } from 'node:stream';
-import { StringDecoder } from 'node:string_decoder';
-import { KernelLogParser } from '../nodeagent/drops/kernellog.js';
-import type { DropMetrics } from '../nodeagent/drops/metrics.js';
-import type { ParseResult } from '../nodeagent/drops/types.js';
+import type { DropMetrics } from '../nodeagent/drops/counting.js';
+import { DropJsonWriter } from '../nodeagent/drops/dropjson.js';
+import { JsonOut } from '../nodeagent/drops/jsonout.js';
+import { KernelLogParser, type KernelLogParserOptions } from '../nodeagent/drops/kernellog.js';
 
 export interface DropsParseOptions {
   prefixes: string[];
@@ -16,61 +21,103 @@ export interface DropsParseOptions {
   bootTime?: Date;
   /** Put the input line into each drop as `raw`. */
   keepRaw?: boolean;
-  /** Default: the shared registry. */
+  /** Default: the parsers' default (counting.ts: none in the CLI, which does not load prom-client). */
   metrics?: DropMetrics;
 }
 
 const FLUSH_AT = 64 * 1024;
+const Lf = 0x0a; // '\n' as a byte
 
-/** Writes s; when the output's buffer is full, waits for 'drain' (once() rejects on 'error'). */
-async function write(out: Writable, s: string): Promise<void> {
-  if (!out.write(s)) await once(out, 'drain');
+/**
+ * Cuts a stream into lines for handle(), without the newline. Byte chunks (stdin) are cut at "\n"
+ * bytes and each line decoded by itself: a flat string, which the parser reads faster than a slice
+ * of a chunk's text, and the same text, since "\n" is never part of a multi-byte character. A line
+ * that spans chunks is kept as its pieces until its end arrives. String chunks are cut as text.
+ */
+class LineSplitter {
+  private pieces: Buffer[] = [];
+  private pendingText = '';
+
+  constructor(private readonly handle: (line: string) => void) {}
+
+  bytes(chunk: Buffer): void {
+    let start = 0;
+    let nl = chunk.indexOf(Lf);
+    if (nl >= 0 && this.pieces.length > 0) {
+      this.pieces.push(chunk.subarray(0, nl));
+      this.handle(Buffer.concat(this.pieces).toString('utf8'));
+      this.pieces = [];
+      start = nl + 1;
+      nl = chunk.indexOf(Lf, start);
+    }
+    while (nl >= 0) {
+      this.handle(chunk.toString('utf8', start, nl));
+      start = nl + 1;
+      nl = chunk.indexOf(Lf, start);
+    }
+    if (start < chunk.length) this.pieces.push(chunk.subarray(start));
+  }
+
+  text(chunk: string): void {
+    const text = this.pendingText + chunk;
+    let start = 0;
+    for (let nl = text.indexOf('\n'); nl >= 0; nl = text.indexOf('\n', start)) {
+      this.handle(text.slice(start, nl));
+      start = nl + 1;
+    }
+    this.pendingText = text.slice(start);
+  }
+
+  /** The last line, when the input does not end with a newline. */
+  end(): void {
+    const last = this.pendingText + Buffer.concat(this.pieces).toString('utf8');
+    if (last.length > 0) this.handle(last);
+  }
+}
+
+/** The characters this module compares, by code (a const enum: the compiler writes the numbers in). */
+const enum Ch {
+  BraceOpen = 0x7b, // '{'
 }
 
 /** Read lines from `input`, write one JSON line per input line to `output`. Resolves with the counts. */
 export async function runDropsParse(opts: DropsParseOptions): Promise<{ parsed: number; skipped: number }> {
-  const parserOpts: ConstructorParameters<typeof KernelLogParser>[0] = { prefixes: opts.prefixes, keepRaw: opts.keepRaw === true };
+  const parserOpts: KernelLogParserOptions = { prefixes: opts.prefixes, keepRaw: opts.keepRaw === true };
   if (opts.bootTime !== undefined) parserOpts.bootTime = opts.bootTime;
   if (opts.metrics !== undefined) parserOpts.metrics = opts.metrics;
   const parser = new KernelLogParser(parserOpts);
+  const out = new JsonOut();
+  const drops = new DropJsonWriter(out, { before: '{"drop":', after: '}\n' });
   let parsed = 0;
   let skipped = 0;
-  let pending = '';
-  let out = '';
 
   const handle = (line: string): void => {
-    let r: ParseResult;
-    // journalctl -o json: one JSON object per line
-    if (line.charCodeAt(0) === 123 /* { */) r = parser.parseJournalEntry(line);
-    else r = parser.parse(line);
-    if (r.ok) {
+    const skip = line.charCodeAt(0) === Ch.BraceOpen /* a journalctl -o json entry */ ? parser.readJournalEntry(line) : parser.read(line);
+    if (skip === undefined) {
       parsed++;
-      out += `{"drop":${JSON.stringify(r.drop)}}\n`;
+      drops.drop(parser);
     } else {
       skipped++;
-      out += `{"skipped":${JSON.stringify(r.reason)},"line":${JSON.stringify(r.line)}}\n`;
+      out.ascii('{"skipped":"');
+      out.ascii(skip);
+      out.ascii('","line":');
+      out.string(parser.last.line);
+      out.ascii('}\n');
     }
   };
+  /** Hands the output written so far to the stream, waiting while it is full (once() rejects on 'error'); its bytes are reused once written. */
+  const flush = async (): Promise<void> => {
+    const chunk = out.take();
+    if (!opts.output.write(chunk, () => out.written(chunk))) await once(opts.output, 'drain');
+  };
 
-  const decoder = new StringDecoder('utf8');
+  const lines = new LineSplitter(handle);
   for await (const chunk of opts.input as AsyncIterable<Buffer | string>) {
-    const text = pending + (typeof chunk === 'string' ? chunk : decoder.write(chunk));
-    let start = 0;
-    for (;;) {
-      const nl = text.indexOf('\n', start);
-      if (nl < 0) break;
-      handle(text.slice(start, nl));
-      start = nl + 1;
-      if (out.length >= FLUSH_AT) {
-        const s = out;
-        out = '';
-        await write(opts.output, s);
-      }
-    }
-    pending = text.slice(start);
+    if (typeof chunk === 'string') lines.text(chunk);
+    else lines.bytes(chunk);
+    if (out.pending >= FLUSH_AT) await flush();
   }
-  pending += decoder.end();
-  if (pending.length > 0) handle(pending);
-  if (out.length > 0) await write(opts.output, out);
+  lines.end();
+  if (out.pending > 0) await flush();
   return { parsed, skipped };
 }
