@@ -1,11 +1,10 @@
 #!/usr/bin/env node
 // The one `netwarden` command: the controller, the node agent, and offline tools.
+// Each subcommand imports its code when it runs: the offline tools (validate, drops parse, pcap
+// summary) start without the Kubernetes client, libpcap or the runtime (test/unit/cli-lazy-load.test.ts).
 import { Command, InvalidArgumentError } from 'commander';
-import { runValidate } from './validate.js';
-import { runDropsParse } from './drops.js';
-import { runPcapSummary } from '../pcap/summary.js';
-import { runController, type ControllerFlags } from './controller.js';
-import { runAgent, type AgentFlags } from './agent.js';
+import type { ControllerFlags } from './controller.js';
+import type { AgentFlags } from './agent.js';
 import { parseByteSize, parseDiskThreshold } from '../nodeagent/capture/plan.js';
 import { parseDuration } from '../util/duration.js';
 
@@ -66,6 +65,7 @@ export function buildCli(): Command {
     .option('--capture-max-duration <duration>', 'cluster limit: a PacketCapture may not run longer (e.g. 1h)', flagParser(durationFlag))
     .option('--dns-server <address>', 'reverse DNS server for DropTail, ip or ip:port (repeatable; default: the system resolvers)', collect, [])
     .action(async (opts: ControllerFlags) => {
+      const { runController } = await import('./controller.js');
       await runController(opts);
     });
 
@@ -91,6 +91,7 @@ export function buildCli(): Command {
     .action(async (opts: AgentFlags) => {
       const nodeName = opts.nodeName;
       if (!nodeName) return program.error('--node-name or $NODE_NAME is required');
+      const { runAgent } = await import('./agent.js');
       await runAgent({ ...opts, nodeName });
     });
 
@@ -99,6 +100,7 @@ export function buildCli(): Command {
     .description('check Netwarden manifests offline against the CRD schemas and rules')
     .requiredOption('-f, --filename <path>', 'file or directory (repeatable)', collect, [])
     .action(async (opts: { filename: string[] }) => {
+      const { runValidate } = await import('./validate.js');
       process.exitCode = await runValidate(opts.filename, process.stdout);
     });
 
@@ -110,6 +112,7 @@ export function buildCli(): Command {
     .option('--keep-raw', 'include the raw line in each parsed drop', false)
     .action(async (opts: { prefix: string[]; keepRaw: boolean }) => {
       // Skipped lines are part of the output (with their reason), not a failure of the command.
+      const { runDropsParse } = await import('./drops.js');
       const { parsed, skipped } = await runDropsParse({ prefixes: opts.prefix, input: process.stdin, output: process.stdout, keepRaw: opts.keepRaw });
       process.stderr.write(`${parsed} drops parsed, ${skipped} lines skipped\n`);
     });
@@ -120,6 +123,7 @@ export function buildCli(): Command {
     .description('one tcpdump-like line per packet of pcap/pcapng files (times in UTC; decodes IPv4 options such as Cilium DSR)')
     .argument('<files...>', 'pcap or pcapng files')
     .action(async (files: string[]) => {
+      const { runPcapSummary } = await import('../pcap/summary.js');
       process.exitCode = await runPcapSummary(files, process.stdout, process.stderr);
     });
 
