@@ -1,17 +1,26 @@
-// Throughput of the kernel firewall log parser (DropTail), against `cat` and `grep -c` on the same file.
-// Generates ~1,000,000 real-format lines (syslog/RFC 3339/dmesg/kmsg headers; TCP, UDP, ICMP with a
-// quoted packet, IPv6 with expanded addresses, bridge, VLAN/MACDECODE, unrelated kernel lines),
-// parses them in-process from the file, then times the reference tools. Prints nothing.
-
+// The kernel firewall log parser (DropTail) on real-format lines (syslog/RFC 3339/dmesg/kmsg
+// headers; TCP, UDP, ICMP with a quoted packet, IPv6 with expanded addresses, bridge, VLAN/MACDECODE,
+// unrelated kernel lines), two ways:
+//  - `netwarden drops parse` as users run it: the compiled CLI (dist/, bench/build.ts) in plain node,
+//    the file on stdin, JSON lines read back through a pipe. Lines per CPU second of the CLI
+//    process (its own user + system time, start-up included) against the issue's 500k lines/s per
+//    core; its peak RSS (VmHWM) at 500k and 1.5M lines against 80 MB; the wall time from spawn to
+//    exit with empty input (median of 5) against 150 ms. The process reports its CPU time and
+//    VmHWM at exit through a module preloaded with --import (written to the temp dir).
+//  - the parser in this process, as the agent's file and journal sources use it (parse() into a
+//    PacketDrop), against `cat` and `grep -c` on the same file.
+// Prints nothing.
 import { spawn } from 'node:child_process';
-import { createReadStream, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { once } from 'node:events';
+import { closeSync, createReadStream, mkdtempSync, openSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { StringDecoder } from 'node:string_decoder';
 import { KernelLogParser } from '../src/nodeagent/drops/kernellog.js';
-import { noDropMetrics } from '../src/nodeagent/drops/metrics.js';
+import { noDropMetrics } from '../src/nodeagent/drops/counting.js';
+import { compiled } from './build.js';
 
-import type { BenchResult } from './types.js';
+import type { BenchResult, BenchRow } from './types.js';
 export type { BenchResult, BenchRow } from './types.js';
 
 const PREFIXES = ['nftables-metal-dropped: ', '[UFW BLOCK] ', 'calico-drop: ', 'nwdrop: '];
@@ -116,15 +125,96 @@ async function parseFile(file: string, parser: KernelLogParser): Promise<{ lines
   return { lines, parsed, seconds: Number(process.hrtime.bigint() - t0) / 1e9 };
 }
 
+/** Written next to the input files: the CLI process reports its CPU time and peak RSS on exit. */
+const REPORTER = `import { readFileSync, writeSync } from 'node:fs';
+process.on('exit', () => {
+  const cpu = process.cpuUsage();
+  const hwm = /^VmHWM:\\s+(\\d+) kB/m.exec(readFileSync('/proc/self/status', 'utf8'));
+  writeSync(2, '\\nREPORT ' + JSON.stringify({ cpuMs: (cpu.user + cpu.system) / 1000, peakMB: Number(hwm ? hwm[1] : 0) / 1024 }) + '\\n');
+});
+`;
+
+interface CliRun {
+  lines: number;
+  outputLines: number;
+  cpuMs: number;
+  peakMB: number;
+  wallMs: number;
+}
+
+/** `node [--import reporter] dist/src/cli/main.js drops parse --prefix ...` with `input` on stdin; its output lines counted through a pipe. */
+async function runCli(cli: string, input: string, reporter: string | undefined): Promise<CliRun> {
+  const fd = openSync(input, 'r');
+  const t0 = process.hrtime.bigint();
+  const args = [...(reporter ? ['--import', reporter] : []), cli, 'drops', 'parse', ...PREFIXES.flatMap((p) => ['--prefix', p])];
+  const child = spawn(process.execPath, args, { stdio: [fd, 'pipe', 'pipe'] });
+  closeSync(fd);
+  let outputLines = 0;
+  let stderr = '';
+  child.stdout!.on('data', (b: Buffer) => {
+    for (let i = b.indexOf(10); i >= 0; i = b.indexOf(10, i + 1)) outputLines++;
+  });
+  child.stderr!.on('data', (b: Buffer) => (stderr += b.toString('utf8')));
+  const [code] = (await once(child, 'close')) as [number | null];
+  const wallMs = Number(process.hrtime.bigint() - t0) / 1e6;
+  if (code !== 0) throw new Error(`drops parse exited with ${code}: ${stderr}`);
+  const counts = /(\d+) drops parsed, (\d+) lines skipped/.exec(stderr);
+  const report = /REPORT (\{.*\})/.exec(stderr);
+  const r = report ? (JSON.parse(report[1]!) as { cpuMs: number; peakMB: number }) : { cpuMs: NaN, peakMB: NaN };
+  return { lines: counts ? Number(counts[1]) + Number(counts[2]) : 0, outputLines, wallMs, ...r };
+}
+
+function median(values: number[]): number {
+  const s = [...values].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)]!;
+}
+
+/** Lines per CPU second of `drops parse` (median of `runs`), its peak RSS at each size, and its start with empty input. */
+async function benchCli(files: { small: string; large: string; smallLines: number; largeLines: number }, reporter: string): Promise<BenchRow[]> {
+  const cli = await compiled('src/cli/main.ts');
+  await runCli(cli, files.small, reporter); // page cache, disk
+  const small: CliRun[] = [];
+  for (let i = 0; i < 3; i++) small.push(await runCli(cli, files.small, reporter));
+  const large = await runCli(cli, files.large, reporter);
+  for (const r of [...small, large]) {
+    if (r.outputLines !== r.lines) throw new Error(`drops parse wrote ${r.outputLines} lines for ${r.lines} input lines`);
+  }
+  if (small[0]!.lines !== files.smallLines || large.lines !== files.largeLines) throw new Error('drops parse did not read every line');
+  const starts: number[] = [];
+  for (let i = 0; i < 5; i++) starts.push((await runCli(cli, '/dev/null', undefined)).wallMs);
+  const empty = await runCli(cli, '/dev/null', reporter);
+  const perCpu = median(small.map((r) => r.lines / (r.cpuMs / 1000)));
+  const wall = median(small.map((r) => r.lines / (r.wallMs / 1000)));
+  const peakSmall = Math.max(...small.map((r) => r.peakMB));
+  const start = median(starts);
+  const k = (n: number): string => `${n / 1000}k`;
+  return [
+    { metric: `drops parse (compiled CLI, JSON out), ${k(files.smallLines)} lines: lines per CPU second vs target 500k lines/s/core`, value: Math.round(perCpu), unit: 'lines/s', reference: 500_000, ratio: perCpu / 500_000 },
+    { metric: `drops parse, ${k(files.smallLines)} lines: wall-clock throughput`, value: Math.round(wall), unit: 'lines/s' },
+    { metric: `drops parse peak RSS at ${k(files.smallLines)} lines vs target 80 MB`, value: peakSmall, unit: 'MiB', reference: 80, ratio: peakSmall / 80 },
+    { metric: `drops parse peak RSS at ${k(files.largeLines)} lines vs target 80 MB`, value: large.peakMB, unit: 'MiB', reference: 80, ratio: large.peakMB / 80 },
+    { metric: 'drops parse start with empty input (spawn to exit, median of 5) vs target 150 ms', value: start, unit: 'ms', reference: 150, ratio: start / 150 },
+    { metric: 'drops parse peak RSS with empty input', value: empty.peakMB, unit: 'MiB' },
+  ];
+}
+
 export async function benchDropsParse(opts: { lines?: number } = {}): Promise<BenchResult> {
   const n = opts.lines ?? 1_000_000;
   const dir = mkdtempSync(join(tmpdir(), 'nw-drops-bench-'));
   const file = join(dir, 'kern.log');
+  const small = join(dir, 'kern-500k.log');
+  const large = join(dir, 'kern-1500k.log');
+  const reporter = join(dir, 'report.mjs');
   try {
-    const lines = generateLines(n);
-    writeFileSync(file, lines.join('\n') + '\n');
-    const bytes = lines.reduce((s, l) => s + Buffer.byteLength(l) + 1, 0);
+    const lines = generateLines(Math.max(n, 1_500_000));
+    writeFileSync(file, lines.slice(0, n).join('\n') + '\n');
+    writeFileSync(small, lines.slice(0, 500_000).join('\n') + '\n');
+    writeFileSync(large, lines.slice(0, 1_500_000).join('\n') + '\n');
+    const bytes = lines.slice(0, n).reduce((s, l) => s + Buffer.byteLength(l) + 1, 0);
     lines.length = 0;
+    writeFileSync(reporter, REPORTER);
+
+    const cliRows = await benchCli({ small, large, smallLines: 500_000, largeLines: 1_500_000 }, reporter);
 
     const parser = new KernelLogParser({ prefixes: PREFIXES, metrics: noDropMetrics, bootTime: new Date(Date.now() - 3_600_000) });
     // warm-up on a slice of the same shapes, then the measured pass (best of 2)
@@ -142,6 +232,7 @@ export async function benchDropsParse(opts: { lines?: number } = {}): Promise<Be
     return {
       name: 'drops-parse',
       rows: [
+        ...cliRows,
         { metric: 'lines', value: best.lines, unit: 'lines' },
         { metric: 'file size', value: Math.round(bytes / 1e6), unit: 'MB' },
         { metric: 'parsed drops', value: best.parsed, unit: 'lines' },
