@@ -127,4 +127,21 @@ describe('drops: the JSON writer of netwarden drops parse', () => {
       expect((JSON.parse(out.take().toString('utf8')) as { time: string }).time).to.equal(new Date(ms).toISOString());
     }
   });
+
+  it('passes every text JSON.stringify made through the escape hook (prefix, fields, whole strings), keeping the values', () => {
+    const escape = (json: string): string => json.replace(/[\u007f-\u009f\u202e]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+    const out = new JsonOut(4096, escape);
+    const writer = new DropJsonWriter(out);
+    const p = parserOf({ keepRaw: true });
+    const line = 'bad\u202e\u007f: IN=et\u0085h0 OUT= SRC=10.0.0.1 DST=10.0.0.2 LEN=40 PROTO=UDP SPT=1 DPT=2';
+    expect(p.read(line)).to.equal(undefined);
+    writer.drop(p);
+    out.string(p.last.line);
+    const text = out.take().toString('utf8');
+    expect(text).not.to.match(/[\u007f-\u009f\u202e]/);
+    expect(text).to.contain('bad\\u202e\\u007f:');
+    const [drop, raw] = text.split('}"') as [string, string];
+    expect(JSON.parse(`${drop}}`)).to.deep.equal(p.drop());
+    expect(JSON.parse(`"${raw}`)).to.equal(line);
+  });
 });

@@ -6,7 +6,7 @@
 // TCP flags) is kept as JSON text and copied in.
 import type { TimeSource } from '../../apis/drops.js';
 import { IsoTimes } from './isotime.js';
-import { JsonOut } from './jsonout.js';
+import type { JsonOut } from './jsonout.js';
 import { tcpFlagsOf } from './kernelfields.js';
 import type { LineFields } from './linefields.js';
 import type { Endpoints, KernelLogParser } from './kernellog.js';
@@ -81,7 +81,7 @@ export class DropJsonWriter {
     if (f.ipLen >= 0 && protocol !== 'ARP') out.numberField(',"length":', f.ipLen);
     if (f.ttl >= 0) out.numberField(',"ttl":', f.ttl);
     if (f.hop >= 0) out.numberField(',"hopLimit":', f.hop);
-    if (protocol === 'TCP' && f.flags !== 0) out.bytes((this.flags[f.flags] ??= JsonOut.encode(`,"tcpFlags":${JSON.stringify(tcpFlagsOf(f.flags))}`)));
+    if (protocol === 'TCP' && f.flags !== 0) out.bytes((this.flags[f.flags] ??= this.out.encode(`,"tcpFlags":${JSON.stringify(tcpFlagsOf(f.flags))}`)));
     if ((protocol === 'ICMP' || protocol === 'ICMPv6') && f.icmpType >= 0) {
       out.numberField(',"icmpType":', f.icmpType);
       if (f.icmpCode >= 0) out.numberField(',"icmpCode":', f.icmpCode);
@@ -122,7 +122,7 @@ export class DropJsonWriter {
     let json = this.prefixes.get(prefix);
     if (json === undefined) {
       const text = JSON.stringify(prefix);
-      json = { ipv4: JsonOut.encode(`${text},"family":"ipv4","src":`), ipv6: JsonOut.encode(`${text},"family":"ipv6","src":`) };
+      json = { ipv4: this.out.encode(`${text},"family":"ipv4","src":`), ipv6: this.out.encode(`${text},"family":"ipv6","src":`) };
       if (this.prefixes.size >= MAX_CACHED) this.prefixes.clear();
       this.prefixes.set(prefix, json);
     }
@@ -132,7 +132,7 @@ export class DropJsonWriter {
   private protocolOf(protocol: string): Uint8Array {
     let json = this.protocols.get(protocol);
     if (json === undefined) {
-      json = JsonOut.encode(`,"protocol":${JSON.stringify(protocol)}`);
+      json = this.out.encode(`,"protocol":${JSON.stringify(protocol)}`);
       if (this.protocols.size >= MAX_CACHED) this.protocols.clear();
       this.protocols.set(protocol, json);
     }

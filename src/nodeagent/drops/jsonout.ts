@@ -17,7 +17,7 @@ const enum Ch {
 }
 
 /** UTF-8 bytes per UTF-16 unit at most, and JSON's longest escape (\u001f). */
-const MAX_BYTES_PER_CHAR = 6;
+const MAX_BYTES_PER_CHAR = 6; // also what an escape hook that writes \uXXXX for one character needs
 /** Slabs kept for reuse beyond the one being written. */
 const SPARE_SLABS = 4;
 
@@ -34,7 +34,14 @@ export class JsonOut {
   private start = 0;
   private readonly slabs: Slab[] = [];
 
-  constructor(private readonly slabBytes = 256 * 1024) {
+  /**
+   * escape: applied to every JSON text made by JSON.stringify (strings that are not plain printable
+   * ASCII, and text from encode()), e.g. to escape what a terminal would act on. Default: none.
+   */
+  constructor(
+    private readonly slabBytes = 256 * 1024,
+    private readonly escape: (json: string) => string = (json) => json,
+  ) {
     this.slab = this.newSlab(slabBytes);
     this.buf = this.slab.bytes;
   }
@@ -99,9 +106,9 @@ export class JsonOut {
     this.pos += b.length;
   }
 
-  /** The UTF-8 bytes of JSON text, for bytes(): text written often is kept encoded. */
-  static encode(s: string): Uint8Array {
-    return Buffer.from(s, 'utf8');
+  /** The UTF-8 bytes of JSON text (after `escape`), for bytes(): text written often is kept encoded. */
+  encode(json: string): Uint8Array {
+    return Buffer.from(this.escape(json), 'utf8');
   }
 
   /** A JSON string of s, as JSON.stringify(s) writes it. */
@@ -164,6 +171,6 @@ export class JsonOut {
   /** The slow path: escapes, and non-ASCII as UTF-8. */
   private escaped(s: string): void {
     this.room(s.length * MAX_BYTES_PER_CHAR + 2);
-    this.pos += this.buf.write(JSON.stringify(s), this.pos, 'utf8');
+    this.pos += this.buf.write(this.escape(JSON.stringify(s)), this.pos, 'utf8');
   }
 }
