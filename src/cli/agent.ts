@@ -14,6 +14,7 @@ export interface AgentFlags {
   stateDir: string;
   controllerUrl: string;
   caFile?: string;
+  controllerTokenFile: string;
   tlsCertFile?: string;
   tlsKeyFile?: string;
   filesPort: number;

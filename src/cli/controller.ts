@@ -1,10 +1,12 @@
 // `netwarden controller`: informers for the three kinds and what they depend on, one reconciler per
 // kind, the HTTPS API, leader election, health and metrics.
 import os from 'node:os';
+import { agentAudience, CONTROLLER_AUDIENCE } from '../apis/identity.js';
 import { AccessReviewer } from '../runtime/auth.js';
 import { HttpsApiServer } from '../runtime/https.js';
 import { coreInformer } from '../runtime/informer.js';
 import { Manager } from '../runtime/manager.js';
+import { ServiceAccountTokens } from '../runtime/tokens.js';
 import { registerAuditForwarder } from '../reconcilers/auditforwarder/index.js';
 import type { ControllerContext } from '../reconcilers/context.js';
 import { registerDropTail } from '../reconcilers/droptail/index.js';
@@ -27,6 +29,8 @@ export interface ControllerFlags {
   httpsAddress: string;
   caFile?: string;
   agentPort: number;
+  /** The controller's own ServiceAccount, whose tokens for the agents it requests. */
+  serviceAccount: string;
   /** Reverse DNS servers for DropTail (repeatable --dns-server); the system resolvers when unset. */
   dnsServer?: string[];
   captureMaxBytesPerPod?: number;
@@ -40,13 +44,14 @@ const RESYNC_MS = 5 * 60_000;
 export async function runController(flags: ControllerFlags): Promise<void> {
   const kc = loadKubeConfig(flags.kubeconfig);
   const identity = flags.identity ?? process.env.POD_NAME ?? `${os.hostname()}_${process.pid}`;
+  const namespace = process.env.POD_NAMESPACE ?? 'netwarden-system';
   const manager = new Manager(kc, {
     metricsPort: flags.metricsPort,
     healthPort: flags.metricsPort,
     host: flags.metricsAddress,
     leaderElection: {
       enabled: flags.leaderElect,
-      namespace: flags.leaderElectionNamespace ?? process.env.POD_NAMESPACE ?? 'netwarden-system',
+      namespace: flags.leaderElectionNamespace ?? namespace,
       name: flags.leaderElectionId,
       identity,
     },
@@ -55,6 +60,7 @@ export async function runController(flags: ControllerFlags): Promise<void> {
     flags.tlsCertFile && flags.tlsKeyFile
       ? new HttpsApiServer({ name: 'controller', certFile: flags.tlsCertFile, keyFile: flags.tlsKeyFile, port: flags.httpsPort, host: flags.httpsAddress })
       : undefined;
+  const agentTokens = new ServiceAccountTokens(kc, { namespace, serviceAccount: flags.serviceAccount });
   const ctx: ControllerContext = {
     kc,
     manager,
@@ -63,6 +69,8 @@ export async function runController(flags: ControllerFlags): Promise<void> {
     services: coreInformer(kc, 'services', { resyncMs: RESYNC_MS }),
     api,
     reviewer: new AccessReviewer(kc),
+    agentReviewer: new AccessReviewer(kc, { audiences: [CONTROLLER_AUDIENCE] }),
+    agentToken: (node) => agentTokens.tokenFor(agentAudience(node)),
     caFile: flags.caFile,
     agentPort: flags.agentPort,
     resyncMs: RESYNC_MS,

@@ -8,6 +8,7 @@ import { runController, type ControllerFlags } from './controller.js';
 import { runAgent, type AgentFlags } from './agent.js';
 import { parseByteSize, parseDiskThreshold } from '../nodeagent/capture/plan.js';
 import { parseDuration } from '../util/duration.js';
+import { CONTROLLER_AUDIENCE, CONTROLLER_SERVICE_ACCOUNT, DEFAULT_CONTROLLER_TOKEN_FILE } from '../apis/identity.js';
 
 function port(value: string): number {
   const n = Number(value);
@@ -61,6 +62,7 @@ export function buildCli(): Command {
     .option('--https-address <address>', 'address of the HTTPS API', '0.0.0.0')
     .option('--ca-file <path>', "CA bundle that signs the agents' serving certificates")
     .option('--agent-port <port>', "port of the agents' HTTPS API on each node's InternalIP", port, 9443)
+    .option('--service-account <name>', "this controller's ServiceAccount (in $POD_NAMESPACE): it requests its tokens for the agents, one audience per node, from it", CONTROLLER_SERVICE_ACCOUNT)
     .option('--capture-max-bytes-per-pod <size>', 'cluster limit: a PacketCapture may not ask for more pcap bytes per pod (e.g. 1Gi)', flagParser(parseByteSize))
     .option('--capture-max-files <n>', 'cluster limit: a PacketCapture may not keep more files per pod', positiveInteger)
     .option('--capture-max-duration <duration>', 'cluster limit: a PacketCapture may not run longer (e.g. 1h)', flagParser(durationFlag))
@@ -79,6 +81,7 @@ export function buildCli(): Command {
     .option('--state-dir <dir>', 'checkpoints, cursors and capture files', '/var/lib/netwarden')
     .option('--controller-url <url>', "the controller's HTTPS API", 'https://netwarden-controller.netwarden-system.svc')
     .option('--ca-file <path>', 'CA bundle for the controller and agent serving certificates')
+    .option('--controller-token-file <path>', `this pod's projected ServiceAccount token of audience ${CONTROLLER_AUDIENCE}, sent to the controller (read again as it rotates)`, DEFAULT_CONTROLLER_TOKEN_FILE)
     .option('--tls-cert-file <path>', 'serving certificate of the agent HTTPS API (capture files)')
     .option('--tls-key-file <path>', 'key of that certificate')
     .option('--files-port <port>', 'port of the agent HTTPS API', port, 9443)

@@ -2,12 +2,14 @@
 // it, and runs each feature's node-side work there. Features register themselves below.
 import path from 'node:path';
 import type { KubeConfig } from '@kubernetes/client-node';
+import { agentAudience } from '../apis/identity.js';
 import { DropTailType } from '../apis/meta.js';
 import type { DropTail } from '../apis/droptail.js';
 import { AccessReviewer } from '../runtime/auth.js';
 import { HttpsApiServer } from '../runtime/https.js';
 import { coreInformer, customResourceInformer } from '../runtime/informer.js';
 import { Manager } from '../runtime/manager.js';
+import { tokenFromFile } from '../util/kube.js';
 import type { AgentContext } from './context.js';
 import { registerDropTailAgent } from './droptail/index.js';
 import { DEFAULT_CEILINGS, registerCapture, type CaptureCeilings } from './capture/index.js';
@@ -20,6 +22,8 @@ export interface AgentOptions {
   stateDir: string;
   controllerUrl: string;
   caFile?: string | undefined;
+  /** The projected token file (audience CONTROLLER_AUDIENCE) the agent authenticates to the controller with. */
+  controllerTokenFile: string;
   /** The agent's HTTPS API (capture files); off without a certificate. */
   tls?: { certFile: string; keyFile: string; port: number; bindAddress: string } | undefined;
   /** Cluster-wide PacketCapture limits a resource cannot exceed. */
@@ -53,7 +57,10 @@ export function buildAgent(kc: KubeConfig, opts: AgentOptions): Agent {
     controllerUrl: opts.controllerUrl,
     caFile: opts.caFile,
     api,
-    reviewer: new AccessReviewer(kc),
+    // The controller's tokens for this node only: one made for another agent, or for the API
+    // server, is refused with 401.
+    reviewer: new AccessReviewer(kc, { audiences: [agentAudience(opts.nodeName)] }),
+    controllerToken: tokenFromFile(opts.controllerTokenFile),
   };
 
   registerDropTailAgent(context, customResourceInformer<DropTail>(kc, DropTailType, { resyncMs: RESYNC_MS }));

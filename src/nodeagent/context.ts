@@ -22,7 +22,10 @@ export interface AgentContext {
   caFile?: string | undefined;
   /** The agent's own HTTPS API (capture files), when a serving certificate was given. */
   api?: HttpsApiServer | undefined;
+  /** Reviews callers of the agent's API: only tokens of this node's audience (agentAudience). */
   reviewer: AccessReviewer;
+  /** The pod-bound token for the controller (audience CONTROLLER_AUDIENCE), read as it rotates. */
+  controllerToken(): Promise<string>;
 }
 
 /** Field manager of this agent's entries in status lists keyed by node. */

@@ -14,7 +14,12 @@ export interface ControllerContext {
   services: Informer<V1Service>;
   /** Drop intake and capture downloads; undefined when no serving certificate was given. */
   api?: HttpsApiServer | undefined;
+  /** Reviews users' tokens (kubectl's: the API server's audience). */
   reviewer: AccessReviewer;
+  /** Reviews agents' tokens: audience CONTROLLER_AUDIENCE only (src/apis/identity.ts). */
+  agentReviewer: AccessReviewer;
+  /** The controller's token for the agent of a node: its audience is that node's alone. */
+  agentToken(node: string): Promise<string>;
   /** CA bundle that signs the agents' serving certificates; system CAs when unset. */
   caFile?: string | undefined;
   /** Port of the agents' HTTPS API on each node's InternalIP. */

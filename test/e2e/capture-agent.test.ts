@@ -11,6 +11,7 @@ import { cluster } from './hooks.js';
 import { ensureInstalled, mustKubectl, netwardenPorts, nextNodeIP, startAgent, startController, SYSTEM_NAMESPACE, type NetwardenProcess } from '../env/netwarden.js';
 import { createNamespace, createNode, createPod, createServiceAccount, requestToken, waitFor } from '../env/fixtures.js';
 import { createPodNetwork, type PodNetwork } from '../env/podnet.js';
+import { agentAudience } from '../../src/apis/identity.js';
 import type { CaptureFiles } from '../../src/apis/packetcapture.js';
 
 const ns = 'capture-agent-e2e';
@@ -155,9 +156,10 @@ describe('capture: node agent', function () {
 
   it("serves the files to the controller's ServiceAccount only: 401 without a token, 403 for others, 400 for ../", async function () {
     const kc = cluster().kubeConfig();
-    const controllerToken = await requestToken(kc, SYSTEM_NAMESPACE, 'netwarden-controller');
+    // What the controller requests for this node's agent; nosy's token has the same audience, so RBAC refuses it.
+    const controllerToken = await requestToken(kc, SYSTEM_NAMESPACE, 'netwarden-controller', [agentAudience(node)]);
     await createServiceAccount(kc, ns, 'nosy');
-    const nosyToken = await requestToken(kc, ns, 'nosy');
+    const nosyToken = await requestToken(kc, ns, 'nosy', [agentAudience(node)]);
 
     const list = await agentRequest('GET', `/captures/${ns}/pc-dns/files`, controllerToken);
     expect(list.status).to.equal(200);

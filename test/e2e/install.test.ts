@@ -49,6 +49,14 @@ describe('config/ on the control plane', function () {
     expect(await canI('delete', 'pods', controller, 'default')).to.equal(false);
   });
 
+  it('lets the controller request tokens (for the agents) of its own ServiceAccount only', async function () {
+    const canRequest = async (serviceAccount: string) =>
+      (await cluster().kubectl(['auth', 'can-i', 'create', `serviceaccounts/${serviceAccount}`, '--subresource=token', `--as=${controller}`, '-n', SYSTEM_NAMESPACE])).stdout.trim() === 'yes';
+    expect(await canRequest('netwarden-controller')).to.equal(true);
+    expect(await canRequest('netwarden-agent')).to.equal(false);
+    expect(await canI('create', 'serviceaccounts/token', agent, SYSTEM_NAMESPACE)).to.equal(false);
+  });
+
   it('lets the agent write status and push drops, but not change specs', async function () {
     expect(await canI('patch', 'droptails.netwarden.io/status', agent)).to.equal(true);
     expect(await canI('create', 'droptails.netwarden.io/drops', agent)).to.equal(true);

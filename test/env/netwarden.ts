@@ -3,12 +3,13 @@
 // agent per simulated node as local processes, each with its own ServiceAccount's token so the
 // RBAC in config/rbac is what they really run with.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createWriteStream, mkdirSync, readFileSync } from 'node:fs';
+import { createWriteStream, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ApiException, CoreV1Api, type V1Pod } from '@kubernetes/client-node';
 import { COMPILED_CLI_ENV, runtimeOf } from '../../bench/build.js';
+import { CONTROLLER_AUDIENCE } from '../../src/apis/identity.js';
 import { trackChild, type ControlPlane } from './controlplane.js';
 import { kubeconfigForToken, requestPodBoundToken, requestToken } from './fixtures.js';
 
@@ -127,7 +128,8 @@ export function controllerUrl(ports: NetwardenPorts): string {
 
 /**
  * The controller with its HTTPS API on 127.0.0.1 (a certificate from the test CA) and the agents'
- * file API reached at each Node's InternalIP. Later flags in extraArgs override these.
+ * file API reached at each Node's InternalIP. Later flags in extraArgs override these. As in its
+ * Deployment, it requests its tokens for the agents itself (TokenRequest on its ServiceAccount).
  */
 export async function startController(cp: ControlPlane, name = 'controller', extraArgs: string[] = []): Promise<NetwardenProcess> {
   const kubeconfig = await serviceAccountKubeconfig(cp, 'netwarden-controller');
@@ -153,7 +155,8 @@ export async function startAgent(cp: ControlPlane, nodeName: string, extraArgs: 
   const nodeIP = await nodeInternalIP(cp, nodeName);
   const stateDir = path.join(cp.dir, 'nodes', nodeName);
   mkdirSync(stateDir, { recursive: true });
-  const args = ['agent', `--node-name=${nodeName}`, `--kubeconfig=${kubeconfig}`, `--state-dir=${stateDir}`, `--controller-url=${controllerUrl(ports)}`, `--ca-file=${cp.caCertPath}`, `--audit-log-dir=/var/log/kubernetes/audit`, `--audit-log-dir=${cp.dir}`];
+  const tokenFile = await writeAgentControllerToken(cp, nodeName);
+  const args = ['agent', `--node-name=${nodeName}`, `--kubeconfig=${kubeconfig}`, `--controller-token-file=${tokenFile}`, `--state-dir=${stateDir}`, `--controller-url=${controllerUrl(ports)}`, `--ca-file=${cp.caCertPath}`, `--audit-log-dir=/var/log/kubernetes/audit`, `--audit-log-dir=${cp.dir}`];
   if (nodeIP?.startsWith('127.')) {
     const cert = await cp.issueServingCert(`agent-${nodeName}`, [nodeIP]);
     args.push(`--tls-cert-file=${cert.certPath}`, `--tls-key-file=${cert.keyPath}`, `--files-port=${ports.agentFiles}`, `--bind-address=${nodeIP}`);
@@ -193,6 +196,20 @@ export async function agentKubeconfig(cp: ControlPlane, nodeName: string, audien
   const token = await requestPodBoundToken(cp.kubeConfig(), pod, audiences);
   const file = path.join(cp.dir, `kubeconfig-agent-${nodeName}-${Date.now()}`);
   await kubeconfigForToken(cp, token, file);
+  return file;
+}
+
+/** The agent's token for the controller, as its DaemonSet projects it: pod-bound, audience CONTROLLER_AUDIENCE. */
+export async function agentControllerToken(cp: ControlPlane, nodeName: string): Promise<string> {
+  return requestPodBoundToken(cp.kubeConfig(), await agentPod(cp, nodeName), [CONTROLLER_AUDIENCE]);
+}
+
+/** Writes agentControllerToken where the kubelet would mount it; returns the file (--controller-token-file). */
+export async function writeAgentControllerToken(cp: ControlPlane, nodeName: string): Promise<string> {
+  const dir = path.join(cp.dir, 'tokens', nodeName);
+  mkdirSync(dir, { recursive: true });
+  const file = path.join(dir, 'controller-token');
+  writeFileSync(file, await agentControllerToken(cp, nodeName), { mode: 0o600 });
   return file;
 }
 

@@ -25,7 +25,8 @@ import type { CaptureRef } from '../../src/nodeagent/capture/store.js';
 import { registerCaptureFileRoutes } from '../../src/nodeagent/capture/api.js';
 import { AgentError, AgentFilesClient } from '../../src/reconcilers/packetcapture/agentclient.js';
 import { registerCaptureFileApi } from '../../src/reconcilers/packetcapture/download.js';
-import { call, FakeReviewApi, messageOf, selfSignedCertificate, type Tls } from './support/reviews.js';
+import { agentAudience } from '../../src/apis/identity.js';
+import { API_SERVER_AUDIENCE, call, FakeReviewApi, messageOf, selfSignedCertificate, type Tls } from './support/reviews.js';
 
 const NS = 'storefront';
 const NAME = 'pc-dns';
@@ -33,6 +34,8 @@ const NODE = 'node-1';
 const CONTROLLER = 'system:serviceaccount:netwarden-system:netwarden-controller';
 const PCAP = Buffer.concat([Buffer.from('d4c3b2a1', 'hex'), Buffer.alloc(20), Buffer.alloc(100, 7)]);
 const METADATA = 'node node-1\ninterfaces: cali1234\n';
+/** The controller's token for this node's agent (TokenRequest with agentAudience(NODE)). */
+const FOR_NODE = 'controller-for-node-1';
 
 const files = (verb: string, user: string, namespace = NS) => ({ user, verb, group: GROUP, resource: 'packetcaptures', subresource: 'files', namespace });
 
@@ -51,6 +54,13 @@ describe('capture file API', function () {
     kube.tokens.set('alice-token', 'alice');
     kube.tokens.set('bob-token', 'bob');
     kube.tokens.set('nosy-token', 'nosy');
+    kube.tokens.set(FOR_NODE, CONTROLLER);
+    kube.audiences.set(FOR_NODE, [agentAudience(NODE)]);
+    kube.tokens.set('controller-for-node-2', CONTROLLER);
+    kube.audiences.set('controller-for-node-2', [agentAudience('node-2')]);
+    // Tokens for this agent that RBAC grants nothing (nosy) or only get (bob).
+    kube.audiences.set('nosy-token', [API_SERVER_AUDIENCE, agentAudience(NODE)]);
+    kube.audiences.set('bob-token', [API_SERVER_AUDIENCE, agentAudience(NODE)]);
     kube.grants.push(files('get', CONTROLLER), files('delete', CONTROLLER), files('get', 'alice'), files('delete', 'alice'), files('get', 'bob'));
     await kube.start();
 
@@ -62,7 +72,7 @@ describe('capture file API', function () {
     writeFileSync(path.join(dir, 'notes.txt'), 'not a capture file');
 
     agent = new HttpsApiServer({ name: 'unit-agent', certFile: tls.certFile, keyFile: tls.keyFile, port: 0, host: '127.0.0.1' });
-    const reviewer = new AccessReviewer(kube.kubeConfig('agent-token'));
+    const reviewer = new AccessReviewer(kube.kubeConfig('agent-token'), { audiences: [agentAudience(NODE)] });
     registerCaptureFileRoutes(agent, reviewer, stateDir, NODE, { session: () => undefined, discardFiles: (ref) => void discarded.push(ref) });
     agentPort = await agent.start();
   });
@@ -75,7 +85,7 @@ describe('capture file API', function () {
 
   describe("the agent's server", () => {
     it('lists only capture files, to the controller', async () => {
-      const answer = await call(agentPort, tls.cert, 'GET', agentFilesPath(NS, NAME), { token: 'controller-token' });
+      const answer = await call(agentPort, tls.cert, 'GET', agentFilesPath(NS, NAME), { token: FOR_NODE });
       expect(answer.status).to.equal(200);
       const listing = JSON.parse(answer.body.toString('utf8')) as CaptureFileListing;
       expect(listing).to.deep.equal({
@@ -89,7 +99,7 @@ describe('capture file API', function () {
     });
 
     it('serves a file with its length and type', async () => {
-      const answer = await call(agentPort, tls.cert, 'GET', agentFilesPath(NS, NAME, 'logging-7d9_cali1234_00001.pcap'), { token: 'controller-token' });
+      const answer = await call(agentPort, tls.cert, 'GET', agentFilesPath(NS, NAME, 'logging-7d9_cali1234_00001.pcap'), { token: FOR_NODE });
       expect(answer.status).to.equal(200);
       expect(answer.headers['content-type']).to.equal('application/vnd.tcpdump.pcap');
       expect(answer.headers['content-length']).to.equal(String(PCAP.length));
@@ -99,6 +109,12 @@ describe('capture file API', function () {
     it('answers 401 without a valid token and 403 without the grant', async () => {
       expect((await call(agentPort, tls.cert, 'GET', agentFilesPath(NS, NAME))).status).to.equal(401);
       expect((await call(agentPort, tls.cert, 'GET', agentFilesPath(NS, NAME), { token: 'made-up' })).status).to.equal(401);
+      // The controller's own token for the API server, and the one it made for another node's agent.
+      for (const token of ['controller-token', 'controller-for-node-2']) {
+        const wrongAudience = await call(agentPort, tls.cert, 'GET', agentFilesPath(NS, NAME), { token });
+        expect(wrongAudience.status, token).to.equal(401);
+        expect(messageOf(wrongAudience), token).to.contain('audience');
+      }
       const denied = await call(agentPort, tls.cert, 'GET', agentFilesPath(NS, NAME, 'logging-7d9_cali1234_00001.pcap'), { token: 'nosy-token' });
       expect(denied.status).to.equal(403);
       expect(messageOf(denied)).to.contain('nosy may not get packetcaptures/files');
@@ -107,16 +123,16 @@ describe('capture file API', function () {
 
     it('refuses names that are not capture files (400) and answers 404 for one that is not there', async () => {
       for (const name of ['notes.txt', 'etc-passwd', '..%2F..%2Fkubeconfig']) {
-        const answer = await call(agentPort, tls.cert, 'GET', `${agentFilesPath(NS, NAME)}/${name}`, { token: 'controller-token' });
+        const answer = await call(agentPort, tls.cert, 'GET', `${agentFilesPath(NS, NAME)}/${name}`, { token: FOR_NODE });
         expect(answer.status, name).to.equal(400);
       }
-      expect((await call(agentPort, tls.cert, 'GET', `/captures/..%2F${NS}/${NAME}/files`, { token: 'controller-token' })).status).to.equal(400);
-      expect((await call(agentPort, tls.cert, 'GET', agentFilesPath(NS, NAME, 'logging-7d9_cali1234_00099.pcap'), { token: 'controller-token' })).status).to.equal(404);
+      expect((await call(agentPort, tls.cert, 'GET', `/captures/..%2F${NS}/${NAME}/files`, { token: FOR_NODE })).status).to.equal(400);
+      expect((await call(agentPort, tls.cert, 'GET', agentFilesPath(NS, NAME, 'logging-7d9_cali1234_00099.pcap'), { token: FOR_NODE })).status).to.equal(404);
     });
 
     it('deletes on DELETE (204) for a caller allowed to', async () => {
       discarded.length = 0;
-      const answer = await call(agentPort, tls.cert, 'DELETE', agentFilesPath(NS, NAME), { token: 'controller-token' });
+      const answer = await call(agentPort, tls.cert, 'DELETE', agentFilesPath(NS, NAME), { token: FOR_NODE });
       expect(answer.status).to.equal(204);
       expect(discarded).to.deep.equal([{ namespace: NS, name: NAME }]);
     });
@@ -126,7 +142,7 @@ describe('capture file API', function () {
     const nodes = { get: (name: string): V1Node | undefined => (name === NODE ? { metadata: { name }, status: { addresses: [{ type: 'InternalIP', address: '127.0.0.1' }] } } : name === 'no-ip' ? { metadata: { name } } : undefined) };
     let client: AgentFilesClient;
     beforeEach(() => {
-      client = new AgentFilesClient({ kc: kube.kubeConfig('controller-token'), nodes, port: agentPort, caFile: tls.certFile });
+      client = new AgentFilesClient({ token: async (node) => (node === NODE ? FOR_NODE : 'controller-for-node-2'), nodes, port: agentPort, caFile: tls.certFile });
     });
     afterEach(() => client.close());
 
@@ -140,7 +156,7 @@ describe('capture file API', function () {
     });
 
     it("names the node and carries the agent's status and message when refused", async () => {
-      const nosy = new AgentFilesClient({ kc: kube.kubeConfig('nosy-token'), nodes, port: agentPort, caFile: tls.certFile });
+      const nosy = new AgentFilesClient({ token: async () => 'nosy-token', nodes, port: agentPort, caFile: tls.certFile });
       try {
         const err = await nosy.list(NODE, NS, NAME).then(
           () => undefined,
@@ -189,7 +205,7 @@ describe('capture file API', function () {
           api: controller,
           reviewer: new AccessReviewer(kube.kubeConfig('controller-token')),
           isLeader: () => leader,
-          kc: kube.kubeConfig('controller-token'),
+          agentToken: async () => FOR_NODE,
           nodes,
           agentPort,
           caFile: tls.certFile,

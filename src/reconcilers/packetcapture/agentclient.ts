@@ -1,15 +1,17 @@
 // The controller's client of the agents' capture file API (one HTTPS server per node, on the
-// node's InternalIP). It authenticates with the controller's own ServiceAccount token, which the
-// agents check by TokenReview and SubjectAccessReview, so no other pod can read capture files.
+// node's InternalIP). It authenticates with a token of the controller's ServiceAccount made for
+// that node's agent alone (audience agentAudience(node), src/apis/identity.ts), which the agent
+// checks by TokenReview with its own audience and SubjectAccessReview: no other pod can read
+// capture files, and no agent can replay the token to another agent or to the API server.
 import { readFileSync } from 'node:fs';
 import https from 'node:https';
 import type { IncomingMessage } from 'node:http';
 import net from 'node:net';
-import type { KubeConfig, V1Node } from '@kubernetes/client-node';
+import type { V1Node } from '@kubernetes/client-node';
 import { agentFilesPath, isCaptureFileName, type CaptureFile, type CaptureFileListing } from '../../apis/capturefiles.js';
 import type { Informer } from '../../runtime/informer.js';
 import { errorBodyMessage } from '../../util/http.js';
-import { currentBearerToken } from '../../util/kube.js';
+import { errorMessage } from '../../util/log.js';
 
 /** A node's agent could not be reached or refused; names the node so the user knows where to look. */
 export class AgentError extends Error {
@@ -23,7 +25,8 @@ export class AgentError extends Error {
 }
 
 export interface AgentClientOptions {
-  kc: KubeConfig;
+  /** The bearer token for the agent of `node` (ServiceAccountTokens.tokenFor(agentAudience(node))). */
+  token(node: string): Promise<string>;
   /** Where each node's InternalIP is looked up. */
   nodes: Pick<Informer<V1Node>, 'get'>;
   port: number;
@@ -81,7 +84,12 @@ export class AgentFilesClient {
   /** Sends a request and resolves with a 2xx response; anything else becomes an AgentError with the agent's message. */
   private async request(node: string, method: string, path: string, timeoutMs: number): Promise<IncomingMessage> {
     const host = this.address(node);
-    const token = await currentBearerToken(this.opts.kc);
+    let token: string;
+    try {
+      token = await this.opts.token(node);
+    } catch (err) {
+      throw new AgentError(node, `no token for its agent: ${errorMessage(err)}`);
+    }
     const res = await new Promise<IncomingMessage>((resolve, reject) => {
       const req = https.request(
         {

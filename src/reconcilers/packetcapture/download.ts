@@ -3,7 +3,7 @@
 // TokenReview and authorized by a SubjectAccessReview for packetcaptures/files (verb get or delete)
 // on that very capture, so RBAC decides who reads packets.
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { KubeConfig, V1Node } from '@kubernetes/client-node';
+import type { V1Node } from '@kubernetes/client-node';
 import { Readable } from 'node:stream';
 import JSZip from 'jszip';
 import {
@@ -34,8 +34,8 @@ export interface CaptureFileApiContext {
   reviewer: Pick<AccessReviewer, 'check'>;
   /** Only the leader's caches are filled. */
   isLeader(): boolean;
-  /** The controller's own credentials, which the agents check. */
-  kc: KubeConfig;
+  /** The controller's token for one node's agent, which that agent alone accepts. */
+  agentToken(node: string): Promise<string>;
   nodes: Pick<Informer<V1Node>, 'get'>;
   agentPort: number;
   caFile?: string | undefined;
@@ -43,7 +43,7 @@ export interface CaptureFileApiContext {
 
 export function registerCaptureFileApi(ctx: CaptureFileApiContext, captures: Pick<Informer<PacketCapture>, 'get'>): AgentFilesClient | undefined {
   if (!ctx.api) return undefined;
-  const agents = new AgentFilesClient({ kc: ctx.kc, nodes: ctx.nodes, port: ctx.agentPort, caFile: ctx.caFile });
+  const agents = new AgentFilesClient({ token: (node) => ctx.agentToken(node), nodes: ctx.nodes, port: ctx.agentPort, caFile: ctx.caFile });
   ctx.api.route('GET', DOWNLOAD_ROUTE, async (req, res, params) => {
     const capture = await authorizedCapture(ctx, captures, req, params, 'get');
     await sendZip(agents, capture, res);
