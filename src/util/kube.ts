@@ -22,3 +22,9 @@ export async function currentBearerToken(kc: KubeConfig): Promise<string> {
   if (!match?.[1]) throw new Error('the kubeconfig has no bearer token for the current user (a ServiceAccount token is required)');
   return match[1];
 }
+
+/** The HTTP status of a failed API call of the typed client (404, 409, ...); undefined for other errors. */
+export function apiErrorCode(err: unknown): number | undefined {
+  const code = typeof err === 'object' && err !== null ? (err as { code?: unknown }).code : undefined;
+  return typeof code === 'number' ? code : undefined;
+}
