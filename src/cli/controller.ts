@@ -98,14 +98,19 @@ export async function runController(flags: ControllerFlags): Promise<void> {
     servingCertificate: flags.tlsCertFile ?? `from the CA in ${flags.caSecretNamespace}/${CA_SECRET}`,
     agentCertificates: flags.caFile ? `verified with ${flags.caFile}` : 'signed through the CSR API (netwarden.io/agent-serving)',
   });
-  await ca?.start();
   const serving: CertificateSource = pki.ownServing
     ? new FileCertificateSource(flags.tlsCertFile!, flags.tlsKeyFile!)
     : new CertificateRotator({ name: 'controller', issue: async () => toCredentials(await ca!.issue('netwarden-controller', controllerNames(flags.serviceName, namespace), pki.servingValidityMs)) });
-  serveWithCertificates(api, serving, (err) => {
+  const startFailed = (err: unknown): never => {
     log.error('HTTPS API could not start', { error: String(err) });
     process.exit(1);
-  });
+  };
+  // Health and leader election do not wait for the CA (the API server may be away a while): the
+  // HTTPS API starts once there is a certificate, the signer requeues until the CA is loaded.
+  void (async () => {
+    await ca?.start();
+    serveWithCertificates(api, serving, startFailed);
+  })().catch(startFailed);
   await manager.start();
 }
 
