@@ -9,7 +9,7 @@ import { mkdtemp } from 'node:fs/promises';
 import path from 'node:path';
 import { startControlPlane } from '../test/env/controlplane.js';
 import { createNamespace, createNode, createPod, createServiceAccount, requestToken, waitFor } from '../test/env/fixtures.js';
-import { controllerUrl, ensureInstalled, mustKubectl, netwardenPorts, nextNodeIP, startAgent, startController } from '../test/env/netwarden.js';
+import { controllerUrl, ensureInstalled, mustKubectl, netwardenCaFile, netwardenPorts, nextNodeIP, startAgent, startController } from '../test/env/netwarden.js';
 import { run } from '../test/env/controlplane.js';
 import { LinkType } from '../src/pcap/reader.js';
 import { pcapFileHeader, pcapRecord } from '../src/util/pcapformat.js';
@@ -72,7 +72,7 @@ export async function benchCaptureDownload(): Promise<BenchResult> {
       await mustKubectl(cp, ['create', 'rolebinding', 'downloader', '-n', NS, '--clusterrole=netwarden-packetcapture-files-reader', `--serviceaccount=${NS}:downloader`]);
       const token = await requestToken(kc, NS, 'downloader');
       const out = await mkdtemp(path.join(cp.dir, 'bench-download-'));
-      const conn = { baseUrl: new URL(controllerUrl(await netwardenPorts(cp))), namespace: NS, token, ca: readFileSync(cp.caCertPath), insecure: false };
+      const conn = { baseUrl: new URL(controllerUrl(await netwardenPorts(cp))), namespace: NS, token, ca: readFileSync(await netwardenCaFile(cp)), insecure: false };
       const rssBefore = procStatusMB(controller.child.pid!, 'VmHWM');
       const started = process.hrtime.bigint();
       const result = await downloadCapture(conn, NAME, out, { progress: false });

@@ -9,7 +9,7 @@ import https from 'node:https';
 import { Watch, type CoreV1Event } from '@kubernetes/client-node';
 import { startControlPlane } from '../test/env/controlplane.js';
 import { createNamespace, createNode, createPod, waitFor } from '../test/env/fixtures.js';
-import { agentControllerToken, controllerUrl, ensureInstalled, getLocal, mustKubectl, netwardenPorts, startController } from '../test/env/netwarden.js';
+import { agentControllerToken, controllerUrl, ensureInstalled, getLocal, mustKubectl, netwardenCaFile, netwardenPorts, startController } from '../test/env/netwarden.js';
 import type { AggregatedDrop, DropBatch } from '../src/apis/drops.js';
 import { useCompiledCli } from './build.js';
 import { procStatusMB } from './memory.js';
@@ -76,7 +76,7 @@ export async function benchDropsLatency(opts: DropsLatencyOptions = {}): Promise
     await mustKubectl(cp, ['wait', '--for=condition=Ready', `droptail/${DROPTAIL}`, '--timeout=60s']);
     const token = await agentControllerToken(cp, NODE);
     const url = `${controllerUrl(await netwardenPorts(cp))}/droptail/${DROPTAIL}/drops`;
-    const ca = readFileSync(cp.caCertPath);
+    const ca = readFileSync(await netwardenCaFile(cp));
     let sequence = 0;
     const batchOf = (drops: AggregatedDrop[]): string => {
       const batch: DropBatch = { node: NODE, sequence: ++sequence, sentAt: new Date().toISOString(), drops, shedSinceLastBatch: 0 };

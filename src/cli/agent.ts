@@ -19,6 +19,8 @@ export interface AgentFlags {
   tlsKeyFile?: string;
   filesPort: number;
   bindAddress: string;
+  /** false with --no-files-api: no capture file API (nor a serving certificate) on this node. */
+  filesApi: boolean;
   captureMaxBytesPerPod?: number;
   captureMaxFiles?: number;
   captureMinFreeDisk?: CaptureCeilings['minFreeDisk'];
@@ -27,7 +29,9 @@ export interface AgentFlags {
 }
 
 export async function runAgent(flags: AgentFlags & { nodeName: string }): Promise<void> {
-  const tls = flags.tlsCertFile && flags.tlsKeyFile ? { certFile: flags.tlsCertFile, keyFile: flags.tlsKeyFile, port: flags.filesPort, bindAddress: flags.bindAddress } : undefined;
+  if (Boolean(flags.tlsCertFile) !== Boolean(flags.tlsKeyFile)) throw new Error('--tls-cert-file and --tls-key-file go together');
+  // Without the files, the certificate comes from the CSR API (Netwarden's signer), for this node only.
+  const files = flags.filesApi ? { port: flags.filesPort, bindAddress: flags.bindAddress, certFile: flags.tlsCertFile, keyFile: flags.tlsKeyFile } : undefined;
   const captureCeilings: CaptureCeilings = {
     maxBytesPerPod: flags.captureMaxBytesPerPod ?? DEFAULT_CEILINGS.maxBytesPerPod,
     maxFiles: flags.captureMaxFiles ?? DEFAULT_CEILINGS.maxFiles,
@@ -35,7 +39,12 @@ export async function runAgent(flags: AgentFlags & { nodeName: string }): Promis
   };
   const namespace = flags.namespace ?? process.env.POD_NAMESPACE ?? SYSTEM_NAMESPACE;
   const auditLogDirs = flags.auditLogDir.length > 0 ? flags.auditLogDir.map((d) => path.resolve(d)) : [DEFAULT_AUDIT_LOG_DIR];
-  const agent = buildAgent(loadKubeConfig(flags.kubeconfig), { ...flags, tls, captureCeilings, namespace, auditLogDirs });
-  loggerFor('agent').info('starting', { node: flags.nodeName, namespace, stateDir: flags.stateDir, auditLogDirs, controllerUrl: flags.controllerUrl, filesServer: tls ? `${tls.bindAddress}:${tls.port}` : 'off' });
+  const agent = buildAgent(loadKubeConfig(flags.kubeconfig), { ...flags, files, captureCeilings, namespace, auditLogDirs });
+  loggerFor('agent').info('starting', {
+    node: flags.nodeName, namespace, stateDir: flags.stateDir, auditLogDirs, controllerUrl: flags.controllerUrl,
+    filesServer: files ? `${files.bindAddress}:${files.port}` : 'off',
+    servingCertificate: files ? (files.certFile ? files.certFile : 'from the CSR API') : 'none',
+    controllerCa: flags.caFile ?? `ConfigMap ${namespace}/netwarden-ca`,
+  });
   await agent.start();
 }

@@ -6,8 +6,12 @@ import { agentAudience } from '../apis/identity.js';
 import { DropTailType } from '../apis/meta.js';
 import type { DropTail } from '../apis/droptail.js';
 import { AccessReviewer } from '../runtime/auth.js';
+import { CA_BUNDLE_KEY, CA_CONFIGMAP } from '../apis/certificates.js';
 import { HttpsApiServer } from '../runtime/https.js';
 import { coreInformer, customResourceInformer } from '../runtime/informer.js';
+import { configMapTrustBundle, FileCertificateSource, FileTrustBundle, serveWithCertificates, type CertificateSource, type TrustBundle } from '../runtime/tls.js';
+import { loggerFor } from '../util/log.js';
+import { agentCertificateRotator } from './certificate/index.js';
 import { Manager } from '../runtime/manager.js';
 import { tokenFromFile } from '../util/kube.js';
 import type { AgentContext } from './context.js';
@@ -21,11 +25,15 @@ export interface AgentOptions {
   metricsAddress: string;
   stateDir: string;
   controllerUrl: string;
+  /** CA bundle for the controller's certificate; the controller's ConfigMap netwarden-ca when unset. */
   caFile?: string | undefined;
   /** The projected token file (audience CONTROLLER_AUDIENCE) the agent authenticates to the controller with. */
   controllerTokenFile: string;
-  /** The agent's HTTPS API (capture files); off without a certificate. */
-  tls?: { certFile: string; keyFile: string; port: number; bindAddress: string } | undefined;
+  /**
+   * The agent's HTTPS API (capture files), off when unset. Its certificate comes from the files
+   * when given (and is reloaded when they change), else from the CSR API, for this node only.
+   */
+  files?: { port: number; bindAddress: string; certFile?: string | undefined; keyFile?: string | undefined } | undefined;
   /** Cluster-wide PacketCapture limits a resource cannot exceed. */
   captureCeilings?: CaptureCeilings | undefined;
   /** Netwarden's own namespace: the only one whose Secrets the agent reads. */
@@ -46,7 +54,7 @@ export function buildAgent(kc: KubeConfig, opts: AgentOptions): Agent {
   // Every agent works on its own: no leader election.
   const manager = new Manager(kc, { metricsPort: opts.metricsPort, healthPort: opts.metricsPort, host: opts.metricsAddress });
   const node = manager.addInformer(coreInformer(kc, 'nodes', { fieldSelector: `metadata.name=${opts.nodeName}`, resyncMs: RESYNC_MS }));
-  const api = opts.tls ? new HttpsApiServer({ name: 'agent', certFile: opts.tls.certFile, keyFile: opts.tls.keyFile, port: opts.tls.port, host: opts.tls.bindAddress }) : undefined;
+  const api = opts.files ? new HttpsApiServer({ name: 'agent', port: opts.files.port, host: opts.files.bindAddress }) : undefined;
   const context: AgentContext = {
     kc,
     nodeName: opts.nodeName,
@@ -55,7 +63,7 @@ export function buildAgent(kc: KubeConfig, opts: AgentOptions): Agent {
     stateDir: path.resolve(opts.stateDir),
     manager,
     controllerUrl: opts.controllerUrl,
-    caFile: opts.caFile,
+    controllerTrust: controllerTrust(kc, manager, opts),
     api,
     // The controller's tokens for this node only: one made for another agent, or for the API
     // server, is refused with 401.
@@ -67,16 +75,29 @@ export function buildAgent(kc: KubeConfig, opts: AgentOptions): Agent {
   registerCapture(context, opts.captureCeilings ?? DEFAULT_CEILINGS, RESYNC_MS);
   const audit = registerAuditForwarder(context, opts.auditLogDirs);
 
+  let certificates: CertificateSource | undefined;
   return {
     context,
     async start() {
-      await api?.start();
-      await manager.start();
+      await manager.start(); // the Node informer is synced: its addresses are what a CSR names
+      if (!api || !opts.files) return;
+      const { certFile, keyFile } = opts.files;
+      certificates = certFile && keyFile ? new FileCertificateSource(certFile, keyFile) : agentCertificateRotator(context);
+      serveWithCertificates(api, certificates, (err) => loggerFor('agent').error('file API could not start', { error: String(err) }));
     },
     async stop() {
       await audit.close(); // stop reading and sending; checkpoints stay where the sink acknowledged
+      await certificates?.stop();
       await manager.stop();
       await api?.stop();
     },
   };
+}
+
+/** --ca-file when given, else the bundle the controller publishes (watched, so CA rotations arrive). */
+function controllerTrust(kc: KubeConfig, manager: Manager, opts: AgentOptions): TrustBundle {
+  if (opts.caFile) return new FileTrustBundle(opts.caFile);
+  const { informer, bundle } = configMapTrustBundle(kc, opts.namespace, CA_CONFIGMAP, CA_BUNDLE_KEY);
+  manager.addInformer(informer);
+  return bundle;
 }

@@ -26,9 +26,16 @@ interface Route {
   handler: RouteHandler;
 }
 
+/** A serving certificate (PEM, with any intermediates after it) and its key. */
+export interface ServingCredentials {
+  cert: string | Buffer;
+  key: string | Buffer;
+}
+
 export interface HttpsServerOptions {
-  certFile: string;
-  keyFile: string;
+  /** Files read once at start when no certificate was set (rotating sources: setCertificate). */
+  certFile?: string;
+  keyFile?: string;
   port: number;
   host?: string;
   name: string;
@@ -37,6 +44,7 @@ export interface HttpsServerOptions {
 export class HttpsApiServer {
   private readonly routes: Route[] = [];
   private server: https.Server | undefined;
+  private credentials: ServingCredentials | undefined;
   private readonly log;
 
   constructor(private readonly opts: HttpsServerOptions) {
@@ -54,14 +62,30 @@ export class HttpsApiServer {
     return this;
   }
 
+  /**
+   * The certificate to serve with. On a running server it swaps the secure context: handshakes
+   * from now on get the new certificate, connections already open keep theirs, so no request fails.
+   */
+  setCertificate(credentials: ServingCredentials): void {
+    this.credentials = credentials;
+    this.server?.setSecureContext(credentials);
+  }
+
+  listening(): boolean {
+    return this.server !== undefined;
+  }
+
   async start(): Promise<number> {
-    // Certificates are read at start; a rotated certificate takes a restart (the Pod's, in a cluster).
-    const server = https.createServer({ cert: readFileSync(this.opts.certFile), key: readFileSync(this.opts.keyFile) }, (req, res) => void this.dispatch(req, res));
+    const { certFile, keyFile } = this.opts;
+    const credentials = this.credentials ?? (certFile && keyFile ? { cert: readFileSync(certFile), key: readFileSync(keyFile) } : undefined);
+    if (!credentials) throw new Error(`https/${this.opts.name}: no serving certificate yet`);
+    const server = https.createServer({ ...credentials }, (req, res) => void this.dispatch(req, res));
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
       server.listen(this.opts.port, this.opts.host ?? '0.0.0.0', () => resolve());
     });
     this.server = server;
+    if (this.credentials && this.credentials !== credentials) server.setSecureContext(this.credentials); // swapped while binding
     const port = (server.address() as AddressInfo).port;
     this.log.info('listening', { port, host: this.opts.host ?? '0.0.0.0' });
     return port;

@@ -26,6 +26,7 @@
 //  - periodic resync: every resyncMs each cached object is replayed to the `update` handlers.
 
 import {
+  CertificatesV1Api,
   CoreV1Api,
   CustomObjectsApi,
   KubeConfig,
@@ -33,9 +34,12 @@ import {
   Watch,
   type KubernetesListObject,
   type KubernetesObject,
+  type V1CertificateSigningRequest,
+  type V1ConfigMap,
   type V1Namespace,
   type V1Node,
   type V1Pod,
+  type V1Secret,
   type V1Service,
 } from '@kubernetes/client-node';
 import { resourcePath, type ResourceType } from '../apis/meta.js';
@@ -285,32 +289,53 @@ export interface CoreKinds {
   nodes: V1Node;
   services: V1Service;
   namespaces: V1Namespace;
+  configmaps: V1ConfigMap;
+  secrets: V1Secret;
 }
+
+const NAMESPACED_CORE_KINDS: ReadonlyArray<keyof CoreKinds> = ['pods', 'services', 'configmaps', 'secrets'];
 
 /** Informer for a core/v1 resource. */
 export function coreInformer<K extends keyof CoreKinds>(kc: KubeConfig, kind: K, cfg: InformerConfig = {}): Informer<CoreKinds[K]> {
   const api = kc.makeApiClient(CoreV1Api);
-  const namespaced = kind === 'pods' || kind === 'services';
+  const namespaced = NAMESPACED_CORE_KINDS.includes(kind);
   const namespace = namespaced ? cfg.namespace : undefined;
-  // The typed client deserializes list results (timestamps become Date objects) while watch
-  // events arrive as plain JSON (timestamps are strings). To keep one shape in the cache, list
-  // results are turned back into plain JSON: at runtime, Date-typed fields of cached core objects
-  // are RFC 3339 strings whichever way the object arrived.
-  const list = async (opts: ListOptions): Promise<KubernetesListObject<KubernetesObject>> =>
-    JSON.parse(JSON.stringify(await typedList(opts))) as KubernetesListObject<KubernetesObject>;
-  const typedList = async ({ labelSelector, fieldSelector }: ListOptions): Promise<KubernetesListObject<KubernetesObject>> => {
+  const list = plainJsonList(typedList);
+  function typedList({ labelSelector, fieldSelector }: ListOptions): Promise<KubernetesListObject<KubernetesObject>> {
     const sel = { labelSelector, fieldSelector };
     switch (kind) {
       case 'pods':
         return namespace ? api.listNamespacedPod({ namespace, ...sel }) : api.listPodForAllNamespaces(sel);
       case 'services':
         return namespace ? api.listNamespacedService({ namespace, ...sel }) : api.listServiceForAllNamespaces(sel);
+      case 'configmaps':
+        return namespace ? api.listNamespacedConfigMap({ namespace, ...sel }) : api.listConfigMapForAllNamespaces(sel);
+      case 'secrets':
+        return namespace ? api.listNamespacedSecret({ namespace, ...sel }) : api.listSecretForAllNamespaces(sel);
       case 'nodes':
         return api.listNode(sel);
       default:
         return api.listNamespace(sel);
     }
-  };
+  }
   const type: ResourceType = { group: '', version: 'v1', kind, plural: kind, namespaced };
   return informerFor(kc, type, namespace, list as ListFn<CoreKinds[K]>, cfg);
+}
+
+/** Informer for certificates.k8s.io/v1 CertificateSigningRequests (e.g. fieldSelector spec.signerName=...). */
+export function certificateSigningRequestInformer(kc: KubeConfig, cfg: InformerConfig = {}): Informer<V1CertificateSigningRequest> {
+  const api = kc.makeApiClient(CertificatesV1Api);
+  const list = plainJsonList(({ labelSelector, fieldSelector }) => api.listCertificateSigningRequest({ labelSelector, fieldSelector }));
+  const type: ResourceType = { group: 'certificates.k8s.io', version: 'v1', kind: 'CertificateSigningRequest', plural: 'certificatesigningrequests', namespaced: false };
+  return informerFor(kc, type, undefined, list as ListFn<V1CertificateSigningRequest>, cfg);
+}
+
+/**
+ * The typed clients deserialize list results (timestamps become Date objects) while watch events
+ * arrive as plain JSON (timestamps are strings). To keep one shape in the cache, list results are
+ * turned back into plain JSON: at runtime, Date-typed fields of cached objects are RFC 3339 strings
+ * whichever way the object arrived.
+ */
+function plainJsonList(typedList: (opts: ListOptions) => Promise<KubernetesListObject<KubernetesObject>>): ListFn<KubernetesObject> {
+  return async (opts) => JSON.parse(JSON.stringify(await typedList(opts))) as KubernetesListObject<KubernetesObject>;
 }

@@ -35,3 +35,9 @@ export function tokenFromFile(file: string): () => Promise<string> {
     return token;
   };
 }
+
+/** The HTTP status of a failed API call of the typed client (404, 409, ...); undefined for other errors. */
+export function apiErrorCode(err: unknown): number | undefined {
+  const code = typeof err === 'object' && err !== null ? (err as { code?: unknown }).code : undefined;
+  return typeof code === 'number' ? code : undefined;
+}

@@ -8,7 +8,7 @@ import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import https from 'node:https';
 import path from 'node:path';
 import { cluster } from './hooks.js';
-import { ensureInstalled, mustKubectl, netwardenPorts, nextNodeIP, startAgent, startController, SYSTEM_NAMESPACE, type NetwardenProcess } from '../env/netwarden.js';
+import { ensureInstalled, mustKubectl, netwardenCaFile, netwardenPorts, nextNodeIP, startAgent, startController, SYSTEM_NAMESPACE, type NetwardenProcess } from '../env/netwarden.js';
 import { createNamespace, createNode, createPod, createServiceAccount, requestToken, waitFor } from '../env/fixtures.js';
 import { createPodNetwork, type PodNetwork } from '../env/podnet.js';
 import { agentAudience } from '../../src/apis/identity.js';
@@ -47,11 +47,11 @@ async function sendOtherTraffic(pod: PodNetwork, dst: string): Promise<void> {
 
 function agentRequest(method: string, urlPath: string, token?: string): Promise<HttpResult> {
   const cp = cluster();
-  return netwardenPorts(cp).then(
-    (ports) =>
+  return Promise.all([netwardenPorts(cp), netwardenCaFile(cp)]).then(
+    ([ports, caFile]) =>
       new Promise<HttpResult>((resolve, reject) => {
         const req = https.request(
-          { host: nodeIP, port: ports.agentFiles, path: urlPath, method, ca: readFileSync(cp.caCertPath), headers: token ? { authorization: `Bearer ${token}` } : {} },
+          { host: nodeIP, port: ports.agentFiles, path: urlPath, method, ca: readFileSync(caFile), headers: token ? { authorization: `Bearer ${token}` } : {} },
           (res) => {
             const chunks: Buffer[] = [];
             res.on('data', (c: Buffer) => chunks.push(c));

@@ -11,7 +11,7 @@ import { cluster } from './hooks.js';
 import { registerExitCleanup, run, trackChild } from '../env/controlplane.js';
 import { createPodNetwork, type PodNetwork } from '../env/podnet.js';
 import {
-  agentControllerToken, controllerUrl, ensureInstalled, freePort, getLocal, mustKubectl, netwardenPorts, nextNodeIP, startAgent, startController, type NetwardenProcess,
+  agentControllerToken, controllerUrl, ensureInstalled, netwardenCaFile, freePort, getLocal, mustKubectl, netwardenPorts, nextNodeIP, startAgent, startController, type NetwardenProcess,
 } from '../env/netwarden.js';
 import { createNamespace, createNode, createPod, createService, createServiceAccount, requestToken, waitFor } from '../env/fixtures.js';
 import type { AggregatedDrop, DropBatch } from '../../src/apis/drops.js';
@@ -33,17 +33,17 @@ interface Answer {
   body: string;
 }
 
-/** POSTs to the controller's HTTPS API, trusting the test CA. */
+/** POSTs to the controller's HTTPS API, trusting the CA it publishes. */
 function post(path: string, body: string | Buffer, token?: string): Promise<Answer> {
   const cp = cluster();
-  return netwardenPorts(cp).then(
-    (ports) =>
+  return Promise.all([netwardenPorts(cp), netwardenCaFile(cp)]).then(
+    ([ports, caFile]) =>
       new Promise<Answer>((resolve, reject) => {
         const req = https.request(
           `${controllerUrl(ports)}${path}`,
           {
             method: 'POST',
-            ca: readFileSync(cp.caCertPath),
+            ca: readFileSync(caFile),
             headers: { 'content-type': 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) },
           },
           (res) => {

@@ -10,6 +10,7 @@ import { fileURLToPath } from 'node:url';
 import { ApiException, CoreV1Api, type V1Pod } from '@kubernetes/client-node';
 import { COMPILED_CLI_ENV, runtimeOf } from '../../bench/build.js';
 import { CONTROLLER_AUDIENCE } from '../../src/apis/identity.js';
+import { CA_BUNDLE_KEY, CA_CONFIGMAP } from '../../src/apis/certificates.js';
 import { trackChild, type ControlPlane } from './controlplane.js';
 import { kubeconfigForToken, requestPodBoundToken, requestToken } from './fixtures.js';
 
@@ -126,40 +127,76 @@ export function controllerUrl(ports: NetwardenPorts): string {
   return `https://127.0.0.1:${ports.controllerHttps}`;
 }
 
+export interface CertificateOptions {
+  /**
+   * Certificates from the test CA through --tls-cert-file/--tls-key-file/--ca-file, as a user who
+   * brings their own (cert-manager) runs Netwarden. Default: none, as config/ runs it: the
+   * controller keeps its own CA and signs the agents' certificates through the CSR API.
+   */
+  ownCertificates?: boolean;
+}
+
 /**
- * The controller with its HTTPS API on 127.0.0.1 (a certificate from the test CA) and the agents'
- * file API reached at each Node's InternalIP. Later flags in extraArgs override these. As in its
- * Deployment, it requests its tokens for the agents itself (TokenRequest on its ServiceAccount).
+ * The controller with its HTTPS API on 127.0.0.1 and the agents' file API reached at each Node's
+ * InternalIP. Later flags in extraArgs override these. As in its Deployment, it requests its
+ * tokens for the agents itself (TokenRequest on its ServiceAccount).
  */
-export async function startController(cp: ControlPlane, name = 'controller', extraArgs: string[] = []): Promise<NetwardenProcess> {
+export async function startController(cp: ControlPlane, name = 'controller', extraArgs: string[] = [], opts: CertificateOptions = {}): Promise<NetwardenProcess> {
   const kubeconfig = await serviceAccountKubeconfig(cp, 'netwarden-controller');
   const ports = await netwardenPorts(cp);
-  const cert = await cp.issueServingCert(`controller-${name}`, ['127.0.0.1', 'localhost', 'netwarden-controller.netwarden-system.svc']);
-  const args = [
-    'controller', `--kubeconfig=${kubeconfig}`,
-    `--tls-cert-file=${cert.certPath}`, `--tls-key-file=${cert.keyPath}`, `--https-port=${ports.controllerHttps}`, '--https-address=127.0.0.1',
-    `--ca-file=${cp.caCertPath}`, `--agent-port=${ports.agentFiles}`,
-    ...extraArgs,
-  ];
-  return startNetwarden(cp, name, args, { POD_NAMESPACE: SYSTEM_NAMESPACE });
+  const args = ['controller', `--kubeconfig=${kubeconfig}`, `--https-port=${ports.controllerHttps}`, '--https-address=127.0.0.1', `--agent-port=${ports.agentFiles}`];
+  if (opts.ownCertificates) {
+    const cert = await cp.issueServingCert(`controller-${name}`, ['127.0.0.1', 'localhost', 'netwarden-controller.netwarden-system.svc']);
+    args.push(`--tls-cert-file=${cert.certPath}`, `--tls-key-file=${cert.keyPath}`, `--ca-file=${cp.caCertPath}`);
+  }
+  return startNetwarden(cp, name, [...args, ...extraArgs], { POD_NAMESPACE: SYSTEM_NAMESPACE });
+}
+
+/**
+ * The CA bundle the controller publishes (ConfigMap netwarden-ca), in a file: what verifies the
+ * controller's and the agents' certificates unless a test brought its own. Waits for it.
+ */
+export async function netwardenCaFile(cp: ControlPlane, timeoutMs = 60_000): Promise<string> {
+  const core = cp.kubeConfig().makeApiClient(CoreV1Api);
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const bundle = await core
+      .readNamespacedConfigMap({ namespace: SYSTEM_NAMESPACE, name: CA_CONFIGMAP })
+      .then((cm) => cm.data?.[CA_BUNDLE_KEY])
+      .catch(() => undefined);
+    if (bundle) {
+      const file = path.join(cp.dir, `netwarden-ca-${Date.now()}.crt`);
+      writeFileSync(file, bundle);
+      return file;
+    }
+    if (Date.now() > deadline) throw new Error(`no ConfigMap ${SYSTEM_NAMESPACE}/${CA_CONFIGMAP} within ${timeoutMs} ms: is a controller running?`);
+    await new Promise((r) => setTimeout(r, 250));
+  }
 }
 
 /**
  * One agent for a simulated node, with its own state directory. When the Node's InternalIP is a
- * loopback address (127.0.0.2, ...), the agent serves its file API there, where the controller
- * looks for it.
+ * loopback address (127.0.0.10, ...), the agent serves its file API there, where the controller
+ * looks for it, with a certificate for that address from the CSR API (or the test CA's, with
+ * ownCertificates); other agents serve none (they would all want the same port).
  */
-export async function startAgent(cp: ControlPlane, nodeName: string, extraArgs: string[] = []): Promise<NetwardenProcess> {
+export async function startAgent(cp: ControlPlane, nodeName: string, extraArgs: string[] = [], opts: CertificateOptions = {}): Promise<NetwardenProcess> {
   const kubeconfig = await agentKubeconfig(cp, nodeName);
   const ports = await netwardenPorts(cp);
   const nodeIP = await nodeInternalIP(cp, nodeName);
   const stateDir = path.join(cp.dir, 'nodes', nodeName);
   mkdirSync(stateDir, { recursive: true });
   const tokenFile = await writeAgentControllerToken(cp, nodeName);
-  const args = ['agent', `--node-name=${nodeName}`, `--kubeconfig=${kubeconfig}`, `--controller-token-file=${tokenFile}`, `--state-dir=${stateDir}`, `--controller-url=${controllerUrl(ports)}`, `--ca-file=${cp.caCertPath}`, `--audit-log-dir=/var/log/kubernetes/audit`, `--audit-log-dir=${cp.dir}`];
+  const args = ['agent', `--node-name=${nodeName}`, `--kubeconfig=${kubeconfig}`, `--controller-token-file=${tokenFile}`, `--state-dir=${stateDir}`, `--controller-url=${controllerUrl(ports)}`, `--audit-log-dir=/var/log/kubernetes/audit`, `--audit-log-dir=${cp.dir}`];
+  if (opts.ownCertificates) args.push(`--ca-file=${cp.caCertPath}`);
   if (nodeIP?.startsWith('127.')) {
-    const cert = await cp.issueServingCert(`agent-${nodeName}`, [nodeIP]);
-    args.push(`--tls-cert-file=${cert.certPath}`, `--tls-key-file=${cert.keyPath}`, `--files-port=${ports.agentFiles}`, `--bind-address=${nodeIP}`);
+    args.push(`--files-port=${ports.agentFiles}`, `--bind-address=${nodeIP}`);
+    if (opts.ownCertificates) {
+      const cert = await cp.issueServingCert(`agent-${nodeName}`, [nodeIP]);
+      args.push(`--tls-cert-file=${cert.certPath}`, `--tls-key-file=${cert.keyPath}`);
+    }
+  } else {
+    args.push('--no-files-api');
   }
   return startNetwarden(cp, `agent-${nodeName}`, [...args, ...extraArgs]);
 }

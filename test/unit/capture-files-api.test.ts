@@ -21,6 +21,7 @@ import { GROUP } from '../../src/apis/meta.js';
 import type { PacketCapture } from '../../src/apis/packetcapture.js';
 import { AccessReviewer } from '../../src/runtime/auth.js';
 import { HttpsApiServer } from '../../src/runtime/https.js';
+import { FileTrustBundle } from '../../src/runtime/tls.js';
 import type { CaptureRef } from '../../src/nodeagent/capture/store.js';
 import { registerCaptureFileRoutes } from '../../src/nodeagent/capture/api.js';
 import { AgentError, AgentFilesClient } from '../../src/reconcilers/packetcapture/agentclient.js';
@@ -208,7 +209,7 @@ describe('capture file API', function () {
           agentToken: async () => FOR_NODE,
           nodes,
           agentPort,
-          caFile: tls.certFile,
+          agentTrust: new FileTrustBundle(tls.certFile),
         },
         { get: (name: string, namespace?: string) => (namespace === NS ? captures.get(name) : undefined) },
       );

@@ -83,7 +83,7 @@ export class DropTailAgentReconciler implements Reconciler {
     const kc = this.ctx.kc;
     const client = new DropBatchClient({
       url: `${this.ctx.controllerUrl.replace(/\/+$/, '')}${dropsPath(name)}`,
-      caFile: this.ctx.caFile,
+      trust: this.ctx.controllerTrust,
       token: () => this.ctx.controllerToken(),
     });
     const previous = obj.status?.nodes?.find((n) => n.node === this.ctx.nodeName);

@@ -3,13 +3,17 @@
 // that node's agent alone (audience agentAudience(node), src/apis/identity.ts), which the agent
 // checks by TokenReview with its own audience and SubjectAccessReview: no other pod can read
 // capture files, and no agent can replay the token to another agent or to the API server.
-import { readFileSync } from 'node:fs';
+// It verifies each agent's certificate with the CA bundle and the node's address (the agents'
+// certificates name only their own node's IPs), and with Netwarden's own CA also the node's name
+// in the subject, so that no node's agent can answer for another.
 import https from 'node:https';
 import type { IncomingMessage } from 'node:http';
 import net from 'node:net';
+import tls, { type PeerCertificate } from 'node:tls';
 import type { V1Node } from '@kubernetes/client-node';
 import { agentFilesPath, isCaptureFileName, type CaptureFile, type CaptureFileListing } from '../../apis/capturefiles.js';
 import type { Informer } from '../../runtime/informer.js';
+import { FileTrustBundle, type TrustBundle } from '../../runtime/tls.js';
 import { errorBodyMessage } from '../../util/http.js';
 import { errorMessage } from '../../util/log.js';
 
@@ -30,19 +34,23 @@ export interface AgentClientOptions {
   /** Where each node's InternalIP is looked up. */
   nodes: Pick<Informer<V1Node>, 'get'>;
   port: number;
+  /** CA bundle for the agents' certificates (or caFile); system CAs when neither is set. */
+  trust?: TrustBundle | undefined;
   caFile?: string | undefined;
+  /** The subject CN an agent's certificate must have (Netwarden's CA names the node there); unchecked when unset. */
+  expectedCommonName?: ((node: string) => string) | undefined;
   /** For listing and deleting; a download may take as long as it takes while data flows. */
   requestTimeoutMs?: number;
 }
 
 export class AgentFilesClient {
-  private readonly ca: Buffer | undefined;
+  private readonly trust: TrustBundle | undefined;
   // Keep-alive: a download fetches many files from the same few agents one after another.
   private readonly agent = new https.Agent({ keepAlive: true, maxSockets: 8 });
   private readonly timeoutMs: number;
 
   constructor(private readonly opts: AgentClientOptions) {
-    this.ca = opts.caFile ? readFileSync(opts.caFile) : undefined;
+    this.trust = opts.trust ?? (opts.caFile ? new FileTrustBundle(opts.caFile) : undefined);
     this.timeoutMs = opts.requestTimeoutMs ?? 15_000;
   }
 
@@ -73,6 +81,15 @@ export class AgentFilesClient {
     this.agent.destroy();
   }
 
+  /** The address check Node does anyway, and the node's name in the subject when expected. */
+  private checkAgentIdentity(node: string, hostname: string, cert: PeerCertificate): Error | undefined {
+    const addressError = tls.checkServerIdentity(hostname, cert);
+    if (addressError) return addressError;
+    const expected = this.opts.expectedCommonName?.(node);
+    if (expected !== undefined && cert.subject?.CN !== expected) return new Error(`the certificate at ${hostname} is for ${JSON.stringify(cert.subject?.CN ?? '')}, not the agent of node ${node} (${expected})`);
+    return undefined;
+  }
+
   private address(node: string): string {
     const found = this.opts.nodes.get(node);
     if (!found) throw new AgentError(node, 'no such Node');
@@ -90,6 +107,13 @@ export class AgentFilesClient {
     } catch (err) {
       throw new AgentError(node, `no token for its agent: ${errorMessage(err)}`);
     }
+    // Read per request: a rotated bundle is a different connection pool key, so new connections use it.
+    let ca: string | undefined;
+    try {
+      ca = this.trust?.current();
+    } catch (err) {
+      throw new AgentError(node, `no CA bundle to verify its certificate with: ${errorMessage(err)}`);
+    }
     const res = await new Promise<IncomingMessage>((resolve, reject) => {
       const req = https.request(
         {
@@ -97,10 +121,11 @@ export class AgentFilesClient {
           port: this.opts.port,
           method,
           path,
-          ca: this.ca,
+          ca,
           agent: this.agent,
           // The agents' certificates name their node IP; SNI is not allowed for IP literals.
           servername: net.isIP(host) ? '' : host,
+          checkServerIdentity: (hostname, cert) => this.checkAgentIdentity(node, hostname, cert),
           headers: { authorization: `Bearer ${token}`, accept: method === 'GET' && path.endsWith('/files') ? 'application/json' : '*/*' },
         },
         resolve,

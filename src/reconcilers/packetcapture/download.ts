@@ -20,6 +20,7 @@ import type { PacketCapture } from '../../apis/packetcapture.js';
 import type { AccessReviewer } from '../../runtime/auth.js';
 import { HttpError, checkObjectName, sendJson, type HttpsApiServer } from '../../runtime/https.js';
 import type { Informer } from '../../runtime/informer.js';
+import type { TrustBundle } from '../../runtime/tls.js';
 import { errorMessage, loggerFor } from '../../util/log.js';
 import { AgentError, AgentFilesClient } from './agentclient.js';
 import { captureDownloadBytes, captureDownloads } from './metrics.js';
@@ -38,12 +39,13 @@ export interface CaptureFileApiContext {
   agentToken(node: string): Promise<string>;
   nodes: Pick<Informer<V1Node>, 'get'>;
   agentPort: number;
-  caFile?: string | undefined;
+  agentTrust?: TrustBundle | undefined;
+  agentCommonName?: ((node: string) => string) | undefined;
 }
 
 export function registerCaptureFileApi(ctx: CaptureFileApiContext, captures: Pick<Informer<PacketCapture>, 'get'>): AgentFilesClient | undefined {
   if (!ctx.api) return undefined;
-  const agents = new AgentFilesClient({ token: (node) => ctx.agentToken(node), nodes: ctx.nodes, port: ctx.agentPort, caFile: ctx.caFile });
+  const agents = new AgentFilesClient({ token: (node) => ctx.agentToken(node), nodes: ctx.nodes, port: ctx.agentPort, trust: ctx.agentTrust, expectedCommonName: ctx.agentCommonName });
   ctx.api.route('GET', DOWNLOAD_ROUTE, async (req, res, params) => {
     const capture = await authorizedCapture(ctx, captures, req, params, 'get');
     await sendZip(agents, capture, res);
