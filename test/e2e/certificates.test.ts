@@ -11,11 +11,12 @@ import { expect } from 'chai';
 import { AuthorizationV1Api, CertificatesV1Api, CoreV1Api, KubeConfig, type V1CertificateSigningRequest } from '@kubernetes/client-node';
 import { AGENT_SERVING_SIGNER, CA_BUNDLE_KEY, CA_CONFIGMAP, CA_SECRET, DEFAULT_CA_SECRET_NAMESPACE, agentCommonName } from '../../src/apis/certificates.js';
 import { agentFilesPath } from '../../src/apis/capturefiles.js';
+import { agentAudience } from '../../src/apis/identity.js';
 import { createCertificateRequest, generateKeyPair } from '../../src/util/x509.js';
 import { cluster } from './hooks.js';
-import { createNode, requestPodBoundToken, requestToken, waitFor } from '../env/fixtures.js';
+import { createNode, requestToken, waitFor } from '../env/fixtures.js';
 import {
-  agentKubeconfig, agentPod, ensureInstalled, mustKubectl, netwardenPorts, nextNodeIP, REPO_ROOT, startAgent, startController, SYSTEM_NAMESPACE, type NetwardenProcess,
+  agentControllerToken, agentKubeconfig, ensureInstalled, mustKubectl, netwardenPorts, nextNodeIP, REPO_ROOT, startAgent, startController, SYSTEM_NAMESPACE, type NetwardenProcess,
 } from '../env/netwarden.js';
 
 const controllerUser = `system:serviceaccount:${SYSTEM_NAMESPACE}:netwarden-controller`;
@@ -189,8 +190,10 @@ describe('certificate rotation under load', function () {
     this.timeout(240_000);
     const cp = cluster();
     const ports = await netwardenPorts(cp);
-    const agentToken = await requestPodBoundToken(cp.kubeConfig(), await agentPod(cp, node));
-    const controllerToken = await requestToken(cp.kubeConfig(), SYSTEM_NAMESPACE, 'netwarden-controller');
+    // The tokens each side really sends: the agent's pod-bound one for the controller's audience,
+    // and the controller's one made for this node's agent alone.
+    const agentToken = await agentControllerToken(cp, node);
+    const controllerToken = await requestToken(cp.kubeConfig(), SYSTEM_NAMESPACE, 'netwarden-controller', [agentAudience(node)]);
     // A client as the agents are: it follows the published bundle, which a CA rotation extends first.
     let bundle = await waitFor(publishedBundle, { description: 'the CA bundle' });
     const follow = setInterval(() => void publishedBundle().then((b) => (bundle = b ?? bundle)), 500);
@@ -238,7 +241,7 @@ describe('certificate rotation under load', function () {
       clearInterval(follow);
     }
     const summary = `${requests} requests, controller certificates ${seen.controller.size} from ${seen.controllerCas.size} CA(s), agent certificates ${seen.agent.size} from ${seen.agentCas.size} CA(s)`;
-    expect(failures, summary).to.deep.equal([]);
+    expect(failures, `${summary}; failed: ${failures.slice(0, 5).join("; ")}`).to.deep.equal([]);
     expect(rotated(), summary).to.equal(true);
     console.log(`      ${summary}`);
   });

@@ -14,7 +14,7 @@ import { ApiException, AuthenticationV1Api, CoreV1Api, type KubeConfig } from '@
 import { cluster } from './hooks.js';
 import { createNamespace, createNode, createPod, kubeconfigForToken, requestPodBoundToken, requestToken, waitFor } from '../env/fixtures.js';
 import {
-  agentControllerToken, agentKubeconfig, agentPod, controllerUrl, ensureInstalled, mustKubectl, netwardenPorts, nextNodeIP, startAgent, startController, SYSTEM_NAMESPACE,
+  agentControllerToken, agentKubeconfig, agentPod, controllerUrl, ensureInstalled, mustKubectl, netwardenCaFile, netwardenPorts, nextNodeIP, startAgent, startController, SYSTEM_NAMESPACE,
   type NetwardenProcess,
 } from '../env/netwarden.js';
 import type { DropBatch } from '../../src/apis/drops.js';
@@ -71,9 +71,12 @@ interface Answer {
   body: string;
 }
 
+/** The CA bundle the running controller published (see the suite's before hook). */
+let caBundle: Buffer | undefined;
+
 function httpsCall(url: string, method: string, token: string | undefined, body?: string): Promise<Answer> {
   return new Promise((resolve, reject) => {
-    const req = https.request(url, { method, ca: readFileSync(cluster().caCertPath), headers: { 'content-type': 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) } }, (res) => {
+    const req = https.request(url, { method, ca: caBundle, headers: { 'content-type': 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) } }, (res) => {
       const chunks: Buffer[] = [];
       res.on('data', (c: Buffer) => chunks.push(c));
       res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') }));
@@ -220,6 +223,7 @@ describe('agent node identity (pod-bound tokens)', function () {
     before(async function () {
       const cp = cluster();
       processes.push(await startController(cp, 'identity-controller'), await startAgent(cp, A), await startAgent(cp, B));
+      caBundle = readFileSync(await netwardenCaFile(cp));
       intake = `${controllerUrl(await netwardenPorts(cp))}/droptail/${DT}/drops`;
       await mustKubectl(cp, ['wait', '--for=condition=Ready', `droptail/${DT}`, '--timeout=60s']);
     });
