@@ -342,8 +342,11 @@ describe('capture tenancy: ownership, UIDs, quotas, the disk floor', function ()
     expect(fs.bavail / fs.blocks, 'free share of the state directory').to.be.at.least(0.15);
 
     // The rotating capture deletes its oldest file before each new one: the floor never stops it.
-    const before = (await entryOn(NS_A, 'pc-disk-rotate', DISK_NODE))!;
-    expect(before.state).to.equal('Capturing');
+    // Its entry says Capturing at its next status write (every 2 s at most).
+    const before = await waitFor(async () => {
+      const e = await entryOn(NS_A, 'pc-disk-rotate', DISK_NODE);
+      return e?.state === 'Capturing' ? e : undefined;
+    }, { timeoutMs: 30_000, description: 'pc-disk-rotate capturing the flood' });
     await sendUdp(disk, DB_IP, 5600, 'more', 300, 1000);
     const rotating = await waitFor(async () => {
       const e = await entryOn(NS_A, 'pc-disk-rotate', DISK_NODE);
