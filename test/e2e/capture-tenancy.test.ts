@@ -12,8 +12,9 @@ import path from 'node:path';
 import { cluster } from './hooks.js';
 import { registerExitCleanup } from '../env/controlplane.js';
 import { createNamespace, createNode, createPod, createServiceAccount, kubeconfigForToken, requestToken, waitFor } from '../env/fixtures.js';
-import { ensureInstalled, mustKubectl, netwardenPorts, nextNodeIP, startAgent, startController, SYSTEM_NAMESPACE, type NetwardenProcess } from '../env/netwarden.js';
+import { ensureInstalled, mustKubectl, netwardenCaFile, netwardenPorts, nextNodeIP, startAgent, startController, SYSTEM_NAMESPACE, type NetwardenProcess } from '../env/netwarden.js';
 import { createPodNetwork, type PodNetwork } from '../env/podnet.js';
+import { agentAudience } from '../../src/apis/identity.js';
 import { PacketCaptureType } from '../../src/apis/meta.js';
 import type { CaptureFiles, PacketCapture } from '../../src/apis/packetcapture.js';
 import { applyStatus } from '../../src/runtime/status.js';
@@ -80,12 +81,14 @@ function nameDir(node: string, namespace: string, name: string): string {
 }
 
 /** A request to an agent's file API as the controller. */
-async function agentFiles(nodeIP: string, urlPath: string): Promise<{ status: number; body: string }> {
+async function agentFiles(node: string, nodeIP: string, urlPath: string): Promise<{ status: number; body: string }> {
   const cp = cluster();
-  const token = await requestToken(cp.kubeConfig(), SYSTEM_NAMESPACE, 'netwarden-controller');
+  // The controller's token for this node's agent alone, as the controller requests it.
+  const token = await requestToken(cp.kubeConfig(), SYSTEM_NAMESPACE, 'netwarden-controller', [agentAudience(node)]);
   const port = (await netwardenPorts(cp)).agentFiles;
+  const ca = readFileSync(await netwardenCaFile(cp));
   return new Promise((resolve, reject) => {
-    const req = https.request({ host: nodeIP, port, path: urlPath, ca: readFileSync(cp.caCertPath), headers: { authorization: `Bearer ${token}` } }, (res) => {
+    const req = https.request({ host: nodeIP, port, path: urlPath, ca, headers: { authorization: `Bearer ${token}` } }, (res) => {
       let body = '';
       res.on('data', (c: Buffer) => (body += c.toString('utf8')));
       res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
@@ -212,10 +215,10 @@ describe('capture tenancy: ownership, UIDs, quotas, the disk floor', function ()
     await new Promise((r) => setTimeout(r, 1500));
     expect(markers(path.join(entry.directory!, entry.fileNames![0]!))).to.deep.equal(['new-0', 'new-1']);
     // The file API serves the new capture, and nothing under the old one's UID.
-    const listing = await agentFiles(nodeIP, `/captures/${NS_A}/pc-reuse/files?uid=${newUid}`);
+    const listing = await agentFiles(NODE, nodeIP, `/captures/${NS_A}/pc-reuse/files?uid=${newUid}`);
     expect(listing.status).to.equal(200);
     expect((JSON.parse(listing.body) as { files: Array<{ fileName: string }> }).files.map((f) => f.fileName)).to.deep.equal([`web_${web.hostInterface}_00001.pcap`]);
-    const old = await agentFiles(nodeIP, `/captures/${NS_A}/pc-reuse/files/web_${web.hostInterface}_00001.pcap?uid=${oldUid}`);
+    const old = await agentFiles(NODE, nodeIP, `/captures/${NS_A}/pc-reuse/files/web_${web.hostInterface}_00001.pcap?uid=${oldUid}`);
     expect(old.status).to.equal(404);
   });
 
