@@ -56,13 +56,16 @@ export async function benchCaptureDownload(): Promise<BenchResult> {
     await createNode(kc, NODE, { internalIP: nextNodeIP() });
     await createNamespace(kc, NS);
     await createPod(kc, { namespace: NS, name: 'logging-bench', nodeName: NODE, labels: { app: 'logging' }, podIP: '10.244.175.3' });
-    const pcapBytes = generateFiles(path.join(cp.dir, 'nodes', NODE, 'captures', NS, NAME), totalMB);
     const controller = await startController(cp, 'bench-controller');
+    // Already ended: the agent serves the files it finds and reports them, but captures nothing new.
+    const end = new Date(Date.now() - 60_000).toISOString().replace(/\.\d+Z$/, 'Z');
+    await mustKubectl(cp, ['apply', '-f', '-'], `apiVersion: netwarden.io/v1alpha1\nkind: PacketCapture\nmetadata: {name: ${NAME}, namespace: ${NS}}\nspec: {selector: app == "logging", endTime: "${end}"}\n`);
+    // Files are the capture's by its UID: written there before the agent starts and finds them.
+    const uid = await mustKubectl(cp, ['get', 'packetcapture', NAME, '-n', NS, '-o', 'jsonpath={.metadata.uid}']);
+    const dir = path.join(cp.dir, 'nodes', NODE, 'captures', NS, NAME, uid);
+    const pcapBytes = generateFiles(dir, totalMB);
     const agent = await startAgent(cp, NODE);
     try {
-      // Already ended: the agent serves the files it finds and reports them, but captures nothing new.
-      const end = new Date(Date.now() - 60_000).toISOString().replace(/\.\d+Z$/, 'Z');
-      await mustKubectl(cp, ['apply', '-f', '-'], `apiVersion: netwarden.io/v1alpha1\nkind: PacketCapture\nmetadata: {name: ${NAME}, namespace: ${NS}}\nspec: {selector: app == "logging", endTime: "${end}"}\n`);
       // The controller's phase shows it is leading; the agent's entry that it serves the files.
       await waitFor(async () => (await mustKubectl(cp, ['get', 'packetcapture', NAME, '-n', NS, '-o', 'jsonpath={.status.phase}/{.status.files[0].node}'])) === `Finished/${NODE}`, {
         timeoutMs: 60_000,
@@ -81,7 +84,7 @@ export async function benchCaptureDownload(): Promise<BenchResult> {
       rmSync(out, { recursive: true, force: true });
       // Reference: reading the same files from disk with cat (page cache warm, like the download's).
       const catStarted = process.hrtime.bigint();
-      await run('sh', ['-c', `cat ${path.join(cp.dir, 'nodes', NODE, 'captures', NS, NAME)}/*.pcap > /dev/null`], { timeoutMs: 600_000 });
+      await run('sh', ['-c', `cat ${dir}/*.pcap > /dev/null`], { timeoutMs: 600_000 });
       const catSeconds = Number(process.hrtime.bigint() - catStarted) / 1e9;
       const mbps = result.bytes / 1024 / 1024 / seconds;
       const catMbps = pcapBytes / 1024 / 1024 / catSeconds;

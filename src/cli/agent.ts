@@ -2,7 +2,7 @@
 import path from 'node:path';
 import { DEFAULT_AUDIT_LOG_DIR, SYSTEM_NAMESPACE } from '../apis/limits.js';
 import { buildAgent } from '../nodeagent/agent.js';
-import { DEFAULT_CEILINGS, type CaptureCeilings } from '../nodeagent/capture/index.js';
+import { ceilingsProblem, DEFAULT_CEILINGS, type CaptureCeilings } from '../nodeagent/capture/index.js';
 import { loadKubeConfig } from '../util/kube.js';
 import { loggerFor } from '../util/log.js';
 
@@ -24,6 +24,10 @@ export interface AgentFlags {
   captureMaxBytesPerPod?: number;
   captureMaxFiles?: number;
   captureMinFreeDisk?: CaptureCeilings['minFreeDisk'];
+  captureMaxConcurrent?: number;
+  captureMaxBytes?: number;
+  captureRingSize?: number;
+  captureRingBudget?: number;
   namespace?: string;
   auditLogDir: string[];
 }
@@ -36,7 +40,13 @@ export async function runAgent(flags: AgentFlags & { nodeName: string }): Promis
     maxBytesPerPod: flags.captureMaxBytesPerPod ?? DEFAULT_CEILINGS.maxBytesPerPod,
     maxFiles: flags.captureMaxFiles ?? DEFAULT_CEILINGS.maxFiles,
     minFreeDisk: flags.captureMinFreeDisk ?? DEFAULT_CEILINGS.minFreeDisk,
+    maxConcurrent: flags.captureMaxConcurrent ?? DEFAULT_CEILINGS.maxConcurrent,
+    maxBytes: flags.captureMaxBytes ?? DEFAULT_CEILINGS.maxBytes,
+    ringBytes: flags.captureRingSize ?? DEFAULT_CEILINGS.ringBytes,
+    ringBudgetBytes: flags.captureRingBudget ?? DEFAULT_CEILINGS.ringBudgetBytes,
   };
+  const problem = ceilingsProblem(captureCeilings);
+  if (problem) throw new Error(problem);
   const namespace = flags.namespace ?? process.env.POD_NAMESPACE ?? SYSTEM_NAMESPACE;
   const auditLogDirs = flags.auditLogDir.length > 0 ? flags.auditLogDir.map((d) => path.resolve(d)) : [DEFAULT_AUDIT_LOG_DIR];
   const agent = buildAgent(loadKubeConfig(flags.kubeconfig), { ...flags, files, captureCeilings, namespace, auditLogDirs });

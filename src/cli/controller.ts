@@ -3,6 +3,7 @@
 import os from 'node:os';
 import { agentAudience, CONTROLLER_AUDIENCE } from '../apis/identity.js';
 import { AGENT_SERVICE_ACCOUNT, agentCommonName, CA_CONFIGMAP, CA_SECRET, serviceAccountUsername } from '../apis/certificates.js';
+import { SYSTEM_NAMESPACE } from '../apis/limits.js';
 import { AccessReviewer } from '../runtime/auth.js';
 import { HttpsApiServer } from '../runtime/https.js';
 import { CertificateRotator, FileCertificateSource, FileTrustBundle, serveWithCertificates, type CertificateSource, type TrustBundle } from '../runtime/tls.js';
@@ -88,6 +89,7 @@ export async function runController(flags: ControllerFlags): Promise<void> {
   };
   registerDropTail(ctx, { dnsServers: flags.dnsServer ?? [], identity });
   registerPacketCapture(ctx, {
+    namespace: process.env.POD_NAMESPACE ?? SYSTEM_NAMESPACE,
     ceilings: {
       maxBytesPerPod: flags.captureMaxBytesPerPod,
       maxFiles: flags.captureMaxFiles,

@@ -6,7 +6,7 @@ import { runDropsParse } from './drops.js';
 import { runPcapSummary } from '../pcap/summary.js';
 import { runController, type ControllerFlags } from './controller.js';
 import { runAgent, type AgentFlags } from './agent.js';
-import { parseByteSize, parseDiskThreshold } from '../nodeagent/capture/plan.js';
+import { parseByteSize, parseDiskThreshold, parseRingSize } from '../nodeagent/capture/plan.js';
 import { parseDuration } from '../util/duration.js';
 import { CONTROLLER_AUDIENCE, CONTROLLER_SERVICE_ACCOUNT, DEFAULT_CONTROLLER_TOKEN_FILE } from '../apis/identity.js';
 
@@ -93,7 +93,11 @@ export function buildCli(): Command {
     .option('--bind-address <address>', 'address of the agent HTTPS API', '0.0.0.0')
     .option('--capture-max-bytes-per-pod <size>', 'PacketCapture ceiling: pcap bytes per pod (e.g. 1Gi)', flagParser(parseByteSize))
     .option('--capture-max-files <n>', 'PacketCapture ceiling: pcap files kept per pod', positiveInteger)
-    .option('--capture-min-free-disk <size|percent>', 'PacketCapture: do not start, or stop, when free disk of the state directory would fall below this (e.g. 10% or 1Gi)', flagParser(parseDiskThreshold))
+    .option('--capture-min-free-disk <size|percent>', "PacketCapture: do not start, or stop writing, when free disk of the state directory would fall below this (default 15%: the kubelet's nodefs.available<10% eviction threshold plus a 5% margin; or e.g. 1Gi)", flagParser(parseDiskThreshold))
+    .option('--capture-max-concurrent <n>', 'PacketCapture node quota: pod captures running at once on this node (default 12)', positiveInteger)
+    .option('--capture-max-bytes <size>', 'PacketCapture node quota: bytes of capture files on this node (default 10Gi)', flagParser(parseByteSize))
+    .option('--capture-ring-size <size>', 'PacketCapture: libpcap buffer of each pod capture, 1Mi..64Mi; the kernel ring takes twice this (default 16Mi)', flagParser(parseRingSize))
+    .option('--capture-ring-budget <size>', 'PacketCapture node quota: kernel ring memory of all pod captures together, 2 x ring size each (default 384Mi: 12 x 32Mi)', flagParser(parseByteSize))
     .option('--namespace <ns>', "Netwarden's own namespace, the only one whose Secrets the agent reads (default: $POD_NAMESPACE, else netwarden-system)")
     .option('--audit-log-dir <dir>', 'directory AuditForwarder may read audit logs from (repeatable; default /var/log/kubernetes/audit)', collect, [])
     .action(async (opts: AgentFlags) => {

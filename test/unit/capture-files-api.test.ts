@@ -22,7 +22,7 @@ import type { PacketCapture } from '../../src/apis/packetcapture.js';
 import { AccessReviewer } from '../../src/runtime/auth.js';
 import { HttpsApiServer } from '../../src/runtime/https.js';
 import { FileTrustBundle } from '../../src/runtime/tls.js';
-import type { CaptureRef } from '../../src/nodeagent/capture/store.js';
+import { captureDirectory, type CaptureRef } from '../../src/nodeagent/capture/store.js';
 import { registerCaptureFileRoutes } from '../../src/nodeagent/capture/api.js';
 import { AgentError, AgentFilesClient } from '../../src/reconcilers/packetcapture/agentclient.js';
 import { registerCaptureFileApi } from '../../src/reconcilers/packetcapture/download.js';
@@ -37,6 +37,10 @@ const PCAP = Buffer.concat([Buffer.from('d4c3b2a1', 'hex'), Buffer.alloc(20), Bu
 const METADATA = 'node node-1\ninterfaces: cali1234\n';
 /** The controller's token for this node's agent (TokenRequest with agentAudience(NODE)). */
 const FOR_NODE = 'controller-for-node-1';
+const UID = '2f0c4a8e-3b1d-4c6e-9a7f-0d1e2f3a4b5c';
+/** An older capture of the same name, deleted while its files stayed on the disk. */
+const OLD_UID = '9a8b7c6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d';
+const PARTIAL_UID = '11111111-2222-4333-8444-555555555555';
 
 const files = (verb: string, user: string, namespace = NS) => ({ user, verb, group: GROUP, resource: 'packetcaptures', subresource: 'files', namespace });
 
@@ -66,15 +70,25 @@ describe('capture file API', function () {
     await kube.start();
 
     stateDir = path.join(tls.dir, 'state');
-    const dir = path.join(stateDir, 'captures', NS, NAME);
+    const dir = captureDirectory(stateDir, { namespace: NS, name: NAME }, UID);
     mkdirSync(dir, { recursive: true });
     writeFileSync(path.join(dir, 'logging-7d9_cali1234_00001.pcap'), PCAP);
     writeFileSync(path.join(dir, `metadata-${NODE}.txt`), METADATA);
     writeFileSync(path.join(dir, 'notes.txt'), 'not a capture file');
+    const old = captureDirectory(stateDir, { namespace: NS, name: NAME }, OLD_UID);
+    mkdirSync(old, { recursive: true });
+    writeFileSync(path.join(old, 'logging-7d9_cali1234_00001.pcap'), Buffer.alloc(64, 1));
+    writeFileSync(path.join(old, 'logging-7d9_cali1234_00002.pcap'), Buffer.alloc(64, 2));
 
     agent = new HttpsApiServer({ name: 'unit-agent', certFile: tls.certFile, keyFile: tls.keyFile, port: 0, host: '127.0.0.1' });
     const reviewer = new AccessReviewer(kube.kubeConfig('agent-token'), { audiences: [agentAudience(NODE)] });
-    registerCaptureFileRoutes(agent, reviewer, stateDir, NODE, { session: () => undefined, discardFiles: (ref) => void discarded.push(ref) });
+    // The captures this agent knows, by name: what its informer would hold.
+    const known = new Map([[`${NS}/${NAME}`, UID], [`${NS}/pc-partial`, PARTIAL_UID]]);
+    const current = (ref: CaptureRef, uid?: string) => {
+      const knownUid = known.get(`${ref.namespace}/${ref.name}`);
+      return knownUid && (uid === undefined || uid === knownUid) ? { uid: knownUid, dir: captureDirectory(stateDir, ref, knownUid) } : undefined;
+    };
+    registerCaptureFileRoutes(agent, reviewer, NODE, { current, discardFiles: (ref) => void discarded.push(ref) });
     agentPort = await agent.start();
   });
 
@@ -129,6 +143,22 @@ describe('capture file API', function () {
       }
       expect((await call(agentPort, tls.cert, 'GET', `/captures/..%2F${NS}/${NAME}/files`, { token: FOR_NODE })).status).to.equal(400);
       expect((await call(agentPort, tls.cert, 'GET', agentFilesPath(NS, NAME, 'logging-7d9_cali1234_00099.pcap'), { token: FOR_NODE })).status).to.equal(404);
+    });
+
+    it("serves only the capture it knows by that name: an older one's files never, another uid 404", async () => {
+      const listing = JSON.parse((await call(agentPort, tls.cert, 'GET', agentFilesPath(NS, NAME, undefined, UID), { token: FOR_NODE })).body.toString('utf8')) as CaptureFileListing;
+      expect(listing.files.map((f) => f.fileName)).to.deep.equal([`metadata-${NODE}.txt`, 'logging-7d9_cali1234_00001.pcap']);
+      const file = await call(agentPort, tls.cert, 'GET', agentFilesPath(NS, NAME, 'logging-7d9_cali1234_00001.pcap'), { token: FOR_NODE });
+      expect(file.body.equals(PCAP)).to.equal(true);
+      // The old capture's second file exists on disk, but not under the current capture.
+      expect((await call(agentPort, tls.cert, 'GET', agentFilesPath(NS, NAME, 'logging-7d9_cali1234_00002.pcap'), { token: FOR_NODE })).status).to.equal(404);
+      for (const [method, urlPath] of [['GET', agentFilesPath(NS, NAME, undefined, OLD_UID)], ['GET', agentFilesPath(NS, NAME, 'logging-7d9_cali1234_00001.pcap', OLD_UID)], ['DELETE', agentFilesPath(NS, NAME, undefined, OLD_UID)]] as const) {
+        const answer = await call(agentPort, tls.cert, method, urlPath, { token: FOR_NODE });
+        expect(answer.status, `${method} ${urlPath}`).to.equal(404);
+        expect(messageOf(answer)).to.equal(`no packetcapture ${NS}/${NAME} with uid ${OLD_UID} on node ${NODE}`);
+      }
+      expect((await call(agentPort, tls.cert, 'GET', agentFilesPath(NS, 'never-created'), { token: FOR_NODE })).status).to.equal(404);
+      expect((await call(agentPort, tls.cert, 'GET', `${agentFilesPath(NS, NAME)}?uid=..%2F..`, { token: FOR_NODE })).status).to.equal(400);
     });
 
     it('deletes on DELETE (204) for a caller allowed to', async () => {
@@ -190,7 +220,7 @@ describe('capture file API', function () {
       ({
         apiVersion: 'netwarden.io/v1alpha1',
         kind: 'PacketCapture',
-        metadata: { namespace: NS, name },
+        metadata: { namespace: NS, name, uid: name === NAME ? UID : name === 'pc-partial' ? PARTIAL_UID : '33333333-2222-4333-8444-555555555555' },
         spec: {},
         status: { phase, files: nodes.map((node) => ({ node, directory: `/var/lib/netwarden/captures/${NS}/${name}`, fileNames: [] })) },
       }) as unknown as PacketCapture;

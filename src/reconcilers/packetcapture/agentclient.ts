@@ -54,8 +54,9 @@ export class AgentFilesClient {
     this.timeoutMs = opts.requestTimeoutMs ?? 15_000;
   }
 
-  async list(node: string, namespace: string, name: string): Promise<CaptureFileListing> {
-    const res = await this.request(node, 'GET', agentFilesPath(namespace, name), this.timeoutMs);
+  /** `uid`: the capture meant; an agent that knows the name under another UID answers 404. */
+  async list(node: string, namespace: string, name: string, uid?: string): Promise<CaptureFileListing> {
+    const res = await this.request(node, 'GET', agentFilesPath(namespace, name, undefined, uid), this.timeoutMs);
     const body = await readAll(res);
     let parsed: unknown;
     try {
@@ -67,13 +68,13 @@ export class AgentFilesClient {
   }
 
   /** The response stream of one file; the caller consumes (or destroys) it. */
-  async open(node: string, namespace: string, name: string, fileName: string): Promise<IncomingMessage> {
+  async open(node: string, namespace: string, name: string, fileName: string, uid?: string): Promise<IncomingMessage> {
     if (!isCaptureFileName(fileName)) throw new AgentError(node, `refusing the file name ${JSON.stringify(fileName)}`);
-    return this.request(node, 'GET', agentFilesPath(namespace, name, fileName), 0);
+    return this.request(node, 'GET', agentFilesPath(namespace, name, fileName, uid), 0);
   }
 
-  async remove(node: string, namespace: string, name: string): Promise<void> {
-    const res = await this.request(node, 'DELETE', agentFilesPath(namespace, name), this.timeoutMs);
+  async remove(node: string, namespace: string, name: string, uid?: string): Promise<void> {
+    const res = await this.request(node, 'DELETE', agentFilesPath(namespace, name, undefined, uid), this.timeoutMs);
     res.resume();
   }
 
@@ -126,7 +127,7 @@ export class AgentFilesClient {
           // The agents' certificates name their node IP; SNI is not allowed for IP literals.
           servername: net.isIP(host) ? '' : host,
           checkServerIdentity: (hostname, cert) => this.checkAgentIdentity(node, hostname, cert),
-          headers: { authorization: `Bearer ${token}`, accept: method === 'GET' && path.endsWith('/files') ? 'application/json' : '*/*' },
+          headers: { authorization: `Bearer ${token}`, accept: method === 'GET' && path.split('?')[0]!.endsWith('/files') ? 'application/json' : '*/*' },
         },
         resolve,
       );

@@ -78,9 +78,9 @@ async function authorizedCapture(
 }
 
 async function listAll(agents: AgentFilesClient, capture: PacketCapture): Promise<{ listings: CaptureFileListing[]; missing: AgentError[] }> {
-  const { namespace = '', name = '' } = capture.metadata;
+  const { namespace = '', name = '', uid } = capture.metadata;
   const nodes = nodesWithFiles(capture);
-  const results = await Promise.allSettled(nodes.map((node) => agents.list(node, namespace, name)));
+  const results = await Promise.allSettled(nodes.map((node) => agents.list(node, namespace, name, uid)));
   const listings: CaptureFileListing[] = [];
   const missing: AgentError[] = [];
   results.forEach((r, i) => {
@@ -154,7 +154,7 @@ function lazyAgentFile(open: () => Promise<IncomingMessage>, slots: Slots): Read
 }
 
 async function sendZip(agents: AgentFilesClient, capture: PacketCapture, res: ServerResponse): Promise<void> {
-  const { namespace = '', name = '' } = capture.metadata;
+  const { namespace = '', name = '', uid } = capture.metadata;
   const log = loggerFor('capture-download', `${namespace}/${name}`);
   const { listings, missing } = await listAll(agents, capture);
   const zip = new JSZip();
@@ -164,7 +164,7 @@ async function sendZip(agents: AgentFilesClient, capture: PacketCapture, res: Se
   for (const listing of listings) {
     for (const file of listing.files) {
       expected += file.bytes;
-      const stream = lazyAgentFile(() => agents.open(listing.node, namespace, name, file.fileName), slots);
+      const stream = lazyAgentFile(() => agents.open(listing.node, namespace, name, file.fileName, uid), slots);
       sources.push(stream);
       // jszip's typings only know its own stream type; a Node Readable is what it reads (nodestream input).
       zip.file(`${listing.node}/${file.fileName}`, stream as unknown as NodeJS.ReadableStream, { binary: true });
@@ -211,7 +211,7 @@ async function deleteFiles(agents: AgentFilesClient, capture: PacketCapture, res
   const ended = captureEnded(capture);
   if (!ended.ended) throw new HttpError(409, `packetcapture ${namespace}/${name} is still running (phase ${capture.status?.phase ?? 'unknown'}): ${ended.reason}`);
   const nodes = nodesWithFiles(capture);
-  const results = await Promise.allSettled(nodes.map((node) => agents.remove(node, namespace, name)));
+  const results = await Promise.allSettled(nodes.map((node) => agents.remove(node, namespace, name, capture.metadata.uid)));
   const failed = results.flatMap((r) => (r.status === 'rejected' ? [errorMessage(r.reason)] : []));
   loggerFor('capture-download', `${namespace}/${name}`).info('capture files deleted', { nodes, failed });
   if (failed.length) throw new HttpError(502, `files removed on ${nodes.length - failed.length} of ${nodes.length} node(s); ${failed.join('; ')}`);
