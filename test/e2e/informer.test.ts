@@ -1,0 +1,65 @@
+// Informers against the real API server: lists come in pages (limit/continue) and every object,
+// listed or watched, is cached as the transform leaves it (the controller's Pod cache keeps a few
+// fields, managedFields are never kept).
+import { CoreV1Api, type V1Pod } from '@kubernetes/client-node';
+import { expect } from 'chai';
+import { cluster } from './hooks.js';
+import { createNamespace, createNode, createPod, waitFor } from '../env/fixtures.js';
+import { coreInformer, type Informer } from '../../src/runtime/informer.js';
+import { listAllPages } from '../../src/runtime/pager.js';
+import { dropManagedFields } from '../../src/runtime/transform.js';
+
+const ns = 'informer-e2e';
+const NODE = 'informer-e2e-node';
+const PODS = 12;
+const POD_FIELDS = ['metadata.labels', 'spec.nodeName', 'spec.hostNetwork', 'status.phase', 'status.podIP', 'status.podIPs'];
+
+describe('informers: pages and transforms', function () {
+  let informer: Informer<V1Pod> | undefined;
+
+  before(async function () {
+    const kc = cluster().kubeConfig();
+    await createNamespace(kc, ns);
+    await createNode(kc, NODE, { internalIP: '10.250.0.1' });
+    for (let i = 0; i < PODS; i++) await createPod(kc, { namespace: ns, name: `p${i}`, nodeName: NODE, podIP: `10.250.1.${i + 1}`, labels: { app: 'paged' } });
+  });
+
+  afterEach(async () => {
+    await informer?.stop();
+    informer = undefined;
+  });
+
+  it('lists a collection larger than one page, page by page, and sees every object', async function () {
+    const kc = cluster().kubeConfig();
+    const pages: number[] = [];
+    const list = await listAllPages<V1Pod>(kc, `/api/v1/namespaces/${ns}/pods`, dropManagedFields, { pageSize: 5, onPage: (n) => pages.push(n) });
+    expect(pages).to.deep.equal([5, 5, 2]);
+    expect(list.items.map((p) => p.metadata?.name).sort()).to.deep.equal(Array.from({ length: PODS }, (_, i) => `p${i}`).sort());
+    // The apiserver does write managedFields on these Pods; the transform removed them.
+    const raw = await kc.makeApiClient(CoreV1Api).readNamespacedPod({ namespace: ns, name: 'p0' });
+    expect(raw.metadata?.managedFields?.length).to.be.greaterThan(0);
+    for (const pod of list.items) expect(pod.metadata).to.not.have.property('managedFields');
+    expect(Number(list.metadata?.resourceVersion)).to.be.greaterThan(0);
+  });
+
+  it('caches only the kept fields of listed (paged) and watched Pods', async function () {
+    const kc = cluster().kubeConfig();
+    informer = coreInformer(kc, 'pods', { namespace: ns, keep: POD_FIELDS, pageSize: 5 });
+    await informer.start();
+    expect(informer.list().length).to.equal(PODS);
+    const listed = informer.get('p3', ns)!;
+    expect(listed.metadata).to.include({ name: 'p3', namespace: ns });
+    expect(listed.metadata?.uid).to.be.a('string');
+    expect(listed.metadata?.labels).to.deep.equal({ app: 'paged' });
+    expect(listed.spec).to.deep.equal({ nodeName: NODE });
+    expect(listed.status).to.deep.equal({ phase: 'Running', podIP: '10.250.1.4', podIPs: [{ ip: '10.250.1.4' }] });
+    expect(listed.metadata).to.not.have.property('managedFields');
+    expect(listed.metadata).to.not.have.property('creationTimestamp');
+
+    await createPod(kc, { namespace: ns, name: 'late', nodeName: NODE, podIP: '10.250.2.1' });
+    const watched = await waitFor(() => (informer!.get('late', ns)?.status?.podIP ? informer!.get('late', ns) : undefined), { timeoutMs: 30_000, description: 'the watched Pod with its IP' });
+    expect(watched.spec).to.deep.equal({ nodeName: NODE });
+    expect(watched.status).to.deep.equal({ phase: 'Running', podIP: '10.250.2.1', podIPs: [{ ip: '10.250.2.1' }] });
+    expect(watched.metadata).to.not.have.property('managedFields');
+  });
+});
