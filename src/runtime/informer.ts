@@ -26,7 +26,10 @@
 //  - periodic resync: every resyncMs each cached object is replayed to the `update` handlers;
 //  - a transform (transform.ts) applied to every object of a list page or watch event before it
 //    is cached or handed on: managedFields are always dropped, and a consumer can keep only the
-//    fields it reads; lists are paginated (pager.ts) and decoded once, page by page.
+//    fields it reads;
+//  - the initial state (and every re-list) is read by watch-list, a stream of one event per object
+//    (watchlist.ts), where the server offers it, else by a paginated list decoded page by page
+//    (pager.ts); neither holds a whole list, nor copies one.
 
 import {
   KubeConfig,
@@ -49,6 +52,7 @@ import { informerRestarts, informerSynced } from './metrics.js';
 import { backoffDelay } from '../util/backoff.js';
 import { listAllPages } from './pager.js';
 import { dropManagedFields, keepFields, type Transform } from './transform.js';
+import { watchListAll, WatchListUnsupported } from './watchlist.js';
 
 export type InformerEvent = 'add' | 'update' | 'delete';
 export type InformerHandler<T> = (obj: T) => void;
@@ -269,7 +273,16 @@ export interface InformerConfig {
   keep?: readonly string[];
   /** Objects per list page. Default 500. */
   pageSize?: number;
+  /**
+   * Read the initial state by watch-list (watchlist.ts) where the server offers it; paginated
+   * lists otherwise. Default true.
+   */
+  watchList?: boolean;
+  /** Called with how each (re-)list was read (tests, benches). */
+  onList?: (via: ListVia) => void;
 }
+
+export type ListVia = 'watch-list' | 'pages';
 
 /** Informer for a custom resource type (objects are typed by the caller). */
 export function customResourceInformer<T extends KubernetesObject = KubernetesObject>(
@@ -290,14 +303,34 @@ function informerFor<T extends KubernetesObject>(kc: KubeConfig, type: ResourceT
   const path = resourcePath(type, namespace);
   const transform: Transform<T> = cfg.keep ? keepFields<T>(cfg.keep) : dropManagedFields;
   const log = loggerFor('informer', name);
-  const list: ListFn<T> = ({ labelSelector, fieldSelector }) => {
-    let pages = 0;
+  let watchList = cfg.watchList ?? true;
+  const pages: ListFn<T> = ({ labelSelector, fieldSelector }) => {
+    let page = 0;
     return listAllPages<T>(kc, path, transform, {
       labelSelector,
       fieldSelector,
       pageSize: cfg.pageSize,
-      onPage: (items, restarted) => log.debug('list page', { page: ++pages, items, restarted }),
+      onPage: (items, restarted) => log.debug('list page', { page: ++page, items, restarted }),
     });
+  };
+  const list: ListFn<T> = async (opts) => {
+    if (watchList) {
+      try {
+        const streamed = await watchListAll<T>(kc, path, transform, opts);
+        cfg.onList?.('watch-list');
+        return streamed;
+      } catch (err) {
+        if (err instanceof WatchListUnsupported) {
+          watchList = false; // the server's answer will not change: no second try each re-list
+          log.info('the API server does not offer watch-list, paginated lists from now on', { status: err.statusCode });
+        } else {
+          log.warn('watch-list failed, paginated list instead', { error: errorMessage(err) });
+        }
+      }
+    }
+    const listed = await pages(opts);
+    cfg.onList?.('pages');
+    return listed;
   };
   return new Informer<T>(kc, { name, path, list, transform, labelSelector: cfg.labelSelector, fieldSelector: cfg.fieldSelector, resyncMs: cfg.resyncMs });
 }

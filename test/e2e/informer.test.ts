@@ -5,9 +5,10 @@ import { CoreV1Api, type V1Pod } from '@kubernetes/client-node';
 import { expect } from 'chai';
 import { cluster } from './hooks.js';
 import { createNamespace, createNode, createPod, waitFor } from '../env/fixtures.js';
-import { coreInformer, type Informer } from '../../src/runtime/informer.js';
+import { coreInformer, type Informer, type ListVia } from '../../src/runtime/informer.js';
 import { listAllPages } from '../../src/runtime/pager.js';
-import { dropManagedFields } from '../../src/runtime/transform.js';
+import { dropManagedFields, keepFields } from '../../src/runtime/transform.js';
+import { watchListAll } from '../../src/runtime/watchlist.js';
 
 const ns = 'informer-e2e';
 const NODE = 'informer-e2e-node';
@@ -44,8 +45,10 @@ describe('informers: pages and transforms', function () {
 
   it('caches only the kept fields of listed (paged) and watched Pods', async function () {
     const kc = cluster().kubeConfig();
-    informer = coreInformer(kc, 'pods', { namespace: ns, keep: POD_FIELDS, pageSize: 5 });
+    const via: ListVia[] = [];
+    informer = coreInformer(kc, 'pods', { namespace: ns, keep: POD_FIELDS, pageSize: 5, watchList: false, onList: (v) => via.push(v) });
     await informer.start();
+    expect(via).to.deep.equal(['pages']);
     expect(informer.list().length).to.equal(PODS);
     const listed = informer.get('p3', ns)!;
     expect(listed.metadata).to.include({ name: 'p3', namespace: ns });
@@ -61,5 +64,23 @@ describe('informers: pages and transforms', function () {
     expect(watched.spec).to.deep.equal({ nodeName: NODE });
     expect(watched.status).to.deep.equal({ phase: 'Running', podIP: '10.250.2.1', podIPs: [{ ip: '10.250.2.1' }] });
     expect(watched.metadata).to.not.have.property('managedFields');
+  });
+
+  it('reads the initial state by watch-list where the apiserver offers it (1.35: WatchList on by default)', async function () {
+    const kc = cluster().kubeConfig();
+    const streamed = await watchListAll<V1Pod>(kc, `/api/v1/namespaces/${ns}/pods`, keepFields(POD_FIELDS));
+    const names = streamed.items.map((p) => p.metadata?.name);
+    expect(names).to.include.members(Array.from({ length: PODS }, (_, i) => `p${i}`));
+    expect(streamed.items.find((p) => p.metadata?.name === 'p5')?.status).to.deep.equal({ phase: 'Running', podIP: '10.250.1.6', podIPs: [{ ip: '10.250.1.6' }] });
+    expect(Number(streamed.metadata?.resourceVersion)).to.be.greaterThan(0);
+
+    const via: ListVia[] = [];
+    informer = coreInformer(kc, 'pods', { namespace: ns, keep: POD_FIELDS, onList: (v) => via.push(v) });
+    await informer.start();
+    expect(via).to.deep.equal(['watch-list']);
+    expect(informer.list().map((p) => p.metadata?.name).sort()).to.deep.equal([...names].sort());
+    // Watching goes on from the bookmark: a Pod created now arrives.
+    await createPod(kc, { namespace: ns, name: 'after-watch-list', nodeName: NODE, podIP: '10.250.3.1' });
+    await waitFor(() => informer!.get('after-watch-list', ns)?.status?.podIP === '10.250.3.1', { timeoutMs: 30_000, description: 'the Pod created after the watch-list' });
   });
 });

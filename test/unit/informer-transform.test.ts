@@ -62,10 +62,15 @@ describe('informer transforms', () => {
 });
 
 // A cluster-scoped collection that pages its list (limit/continue), can expire a continue token
-// once (410 Gone, as after an etcd compaction), and streams given watch events.
+// once (410 Gone, as after an etcd compaction), streams given watch events, and offers watch-list
+// (sendInitialEvents) or refuses it with 422 as a server without the WatchList feature does.
 class PagingApi {
   objects: KubernetesObject[] = [];
   expireNextContinue = false;
+  offersWatchList = false;
+  watchListRequests = 0;
+  /** resourceVersion of each plain watch. */
+  watchFrom: string[] = [];
   listRequests: string[] = [];
   watchEvents: Array<{ type: string; object: KubernetesObject }> = [];
   private readonly server = http.createServer((req, res) => this.handle(req, res));
@@ -87,7 +92,19 @@ class PagingApi {
       res.writeHead(404, { 'content-type': 'application/json' }).end(JSON.stringify({ kind: 'Status', code: 404, reason: 'NotFound', message: 'the server could not find the requested resource' }));
       return;
     }
+    if (url.searchParams.get('watch') === 'true' && url.searchParams.get('sendInitialEvents') === 'true') {
+      this.watchListRequests++;
+      if (!this.offersWatchList) {
+        res.writeHead(422, { 'content-type': 'application/json' }).end(JSON.stringify({ kind: 'Status', code: 422, reason: 'Invalid', message: 'sendInitialEvents is forbidden for watch unless the WatchList feature gate is enabled' }));
+        return;
+      }
+      res.writeHead(200, { 'content-type': 'application/json' });
+      for (const object of this.objects) res.write(JSON.stringify({ type: 'ADDED', object }) + '\n');
+      res.write(JSON.stringify({ type: 'BOOKMARK', object: { kind: 'Thing', apiVersion: 'x/v1', metadata: { resourceVersion: '100', annotations: { 'k8s.io/initial-events-end': 'true' } } } }) + '\n');
+      return; // stays open, as a real watch does
+    }
     if (url.searchParams.get('watch') === 'true') {
+      this.watchFrom.push(url.searchParams.get('resourceVersion') ?? '');
       res.writeHead(200, { 'content-type': 'application/json' });
       for (const e of this.watchEvents) res.write(JSON.stringify(e) + '\n');
       return; // stays open
@@ -203,5 +220,42 @@ describe('informer caches only what the transform keeps', () => {
     expect(inf.get('t1')).to.deep.equal({ apiVersion: 'x/v1', kind: 'Thing', metadata: { name: 't1', resourceVersion: '2' }, data: 'd1' });
     expect(updates[0]).to.deep.equal({ apiVersion: 'x/v1', kind: 'Thing', metadata: { name: 't0', resourceVersion: '50' }, data: 'changed' });
     expect(inf.get('t0')).to.deep.equal(updates[0]);
+  });
+});
+
+describe('informer initial state by watch-list', () => {
+  let api: PagingApi;
+  let inf: Informer<KubernetesObject> | undefined;
+  beforeEach(async () => {
+    api = new PagingApi();
+    await api.listen();
+    api.objects = [thing(0), thing(1), thing(2)];
+  });
+  afterEach(async () => {
+    await inf?.stop();
+    await api.close();
+  });
+
+  it('reads the initial state as a stream of events up to the initial-events-end bookmark, then watches from its resourceVersion', async () => {
+    api.offersWatchList = true;
+    const via: string[] = [];
+    inf = customResourceInformer(kubeConfigFor(api.port), THINGS, { keep: ['data'], onList: (v) => via.push(v) });
+    await inf.start();
+    expect(via).to.deep.equal(['watch-list']);
+    expect(api.listRequests).to.deep.equal([]);
+    expect(inf.list().map((o) => o.metadata?.name).sort()).to.deep.equal(['t0', 't1', 't2']);
+    expect(inf.get('t2')).to.deep.equal({ apiVersion: 'x/v1', kind: 'Thing', metadata: { name: 't2', resourceVersion: '3' }, data: 'd2' });
+    while (api.watchFrom.length === 0) await new Promise((r) => setTimeout(r, 20));
+    expect(api.watchFrom[0]).to.equal('100');
+  });
+
+  it('falls back to a paginated list when the server refuses watch-list', async () => {
+    const via: string[] = [];
+    inf = customResourceInformer(kubeConfigFor(api.port), THINGS, { pageSize: 2, onList: (v) => via.push(v) });
+    await inf.start();
+    expect(api.watchListRequests).to.equal(1);
+    expect(via).to.deep.equal(['pages']);
+    expect(api.listRequests.length).to.equal(2);
+    expect(inf.list().map((o) => o.metadata?.name).sort()).to.deep.equal(['t0', 't1', 't2']);
   });
 });
