@@ -51,6 +51,17 @@ export interface ControllerFlags {
 /** Resync replays the caches so that time-based state (schedules, ages) is looked at again. */
 const RESYNC_MS = 5 * 60_000;
 
+// What the controller's caches keep of each object: the fields its consumers read, nothing else
+// (a Pod is ~40 KB of JSON, this part of it a few hundred bytes). Add a path here before reading
+// a new field of a cached object, or it is always undefined.
+//  - Pods: the IP index (droptail/ipindex.ts: podIP(s), phase, hostNetwork, uid for Events) and
+//    PacketCapture's target selection (labels, nodeName, podIP, phase).
+//  - Nodes: the IP index and the agent client (status.addresses), node selectors (labels).
+//  - Services: the IP index (cluster and external IPs).
+const POD_FIELDS = ['metadata.labels', 'spec.nodeName', 'spec.hostNetwork', 'status.phase', 'status.podIP', 'status.podIPs'];
+const NODE_FIELDS = ['metadata.labels', 'status.addresses'];
+const SERVICE_FIELDS = ['spec.clusterIP', 'spec.clusterIPs', 'spec.externalIPs'];
+
 export async function runController(flags: ControllerFlags): Promise<void> {
   const kc = loadKubeConfig(flags.kubeconfig);
   const identity = flags.identity ?? process.env.POD_NAME ?? `${os.hostname()}_${process.pid}`;
@@ -74,9 +85,9 @@ export async function runController(flags: ControllerFlags): Promise<void> {
   const ctx: ControllerContext = {
     kc,
     manager,
-    nodes: coreInformer(kc, 'nodes', { resyncMs: RESYNC_MS }),
-    pods: coreInformer(kc, 'pods', { resyncMs: RESYNC_MS }),
-    services: coreInformer(kc, 'services', { resyncMs: RESYNC_MS }),
+    nodes: coreInformer(kc, 'nodes', { resyncMs: RESYNC_MS, keep: NODE_FIELDS }),
+    pods: coreInformer(kc, 'pods', { resyncMs: RESYNC_MS, keep: POD_FIELDS }),
+    services: coreInformer(kc, 'services', { resyncMs: RESYNC_MS, keep: SERVICE_FIELDS }),
     api,
     reviewer: new AccessReviewer(kc),
     agentReviewer: new AccessReviewer(kc, { audiences: [CONTROLLER_AUDIENCE] }),

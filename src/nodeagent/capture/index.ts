@@ -15,12 +15,15 @@ import type { CaptureCeilings } from './plan.js';
 import { CaptureAgentReconciler } from './reconciler.js';
 import { storedBytes, storedCaptures } from './store.js';
 
+
+/** What ownership.ts reads of this node's pods; the cache keeps nothing else (add a path before reading a new field). */
+const OWNERSHIP_POD_FIELDS = ['spec.nodeName', 'spec.hostNetwork', 'status.phase', 'status.podIP', 'status.podIPs'];
 export { ceilingsProblem, DEFAULT_CEILINGS, parseByteSize, parseDiskThreshold, parseRingSize, type CaptureCeilings } from './plan.js';
 
 export function registerCapture(ctx: AgentContext, ceilings: CaptureCeilings, resyncMs: number): void {
   const captures = ctx.manager.addInformer(customResourceInformer<PacketCapture>(ctx.kc, PacketCaptureType, { resyncMs }));
   // Who owns which IP on this node: the agent's own view, not what a status entry claims.
-  const pods = ctx.manager.addInformer(coreInformer(ctx.kc, 'pods', { fieldSelector: `spec.nodeName=${ctx.nodeName}`, resyncMs }));
+  const pods = ctx.manager.addInformer(coreInformer(ctx.kc, 'pods', { fieldSelector: `spec.nodeName=${ctx.nodeName}`, resyncMs, keep: OWNERSHIP_POD_FIELDS }));
   let controller: Controller | undefined;
   const enqueue = (key: { namespace?: string; name: string }) => controller?.enqueue(key);
   const budget = new NodeCaptureBudget(ceilings, diskProbe(ctx.stateDir), (refs) => refs.forEach(enqueue));
