@@ -22,6 +22,7 @@ import { CA_BUNDLE_KEY, CA_CONFIGMAP } from '../apis/certificates.js';
 import { SYSTEM_NAMESPACE } from '../apis/limits.js';
 import { errorBodyMessage } from '../util/http.js';
 import { currentBearerToken } from '../util/kube.js';
+import { escapeForTerminal } from '../util/terminal.js';
 
 export const DEFAULT_CONTROLLER_URL = 'https://localhost:8443';
 
@@ -115,9 +116,9 @@ export async function request(conn: Connection, method: string, path: string): P
   throw new PluginError(`${status} ${httpReason(status)}: ${await responseMessage(res)}`);
 }
 
-/** The `message` of a response (the controller answers with metav1.Status-like JSON), else its text. */
+/** The `message` of a response (the controller answers with metav1.Status-like JSON), else its text; escaped for a terminal. */
 export async function responseMessage(res: IncomingMessage): Promise<string> {
-  return errorBodyMessage(await text(res), Infinity);
+  return escapeForTerminal(errorBodyMessage(await text(res), Infinity));
 }
 
 function hint(err: Error): string {
@@ -130,5 +131,5 @@ function hint(err: Error): string {
 }
 
 function httpReason(status: number): string {
-  return { 400: 'Bad Request', 401: 'Unauthorized', 403: 'Forbidden', 404: 'Not Found', 409: 'Conflict', 502: 'Bad Gateway', 503: 'Service Unavailable' }[status] ?? 'Error';
+  return { 400: 'Bad Request', 401: 'Unauthorized', 403: 'Forbidden', 404: 'Not Found', 409: 'Conflict', 429: 'Too Many Requests', 502: 'Bad Gateway', 503: 'Service Unavailable' }[status] ?? 'Error';
 }
