@@ -65,7 +65,7 @@ const SERVICE_FIELDS = ['spec.clusterIP', 'spec.clusterIPs', 'spec.externalIPs']
 export async function runController(flags: ControllerFlags): Promise<void> {
   const kc = loadKubeConfig(flags.kubeconfig);
   const identity = flags.identity ?? process.env.POD_NAME ?? `${os.hostname()}_${process.pid}`;
-  const namespace = process.env.POD_NAMESPACE ?? 'netwarden-system';
+  const namespace = process.env.POD_NAMESPACE ?? SYSTEM_NAMESPACE;
   const manager = new Manager(kc, {
     metricsPort: flags.metricsPort,
     healthPort: flags.metricsPort,
@@ -100,7 +100,7 @@ export async function runController(flags: ControllerFlags): Promise<void> {
   };
   registerDropTail(ctx, { dnsServers: flags.dnsServer ?? [], identity });
   registerPacketCapture(ctx, {
-    namespace: process.env.POD_NAMESPACE ?? SYSTEM_NAMESPACE,
+    namespace,
     ceilings: {
       maxBytesPerPod: flags.captureMaxBytesPerPod,
       maxFiles: flags.captureMaxFiles,

@@ -1,7 +1,8 @@
 import { expect } from 'chai';
+import { kubeConfigFor } from './support/fakeapi.js';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { KubeConfig, type KubernetesObject, type V1ManagedFieldsEntry, type V1Pod } from '@kubernetes/client-node';
+import { type KubernetesObject, type V1ManagedFieldsEntry, type V1Pod } from '@kubernetes/client-node';
 import { customResourceInformer, type Informer } from '../../src/runtime/informer.js';
 import { ListError, listAllPages } from '../../src/runtime/pager.js';
 import { dropManagedFields, keepFields } from '../../src/runtime/transform.js';
@@ -123,17 +124,6 @@ class PagingApi {
     res.writeHead(200, { 'content-type': 'application/json' });
     res.end(JSON.stringify({ apiVersion: 'x/v1', kind: 'ThingList', metadata: { resourceVersion: '100', ...(more ? { continue: String(start + limit) } : {}) }, items }));
   }
-}
-
-function kubeConfigFor(port: number): KubeConfig {
-  const kc = new KubeConfig();
-  kc.loadFromOptions({
-    clusters: [{ name: 'fake', server: `http://127.0.0.1:${port}`, skipTLSVerify: true }],
-    users: [{ name: 'u' }],
-    contexts: [{ name: 'fake', cluster: 'fake', user: 'u' }],
-    currentContext: 'fake',
-  });
-  return kc;
 }
 
 function thing(i: number): KubernetesObject & { data: string; bulk: string } {
