@@ -8,6 +8,7 @@ import { StringDecoder } from 'node:string_decoder';
 import { KernelLogParser } from '../nodeagent/drops/kernellog.js';
 import type { DropMetrics } from '../nodeagent/drops/metrics.js';
 import type { ParseResult } from '../nodeagent/drops/types.js';
+import { escapeForTerminal } from '../util/terminal.js';
 
 export interface DropsParseOptions {
   prefixes: string[];
@@ -22,9 +23,13 @@ export interface DropsParseOptions {
 
 const FLUSH_AT = 64 * 1024;
 
-/** Writes s; when the output's buffer is full, waits for 'drain' (once() rejects on 'error'). */
+/**
+ * Writes s, JSON lines that carry log text (interface names, prefixes, --keep-raw lines), with the
+ * characters a terminal would act on escaped; when the output's buffer is full, waits for 'drain'
+ * (once() rejects on 'error').
+ */
 async function write(out: Writable, s: string): Promise<void> {
-  if (!out.write(s)) await once(out, 'drain');
+  if (!out.write(escapeForTerminal(s, { json: true }))) await once(out, 'drain');
 }
 
 /** Read lines from `input`, write one JSON line per input line to `output`. Resolves with the counts. */

@@ -16,6 +16,7 @@ import { text } from 'node:stream/consumers';
 import { KubeConfig } from '@kubernetes/client-node';
 import { errorBodyMessage } from '../util/http.js';
 import { currentBearerToken } from '../util/kube.js';
+import { escapeForTerminal } from '../util/terminal.js';
 
 export const DEFAULT_CONTROLLER_URL = 'https://localhost:8443';
 
@@ -97,9 +98,9 @@ export async function request(conn: Connection, method: string, path: string): P
   throw new PluginError(`${status} ${httpReason(status)}: ${await responseMessage(res)}`);
 }
 
-/** The `message` of a response (the controller answers with metav1.Status-like JSON), else its text. */
+/** The `message` of a response (the controller answers with metav1.Status-like JSON), else its text; escaped for a terminal. */
 export async function responseMessage(res: IncomingMessage): Promise<string> {
-  return errorBodyMessage(await text(res), Infinity);
+  return escapeForTerminal(errorBodyMessage(await text(res), Infinity));
 }
 
 function hint(err: Error): string {
@@ -110,5 +111,5 @@ function hint(err: Error): string {
 }
 
 function httpReason(status: number): string {
-  return { 400: 'Bad Request', 401: 'Unauthorized', 403: 'Forbidden', 404: 'Not Found', 409: 'Conflict', 502: 'Bad Gateway', 503: 'Service Unavailable' }[status] ?? 'Error';
+  return { 400: 'Bad Request', 401: 'Unauthorized', 403: 'Forbidden', 404: 'Not Found', 409: 'Conflict', 429: 'Too Many Requests', 502: 'Bad Gateway', 503: 'Service Unavailable' }[status] ?? 'Error';
 }
