@@ -6,6 +6,7 @@ import { AccessReviewer } from '../runtime/auth.js';
 import { HttpsApiServer } from '../runtime/https.js';
 import { coreInformer } from '../runtime/informer.js';
 import { Manager } from '../runtime/manager.js';
+import { metricsServing } from '../runtime/server.js';
 import { ServiceAccountTokens } from '../runtime/tokens.js';
 import { registerAuditForwarder } from '../reconcilers/auditforwarder/index.js';
 import type { ControllerContext } from '../reconcilers/context.js';
@@ -19,6 +20,8 @@ export interface ControllerFlags {
   kubeconfig?: string;
   metricsPort: number;
   metricsAddress: string;
+  /** /metrics open to anyone over plain HTTP, as before TokenReview guarded it. */
+  metricsInsecure?: boolean;
   leaderElect: boolean;
   leaderElectionNamespace?: string;
   leaderElectionId: string;
@@ -45,10 +48,16 @@ export async function runController(flags: ControllerFlags): Promise<void> {
   const kc = loadKubeConfig(flags.kubeconfig);
   const identity = flags.identity ?? process.env.POD_NAME ?? `${os.hostname()}_${process.pid}`;
   const namespace = process.env.POD_NAMESPACE ?? 'netwarden-system';
+  // Users' and scrapers' tokens are for the API server's audience, as the plugin and Prometheus send them.
+  const reviewer = new AccessReviewer(kc);
+  const keyPair = flags.tlsCertFile && flags.tlsKeyFile ? { certFile: flags.tlsCertFile, keyFile: flags.tlsKeyFile } : undefined;
+  const metrics = metricsServing({ insecure: flags.metricsInsecure === true, reviewer, tls: keyPair });
   const manager = new Manager(kc, {
     metricsPort: flags.metricsPort,
     healthPort: flags.metricsPort,
     host: flags.metricsAddress,
+    metricsAuth: metrics.metricsAuth,
+    metricsTls: metrics.tls,
     leaderElection: {
       enabled: flags.leaderElect,
       namespace: flags.leaderElectionNamespace ?? namespace,
@@ -68,7 +77,7 @@ export async function runController(flags: ControllerFlags): Promise<void> {
     pods: coreInformer(kc, 'pods', { resyncMs: RESYNC_MS }),
     services: coreInformer(kc, 'services', { resyncMs: RESYNC_MS }),
     api,
-    reviewer: new AccessReviewer(kc),
+    reviewer,
     agentReviewer: new AccessReviewer(kc, { audiences: [CONTROLLER_AUDIENCE] }),
     agentToken: (node) => agentTokens.tokenFor(agentAudience(node)),
     caFile: flags.caFile,

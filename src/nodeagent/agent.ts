@@ -9,6 +9,7 @@ import { AccessReviewer } from '../runtime/auth.js';
 import { HttpsApiServer } from '../runtime/https.js';
 import { coreInformer, customResourceInformer } from '../runtime/informer.js';
 import { Manager } from '../runtime/manager.js';
+import { metricsServing } from '../runtime/server.js';
 import { tokenFromFile } from '../util/kube.js';
 import type { AgentContext } from './context.js';
 import { registerDropTailAgent } from './droptail/index.js';
@@ -19,6 +20,8 @@ export interface AgentOptions {
   nodeName: string;
   metricsPort: number;
   metricsAddress: string;
+  /** /metrics open to anyone over plain HTTP, as before TokenReview guarded it. */
+  metricsInsecure?: boolean | undefined;
   stateDir: string;
   controllerUrl: string;
   caFile?: string | undefined;
@@ -44,7 +47,11 @@ export interface Agent {
 
 export function buildAgent(kc: KubeConfig, opts: AgentOptions): Agent {
   // Every agent works on its own: no leader election.
-  const manager = new Manager(kc, { metricsPort: opts.metricsPort, healthPort: opts.metricsPort, host: opts.metricsAddress });
+  // The agent serves metrics on the host network: any pod on the node reaches the port. Scrapers
+  // send tokens for the API server's audience, not this node's, so they have a reviewer of their own.
+  const metricsReviewer = new AccessReviewer(kc);
+  const metrics = metricsServing({ insecure: opts.metricsInsecure === true, reviewer: metricsReviewer, tls: opts.tls });
+  const manager = new Manager(kc, { metricsPort: opts.metricsPort, healthPort: opts.metricsPort, host: opts.metricsAddress, metricsAuth: metrics.metricsAuth, metricsTls: metrics.tls });
   const node = manager.addInformer(coreInformer(kc, 'nodes', { fieldSelector: `metadata.name=${opts.nodeName}`, resyncMs: RESYNC_MS }));
   const api = opts.tls ? new HttpsApiServer({ name: 'agent', certFile: opts.tls.certFile, keyFile: opts.tls.keyFile, port: opts.tls.port, host: opts.tls.bindAddress }) : undefined;
   const context: AgentContext = {
