@@ -11,6 +11,8 @@ export interface AgentFlags {
   kubeconfig?: string;
   metricsPort: number;
   metricsAddress: string;
+  /** /metrics open to anyone over plain HTTP, as before TokenReview guarded it. */
+  metricsInsecure?: boolean;
   stateDir: string;
   controllerUrl: string;
   caFile?: string;

@@ -10,6 +10,7 @@ import { CertificateRotator, FileCertificateSource, FileTrustBundle, serveWithCe
 import { CaStore, registerAgentCertificates } from '../reconcilers/certificates/index.js';
 import { coreInformer } from '../runtime/informer.js';
 import { Manager } from '../runtime/manager.js';
+import { metricsServing } from '../runtime/server.js';
 import { ServiceAccountTokens } from '../runtime/tokens.js';
 import { registerAuditForwarder } from '../reconcilers/auditforwarder/index.js';
 import type { ControllerContext } from '../reconcilers/context.js';
@@ -23,6 +24,8 @@ export interface ControllerFlags {
   kubeconfig?: string;
   metricsPort: number;
   metricsAddress: string;
+  /** /metrics open to anyone over plain HTTP, as before TokenReview guarded it. */
+  metricsInsecure?: boolean;
   leaderElect: boolean;
   leaderElectionNamespace?: string;
   leaderElectionId: string;
@@ -66,10 +69,15 @@ export async function runController(flags: ControllerFlags): Promise<void> {
   const kc = loadKubeConfig(flags.kubeconfig);
   const identity = flags.identity ?? process.env.POD_NAME ?? `${os.hostname()}_${process.pid}`;
   const namespace = process.env.POD_NAMESPACE ?? SYSTEM_NAMESPACE;
+  // Users' and scrapers' tokens are for the API server's audience, as the plugin and Prometheus send them.
+  const reviewer = new AccessReviewer(kc);
+  const metrics = metricsServing({ insecure: flags.metricsInsecure === true, reviewer });
   const manager = new Manager(kc, {
     metricsPort: flags.metricsPort,
     healthPort: flags.metricsPort,
     host: flags.metricsAddress,
+    metricsAuth: metrics.metricsAuth,
+    metricsTls: metrics.tls,
     leaderElection: {
       enabled: flags.leaderElect,
       namespace: flags.leaderElectionNamespace ?? namespace,
@@ -89,7 +97,7 @@ export async function runController(flags: ControllerFlags): Promise<void> {
     pods: coreInformer(kc, 'pods', { resyncMs: RESYNC_MS, keep: POD_FIELDS }),
     services: coreInformer(kc, 'services', { resyncMs: RESYNC_MS, keep: SERVICE_FIELDS }),
     api,
-    reviewer: new AccessReviewer(kc),
+    reviewer,
     agentReviewer: new AccessReviewer(kc, { audiences: [CONTROLLER_AUDIENCE] }),
     agentToken: (node) => agentTokens.tokenFor(agentAudience(node)),
     agentTrust: flags.caFile ? new FileTrustBundle(flags.caFile) : caTrust(ca!),
@@ -129,7 +137,7 @@ export async function runController(flags: ControllerFlags): Promise<void> {
   // HTTPS API starts once there is a certificate, the signer requeues until the CA is loaded.
   void (async () => {
     await ca?.start();
-    serveWithCertificates(api, serving, startFailed);
+    serveWithCertificates(api, serving, startFailed, (credentials) => manager.setMetricsCertificate(credentials));
   })().catch(startFailed);
   await manager.start();
 }

@@ -43,6 +43,9 @@ function positiveInteger(value: string): number {
   return n;
 }
 
+const METRICS_INSECURE_HELP =
+  'serve /metrics to anyone over plain HTTP (default: only to bearer tokens allowed get on the non-resource URL /metrics, by TokenReview and SubjectAccessReview, over HTTPS with the --tls-cert-file key pair)';
+
 export function buildCli(): Command {
   const program = new Command('netwarden').description('Netwarden: the cluster network, visible and debuggable by Kubernetes means');
 
@@ -52,6 +55,7 @@ export function buildCli(): Command {
     .option('--kubeconfig <path>', 'kubeconfig file (default: in-cluster config)')
     .option('--metrics-port <port>', 'port of /healthz, /readyz and /metrics', port, 8080)
     .option('--metrics-address <address>', 'address to bind /metrics on', '0.0.0.0')
+    .option('--metrics-insecure', METRICS_INSECURE_HELP, false)
     .option('--leader-elect', 'elect one active replica through a Lease', false)
     .option('--leader-election-namespace <ns>', 'namespace of the Lease (default: the pod namespace)')
     .option('--leader-election-id <name>', 'name of the Lease', 'netwarden-controller')
@@ -82,6 +86,7 @@ export function buildCli(): Command {
     .option('--kubeconfig <path>', 'kubeconfig file (default: in-cluster config)')
     .option('--metrics-port <port>', 'port of /healthz and /metrics', port, 9090)
     .option('--metrics-address <address>', 'address to bind /metrics on', '0.0.0.0')
+    .option('--metrics-insecure', METRICS_INSECURE_HELP, false)
     .option('--state-dir <dir>', 'checkpoints, cursors and capture files', '/var/lib/netwarden')
     .option('--controller-url <url>', "the controller's HTTPS API", 'https://netwarden-controller.netwarden-system.svc')
     .option('--ca-file <path>', "CA bundle for the controller's certificate; default: the ConfigMap netwarden-ca the controller publishes")

@@ -13,6 +13,7 @@ import { configMapTrustBundle, FileCertificateSource, FileTrustBundle, serveWith
 import { loggerFor } from '../util/log.js';
 import { agentCertificateRotator } from './certificate/index.js';
 import { Manager } from '../runtime/manager.js';
+import { metricsServing } from '../runtime/server.js';
 import { tokenFromFile } from '../util/kube.js';
 import type { AgentContext } from './context.js';
 import { registerDropTailAgent } from './droptail/index.js';
@@ -23,6 +24,8 @@ export interface AgentOptions {
   nodeName: string;
   metricsPort: number;
   metricsAddress: string;
+  /** /metrics open to anyone over plain HTTP, as before TokenReview guarded it. */
+  metricsInsecure?: boolean | undefined;
   stateDir: string;
   controllerUrl: string;
   /** CA bundle for the controller's certificate; the controller's ConfigMap netwarden-ca when unset. */
@@ -52,7 +55,11 @@ export interface Agent {
 
 export function buildAgent(kc: KubeConfig, opts: AgentOptions): Agent {
   // Every agent works on its own: no leader election.
-  const manager = new Manager(kc, { metricsPort: opts.metricsPort, healthPort: opts.metricsPort, host: opts.metricsAddress });
+  // The agent serves metrics on the host network: any pod on the node reaches the port. Scrapers
+  // send tokens for the API server's audience, not this node's, so they have a reviewer of their own.
+  const metricsReviewer = new AccessReviewer(kc);
+  const metrics = metricsServing({ insecure: opts.metricsInsecure === true, reviewer: metricsReviewer });
+  const manager = new Manager(kc, { metricsPort: opts.metricsPort, healthPort: opts.metricsPort, host: opts.metricsAddress, metricsAuth: metrics.metricsAuth, metricsTls: metrics.tls });
   const node = manager.addInformer(coreInformer(kc, 'nodes', { fieldSelector: `metadata.name=${opts.nodeName}`, resyncMs: RESYNC_MS }));
   const api = opts.files ? new HttpsApiServer({ name: 'agent', port: opts.files.port, host: opts.files.bindAddress }) : undefined;
   const context: AgentContext = {
@@ -83,7 +90,8 @@ export function buildAgent(kc: KubeConfig, opts: AgentOptions): Agent {
       if (!api || !opts.files) return;
       const { certFile, keyFile } = opts.files;
       certificates = certFile && keyFile ? new FileCertificateSource(certFile, keyFile) : agentCertificateRotator(context);
-      serveWithCertificates(api, certificates, (err) => loggerFor('agent').error('file API could not start', { error: String(err) }));
+      // The metrics port serves the same certificate (until it arrives, a self-signed one).
+      serveWithCertificates(api, certificates, (err) => loggerFor('agent').error('file API could not start', { error: String(err) }), (credentials) => manager.setMetricsCertificate(credentials));
     },
     async stop() {
       await audit.close(); // stop reading and sending; checkpoints stay where the sink acknowledged

@@ -5,8 +5,9 @@ import { readFileSync } from 'node:fs';
 import https from 'node:https';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { errorMessage, loggerFor } from '../util/log.js';
+import { errorMessage, LogThrottle, loggerFor } from '../util/log.js';
 import { AccessDenied } from './auth.js';
+import { API_SERVER_LIMITS, limitConnections, serverOptions, type ServerLimits } from './limits.js';
 
 export class HttpError extends Error {
   constructor(
@@ -39,6 +40,8 @@ export interface HttpsServerOptions {
   port: number;
   host?: string;
   name: string;
+  /** Timeouts and connection caps; API_SERVER_LIMITS when unset. */
+  limits?: ServerLimits;
 }
 
 export class HttpsApiServer {
@@ -46,6 +49,7 @@ export class HttpsApiServer {
   private server: https.Server | undefined;
   private credentials: ServingCredentials | undefined;
   private readonly log;
+  private readonly unknownCallers = new LogThrottle();
 
   constructor(private readonly opts: HttpsServerOptions) {
     this.log = loggerFor(`https/${opts.name}`);
@@ -79,7 +83,9 @@ export class HttpsApiServer {
     const { certFile, keyFile } = this.opts;
     const credentials = this.credentials ?? (certFile && keyFile ? { cert: readFileSync(certFile), key: readFileSync(keyFile) } : undefined);
     if (!credentials) throw new Error(`https/${this.opts.name}: no serving certificate yet`);
-    const server = https.createServer({ ...credentials }, (req, res) => void this.dispatch(req, res));
+    const limits = this.opts.limits ?? API_SERVER_LIMITS;
+    const server = https.createServer({ ...serverOptions(limits), ...credentials }, (req, res) => void this.dispatch(req, res));
+    limitConnections(server, limits, this.opts.name, this.log);
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
       server.listen(this.opts.port, this.opts.host ?? '0.0.0.0', () => resolve());
@@ -127,12 +133,21 @@ export class HttpsApiServer {
     const status = err instanceof HttpError || err instanceof AccessDenied ? err.status : 500;
     const message = errorMessage(err);
     if (status >= 500) this.log.error('request failed', { method: req.method, url: req.url, status, error: message });
-    else this.log.info('request refused', { method: req.method, url: req.url, status, reason: message });
+    else this.logRefusal(req, status, message);
     if (res.headersSent) {
       res.destroy(err instanceof Error ? err : undefined); // mid-stream: the client sees a cut, not a bad zip
       return;
     }
+    if (err instanceof AccessDenied && err.retryAfterSeconds !== undefined) res.setHeader('retry-after', String(err.retryAfterSeconds));
     sendJson(res, status, { status: 'Failure', code: status, message });
+  }
+
+  /** Refusals of unknown callers (401, 429) are what a flood of bad tokens repeats: one line per 10 s of them. */
+  private logRefusal(req: IncomingMessage, status: number, reason: string): void {
+    const fields = { method: req.method, url: req.url, status, reason, client: req.socket.remoteAddress };
+    if (status !== 401 && status !== 429) return void this.log.info('request refused', fields);
+    const held = this.unknownCallers.take();
+    if (held !== undefined) this.log.info('request refused', { ...fields, alsoRefusedSinceLastLine: held });
   }
 }
 

@@ -181,10 +181,15 @@ export class FileTrustBundle implements TrustBundle {
   }
 }
 
-/** Serves `api` with the source's certificates: starts it with the first, swaps in every later one. */
-export function serveWithCertificates(api: HttpsApiServer, source: CertificateSource, onStartFailure: (err: unknown) => void): void {
+/**
+ * Serves `api` with the source's certificates: starts it with the first, swaps in every later one.
+ * `alsoServe` gets each too (the metrics port serves the same certificate).
+ */
+export function serveWithCertificates(api: HttpsApiServer | undefined, source: CertificateSource, onStartFailure: (err: unknown) => void, alsoServe?: (credentials: ServingCredentials) => void): void {
   let starting = false;
   source.start((credentials) => {
+    alsoServe?.(credentials);
+    if (!api) return;
     api.setCertificate(credentials);
     if (starting || api.listening()) return;
     starting = true;

@@ -68,6 +68,27 @@ export async function createCertificateAuthority(commonName: string, validity: V
   return { certPem: cert.toString('pem'), keyPem: key.keyPem };
 }
 
+/**
+ * A self-signed server-auth certificate with no names a client could check: what a metrics port
+ * serves until the process has its real certificate (scrapers then skip verification, as the
+ * kubelet's probes always do).
+ */
+export async function createSelfSignedServing(commonName: string, validity: Validity): Promise<IssuedCertificate> {
+  const key = await generateKeyPair();
+  const cert = await x509.X509CertificateGenerator.createSelfSigned({
+    name: nameOf(commonName),
+    ...validity,
+    keys: key.keys,
+    signingAlgorithm: EC_P256,
+    extensions: [
+      new x509.BasicConstraintsExtension(false, undefined, true),
+      new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature, true),
+      new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.serverAuth]),
+    ],
+  });
+  return { certPem: cert.toString('pem'), keyPem: key.keyPem };
+}
+
 /** A server-auth certificate for `publicKey`, valid for exactly these names, signed by the CA. */
 export async function signServingCertificate(
   ca: CertificateAuthority,

@@ -4,6 +4,7 @@
 // RBAC in config/rbac is what they really run with.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createWriteStream, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import https from 'node:https';
 import net from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -71,6 +72,7 @@ export interface NetwardenProcess {
 /** Starts `netwarden <args>` from the sources (tsx), logging to a file in the control plane's directory. */
 export async function startNetwarden(cp: ControlPlane, name: string, args: string[], env: NodeJS.ProcessEnv = {}): Promise<NetwardenProcess> {
   const metricsPort = await freePort();
+  rememberMetricsEndpoint(cp, metricsPort, args);
   const logFile = path.join(cp.dir, `${name}.log`);
   const out = createWriteStream(logFile, { flags: 'a' });
   // Benchmarks set COMPILED_CLI_ENV (bench/build.ts) to measure the compiled CLI, as users run it,
@@ -255,10 +257,62 @@ async function nodeInternalIP(cp: ControlPlane, nodeName: string): Promise<strin
   return node.status?.addresses?.find((a) => a.type === 'InternalIP')?.address;
 }
 
-/** GETs a path of a process's metrics/health server. */
+/** How getLocal reaches a process's metrics port: as the process serves it, with a scraper's token. */
+interface MetricsEndpoint {
+  https: boolean;
+  token: (() => Promise<string>) | undefined;
+}
+
+const metricsEndpoints = new Map<number, MetricsEndpoint>();
+
+/** As the CLI decides: HTTPS and a token unless --metrics-insecure. */
+function rememberMetricsEndpoint(cp: ControlPlane, port: number, args: string[]): void {
+  const insecure = args.includes('--metrics-insecure');
+  metricsEndpoints.set(port, { https: !insecure, token: insecure ? undefined : () => metricsScraperToken(cp) });
+}
+
+/** The ServiceAccount that scrapes Netwarden's metrics in the tests, bound to netwarden-metrics-reader as the README says. */
+export const METRICS_SCRAPER = { namespace: 'monitoring', name: 'prometheus' };
+
+const scraperTokens = new WeakMap<ControlPlane, Promise<string>>();
+
+/** A token of METRICS_SCRAPER (created once per control plane). */
+export function metricsScraperToken(cp: ControlPlane): Promise<string> {
+  let token = scraperTokens.get(cp);
+  if (!token) {
+    const { namespace, name } = METRICS_SCRAPER;
+    const manifests = [
+      `apiVersion: v1\nkind: Namespace\nmetadata: {name: ${namespace}}`,
+      `apiVersion: v1\nkind: ServiceAccount\nmetadata: {name: ${name}, namespace: ${namespace}}`,
+      `apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRoleBinding\nmetadata: {name: ${name}-netwarden-metrics}\n` +
+        `roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: netwarden-metrics-reader}\nsubjects: [{kind: ServiceAccount, name: ${name}, namespace: ${namespace}}]`,
+    ];
+    token = mustKubectl(cp, ['apply', '--server-side', '-f', '-'], manifests.join('\n---\n')).then(() => requestToken(cp.kubeConfig(), namespace, name));
+    token.catch(() => scraperTokens.delete(cp));
+    scraperTokens.set(cp, token);
+  }
+  return token;
+}
+
+/** GETs a path of a process's metrics/health server, authenticated as METRICS_SCRAPER where the process asks for it. */
 export async function getLocal(port: number, urlPath: string): Promise<{ status: number; body: string }> {
-  const response = await fetch(`http://127.0.0.1:${port}${urlPath}`);
-  return { status: response.status, body: await response.text() };
+  const endpoint = metricsEndpoints.get(port);
+  const headers: Record<string, string> = endpoint?.token ? { authorization: `Bearer ${await endpoint.token()}` } : {};
+  if (!endpoint?.https) {
+    const response = await fetch(`http://127.0.0.1:${port}${urlPath}`, { headers });
+    return { status: response.status, body: await response.text() };
+  }
+  return new Promise((resolve, reject) => {
+    // Not verified, as a kubelet probe: the port serves a self-signed stand-in until the process has
+    // its certificate (the certificates suites check those), and this reads metrics, not trust.
+    const req = https.get({ host: '127.0.0.1', port, path: urlPath, headers, rejectUnauthorized: false }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') }));
+      res.on('error', reject);
+    });
+    req.on('error', reject);
+  });
 }
 
 const installed = new WeakMap<ControlPlane, Promise<void>>();

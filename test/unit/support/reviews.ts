@@ -45,6 +45,13 @@ const TOKEN_REQUEST = /^\/api\/v1\/namespaces\/([^/]+)\/serviceaccounts\/([^/]+)
 /** The audience of tokens for the API server itself: what a TokenReview without audiences asks for. */
 export const API_SERVER_AUDIENCE = 'https://kubernetes.default.svc.cluster.local';
 
+/** One allowed non-resource URL of a user (RBAC nonResourceURLs). */
+export interface NonResourceGrant {
+  user: string;
+  verb: string;
+  path: string;
+}
+
 /** TokenReview and SubjectAccessReview on loopback: tokens map to user names, grants allow actions. */
 export class FakeReviewApi {
   /** token -> username */
@@ -54,8 +61,9 @@ export class FakeReviewApi {
   /** token -> the user's extra, e.g. the node of a pod-bound token. */
   readonly extras = new Map<string, Record<string, string[]>>();
   readonly grants: Grant[] = [];
+  readonly nonResourceGrants: NonResourceGrant[] = [];
   /** Every SubjectAccessReview asked, in order. */
-  readonly accessReviews: Array<{ user: string } & ResourceAttributes> = [];
+  readonly accessReviews: Array<{ user: string; path?: string } & ResourceAttributes> = [];
   tokenReviews = 0;
   /** Every TokenRequest asked; the tokens it issues pass this fake's TokenReview with their audiences. */
   readonly tokenRequests: Array<{ namespace: string; serviceAccount: string; audiences: string[]; expirationSeconds: number }> = [];
@@ -86,8 +94,12 @@ export class FakeReviewApi {
         } else if (req.url?.startsWith('/apis/authorization.k8s.io/v1/subjectaccessreviews')) {
           const user = String(spec.user);
           const attrs = (spec.resourceAttributes ?? {}) as ResourceAttributes;
-          this.accessReviews.push({ user, ...attrs });
-          status = { allowed: this.grants.some((g) => allows(g, user, attrs)) };
+          const nonResource = spec.nonResourceAttributes as { verb?: string; path?: string } | undefined;
+          this.accessReviews.push({ user, ...attrs, ...(nonResource ? { path: nonResource.path } : {}) });
+          const allowed = nonResource
+            ? this.nonResourceGrants.some((g) => g.user === user && g.verb === nonResource.verb && g.path === nonResource.path)
+            : this.grants.some((g) => allows(g, user, attrs));
+          status = { allowed };
         } else if (TOKEN_REQUEST.test(req.url ?? '')) {
           const [, namespace = '', serviceAccount = ''] = TOKEN_REQUEST.exec(req.url ?? '') ?? [];
           if (this.failTokenRequests) {
