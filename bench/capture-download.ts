@@ -9,7 +9,7 @@ import { mkdtemp } from 'node:fs/promises';
 import path from 'node:path';
 import { startControlPlane } from '../test/env/controlplane.js';
 import { createNamespace, createNode, createPod, createServiceAccount, requestToken, waitFor } from '../test/env/fixtures.js';
-import { controllerUrl, ensureInstalled, mustKubectl, netwardenPorts, nextNodeIP, startAgent, startController } from '../test/env/netwarden.js';
+import { controllerUrl, ensureInstalled, mustKubectl, netwardenCaFile, netwardenPorts, nextNodeIP, startAgent, startController } from '../test/env/netwarden.js';
 import { run } from '../test/env/controlplane.js';
 import { LinkType } from '../src/pcap/reader.js';
 import { pcapFileHeader, pcapRecord } from '../src/util/pcapformat.js';
@@ -56,13 +56,16 @@ export async function benchCaptureDownload(): Promise<BenchResult> {
     await createNode(kc, NODE, { internalIP: nextNodeIP() });
     await createNamespace(kc, NS);
     await createPod(kc, { namespace: NS, name: 'logging-bench', nodeName: NODE, labels: { app: 'logging' }, podIP: '10.244.175.3' });
-    const pcapBytes = generateFiles(path.join(cp.dir, 'nodes', NODE, 'captures', NS, NAME), totalMB);
     const controller = await startController(cp, 'bench-controller');
+    // Already ended: the agent serves the files it finds and reports them, but captures nothing new.
+    const end = new Date(Date.now() - 60_000).toISOString().replace(/\.\d+Z$/, 'Z');
+    await mustKubectl(cp, ['apply', '-f', '-'], `apiVersion: netwarden.io/v1alpha1\nkind: PacketCapture\nmetadata: {name: ${NAME}, namespace: ${NS}}\nspec: {selector: app == "logging", endTime: "${end}"}\n`);
+    // Files are the capture's by its UID: written there before the agent starts and finds them.
+    const uid = await mustKubectl(cp, ['get', 'packetcapture', NAME, '-n', NS, '-o', 'jsonpath={.metadata.uid}']);
+    const dir = path.join(cp.dir, 'nodes', NODE, 'captures', NS, NAME, uid);
+    const pcapBytes = generateFiles(dir, totalMB);
     const agent = await startAgent(cp, NODE);
     try {
-      // Already ended: the agent serves the files it finds and reports them, but captures nothing new.
-      const end = new Date(Date.now() - 60_000).toISOString().replace(/\.\d+Z$/, 'Z');
-      await mustKubectl(cp, ['apply', '-f', '-'], `apiVersion: netwarden.io/v1alpha1\nkind: PacketCapture\nmetadata: {name: ${NAME}, namespace: ${NS}}\nspec: {selector: app == "logging", endTime: "${end}"}\n`);
       // The controller's phase shows it is leading; the agent's entry that it serves the files.
       await waitFor(async () => (await mustKubectl(cp, ['get', 'packetcapture', NAME, '-n', NS, '-o', 'jsonpath={.status.phase}/{.status.files[0].node}'])) === `Finished/${NODE}`, {
         timeoutMs: 60_000,
@@ -72,7 +75,7 @@ export async function benchCaptureDownload(): Promise<BenchResult> {
       await mustKubectl(cp, ['create', 'rolebinding', 'downloader', '-n', NS, '--clusterrole=netwarden-packetcapture-files-reader', `--serviceaccount=${NS}:downloader`]);
       const token = await requestToken(kc, NS, 'downloader');
       const out = await mkdtemp(path.join(cp.dir, 'bench-download-'));
-      const conn = { baseUrl: new URL(controllerUrl(await netwardenPorts(cp))), namespace: NS, token, ca: readFileSync(cp.caCertPath), insecure: false };
+      const conn = { baseUrl: new URL(controllerUrl(await netwardenPorts(cp))), namespace: NS, token, ca: readFileSync(await netwardenCaFile(cp)), insecure: false };
       const rssBefore = procStatusMB(controller.child.pid!, 'VmHWM');
       const started = process.hrtime.bigint();
       const result = await downloadCapture(conn, NAME, out, { progress: false });
@@ -81,7 +84,7 @@ export async function benchCaptureDownload(): Promise<BenchResult> {
       rmSync(out, { recursive: true, force: true });
       // Reference: reading the same files from disk with cat (page cache warm, like the download's).
       const catStarted = process.hrtime.bigint();
-      await run('sh', ['-c', `cat ${path.join(cp.dir, 'nodes', NODE, 'captures', NS, NAME)}/*.pcap > /dev/null`], { timeoutMs: 600_000 });
+      await run('sh', ['-c', `cat ${dir}/*.pcap > /dev/null`], { timeoutMs: 600_000 });
       const catSeconds = Number(process.hrtime.bigint() - catStarted) / 1e9;
       const mbps = result.bytes / 1024 / 1024 / seconds;
       const catMbps = pcapBytes / 1024 / 1024 / catSeconds;

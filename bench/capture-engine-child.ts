@@ -1,12 +1,15 @@
 // The measured child of bench/capture.ts: the agent's capture engine (PodCapture) on one
 // interface until SIGTERM. A module of its own so the child loads the engine and nothing of the
 // bench's helpers (pod networks, control-plane tools), which would be measured along with it.
-import { PodCapture } from '../src/nodeagent/capture/engine.js';
+import { OPEN_GATE, PodCapture } from '../src/nodeagent/capture/engine.js';
+import { DEFAULT_CEILINGS } from '../src/nodeagent/capture/plan.js';
 
 export interface EngineConfig {
   dir: string;
   device: string;
   filter: string;
+  /** libpcap buffer; the agent's default when unset. */
+  ringBytes?: number;
 }
 
 export interface EngineReport {
@@ -19,7 +22,7 @@ export interface EngineReport {
 function runEngineChild(config: EngineConfig): void {
   const capture = new PodCapture({
     dir: config.dir, pod: 'bench', device: config.device, filter: config.filter, snapLen: 262144, fileSizeBytes: 1024 ** 3, maxFiles: 10, maxBytes: 4 * 1024 ** 3,
-    existingFiles: [], existingBytes: 0, firstSequence: 1, requiredFreeBytes: () => 0,
+    existingFiles: [], existingBytes: 0, firstSequence: 1, ringBytes: config.ringBytes ?? DEFAULT_CEILINGS.ringBytes, gate: OPEN_GATE,
   });
   let peakRss = process.memoryUsage().rss;
   const sampler = setInterval(() => (peakRss = Math.max(peakRss, process.memoryUsage().rss)), 50);

@@ -1,6 +1,6 @@
 // Drop-to-Event latency of the controller (DropTail) at 1,000 distinct drops per second, and the
 // controller's RSS meanwhile. Starts its own control plane and the real controller process, POSTs
-// drop batches as an agent does (agent ServiceAccount token, every 100 ms), each drop a new pair
+// drop batches as an agent does (the agent's pod-bound token for the controller, every 100 ms), each drop a new pair
 // (a Pod sending to a distinct address), and watches Events: latency is from the POST of a drop's
 // batch to the watch delivering its Event. Target (the issue): p99 under one second;
 // kube-iptables-tailer polls its log every 5 s by default.
@@ -8,8 +8,8 @@ import { readFileSync } from 'node:fs';
 import https from 'node:https';
 import { Watch, type CoreV1Event } from '@kubernetes/client-node';
 import { startControlPlane } from '../test/env/controlplane.js';
-import { createNamespace, createNode, createPod, requestToken, waitFor } from '../test/env/fixtures.js';
-import { SYSTEM_NAMESPACE, controllerUrl, ensureInstalled, getLocal, mustKubectl, netwardenPorts, startController } from '../test/env/netwarden.js';
+import { createNamespace, createNode, createPod, waitFor } from '../test/env/fixtures.js';
+import { agentControllerToken, controllerUrl, ensureInstalled, getLocal, mustKubectl, netwardenCaFile, netwardenPorts, startController } from '../test/env/netwarden.js';
 import type { AggregatedDrop, DropBatch } from '../src/apis/drops.js';
 import { useCompiledCli } from './build.js';
 import { procStatusMB } from './memory.js';
@@ -74,9 +74,9 @@ export async function benchDropsLatency(opts: DropsLatencyOptions = {}): Promise
     const controller = await startController(cp, 'bench-controller');
     await mustKubectl(cp, ['apply', '-f', '-'], `apiVersion: netwarden.io/v1alpha1\nkind: DropTail\nmetadata: {name: ${DROPTAIL}}\nspec: {reverseDNS: false}\n`);
     await mustKubectl(cp, ['wait', '--for=condition=Ready', `droptail/${DROPTAIL}`, '--timeout=60s']);
-    const token = await requestToken(kc, SYSTEM_NAMESPACE, 'netwarden-agent');
+    const token = await agentControllerToken(cp, NODE);
     const url = `${controllerUrl(await netwardenPorts(cp))}/droptail/${DROPTAIL}/drops`;
-    const ca = readFileSync(cp.caCertPath);
+    const ca = readFileSync(await netwardenCaFile(cp));
     let sequence = 0;
     const batchOf = (drops: AggregatedDrop[]): string => {
       const batch: DropBatch = { node: NODE, sequence: ++sequence, sentAt: new Date().toISOString(), drops, shedSinceLastBatch: 0 };

@@ -11,6 +11,7 @@ import { benchAudit } from './audit.js';
 import { benchAuditChaos } from './audit-chaos.js';
 import { benchCapture } from './capture.js';
 import { benchCaptureDownload } from './capture-download.js';
+import { benchControllerMemory } from './controller-memory.js';
 import { benchDropsAgent } from './drops-agent.js';
 import { benchDropsLatency } from './drops-latency.js';
 import { benchDropsNflog } from './drops-nflog.js';
@@ -25,6 +26,7 @@ const BENCHES: Record<string, Bench> = {
   'capture-download': () => benchCaptureDownload(),
   audit: () => benchAudit(),
   'audit-chaos': () => benchAuditChaos(),
+  'controller-memory': () => benchControllerMemory(),
 };
 
 const here = path.dirname(fileURLToPath(import.meta.url));

@@ -52,7 +52,7 @@ async function main(): Promise<void> {
     step('Starting the controller and one agent per node (local processes, ServiceAccount tokens)');
     processes.push(await startController(cp));
     for (const node of NODES) processes.push(await startAgent(cp, node.name));
-    for (const p of processes) process.stdout.write(`${p.name}: pid ${p.child.pid}, metrics on 127.0.0.1:${p.metricsPort}, log ${p.logFile}\n`);
+    for (const p of processes) process.stdout.write(`${p.name}: pid ${p.child.pid}, metrics on 127.0.0.1:${p.metricsPort} (a netwarden-metrics-reader token, HTTPS where it has a certificate), log ${p.logFile}\n`);
 
     step('Applying examples/');
     await show(cp, ['apply', '-f', path.join(REPO_ROOT, 'examples')]);

@@ -35,7 +35,7 @@ export async function packetCaptureStory(cp: ControlPlane, log: (line: string) =
   const plugin = async (args: string[], kubeconfig: string) => {
     const url = controllerUrl(await netwardenPorts(cp));
     return shell(`kubectl netwarden ${args.join(' ')}`, () =>
-      run(path.join(REPO_ROOT, 'bin/kubectl-netwarden'), [...args, `--kubeconfig=${kubeconfig}`, `--controller-url=${url}`, `--ca-file=${cp.caCertPath}`], {
+      run(path.join(REPO_ROOT, 'bin/kubectl-netwarden'), [...args, `--kubeconfig=${kubeconfig}`, `--controller-url=${url}`], {
         timeoutMs: 120_000,
         env: { ...process.env, PATH: `${path.dirname(process.execPath)}:${process.env.PATH ?? ''}` },
       }),

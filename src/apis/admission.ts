@@ -1,5 +1,6 @@
-// Admission rules that the CRD schemas cannot hold because they depend on the installation: the
-// namespace Netwarden runs in and the directories its agents may read. They ship as a
+// Admission rules that the CRD schemas cannot hold because they depend on the installation (the
+// namespace Netwarden runs in and the directories its agents may read) or on who writes
+// (nodestatus.ts: each agent only its own node's status entries). They ship as a
 // ValidatingAdmissionPolicy with its binding (CEL, run by the API server itself since 1.30; no
 // webhook), rendered to config/admission/ by hack/gen-crds.ts; `netwarden validate` evaluates the
 // very same expressions offline, and the agent enforces the same rules at run time
@@ -11,6 +12,7 @@ import { stringify } from 'yaml';
 import { Environment } from '@marcbachmann/cel-js';
 import { AuditForwarderType, GROUP, VERSION } from './meta.js';
 import { DEFAULT_AUDIT_LOG_DIR, SYSTEM_NAMESPACE } from './limits.js';
+import { AGENT_NODE_STATUS_POLICY } from './nodestatus.js';
 
 export interface AdmissionValidation {
   expression: string;
@@ -21,11 +23,22 @@ export interface AdmissionValidation {
 
 export interface AdmissionPolicy {
   name: string;
-  /** The ConfigMap in SYSTEM_NAMESPACE the policy reads its settings from, and their defaults. */
-  params: Record<string, string>;
-  /** Plural of the netwarden.io resource it checks. */
-  resource: string;
-  kind: string;
+  /**
+   * The ConfigMap in SYSTEM_NAMESPACE the policy reads its settings from, and their defaults;
+   * a policy without settings has neither ConfigMap nor paramRef.
+   */
+  params?: Record<string, string>;
+  /** The netwarden.io resources it checks: plurals, or plural/subresource. */
+  resources: string[];
+  /** Default CREATE and UPDATE. */
+  operations?: string[];
+  /** The requests it checks at all (e.g. by who sends them); every request when absent. */
+  matchConditions?: Array<{ name: string; expression: string }>;
+  /**
+   * The kind whose objects `netwarden validate` checks offline with this policy; none for a policy
+   * about who writes what, which needs a request to judge.
+   */
+  kind?: string;
   variables: Array<{ name: string; expression: string }>;
   validations: AdmissionValidation[];
 }
@@ -48,7 +61,7 @@ export const AUDIT_FORWARDER_POLICY: AdmissionPolicy = {
   name: 'netwarden-auditforwarder',
   // Settings of the installation: keep them the same as the agents' --namespace and --audit-log-dir.
   params: { namespace: SYSTEM_NAMESPACE, auditLogDirs: DEFAULT_AUDIT_LOG_DIR },
-  resource: AuditForwarderType.plural,
+  resources: [AuditForwarderType.plural],
   kind: AuditForwarderType.kind,
   variables: [
     { name: 'systemNamespace', expression: 'params.data.namespace' },
@@ -78,7 +91,7 @@ export const AUDIT_FORWARDER_POLICY: AdmissionPolicy = {
   ],
 };
 
-export const ADMISSION_POLICIES: readonly AdmissionPolicy[] = [AUDIT_FORWARDER_POLICY];
+export const ADMISSION_POLICIES: readonly AdmissionPolicy[] = [AUDIT_FORWARDER_POLICY, AGENT_NODE_STATUS_POLICY];
 
 /** The ValidatingAdmissionPolicy and its binding, as API objects. */
 export function renderAdmissionPolicy(policy: AdmissionPolicy): Record<string, unknown>[] {
@@ -91,9 +104,10 @@ export function renderAdmissionPolicy(policy: AdmissionPolicy): Record<string, u
       spec: {
         failurePolicy: 'Fail',
         matchConstraints: {
-          resourceRules: [{ apiGroups: [GROUP], apiVersions: [VERSION], operations: ['CREATE', 'UPDATE'], resources: [policy.resource] }],
+          resourceRules: [{ apiGroups: [GROUP], apiVersions: [VERSION], operations: policy.operations ?? ['CREATE', 'UPDATE'], resources: policy.resources }],
         },
-        paramKind: { apiVersion: 'v1', kind: 'ConfigMap' },
+        ...(policy.matchConditions ? { matchConditions: policy.matchConditions } : {}),
+        ...(policy.params ? { paramKind: { apiVersion: 'v1', kind: 'ConfigMap' } } : {}),
         variables: policy.variables,
         validations: policy.validations.map((v) => ({ expression: v.expression, message: v.message, ...(v.messageExpression ? { messageExpression: v.messageExpression } : {}), reason: 'Forbidden' })),
       },
@@ -103,14 +117,11 @@ export function renderAdmissionPolicy(policy: AdmissionPolicy): Record<string, u
       kind: 'ValidatingAdmissionPolicyBinding',
       metadata: { name: policy.name, labels },
       // Without its settings the policy refuses every object rather than letting them all through.
-      spec: { policyName: policy.name, validationActions: ['Deny'], paramRef: { name: policy.name, namespace: SYSTEM_NAMESPACE, parameterNotFoundAction: 'Deny' } },
+      spec: { policyName: policy.name, validationActions: ['Deny'], ...(policy.params ? { paramRef: { name: policy.name, namespace: SYSTEM_NAMESPACE, parameterNotFoundAction: 'Deny' } } : {}) },
     },
-    {
-      apiVersion: 'v1',
-      kind: 'ConfigMap',
-      metadata: { name: policy.name, namespace: SYSTEM_NAMESPACE, labels },
-      data: policy.params,
-    },
+    ...(policy.params
+      ? [{ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: policy.name, namespace: SYSTEM_NAMESPACE, labels }, data: policy.params }]
+      : []),
   ];
 }
 
@@ -143,7 +154,7 @@ export function admissionViolations(kind: string, obj: Record<string, unknown>, 
   const out: string[] = [];
   for (const policy of ADMISSION_POLICIES) {
     if (policy.kind !== kind) continue;
-    const ctx: Record<string, unknown> = { object: obj, params: { data: params ?? policy.params } };
+    const ctx: Record<string, unknown> = { object: obj, params: { data: params ?? policy.params ?? {} } };
     const variables: Record<string, unknown> = {};
     ctx.variables = variables;
     for (const v of policy.variables) variables[v.name] = evaluate(v.expression, ctx);

@@ -9,6 +9,7 @@
 //   GET    /captures/:namespace/:name/files            -> CaptureFileListing
 //   GET    /captures/:namespace/:name/files/:fileName  -> the file (pcap, or the metadata text)
 //   DELETE /captures/:namespace/:name/files            -> 204 once stopped there and removed
+//   (each may carry ?uid=<metadata.uid>: the capture meant, see CAPTURE_UID_PARAM)
 // Every request on either hop is authenticated by TokenReview and authorized by a
 // SubjectAccessReview for packetcaptures/files (verb get or delete) on that very capture.
 import { GROUP } from './meta.js';
@@ -41,10 +42,18 @@ export const MISSING_NODES_FILE = 'MISSING-NODES.txt';
 export const AGENT_FILES_ROUTE = '/captures/:namespace/:name/files';
 export const AGENT_FILE_ROUTE = '/captures/:namespace/:name/files/:fileName';
 
+/**
+ * Optional query parameter of every agent request: the capture's metadata.uid. An agent that knows
+ * the name under another UID (the capture was deleted and created again) answers 404 instead of
+ * serving or deleting the other one's files; without it, the agent means the capture it knows.
+ */
+export const CAPTURE_UID_PARAM = 'uid';
+
 /** The list of a capture's files on one node, or one of them when fileName is given. */
-export function agentFilesPath(namespace: string, name: string, fileName?: string): string {
+export function agentFilesPath(namespace: string, name: string, fileName?: string, uid?: string): string {
   const base = `/captures/${encodeURIComponent(namespace)}/${encodeURIComponent(name)}/files`;
-  return fileName === undefined ? base : `${base}/${encodeURIComponent(fileName)}`;
+  const path = fileName === undefined ? base : `${base}/${encodeURIComponent(fileName)}`;
+  return uid === undefined ? path : `${path}?${CAPTURE_UID_PARAM}=${encodeURIComponent(uid)}`;
 }
 
 /** One file as an agent lists it. */

@@ -138,6 +138,24 @@ export const captureTargetSchema = {
 /** Calico's file states, so Calico tooling reading status.files understands them. */
 export const FILE_STATES = ['Scheduled', 'WaitingForTraffic', 'Capturing', 'Finished', 'Error'] as const;
 
+/**
+ * Why a node's agent does not capture one of the capture's targets: the IP is not owned by a
+ * running pod of the capture's namespace on that node, or a node quota holds it back for now.
+ */
+export const NOT_CAPTURED_REASONS = ['TargetNotOwned', 'QuotaExceeded'] as const;
+export type NotCapturedReason = (typeof NOT_CAPTURED_REASONS)[number];
+
+export const notCapturedSchema = {
+  type: 'object',
+  required: ['pod', 'reason'],
+  properties: {
+    pod: { type: 'string', maxLength: 253 },
+    ip: { type: 'string', maxLength: 64 },
+    reason: { type: 'string', enum: NOT_CAPTURED_REASONS },
+    message: { type: 'string', maxLength: 512 },
+  },
+} as const satisfies JSONSchemaProps;
+
 export const captureFilesSchema = {
   type: 'object',
   required: ['node'],
@@ -150,10 +168,19 @@ export const captureFilesSchema = {
     kernelDropped: { type: 'integer', format: 'int64', minimum: 0, description: 'Packets the kernel dropped before the capture saw them.' },
     state: { type: 'string', enum: FILE_STATES },
     message: { type: 'string', maxLength: 1024, description: "Why the node's capture is in its state (e.g. an Error's cause), and limits the agent lowered." },
+    notCaptured: {
+      type: 'array',
+      maxItems: 1000,
+      'x-kubernetes-list-type': 'map',
+      'x-kubernetes-list-map-keys': ['pod'],
+      description: "Targets on this node that its agent does not capture, and why (an IP no running pod of the namespace owns here, or a node quota).",
+      items: notCapturedSchema,
+    },
   },
 } as const satisfies JSONSchemaProps;
 
-export const CAPTURE_PHASES = ['Scheduled', 'WaitingForTraffic', 'Capturing', 'Finished', 'Stopped', 'Failed'] as const;
+/** Queued: held back by a namespace or node capture quota; it starts by itself when there is room. */
+export const CAPTURE_PHASES = ['Scheduled', 'Queued', 'WaitingForTraffic', 'Capturing', 'Finished', 'Stopped', 'Failed'] as const;
 
 export const packetCaptureStatusSchema = {
   type: 'object',
@@ -181,6 +208,7 @@ export const packetCaptureSchema = rootSchema('PacketCapture captures the traffi
 export type CaptureFilter = FromSchema<typeof captureFilterSchema>;
 export type CaptureTarget = FromSchema<typeof captureTargetSchema>;
 export type CaptureFiles = FromSchema<typeof captureFilesSchema>;
+export type NotCaptured = FromSchema<typeof notCapturedSchema>;
 export type CapturePhase = (typeof CAPTURE_PHASES)[number];
 export type PacketCaptureSpec = FromSchema<typeof packetCaptureSpecSchema>;
 export type PacketCaptureSpecInput = FromSchema<typeof packetCaptureSpecSchema, 'input'>;

@@ -1,10 +1,17 @@
 // `netwarden controller`: informers for the three kinds and what they depend on, one reconciler per
 // kind, the HTTPS API, leader election, health and metrics.
 import os from 'node:os';
+import { agentAudience, CONTROLLER_AUDIENCE } from '../apis/identity.js';
+import { AGENT_SERVICE_ACCOUNT, agentCommonName, CA_CONFIGMAP, CA_SECRET, serviceAccountUsername } from '../apis/certificates.js';
+import { SYSTEM_NAMESPACE } from '../apis/limits.js';
 import { AccessReviewer } from '../runtime/auth.js';
 import { HttpsApiServer } from '../runtime/https.js';
+import { CertificateRotator, FileCertificateSource, FileTrustBundle, serveWithCertificates, type CertificateSource, type TrustBundle } from '../runtime/tls.js';
+import { CaStore, registerAgentCertificates } from '../reconcilers/certificates/index.js';
 import { coreInformer } from '../runtime/informer.js';
 import { Manager } from '../runtime/manager.js';
+import { metricsServing } from '../runtime/server.js';
+import { ServiceAccountTokens } from '../runtime/tokens.js';
 import { registerAuditForwarder } from '../reconcilers/auditforwarder/index.js';
 import type { ControllerContext } from '../reconcilers/context.js';
 import { registerDropTail } from '../reconcilers/droptail/index.js';
@@ -17,6 +24,8 @@ export interface ControllerFlags {
   kubeconfig?: string;
   metricsPort: number;
   metricsAddress: string;
+  /** /metrics open to anyone over plain HTTP, as before TokenReview guarded it. */
+  metricsInsecure?: boolean;
   leaderElect: boolean;
   leaderElectionNamespace?: string;
   leaderElectionId: string;
@@ -26,7 +35,15 @@ export interface ControllerFlags {
   httpsPort: number;
   httpsAddress: string;
   caFile?: string;
+  /** Namespace of the CA's Secret (its key): one no agent can read. */
+  caSecretNamespace: string;
+  caValidity: string;
+  servingCertValidity: string;
+  /** The controller's Service, whose names its serving certificate carries. */
+  serviceName: string;
   agentPort: number;
+  /** The controller's own ServiceAccount, whose tokens for the agents it requests. */
+  serviceAccount: string;
   /** Reverse DNS servers for DropTail (repeatable --dns-server); the system resolvers when unset. */
   dnsServer?: string[];
   captureMaxBytesPerPod?: number;
@@ -37,39 +54,61 @@ export interface ControllerFlags {
 /** Resync replays the caches so that time-based state (schedules, ages) is looked at again. */
 const RESYNC_MS = 5 * 60_000;
 
+// What the controller's caches keep of each object: the fields its consumers read, nothing else
+// (a Pod is ~40 KB of JSON, this part of it a few hundred bytes). Add a path here before reading
+// a new field of a cached object, or it is always undefined.
+//  - Pods: the IP index (droptail/ipindex.ts: podIP(s), phase, hostNetwork, uid for Events) and
+//    PacketCapture's target selection (labels, nodeName, podIP, phase).
+//  - Nodes: the IP index and the agent client (status.addresses), node selectors (labels).
+//  - Services: the IP index (cluster and external IPs).
+const POD_FIELDS = ['metadata.labels', 'spec.nodeName', 'spec.hostNetwork', 'status.phase', 'status.podIP', 'status.podIPs'];
+const NODE_FIELDS = ['metadata.labels', 'status.addresses'];
+const SERVICE_FIELDS = ['spec.clusterIP', 'spec.clusterIPs', 'spec.externalIPs'];
+
 export async function runController(flags: ControllerFlags): Promise<void> {
   const kc = loadKubeConfig(flags.kubeconfig);
   const identity = flags.identity ?? process.env.POD_NAME ?? `${os.hostname()}_${process.pid}`;
+  const namespace = process.env.POD_NAMESPACE ?? SYSTEM_NAMESPACE;
+  // Users' and scrapers' tokens are for the API server's audience, as the plugin and Prometheus send them.
+  const reviewer = new AccessReviewer(kc);
+  const metrics = metricsServing({ insecure: flags.metricsInsecure === true, reviewer });
   const manager = new Manager(kc, {
     metricsPort: flags.metricsPort,
     healthPort: flags.metricsPort,
     host: flags.metricsAddress,
+    metricsAuth: metrics.metricsAuth,
+    metricsTls: metrics.tls,
     leaderElection: {
       enabled: flags.leaderElect,
-      namespace: flags.leaderElectionNamespace ?? process.env.POD_NAMESPACE ?? 'netwarden-system',
+      namespace: flags.leaderElectionNamespace ?? namespace,
       name: flags.leaderElectionId,
       identity,
     },
   });
-  const api =
-    flags.tlsCertFile && flags.tlsKeyFile
-      ? new HttpsApiServer({ name: 'controller', certFile: flags.tlsCertFile, keyFile: flags.tlsKeyFile, port: flags.httpsPort, host: flags.httpsAddress })
-      : undefined;
+  const pki = certificateSettings(flags);
+  // Needed whenever something is not brought: the controller's own certificate or the agents' CA.
+  const ca = pki.ownServing && pki.ownAgentCa ? undefined : new CaStore(kc, { secretNamespace: flags.caSecretNamespace, secretName: CA_SECRET, configMapNamespace: namespace, configMapName: CA_CONFIGMAP, caValidityMs: pki.caValidityMs });
+  const api = new HttpsApiServer({ name: 'controller', port: flags.httpsPort, host: flags.httpsAddress });
+  const agentTokens = new ServiceAccountTokens(kc, { namespace, serviceAccount: flags.serviceAccount });
   const ctx: ControllerContext = {
     kc,
     manager,
-    nodes: coreInformer(kc, 'nodes', { resyncMs: RESYNC_MS }),
-    pods: coreInformer(kc, 'pods', { resyncMs: RESYNC_MS }),
-    services: coreInformer(kc, 'services', { resyncMs: RESYNC_MS }),
+    nodes: coreInformer(kc, 'nodes', { resyncMs: RESYNC_MS, keep: NODE_FIELDS }),
+    pods: coreInformer(kc, 'pods', { resyncMs: RESYNC_MS, keep: POD_FIELDS }),
+    services: coreInformer(kc, 'services', { resyncMs: RESYNC_MS, keep: SERVICE_FIELDS }),
     api,
-    reviewer: new AccessReviewer(kc),
-    caFile: flags.caFile,
+    reviewer,
+    agentReviewer: new AccessReviewer(kc, { audiences: [CONTROLLER_AUDIENCE] }),
+    agentToken: (node) => agentTokens.tokenFor(agentAudience(node)),
+    agentTrust: flags.caFile ? new FileTrustBundle(flags.caFile) : caTrust(ca!),
+    agentCommonName: flags.caFile ? undefined : agentCommonName,
     agentPort: flags.agentPort,
     resyncMs: RESYNC_MS,
     isLeader: () => manager.isLeader(),
   };
   registerDropTail(ctx, { dnsServers: flags.dnsServer ?? [], identity });
   registerPacketCapture(ctx, {
+    namespace,
     ceilings: {
       maxBytesPerPod: flags.captureMaxBytesPerPod,
       maxFiles: flags.captureMaxFiles,
@@ -77,8 +116,59 @@ export async function runController(flags: ControllerFlags): Promise<void> {
     },
   });
   registerAuditForwarder(ctx);
+  if (!flags.caFile) {
+    registerAgentCertificates(ctx, ca!, { agentUsername: serviceAccountUsername(namespace, AGENT_SERVICE_ACCOUNT), maxLifetimeMs: pki.servingValidityMs, controllerAddresses: CONTROLLER_IPS });
+  }
 
-  loggerFor('controller').info('starting', { identity, leaderElection: flags.leaderElect, https: api ? `${flags.httpsAddress}:${flags.httpsPort}` : 'off' });
-  await api?.start();
+  const log = loggerFor('controller');
+  log.info('starting', {
+    identity, leaderElection: flags.leaderElect, https: `${flags.httpsAddress}:${flags.httpsPort}`,
+    servingCertificate: flags.tlsCertFile ?? `from the CA in ${flags.caSecretNamespace}/${CA_SECRET}`,
+    agentCertificates: flags.caFile ? `verified with ${flags.caFile}` : 'signed through the CSR API (netwarden.io/agent-serving)',
+  });
+  const serving: CertificateSource = pki.ownServing
+    ? new FileCertificateSource(flags.tlsCertFile!, flags.tlsKeyFile!)
+    : new CertificateRotator({ name: 'controller', issue: async () => toCredentials(await ca!.issue('netwarden-controller', controllerNames(flags.serviceName, namespace), pki.servingValidityMs)) });
+  const startFailed = (err: unknown): never => {
+    log.error('HTTPS API could not start', { error: String(err) });
+    process.exit(1);
+  };
+  // Health and leader election do not wait for the CA (the API server may be away a while): the
+  // HTTPS API starts once there is a certificate, the signer requeues until the CA is loaded.
+  void (async () => {
+    await ca?.start();
+    serveWithCertificates(api, serving, startFailed, (credentials) => manager.setMetricsCertificate(credentials));
+  })().catch(startFailed);
   await manager.start();
+}
+
+/** Addresses of the controller's certificate besides its Service names: where a port-forward puts it. */
+const CONTROLLER_IPS = ['127.0.0.1', '::1'];
+
+/** The Service's names, and localhost for `kubectl port-forward` (the plugin's default URL). */
+function controllerNames(service: string, namespace: string): { dns: string[]; ips: string[] } {
+  const dns = [service, `${service}.${namespace}`, `${service}.${namespace}.svc`, `${service}.${namespace}.svc.cluster.local`, 'localhost'];
+  return { dns, ips: CONTROLLER_IPS };
+}
+
+function certificateSettings(flags: ControllerFlags): { ownServing: boolean; ownAgentCa: boolean; caValidityMs: number; servingValidityMs: number } {
+  if (Boolean(flags.tlsCertFile) !== Boolean(flags.tlsKeyFile)) throw new Error('--tls-cert-file and --tls-key-file go together');
+  const caValidityMs = sumDurationTerms(flags.caValidity);
+  const servingValidityMs = sumDurationTerms(flags.servingCertValidity);
+  if (servingValidityMs >= caValidityMs) throw new Error(`--serving-cert-validity (${flags.servingCertValidity}) must be shorter than --ca-validity (${flags.caValidity})`);
+  return { ownServing: Boolean(flags.tlsCertFile), ownAgentCa: Boolean(flags.caFile), caValidityMs, servingValidityMs };
+}
+
+function caTrust(ca: CaStore): TrustBundle {
+  return {
+    current() {
+      const bundle = ca.trustBundle();
+      if (!bundle) throw new Error('the CA is not loaded yet');
+      return bundle;
+    },
+  };
+}
+
+function toCredentials(issued: { certPem: string; keyPem: string }): { cert: string; key: string } {
+  return { cert: issued.certPem, key: issued.keyPem };
 }

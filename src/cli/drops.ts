@@ -13,6 +13,7 @@ import type { DropMetrics } from '../nodeagent/drops/counting.js';
 import { DropJsonWriter } from '../nodeagent/drops/dropjson.js';
 import { JsonOut } from '../nodeagent/drops/jsonout.js';
 import { KernelLogParser, type KernelLogParserOptions } from '../nodeagent/drops/kernellog.js';
+import { escapeForTerminal } from '../util/terminal.js';
 
 export interface DropsParseOptions {
   prefixes: string[];
@@ -86,7 +87,8 @@ export async function runDropsParse(opts: DropsParseOptions): Promise<{ parsed: 
   if (opts.bootTime !== undefined) parserOpts.bootTime = opts.bootTime;
   if (opts.metrics !== undefined) parserOpts.metrics = opts.metrics;
   const parser = new KernelLogParser(parserOpts);
-  const out = new JsonOut();
+  // Log text (interface names, prefixes, --keep-raw lines) with what a terminal would act on escaped.
+  const out = new JsonOut(undefined, (json) => escapeForTerminal(json, { json: true }));
   const drops = new DropJsonWriter(out, { before: '{"drop":', after: '}\n' });
   let parsed = 0;
   let skipped = 0;

@@ -5,8 +5,9 @@
 import { Command, InvalidArgumentError } from 'commander';
 import type { ControllerFlags } from './controller.js';
 import type { AgentFlags } from './agent.js';
-import { parseByteSize, parseDiskThreshold } from '../nodeagent/capture/plan.js';
+import { parseByteSize, parseDiskThreshold, parseRingSize } from '../nodeagent/capture/plan.js';
 import { parseDuration } from '../util/duration.js';
+import { CONTROLLER_AUDIENCE, CONTROLLER_SERVICE_ACCOUNT, DEFAULT_CONTROLLER_TOKEN_FILE } from '../apis/identity.js';
 
 function port(value: string): number {
   const n = Number(value);
@@ -41,6 +42,9 @@ function positiveInteger(value: string): number {
   return n;
 }
 
+const METRICS_INSECURE_HELP =
+  'serve /metrics to anyone over plain HTTP (default: only to bearer tokens allowed get on the non-resource URL /metrics, by TokenReview and SubjectAccessReview, over HTTPS with the --tls-cert-file key pair)';
+
 export function buildCli(): Command {
   const program = new Command('netwarden').description('Netwarden: the cluster network, visible and debuggable by Kubernetes means');
 
@@ -50,16 +54,22 @@ export function buildCli(): Command {
     .option('--kubeconfig <path>', 'kubeconfig file (default: in-cluster config)')
     .option('--metrics-port <port>', 'port of /healthz, /readyz and /metrics', port, 8080)
     .option('--metrics-address <address>', 'address to bind /metrics on', '0.0.0.0')
+    .option('--metrics-insecure', METRICS_INSECURE_HELP, false)
     .option('--leader-elect', 'elect one active replica through a Lease', false)
     .option('--leader-election-namespace <ns>', 'namespace of the Lease (default: the pod namespace)')
     .option('--leader-election-id <name>', 'name of the Lease', 'netwarden-controller')
     .option('--identity <id>', 'this replica in the Lease (default: pod name or hostname_pid)')
-    .option('--tls-cert-file <path>', 'serving certificate of the HTTPS API (drop intake, capture downloads); off when unset')
+    .option('--tls-cert-file <path>', 'serving certificate of the HTTPS API (drop intake, capture downloads), reloaded when it changes; default: one from Netwarden\'s own CA')
     .option('--tls-key-file <path>', 'key of that certificate')
     .option('--https-port <port>', 'port of the HTTPS API', port, 8443)
     .option('--https-address <address>', 'address of the HTTPS API', '0.0.0.0')
-    .option('--ca-file <path>', "CA bundle that signs the agents' serving certificates")
+    .option('--ca-file <path>', "CA bundle that signs the agents' serving certificates; default: Netwarden's own CA, which signs them through the CSR API")
+    .option('--ca-secret-namespace <ns>', "namespace of the Secret netwarden-ca that holds Netwarden's CA and its key (one no agent can read)", 'netwarden-pki')
+    .option('--ca-validity <duration>', "lifetime of each of Netwarden's CAs (rotated at 80 %)", flagParser(durationFlag), '8760h')
+    .option('--serving-cert-validity <duration>', "lifetime of the controller's and (at most) the agents' serving certificates (renewed at 70-90 %)", flagParser(durationFlag), '168h')
+    .option('--service-name <name>', "the controller's Service, whose DNS names its certificate carries", 'netwarden-controller')
     .option('--agent-port <port>', "port of the agents' HTTPS API on each node's InternalIP", port, 9443)
+    .option('--service-account <name>', "this controller's ServiceAccount (in $POD_NAMESPACE): it requests its tokens for the agents, one audience per node, from it", CONTROLLER_SERVICE_ACCOUNT)
     .option('--capture-max-bytes-per-pod <size>', 'cluster limit: a PacketCapture may not ask for more pcap bytes per pod (e.g. 1Gi)', flagParser(parseByteSize))
     .option('--capture-max-files <n>', 'cluster limit: a PacketCapture may not keep more files per pod', positiveInteger)
     .option('--capture-max-duration <duration>', 'cluster limit: a PacketCapture may not run longer (e.g. 1h)', flagParser(durationFlag))
@@ -76,16 +86,23 @@ export function buildCli(): Command {
     .option('--kubeconfig <path>', 'kubeconfig file (default: in-cluster config)')
     .option('--metrics-port <port>', 'port of /healthz and /metrics', port, 9090)
     .option('--metrics-address <address>', 'address to bind /metrics on', '0.0.0.0')
+    .option('--metrics-insecure', METRICS_INSECURE_HELP, false)
     .option('--state-dir <dir>', 'checkpoints, cursors and capture files', '/var/lib/netwarden')
     .option('--controller-url <url>', "the controller's HTTPS API", 'https://netwarden-controller.netwarden-system.svc')
-    .option('--ca-file <path>', 'CA bundle for the controller and agent serving certificates')
-    .option('--tls-cert-file <path>', 'serving certificate of the agent HTTPS API (capture files)')
+    .option('--ca-file <path>', "CA bundle for the controller's certificate; default: the ConfigMap netwarden-ca the controller publishes")
+    .option('--controller-token-file <path>', `this pod's projected ServiceAccount token of audience ${CONTROLLER_AUDIENCE}, sent to the controller (read again as it rotates)`, DEFAULT_CONTROLLER_TOKEN_FILE)
+    .option('--tls-cert-file <path>', 'serving certificate of the agent HTTPS API (capture files), reloaded when it changes; default: one for this node from the CSR API')
     .option('--tls-key-file <path>', 'key of that certificate')
     .option('--files-port <port>', 'port of the agent HTTPS API', port, 9443)
+    .option('--no-files-api', 'serve no capture file API on this node (PacketCapture downloads then miss its files)')
     .option('--bind-address <address>', 'address of the agent HTTPS API', '0.0.0.0')
     .option('--capture-max-bytes-per-pod <size>', 'PacketCapture ceiling: pcap bytes per pod (e.g. 1Gi)', flagParser(parseByteSize))
     .option('--capture-max-files <n>', 'PacketCapture ceiling: pcap files kept per pod', positiveInteger)
-    .option('--capture-min-free-disk <size|percent>', 'PacketCapture: do not start, or stop, when free disk of the state directory would fall below this (e.g. 10% or 1Gi)', flagParser(parseDiskThreshold))
+    .option('--capture-min-free-disk <size|percent>', "PacketCapture: do not start, or stop writing, when free disk of the state directory would fall below this (default 15%: the kubelet's nodefs.available<10% eviction threshold plus a 5% margin; or e.g. 1Gi)", flagParser(parseDiskThreshold))
+    .option('--capture-max-concurrent <n>', 'PacketCapture node quota: pod captures running at once on this node (default 12)', positiveInteger)
+    .option('--capture-max-bytes <size>', 'PacketCapture node quota: bytes of capture files on this node (default 10Gi)', flagParser(parseByteSize))
+    .option('--capture-ring-size <size>', 'PacketCapture: libpcap buffer of each pod capture, 1Mi..64Mi; the kernel ring takes twice this (default 16Mi)', flagParser(parseRingSize))
+    .option('--capture-ring-budget <size>', 'PacketCapture node quota: kernel ring memory of all pod captures together, 2 x ring size each (default 384Mi: 12 x 32Mi)', flagParser(parseByteSize))
     .option('--namespace <ns>', "Netwarden's own namespace, the only one whose Secrets the agent reads (default: $POD_NAMESPACE, else netwarden-system)")
     .option('--audit-log-dir <dir>', 'directory AuditForwarder may read audit logs from (repeatable; default /var/log/kubernetes/audit)', collect, [])
     .action(async (opts: AgentFlags) => {

@@ -6,6 +6,12 @@ import { readdir, readFile, stat } from 'node:fs/promises';
 import { extname, join } from 'node:path';
 import { parseAllDocuments } from 'yaml';
 import { isNetwardenObject, validateObject } from '../apis/index.js';
+import { escapeForTerminal } from '../util/terminal.js';
+
+/** One output line; manifests' names, paths and values are shown escaped for the terminal. */
+function writeLine(out: NodeJS.WritableStream, text: string): void {
+  out.write(`${escapeForTerminal(text)}\n`);
+}
 
 const MANIFEST_EXTENSIONS = new Set(['.yaml', '.yml', '.json']);
 
@@ -54,7 +60,7 @@ function checkObject(obj: Record<string, unknown>, where: string, out: NodeJS.Wr
   }
   tally.validated++;
   for (const e of validateObject(obj, { admissionPolicies: true })) {
-    out.write(`${where}: ${objectLabel(obj)}: ${e.path || '<object>'}: ${e.message}\n`);
+    writeLine(out, `${where}: ${objectLabel(obj)}: ${e.path || '<object>'}: ${e.message}`);
     tally.errors++;
   }
 }
@@ -69,7 +75,7 @@ async function checkFile(file: string, out: NodeJS.WritableStream, tally: Tally)
     const where = `${file}:doc ${i + 1}`;
     if (doc.errors.length > 0) {
       for (const err of doc.errors) {
-        out.write(`${where}: YAML: ${err.message.split('\n')[0].replace(/:$/, '')}\n`);
+        writeLine(out, `${where}: YAML: ${err.message.split('\n')[0].replace(/:$/, '')}`);
         tally.errors++;
       }
       return;
@@ -77,7 +83,7 @@ async function checkFile(file: string, out: NodeJS.WritableStream, tally: Tally)
     const value: unknown = doc.toJS();
     if (value === null || value === undefined) return; // an empty document, e.g. after a trailing ---
     if (!isRecord(value)) {
-      out.write(`${where}: not a Kubernetes object (a ${Array.isArray(value) ? 'list' : typeof value})\n`);
+      writeLine(out, `${where}: not a Kubernetes object (a ${Array.isArray(value) ? 'list' : typeof value})`);
       tally.errors++;
       return;
     }
@@ -104,12 +110,12 @@ export async function runValidate(paths: string[], out: NodeJS.WritableStream): 
     try {
       files = await manifestFiles(path);
     } catch (err) {
-      out.write(`${path}: ${err instanceof Error && 'code' in err && err.code === 'ENOENT' ? 'no such file or directory' : String(err)}\n`);
+      writeLine(out, `${path}: ${err instanceof Error && 'code' in err && err.code === 'ENOENT' ? 'no such file or directory' : String(err)}`);
       tally.errors++;
       continue;
     }
     if (files.length === 0) {
-      out.write(`${path}: no .yaml, .yml or .json files\n`);
+      writeLine(out, `${path}: no .yaml, .yml or .json files`);
       tally.errors++;
     }
     for (const file of files) await checkFile(file, out, tally);

@@ -2,12 +2,19 @@
 // it, and runs each feature's node-side work there. Features register themselves below.
 import path from 'node:path';
 import type { KubeConfig } from '@kubernetes/client-node';
+import { agentAudience } from '../apis/identity.js';
 import { DropTailType } from '../apis/meta.js';
 import type { DropTail } from '../apis/droptail.js';
 import { AccessReviewer } from '../runtime/auth.js';
+import { CA_BUNDLE_KEY, CA_CONFIGMAP } from '../apis/certificates.js';
 import { HttpsApiServer } from '../runtime/https.js';
 import { coreInformer, customResourceInformer } from '../runtime/informer.js';
+import { configMapTrustBundle, FileCertificateSource, FileTrustBundle, serveWithCertificates, type CertificateSource, type TrustBundle } from '../runtime/tls.js';
+import { loggerFor } from '../util/log.js';
+import { agentCertificateRotator } from './certificate/index.js';
 import { Manager } from '../runtime/manager.js';
+import { metricsServing } from '../runtime/server.js';
+import { tokenFromFile } from '../util/kube.js';
 import type { AgentContext } from './context.js';
 import { registerDropTailAgent } from './droptail/index.js';
 import { DEFAULT_CEILINGS, registerCapture, type CaptureCeilings } from './capture/index.js';
@@ -17,11 +24,19 @@ export interface AgentOptions {
   nodeName: string;
   metricsPort: number;
   metricsAddress: string;
+  /** /metrics open to anyone over plain HTTP, as before TokenReview guarded it. */
+  metricsInsecure?: boolean | undefined;
   stateDir: string;
   controllerUrl: string;
+  /** CA bundle for the controller's certificate; the controller's ConfigMap netwarden-ca when unset. */
   caFile?: string | undefined;
-  /** The agent's HTTPS API (capture files); off without a certificate. */
-  tls?: { certFile: string; keyFile: string; port: number; bindAddress: string } | undefined;
+  /** The projected token file (audience CONTROLLER_AUDIENCE) the agent authenticates to the controller with. */
+  controllerTokenFile: string;
+  /**
+   * The agent's HTTPS API (capture files), off when unset. Its certificate comes from the files
+   * when given (and is reloaded when they change), else from the CSR API, for this node only.
+   */
+  files?: { port: number; bindAddress: string; certFile?: string | undefined; keyFile?: string | undefined } | undefined;
   /** Cluster-wide PacketCapture limits a resource cannot exceed. */
   captureCeilings?: CaptureCeilings | undefined;
   /** Netwarden's own namespace: the only one whose Secrets the agent reads. */
@@ -40,9 +55,13 @@ export interface Agent {
 
 export function buildAgent(kc: KubeConfig, opts: AgentOptions): Agent {
   // Every agent works on its own: no leader election.
-  const manager = new Manager(kc, { metricsPort: opts.metricsPort, healthPort: opts.metricsPort, host: opts.metricsAddress });
+  // The agent serves metrics on the host network: any pod on the node reaches the port. Scrapers
+  // send tokens for the API server's audience, not this node's, so they have a reviewer of their own.
+  const metricsReviewer = new AccessReviewer(kc);
+  const metrics = metricsServing({ insecure: opts.metricsInsecure === true, reviewer: metricsReviewer });
+  const manager = new Manager(kc, { metricsPort: opts.metricsPort, healthPort: opts.metricsPort, host: opts.metricsAddress, metricsAuth: metrics.metricsAuth, metricsTls: metrics.tls });
   const node = manager.addInformer(coreInformer(kc, 'nodes', { fieldSelector: `metadata.name=${opts.nodeName}`, resyncMs: RESYNC_MS }));
-  const api = opts.tls ? new HttpsApiServer({ name: 'agent', certFile: opts.tls.certFile, keyFile: opts.tls.keyFile, port: opts.tls.port, host: opts.tls.bindAddress }) : undefined;
+  const api = opts.files ? new HttpsApiServer({ name: 'agent', port: opts.files.port, host: opts.files.bindAddress }) : undefined;
   const context: AgentContext = {
     kc,
     nodeName: opts.nodeName,
@@ -51,25 +70,42 @@ export function buildAgent(kc: KubeConfig, opts: AgentOptions): Agent {
     stateDir: path.resolve(opts.stateDir),
     manager,
     controllerUrl: opts.controllerUrl,
-    caFile: opts.caFile,
+    controllerTrust: controllerTrust(kc, manager, opts),
     api,
-    reviewer: new AccessReviewer(kc),
+    // The controller's tokens for this node only: one made for another agent, or for the API
+    // server, is refused with 401.
+    reviewer: new AccessReviewer(kc, { audiences: [agentAudience(opts.nodeName)] }),
+    controllerToken: tokenFromFile(opts.controllerTokenFile),
   };
 
   registerDropTailAgent(context, customResourceInformer<DropTail>(kc, DropTailType, { resyncMs: RESYNC_MS }));
   registerCapture(context, opts.captureCeilings ?? DEFAULT_CEILINGS, RESYNC_MS);
   const audit = registerAuditForwarder(context, opts.auditLogDirs);
 
+  let certificates: CertificateSource | undefined;
   return {
     context,
     async start() {
-      await api?.start();
-      await manager.start();
+      await manager.start(); // the Node informer is synced: its addresses are what a CSR names
+      if (!api || !opts.files) return;
+      const { certFile, keyFile } = opts.files;
+      certificates = certFile && keyFile ? new FileCertificateSource(certFile, keyFile) : agentCertificateRotator(context);
+      // The metrics port serves the same certificate (until it arrives, a self-signed one).
+      serveWithCertificates(api, certificates, (err) => loggerFor('agent').error('file API could not start', { error: String(err) }), (credentials) => manager.setMetricsCertificate(credentials));
     },
     async stop() {
       await audit.close(); // stop reading and sending; checkpoints stay where the sink acknowledged
+      await certificates?.stop();
       await manager.stop();
       await api?.stop();
     },
   };
+}
+
+/** --ca-file when given, else the bundle the controller publishes (watched, so CA rotations arrive). */
+function controllerTrust(kc: KubeConfig, manager: Manager, opts: AgentOptions): TrustBundle {
+  if (opts.caFile) return new FileTrustBundle(opts.caFile);
+  const { informer, bundle } = configMapTrustBundle(kc, opts.namespace, CA_CONFIGMAP, CA_BUNDLE_KEY);
+  manager.addInformer(informer);
+  return bundle;
 }

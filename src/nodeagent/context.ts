@@ -5,6 +5,7 @@ import type { AccessReviewer } from '../runtime/auth.js';
 import type { HttpsApiServer } from '../runtime/https.js';
 import type { Informer } from '../runtime/informer.js';
 import type { Manager } from '../runtime/manager.js';
+import type { TrustBundle } from '../runtime/tls.js';
 
 export interface AgentContext {
   kc: KubeConfig;
@@ -18,11 +19,14 @@ export interface AgentContext {
   manager: Manager;
   /** Base URL of the controller's HTTPS API, e.g. https://netwarden-controller.netwarden-system.svc. */
   controllerUrl: string;
-  /** CA bundle that signs the controller's (and agents') serving certificates; system CAs when unset. */
-  caFile?: string | undefined;
+  /** CA bundle for the controller's serving certificate (the controller's ConfigMap, or --ca-file). */
+  controllerTrust?: TrustBundle | undefined;
   /** The agent's own HTTPS API (capture files), when a serving certificate was given. */
   api?: HttpsApiServer | undefined;
+  /** Reviews callers of the agent's API: only tokens of this node's audience (agentAudience). */
   reviewer: AccessReviewer;
+  /** The pod-bound token for the controller (audience CONTROLLER_AUDIENCE), read as it rotates. */
+  controllerToken(): Promise<string>;
 }
 
 /** Field manager of this agent's entries in status lists keyed by node. */

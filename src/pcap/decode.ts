@@ -4,6 +4,7 @@
 // ICMPv6. A truncated or malformed header ends the line with what went wrong instead of throwing.
 import { LinkType, type CapturedPacket } from './reader.js';
 import { formatIPv4Bytes, formatIPv6Bytes } from '../util/ip.js';
+import { escapeForTerminal } from '../util/terminal.js';
 
 const ETHERTYPE_IPV4 = 0x0800;
 const ETHERTYPE_ARP = 0x0806;
@@ -345,7 +346,7 @@ export function formatTimestamp(timestampNs: bigint): string {
   return `${new Date(ms).toISOString().slice(0, 19).replace('T', ' ')}.${micros}`;
 }
 
-/** One summary line per packet: time, then the protocol summary. */
+/** One summary line per packet: time, then the protocol summary, with whatever the packet carried escaped for a terminal. */
 export function summarizePacket(packet: CapturedPacket): string {
-  return `${formatTimestamp(packet.timestampNs)} ${describePacket(packet)}`;
+  return escapeForTerminal(`${formatTimestamp(packet.timestampNs)} ${describePacket(packet)}`);
 }

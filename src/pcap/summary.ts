@@ -5,6 +5,7 @@ import { createReadStream } from 'node:fs';
 import type { Writable } from 'node:stream';
 import { summarizePacket } from './decode.js';
 import { readCaptureStream } from './reader.js';
+import { escapeForTerminal } from '../util/terminal.js';
 
 export interface SummaryCounts {
   packets: number;
@@ -28,12 +29,12 @@ export async function writeSummary(input: string | AsyncIterable<Buffer>, out: W
 export async function runPcapSummary(files: readonly string[], out: Writable, err: Writable): Promise<number> {
   let status = 0;
   for (const file of files) {
-    if (files.length > 1) out.write(`==> ${file} <==\n`);
+    if (files.length > 1) out.write(`==> ${escapeForTerminal(file)} <==\n`);
     try {
       const { packets } = await writeSummary(file, out);
-      err.write(`${file}: ${packets} packet(s)\n`);
+      err.write(`${escapeForTerminal(file)}: ${packets} packet(s)\n`);
     } catch (e) {
-      err.write(`${file}: ${e instanceof Error ? e.message : String(e)}\n`);
+      err.write(`${escapeForTerminal(`${file}: ${e instanceof Error ? e.message : String(e)}`)}\n`);
       status = 1;
     }
   }

@@ -7,6 +7,7 @@ import { pipeline } from 'node:stream/promises';
 import { Transform, type Writable } from 'node:stream';
 import { deleteFilesPath, downloadPath, EXPECTED_BYTES_HEADER, MISSING_NODES_HEADER } from '../apis/capturefiles.js';
 import { writeSummary } from '../pcap/summary.js';
+import { escapeForTerminal } from '../util/terminal.js';
 import { PluginError, request, responseMessage, type Connection } from './client.js';
 import { progressFor } from './progress.js';
 import { listZip, openZipEntry, safeEntryPath } from './zip.js';
@@ -80,10 +81,10 @@ export async function summarizeCapture(conn: Connection, name: string, out: Writ
     const entries = (await listZip(zipPath)).filter((e) => /\.pcap(ng)?$/.test(e.name)).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
     let packets = 0;
     for (const entry of entries) {
-      out.write(`==> ${entry.name} <==\n`);
+      out.write(`==> ${escapeForTerminal(entry.name)} <==\n`);
       packets += (await writeSummary(await openZipEntry(zipPath, entry), out)).packets;
     }
-    if (missingNodes.length) process.stderr.write(`warning: node(s) ${missingNodes.join(', ')} could not be reached; their files are missing\n`);
+    if (missingNodes.length) process.stderr.write(`warning: node(s) ${escapeForTerminal(missingNodes.join(', '))} could not be reached; their files are missing\n`);
     return packets;
   } finally {
     await rm(dir, { recursive: true, force: true });

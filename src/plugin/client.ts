@@ -9,13 +9,20 @@
 //
 // Address: --controller-url or NETWARDEN_CONTROLLER_URL; the default https://localhost:8443 is
 // where `kubectl -n netwarden-system port-forward svc/netwarden-controller 8443:443` puts it.
+//
+// Trust: --ca-file or NETWARDEN_CA_FILE, else the CA bundle the controller publishes in the
+// ConfigMap netwarden-ca of netwarden-system (every authenticated user may read it), else the
+// system's CAs.
 import { readFileSync } from 'node:fs';
 import https from 'node:https';
 import type { IncomingMessage } from 'node:http';
 import { text } from 'node:stream/consumers';
-import { KubeConfig } from '@kubernetes/client-node';
+import { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
+import { CA_BUNDLE_KEY, CA_CONFIGMAP } from '../apis/certificates.js';
+import { SYSTEM_NAMESPACE } from '../apis/limits.js';
 import { errorBodyMessage } from '../util/http.js';
 import { currentBearerToken } from '../util/kube.js';
+import { escapeForTerminal } from '../util/terminal.js';
 
 export const DEFAULT_CONTROLLER_URL = 'https://localhost:8443';
 
@@ -43,7 +50,7 @@ export interface Connection {
   baseUrl: URL;
   namespace: string;
   token: string;
-  ca?: Buffer | undefined;
+  ca?: string | Buffer | undefined;
   insecure: boolean;
 }
 
@@ -68,7 +75,19 @@ export async function connect(flags: ConnectionFlags): Promise<Connection> {
   }
   if (baseUrl.protocol !== 'https:') throw new PluginError(`--controller-url must be https (the controller only serves HTTPS), got ${url}`);
   const caFile = flags.caFile ?? process.env.NETWARDEN_CA_FILE;
-  return { baseUrl, namespace, token, ca: caFile ? readFileSync(caFile) : undefined, insecure: flags.insecureSkipTlsVerify === true };
+  const insecure = flags.insecureSkipTlsVerify === true;
+  const ca = caFile ? readFileSync(caFile) : insecure ? undefined : await publishedCa(kc);
+  return { baseUrl, namespace, token, ca, insecure };
+}
+
+/** The controller's CA bundle from its ConfigMap; undefined (system CAs) when it cannot be read. */
+async function publishedCa(kc: KubeConfig): Promise<string | undefined> {
+  try {
+    const cm = await kc.makeApiClient(CoreV1Api).readNamespacedConfigMap({ namespace: SYSTEM_NAMESPACE, name: CA_CONFIGMAP });
+    return cm.data?.[CA_BUNDLE_KEY];
+  } catch {
+    return undefined; // certificates from another CA (cert-manager): the hint on a TLS error says what to pass
+  }
 }
 
 async function kubeconfigToken(kc: KubeConfig): Promise<string> {
@@ -97,18 +116,20 @@ export async function request(conn: Connection, method: string, path: string): P
   throw new PluginError(`${status} ${httpReason(status)}: ${await responseMessage(res)}`);
 }
 
-/** The `message` of a response (the controller answers with metav1.Status-like JSON), else its text. */
+/** The `message` of a response (the controller answers with metav1.Status-like JSON), else its text; escaped for a terminal. */
 export async function responseMessage(res: IncomingMessage): Promise<string> {
-  return errorBodyMessage(await text(res), Infinity);
+  return escapeForTerminal(errorBodyMessage(await text(res), Infinity));
 }
 
 function hint(err: Error): string {
   const code = (err as NodeJS.ErrnoException).code ?? '';
   if (code === 'ECONNREFUSED') return `\n(is a port-forward running? kubectl -n netwarden-system port-forward svc/netwarden-controller 8443:443, or set --controller-url)`;
-  if (/CERT|SELF_SIGNED|UNABLE_TO_VERIFY/.test(code)) return '\n(pass the CA that signed the controller certificate with --ca-file, or --insecure-skip-tls-verify)';
+  if (/CERT|SELF_SIGNED|UNABLE_TO_VERIFY/.test(code)) {
+    return `\n(the CA bundle of ConfigMap ${SYSTEM_NAMESPACE}/${CA_CONFIGMAP} did not verify it, or could not be read: pass the CA that signed the controller certificate with --ca-file, or --insecure-skip-tls-verify)`;
+  }
   return '';
 }
 
 function httpReason(status: number): string {
-  return { 400: 'Bad Request', 401: 'Unauthorized', 403: 'Forbidden', 404: 'Not Found', 409: 'Conflict', 502: 'Bad Gateway', 503: 'Service Unavailable' }[status] ?? 'Error';
+  return { 400: 'Bad Request', 401: 'Unauthorized', 403: 'Forbidden', 404: 'Not Found', 409: 'Conflict', 429: 'Too Many Requests', 502: 'Bad Gateway', 503: 'Service Unavailable' }[status] ?? 'Error';
 }

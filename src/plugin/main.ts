@@ -5,6 +5,12 @@ import path from 'node:path';
 import { Command } from 'commander';
 import { connect, DEFAULT_CONTROLLER_URL, PluginError, type ConnectionFlags } from './client.js';
 import { deleteCaptureFiles, downloadCapture, extractZip, summarizeCapture } from './capture.js';
+import { escapeForTerminal } from '../util/terminal.js';
+
+/** Each line of text escaped for the terminal; the line breaks our own messages put in stay. */
+function printable(text: string): string {
+  return text.split('\n').map((line) => escapeForTerminal(line)).join('\n');
+}
 
 interface GlobalFlags extends ConnectionFlags {
   namespace?: string;
@@ -38,13 +44,13 @@ export function buildPlugin(): Command {
     .action(async (name: string, flags: GlobalFlags & { outputDir: string; extract: boolean }) => {
       const conn = await connect(flags);
       const result = await downloadCapture(conn, name, flags.outputDir);
-      if (result.missingNodes.length) process.stderr.write(`warning: node(s) ${result.missingNodes.join(', ')} could not be reached; their files are missing (see MISSING-NODES.txt in the zip)\n`);
-      process.stdout.write(`${result.zipPath}\n`);
+      if (result.missingNodes.length) process.stderr.write(`warning: node(s) ${escapeForTerminal(result.missingNodes.join(', '))} could not be reached; their files are missing (see MISSING-NODES.txt in the zip)\n`);
+      process.stdout.write(`${escapeForTerminal(result.zipPath)}\n`);
       if (flags.extract) {
         const dir = path.resolve(flags.outputDir, `${conn.namespace}-${name}`);
         const files = await extractZip(result.zipPath, dir);
         process.stderr.write(`extracted ${files.length} file(s)\n`);
-        process.stdout.write(`${dir}\n`);
+        process.stdout.write(`${escapeForTerminal(dir)}\n`);
       }
     });
 
@@ -52,7 +58,7 @@ export function buildPlugin(): Command {
     .argument('<name>', 'PacketCapture name')
     .action(async (name: string, flags: GlobalFlags) => {
       const conn = await connect(flags);
-      process.stdout.write(`${await deleteCaptureFiles(conn, name)}\n`);
+      process.stdout.write(`${await deleteCaptureFiles(conn, name)}\n`); // escaped by responseMessage
     });
 
   withConnectionFlags(capture.command('summary').description('download a PacketCapture and list its packets, tcpdump-like'))
@@ -69,6 +75,6 @@ export function buildPlugin(): Command {
 try {
   await buildPlugin().parseAsync(process.argv);
 } catch (err) {
-  process.stderr.write(`error: ${err instanceof Error ? err.message : String(err)}\n`);
+  process.stderr.write(`error: ${printable(err instanceof Error ? err.message : String(err))}\n`);
   process.exitCode = err instanceof PluginError ? err.exitCode : 1;
 }

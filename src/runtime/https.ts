@@ -5,8 +5,9 @@ import { readFileSync } from 'node:fs';
 import https from 'node:https';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { errorMessage, loggerFor } from '../util/log.js';
+import { errorMessage, LogThrottle, loggerFor } from '../util/log.js';
 import { AccessDenied } from './auth.js';
+import { API_SERVER_LIMITS, limitConnections, serverOptions, type ServerLimits } from './limits.js';
 
 export class HttpError extends Error {
   constructor(
@@ -26,18 +27,29 @@ interface Route {
   handler: RouteHandler;
 }
 
+/** A serving certificate (PEM, with any intermediates after it) and its key. */
+export interface ServingCredentials {
+  cert: string | Buffer;
+  key: string | Buffer;
+}
+
 export interface HttpsServerOptions {
-  certFile: string;
-  keyFile: string;
+  /** Files read once at start when no certificate was set (rotating sources: setCertificate). */
+  certFile?: string;
+  keyFile?: string;
   port: number;
   host?: string;
   name: string;
+  /** Timeouts and connection caps; API_SERVER_LIMITS when unset. */
+  limits?: ServerLimits;
 }
 
 export class HttpsApiServer {
   private readonly routes: Route[] = [];
   private server: https.Server | undefined;
+  private credentials: ServingCredentials | undefined;
   private readonly log;
+  private readonly unknownCallers = new LogThrottle();
 
   constructor(private readonly opts: HttpsServerOptions) {
     this.log = loggerFor(`https/${opts.name}`);
@@ -54,14 +66,32 @@ export class HttpsApiServer {
     return this;
   }
 
+  /**
+   * The certificate to serve with. On a running server it swaps the secure context: handshakes
+   * from now on get the new certificate, connections already open keep theirs, so no request fails.
+   */
+  setCertificate(credentials: ServingCredentials): void {
+    this.credentials = credentials;
+    this.server?.setSecureContext(credentials);
+  }
+
+  listening(): boolean {
+    return this.server !== undefined;
+  }
+
   async start(): Promise<number> {
-    // Certificates are read at start; a rotated certificate takes a restart (the Pod's, in a cluster).
-    const server = https.createServer({ cert: readFileSync(this.opts.certFile), key: readFileSync(this.opts.keyFile) }, (req, res) => void this.dispatch(req, res));
+    const { certFile, keyFile } = this.opts;
+    const credentials = this.credentials ?? (certFile && keyFile ? { cert: readFileSync(certFile), key: readFileSync(keyFile) } : undefined);
+    if (!credentials) throw new Error(`https/${this.opts.name}: no serving certificate yet`);
+    const limits = this.opts.limits ?? API_SERVER_LIMITS;
+    const server = https.createServer({ ...serverOptions(limits), ...credentials }, (req, res) => void this.dispatch(req, res));
+    limitConnections(server, limits, this.opts.name, this.log);
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
       server.listen(this.opts.port, this.opts.host ?? '0.0.0.0', () => resolve());
     });
     this.server = server;
+    if (this.credentials && this.credentials !== credentials) server.setSecureContext(this.credentials); // swapped while binding
     const port = (server.address() as AddressInfo).port;
     this.log.info('listening', { port, host: this.opts.host ?? '0.0.0.0' });
     return port;
@@ -103,12 +133,21 @@ export class HttpsApiServer {
     const status = err instanceof HttpError || err instanceof AccessDenied ? err.status : 500;
     const message = errorMessage(err);
     if (status >= 500) this.log.error('request failed', { method: req.method, url: req.url, status, error: message });
-    else this.log.info('request refused', { method: req.method, url: req.url, status, reason: message });
+    else this.logRefusal(req, status, message);
     if (res.headersSent) {
       res.destroy(err instanceof Error ? err : undefined); // mid-stream: the client sees a cut, not a bad zip
       return;
     }
+    if (err instanceof AccessDenied && err.retryAfterSeconds !== undefined) res.setHeader('retry-after', String(err.retryAfterSeconds));
     sendJson(res, status, { status: 'Failure', code: status, message });
+  }
+
+  /** Refusals of unknown callers (401, 429) are what a flood of bad tokens repeats: one line per 10 s of them. */
+  private logRefusal(req: IncomingMessage, status: number, reason: string): void {
+    const fields = { method: req.method, url: req.url, status, reason, client: req.socket.remoteAddress };
+    if (status !== 401 && status !== 429) return void this.log.info('request refused', fields);
+    const held = this.unknownCallers.take();
+    if (held !== undefined) this.log.info('request refused', { ...fields, alsoRefusedSinceLastLine: held });
   }
 }
 

@@ -23,19 +23,26 @@
 //    also resolves when the list failed);
 //  - handler exceptions are caught and logged (ListWatch's watch callback swallows them silently
 //    and skips the resourceVersion update);
-//  - periodic resync: every resyncMs each cached object is replayed to the `update` handlers.
+//  - periodic resync: every resyncMs each cached object is replayed to the `update` handlers;
+//  - a transform (transform.ts) applied to every object of a list page or watch event before it
+//    is cached or handed on: managedFields are always dropped, and a consumer can keep only the
+//    fields it reads;
+//  - the initial state (and every re-list) is read by watch-list, a stream of one event per object
+//    (watchlist.ts), where the server offers it, else by a paginated list decoded page by page
+//    (pager.ts); neither holds a whole list, nor copies one.
 
 import {
-  CoreV1Api,
-  CustomObjectsApi,
   KubeConfig,
   ListWatch,
   Watch,
   type KubernetesListObject,
   type KubernetesObject,
+  type V1CertificateSigningRequest,
+  type V1ConfigMap,
   type V1Namespace,
   type V1Node,
   type V1Pod,
+  type V1Secret,
   type V1Service,
 } from '@kubernetes/client-node';
 import { resourcePath, type ResourceType } from '../apis/meta.js';
@@ -43,6 +50,9 @@ import { errorMessage, loggerFor, type Logger } from '../util/log.js';
 import { keyOf, keyToString } from './keys.js';
 import { informerRestarts, informerSynced } from './metrics.js';
 import { backoffDelay } from '../util/backoff.js';
+import { listAllPages } from './pager.js';
+import { dropManagedFields, keepFields, type Transform } from './transform.js';
+import { watchListAll, WatchListUnsupported } from './watchlist.js';
 
 export type InformerEvent = 'add' | 'update' | 'delete';
 export type InformerHandler<T> = (obj: T) => void;
@@ -68,12 +78,18 @@ export interface InformerOptions<T extends KubernetesObject> {
   /** Restart backoff after errors. Defaults 500ms .. 30s. */
   minBackoffMs?: number;
   maxBackoffMs?: number;
+  /**
+   * Applied to every object of a watch event before it is cached or handed on (list results are
+   * the list function's to transform, see listAllPages). Default: dropManagedFields.
+   */
+  transform?: Transform<T>;
 }
 
 interface WatchHooks {
   stopped(): boolean;
   onWatchStart(): void;
   onEvent(): void;
+  transform(obj: unknown): unknown;
 }
 
 type WatchCallback = (phase: string, apiObj: unknown, watchObj?: unknown) => void;
@@ -106,7 +122,8 @@ class ResilientWatch extends Watch {
         return;
       }
       this.hooks.onEvent();
-      callback(phase, obj, raw);
+      // A bookmark carries only a resourceVersion: nothing to cache, nothing to trim.
+      callback(phase, phase === 'BOOKMARK' ? obj : this.hooks.transform(obj), raw);
     };
     try {
       return await super.watch(path, { ...queryParams, allowWatchBookmarks: true }, wrapped, done);
@@ -141,6 +158,7 @@ export class Informer<T extends KubernetesObject> {
         stopped: () => this.stopped,
         onWatchStart: () => this.onWatchStart(),
         onEvent: () => (this.failures = 0),
+        transform: (obj) => (opts.transform ?? dropManagedFields)(obj as T),
       },
       this.log,
     );
@@ -248,7 +266,23 @@ export interface InformerConfig {
   labelSelector?: string;
   fieldSelector?: string;
   resyncMs?: number;
+  /**
+   * Cache only these dotted paths (e.g. "spec.nodeName") besides identity and resourceVersion
+   * (keepFields). Unset: whole objects without metadata.managedFields.
+   */
+  keep?: readonly string[];
+  /** Objects per list page. Default 500. */
+  pageSize?: number;
+  /**
+   * Read the initial state by watch-list (watchlist.ts) where the server offers it; paginated
+   * lists otherwise. Default true.
+   */
+  watchList?: boolean;
+  /** Called with how each (re-)list was read (tests, benches). */
+  onList?: (via: ListVia) => void;
 }
+
+export type ListVia = 'watch-list' | 'pages';
 
 /** Informer for a custom resource type (objects are typed by the caller). */
 export function customResourceInformer<T extends KubernetesObject = KubernetesObject>(
@@ -256,28 +290,49 @@ export function customResourceInformer<T extends KubernetesObject = KubernetesOb
   type: ResourceType,
   cfg: InformerConfig = {},
 ): Informer<T> {
-  const api = kc.makeApiClient(CustomObjectsApi);
-  const { group, version, plural } = type;
-  const namespace = type.namespaced ? cfg.namespace : undefined;
-  const list: ListFn<T> = async ({ labelSelector, fieldSelector }) => {
-    const res: unknown = namespace
-      ? await api.listNamespacedCustomObject({ group, version, plural, namespace, labelSelector, fieldSelector })
-      : await api.listClusterCustomObject({ group, version, plural, labelSelector, fieldSelector });
-    return res as KubernetesListObject<T>;
-  };
-  return informerFor(kc, type, namespace, list, cfg);
+  return informerFor<T>(kc, type, type.namespaced ? cfg.namespace : undefined, cfg);
 }
 
-/** An informer of one resource type, in one namespace or all of them. */
-function informerFor<T extends KubernetesObject>(kc: KubeConfig, type: ResourceType, namespace: string | undefined, list: ListFn<T>, cfg: InformerConfig): Informer<T> {
-  return new Informer<T>(kc, {
-    name: namespace ? `${type.plural}/${namespace}` : type.plural,
-    path: resourcePath(type, namespace),
-    list,
-    labelSelector: cfg.labelSelector,
-    fieldSelector: cfg.fieldSelector,
-    resyncMs: cfg.resyncMs,
-  });
+/**
+ * An informer of one resource type, in one namespace or all of them. Lists and watches read plain
+ * JSON (no typed client): cached objects have one shape whichever way they arrived, and Date-typed
+ * fields of core objects are RFC 3339 strings at runtime.
+ */
+function informerFor<T extends KubernetesObject>(kc: KubeConfig, type: ResourceType, namespace: string | undefined, cfg: InformerConfig): Informer<T> {
+  const name = namespace ? `${type.plural}/${namespace}` : type.plural;
+  const path = resourcePath(type, namespace);
+  const transform: Transform<T> = cfg.keep ? keepFields<T>(cfg.keep) : dropManagedFields;
+  const log = loggerFor('informer', name);
+  let watchList = cfg.watchList ?? true;
+  const pages: ListFn<T> = ({ labelSelector, fieldSelector }) => {
+    let page = 0;
+    return listAllPages<T>(kc, path, transform, {
+      labelSelector,
+      fieldSelector,
+      pageSize: cfg.pageSize,
+      onPage: (items, restarted) => log.debug('list page', { page: ++page, items, restarted }),
+    });
+  };
+  const list: ListFn<T> = async (opts) => {
+    if (watchList) {
+      try {
+        const streamed = await watchListAll<T>(kc, path, transform, opts);
+        cfg.onList?.('watch-list');
+        return streamed;
+      } catch (err) {
+        if (err instanceof WatchListUnsupported) {
+          watchList = false; // the server's answer will not change: no second try each re-list
+          log.info('the API server does not offer watch-list, paginated lists from now on', { status: err.statusCode });
+        } else {
+          log.warn('watch-list failed, paginated list instead', { error: errorMessage(err) });
+        }
+      }
+    }
+    const listed = await pages(opts);
+    cfg.onList?.('pages');
+    return listed;
+  };
+  return new Informer<T>(kc, { name, path, list, transform, labelSelector: cfg.labelSelector, fieldSelector: cfg.fieldSelector, resyncMs: cfg.resyncMs });
 }
 
 export interface CoreKinds {
@@ -285,32 +340,21 @@ export interface CoreKinds {
   nodes: V1Node;
   services: V1Service;
   namespaces: V1Namespace;
+  configmaps: V1ConfigMap;
+  secrets: V1Secret;
 }
+
+const NAMESPACED_CORE_KINDS: ReadonlyArray<keyof CoreKinds> = ['pods', 'services', 'configmaps', 'secrets'];
 
 /** Informer for a core/v1 resource. */
 export function coreInformer<K extends keyof CoreKinds>(kc: KubeConfig, kind: K, cfg: InformerConfig = {}): Informer<CoreKinds[K]> {
-  const api = kc.makeApiClient(CoreV1Api);
-  const namespaced = kind === 'pods' || kind === 'services';
-  const namespace = namespaced ? cfg.namespace : undefined;
-  // The typed client deserializes list results (timestamps become Date objects) while watch
-  // events arrive as plain JSON (timestamps are strings). To keep one shape in the cache, list
-  // results are turned back into plain JSON: at runtime, Date-typed fields of cached core objects
-  // are RFC 3339 strings whichever way the object arrived.
-  const list = async (opts: ListOptions): Promise<KubernetesListObject<KubernetesObject>> =>
-    JSON.parse(JSON.stringify(await typedList(opts))) as KubernetesListObject<KubernetesObject>;
-  const typedList = async ({ labelSelector, fieldSelector }: ListOptions): Promise<KubernetesListObject<KubernetesObject>> => {
-    const sel = { labelSelector, fieldSelector };
-    switch (kind) {
-      case 'pods':
-        return namespace ? api.listNamespacedPod({ namespace, ...sel }) : api.listPodForAllNamespaces(sel);
-      case 'services':
-        return namespace ? api.listNamespacedService({ namespace, ...sel }) : api.listServiceForAllNamespaces(sel);
-      case 'nodes':
-        return api.listNode(sel);
-      default:
-        return api.listNamespace(sel);
-    }
-  };
+  const namespaced = NAMESPACED_CORE_KINDS.includes(kind);
   const type: ResourceType = { group: '', version: 'v1', kind, plural: kind, namespaced };
-  return informerFor(kc, type, namespace, list as ListFn<CoreKinds[K]>, cfg);
+  return informerFor<CoreKinds[K]>(kc, type, namespaced ? cfg.namespace : undefined, cfg);
+}
+
+/** Informer for certificates.k8s.io/v1 CertificateSigningRequests (e.g. fieldSelector spec.signerName=...). */
+export function certificateSigningRequestInformer(kc: KubeConfig, cfg: InformerConfig = {}): Informer<V1CertificateSigningRequest> {
+  const type: ResourceType = { group: 'certificates.k8s.io', version: 'v1', kind: 'CertificateSigningRequest', plural: 'certificatesigningrequests', namespaced: false };
+  return informerFor<V1CertificateSigningRequest>(kc, type, undefined, cfg);
 }

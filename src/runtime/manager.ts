@@ -23,7 +23,8 @@ import { errorMessage, loggerFor } from '../util/log.js';
 import type { Controller } from './controller.js';
 import type { Informer } from './informer.js';
 import { LeaderElector, type LeaderElectionOptions, type StoppedReason } from './leader.js';
-import { HealthServer } from './server.js';
+import type { ServingCredentials } from './https.js';
+import { HealthServer, type ServerOptions } from './server.js';
 
 /** The elector's options without its callbacks (the manager supplies those), plus an on/off switch. */
 export type LeaderElectionSettings = { enabled: boolean } & Omit<LeaderElectionOptions, 'onStartedLeading' | 'onStoppedLeading' | 'onNewLeader'>;
@@ -34,6 +35,10 @@ export interface ManagerOptions {
   healthPort: number;
   /** Address to bind health and metrics on; all addresses when unset. */
   host?: string;
+  /** Who may read /metrics (metricsServing); open to anyone when unset. */
+  metricsAuth?: ServerOptions['metricsAuth'];
+  /** Serve health and metrics over HTTPS (certificate: setMetricsCertificate). */
+  metricsTls?: ServerOptions['tls'];
   leaderElection?: LeaderElectionSettings;
   /** Called when leadership is lost or startup fails after start(); default exits with 1. */
   onFatal?: (reason: string) => void;
@@ -62,7 +67,14 @@ export class Manager {
   constructor(kc: KubeConfig, opts: ManagerOptions) {
     this.kc = kc;
     this.opts = opts;
-    this.server = new HealthServer({ healthPort: opts.healthPort, metricsPort: opts.metricsPort, host: opts.host, readiness: () => this.notReadyReason() });
+    this.server = new HealthServer({
+      healthPort: opts.healthPort,
+      metricsPort: opts.metricsPort,
+      host: opts.host,
+      readiness: () => this.notReadyReason(),
+      metricsAuth: opts.metricsAuth,
+      tls: opts.metricsTls,
+    });
   }
 
   /** Registers an informer the manager starts (only while leading). Returns it. */
@@ -81,6 +93,11 @@ export class Manager {
 
   isLeader(): boolean {
     return this.elector ? this.elector.isLeader() : this.state === 'running';
+  }
+
+  /** The serving certificate of the HTTPS metrics port, first or renewed, without a restart. */
+  setMetricsCertificate(credentials: ServingCredentials): void {
+    this.server.setCertificate(credentials);
   }
 
   /** Ports actually bound (useful with port 0). */

@@ -69,3 +69,16 @@ export const informerRestarts = new Counter({
   labelNames: ['informer'] as const,
   registers: [registry],
 });
+
+export const tokenReviews = new Counter({
+  name: 'netwarden_token_reviews_total',
+  help: 'TokenReviews sent to the API server by result: authenticated, unauthenticated (the token is not valid), error (no answer).',
+  labelNames: ['result'] as const,
+  registers: [registry],
+});
+
+export const tokenReviewsThrottled = new Counter({
+  name: 'netwarden_token_reviews_throttled_total',
+  help: 'Requests with a token not seen before that were answered 429 instead of being reviewed: over the TokenReview rate limit.',
+  registers: [registry],
+});

@@ -1,3 +1,4 @@
+import { readFile } from 'node:fs/promises';
 import { KubeConfig } from '@kubernetes/client-node';
 
 /** In-cluster config by default (as a Pod sees it), or the given kubeconfig file. */
@@ -21,4 +22,22 @@ export async function currentBearerToken(kc: KubeConfig): Promise<string> {
   const match = typeof header === 'string' ? /^Bearer\s+(.+)$/i.exec(header) : null;
   if (!match?.[1]) throw new Error('the kubeconfig has no bearer token for the current user (a ServiceAccount token is required)');
   return match[1];
+}
+
+/**
+ * A bearer token kept in a file that the kubelet rotates (a projected serviceAccountToken volume):
+ * read again on every call, so a rotated token is used from the moment it is written.
+ */
+export function tokenFromFile(file: string): () => Promise<string> {
+  return async () => {
+    const token = (await readFile(file, 'utf8')).trim();
+    if (!token) throw new Error(`the token file ${file} is empty`);
+    return token;
+  };
+}
+
+/** The HTTP status of a failed API call of the typed client (404, 409, ...); undefined for other errors. */
+export function apiErrorCode(err: unknown): number | undefined {
+  const code = typeof err === 'object' && err !== null ? (err as { code?: unknown }).code : undefined;
+  return typeof code === 'number' ? code : undefined;
 }

@@ -20,3 +20,26 @@ export function errorMessage(err: unknown): string {
   if (err instanceof Error) return err.message;
   return typeof err === 'string' ? err : JSON.stringify(err);
 }
+
+/**
+ * One log line per interval for something a flood repeats (refused connections, bad tokens): the
+ * first goes through, the rest are counted and the next line says how many were held back.
+ */
+export class LogThrottle {
+  private last = -Infinity;
+  private held = 0;
+
+  constructor(private readonly intervalMs = 10_000) {}
+
+  /** undefined: do not log now; else how many were held back since the last line. */
+  take(now = Date.now()): number | undefined {
+    if (now - this.last < this.intervalMs) {
+      this.held += 1;
+      return undefined;
+    }
+    const held = this.held;
+    this.last = now;
+    this.held = 0;
+    return held;
+  }
+}

@@ -13,3 +13,13 @@ export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
     signal?.addEventListener('abort', done, { once: true });
   });
 }
+
+/** Longest single timer: Node fires a setTimeout of more than 2^31-1 ms at once. */
+const MAX_TIMER_MS = 3_600_000;
+
+/** Resolves at `when` (in steps of at most an hour, so far-off times work), or early when the signal aborts. */
+export async function sleepUntil(when: Date, signal?: AbortSignal): Promise<void> {
+  for (let left = when.getTime() - Date.now(); left > 0 && !signal?.aborted; left = when.getTime() - Date.now()) {
+    await sleep(Math.min(left, MAX_TIMER_MS), signal);
+  }
+}

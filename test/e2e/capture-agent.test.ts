@@ -8,9 +8,10 @@ import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import https from 'node:https';
 import path from 'node:path';
 import { cluster } from './hooks.js';
-import { ensureInstalled, mustKubectl, netwardenPorts, nextNodeIP, startAgent, startController, SYSTEM_NAMESPACE, type NetwardenProcess } from '../env/netwarden.js';
+import { ensureInstalled, mustKubectl, netwardenCaFile, netwardenPorts, nextNodeIP, startAgent, startController, SYSTEM_NAMESPACE, type NetwardenProcess } from '../env/netwarden.js';
 import { createNamespace, createNode, createPod, createServiceAccount, requestToken, waitFor } from '../env/fixtures.js';
 import { createPodNetwork, type PodNetwork } from '../env/podnet.js';
+import { agentAudience } from '../../src/apis/identity.js';
 import type { CaptureFiles } from '../../src/apis/packetcapture.js';
 
 const ns = 'capture-agent-e2e';
@@ -46,11 +47,11 @@ async function sendOtherTraffic(pod: PodNetwork, dst: string): Promise<void> {
 
 function agentRequest(method: string, urlPath: string, token?: string): Promise<HttpResult> {
   const cp = cluster();
-  return netwardenPorts(cp).then(
-    (ports) =>
+  return Promise.all([netwardenPorts(cp), netwardenCaFile(cp)]).then(
+    ([ports, caFile]) =>
       new Promise<HttpResult>((resolve, reject) => {
         const req = https.request(
-          { host: nodeIP, port: ports.agentFiles, path: urlPath, method, ca: readFileSync(cp.caCertPath), headers: token ? { authorization: `Bearer ${token}` } : {} },
+          { host: nodeIP, port: ports.agentFiles, path: urlPath, method, ca: readFileSync(caFile), headers: token ? { authorization: `Bearer ${token}` } : {} },
           (res) => {
             const chunks: Buffer[] = [];
             res.on('data', (c: Buffer) => chunks.push(c));
@@ -72,8 +73,14 @@ async function nodeEntry(name: string): Promise<CaptureFiles | undefined> {
   return (await capture(name)).status?.files?.find((f) => f.node === node);
 }
 
-function captureDir(name: string): string {
+/** Every capture of this name on the node: one directory per capture UID below it. */
+function nameDir(name: string): string {
   return path.join(cluster().dir, 'nodes', node, 'captures', ns, name);
+}
+
+/** The files of the capture of this name that exists now. */
+async function captureDir(name: string): Promise<string> {
+  return path.join(nameDir(name), await mustKubectl(cluster(), ['get', 'packetcapture', name, '-n', ns, '-o', 'jsonpath={.metadata.uid}']));
 }
 
 function tsharkRows(file: string, fields: string[]): string[][] {
@@ -130,12 +137,12 @@ describe('capture: node agent', function () {
     }, { timeoutMs: 30_000, description: 'Capturing with 21 packets' });
     expect(entry.packets).to.equal(21);
     expect(entry.kernelDropped).to.equal(0);
-    expect(entry.directory).to.equal(captureDir('pc-dns'));
+    expect(entry.directory).to.equal(await captureDir('pc-dns'));
     const pcaps = (entry.fileNames ?? []).filter((f) => f.endsWith('.pcap'));
     expect(pcaps).to.deep.equal([`logging_${logging.hostInterface}_00001.pcap`]);
     expect(entry.fileNames).to.include(`metadata-${node}.txt`);
 
-    const rows = tsharkRows(path.join(captureDir('pc-dns'), pcaps[0]!), ['ip.src', 'ip.dst', 'udp.dstport', 'dns.qry.name']);
+    const rows = tsharkRows(path.join(await captureDir('pc-dns'), pcaps[0]!), ['ip.src', 'ip.dst', 'udp.dstport', 'dns.qry.name']);
     expect(rows.every(([src, dst, port]) => port === '53' && (src === LOGGING_IP || dst === LOGGING_IP))).to.equal(true, JSON.stringify(rows));
     expect(rows.map((r) => r[3]).sort()).to.deep.equal([...queries, 'in.logging.test'].sort());
     expect(entry.bytes).to.be.greaterThan(21 * 16);
@@ -148,16 +155,17 @@ describe('capture: node agent', function () {
   });
 
   it('writes the network snapshot with includeMetadata', async function () {
-    const text = readFileSync(path.join(captureDir('pc-dns'), `metadata-${node}.txt`), 'utf8');
+    const text = readFileSync(path.join(await captureDir('pc-dns'), `metadata-${node}.txt`), 'utf8');
     for (const section of ['### ip -d addr', '### ip route', '### ip neigh', '### nft list ruleset']) expect(text).to.include(section);
     expect(text).to.include(`${LOGGING_IP} dev ${logging.hostInterface}`);
   });
 
   it("serves the files to the controller's ServiceAccount only: 401 without a token, 403 for others, 400 for ../", async function () {
     const kc = cluster().kubeConfig();
-    const controllerToken = await requestToken(kc, SYSTEM_NAMESPACE, 'netwarden-controller');
+    // What the controller requests for this node's agent; nosy's token has the same audience, so RBAC refuses it.
+    const controllerToken = await requestToken(kc, SYSTEM_NAMESPACE, 'netwarden-controller', [agentAudience(node)]);
     await createServiceAccount(kc, ns, 'nosy');
-    const nosyToken = await requestToken(kc, ns, 'nosy');
+    const nosyToken = await requestToken(kc, ns, 'nosy', [agentAudience(node)]);
 
     const list = await agentRequest('GET', `/captures/${ns}/pc-dns/files`, controllerToken);
     expect(list.status).to.equal(200);
@@ -171,7 +179,7 @@ describe('capture: node agent', function () {
     expect(file.headers['content-type']).to.equal('application/vnd.tcpdump.pcap');
     expect(file.body.length).to.equal(Number(file.headers['content-length']));
     expect(file.body.readUInt32LE(0).toString(16)).to.equal('a1b2c3d4');
-    expect(file.body.equals(readFileSync(path.join(captureDir('pc-dns'), pcap.fileName)).subarray(0, file.body.length))).to.equal(true);
+    expect(file.body.equals(readFileSync(path.join(await captureDir('pc-dns'), pcap.fileName)).subarray(0, file.body.length))).to.equal(true);
 
     expect((await agentRequest('GET', `/captures/${ns}/pc-dns/files`)).status).to.equal(401);
     expect((await agentRequest('GET', `/captures/${ns}/pc-dns/files`, 'not-a-token')).status).to.equal(401);
@@ -198,9 +206,10 @@ describe('capture: node agent', function () {
     expect(names).to.have.length(2);
     // Five files written (61+61+61+61+39 records); the oldest three were deleted.
     expect(names).to.deep.equal([`logging_${logging.hostInterface}_00004.pcap`, `logging_${logging.hostInterface}_00005.pcap`]);
-    expect(readdirSync(captureDir('pc-size')).sort()).to.deep.equal(names);
+    expect(readdirSync(await captureDir('pc-size')).sort()).to.deep.equal(names);
     expect(entry.bytes).to.be.at.most(2 * 65536);
-    const counted = names.map((f) => tsharkRows(path.join(captureDir('pc-size'), f), ['udp.dstport']).length);
+    const dir = await captureDir('pc-size');
+    const counted = names.map((f) => tsharkRows(path.join(dir, f), ['udp.dstport']).length);
     expect(counted[0]).to.equal(61);
   });
 
@@ -217,7 +226,7 @@ describe('capture: node agent', function () {
     expect(Date.now()).to.be.at.least(new Date(end).getTime());
     await sendUdp(logging, OTHER_IP, 53, ['after-end.test']);
     await new Promise((r) => setTimeout(r, 1500));
-    const file = path.join(captureDir('pc-end'), (finished.fileNames ?? [])[0]!);
+    const file = path.join(await captureDir('pc-end'), (finished.fileNames ?? [])[0]!);
     expect(tsharkRows(file, ['dns.qry.name']).map((r) => r[0])).to.deep.equal(['before-end.test']);
     await waitFor(async () => (await capture('pc-end')).status?.phase === 'Finished', { description: 'phase Finished' });
   });
@@ -278,7 +287,7 @@ print(' '.join(map(str, sent)))
       const e = c.status?.files?.find((f) => f.node === node);
       const pcap = (e?.fileNames ?? []).find((f) => f.endsWith('.pcap'));
       if (c.status?.phase !== 'Capturing' || e?.state !== 'Capturing' || !pcap) return undefined;
-      const names = tsharkRows(path.join(captureDir('pc-sched'), pcap), ['dns.qry.name']).map((r) => r[0]!);
+      const names = tsharkRows(path.join(await captureDir('pc-sched'), pcap), ['dns.qry.name']).map((r) => r[0]!);
       return names.length > 0 && names.length === e.packets ? names.map((n) => Number(/^t(\d+)\./.exec(n)?.[1])) : undefined;
     }, { timeoutMs: 20_000, description: 'phase Capturing, the pcap holding the packets counted' });
     // Nothing sent before startTime is in the file; everything sent from shortly after it is.
@@ -309,15 +318,15 @@ print(' '.join(map(str, sent)))
     processes.push(await startAgent(cp, 'capag-full', ['--capture-min-free-disk=99.99%']));
     await applyCapture('pc-full', '  selector: app == "full"');
     const entry = await waitFor(async () => (await capture('pc-full')).status?.files?.find((f) => f.node === 'capag-full' && f.state === 'Error'), { timeoutMs: 30_000, description: 'pc-full Error on capag-full' });
-    expect(entry.message).to.match(/free disk on the node is \d+ bytes, below the agent's threshold of \d+ bytes: not capturing/);
+    expect(entry.message).to.match(/free disk on the node is \d+ bytes, below the agent's threshold of \d+ bytes \(--capture-min-free-disk\): not capturing/);
     expect(entry.fileNames).to.deep.equal([]);
   });
 
   it('deleting the PacketCapture stops it, removes its files and releases the node entry', async function () {
     const cp = cluster();
-    expect(existsSync(captureDir('pc-dns'))).to.equal(true);
+    expect(existsSync(await captureDir('pc-dns'))).to.equal(true);
     await mustKubectl(cp, ['delete', 'packetcapture', 'pc-dns', '-n', ns, '--wait=true', '--timeout=60s']);
-    await waitFor(() => !existsSync(captureDir('pc-dns')), { timeoutMs: 30_000, description: 'pc-dns files removed' });
+    await waitFor(() => !existsSync(nameDir('pc-dns')), { timeoutMs: 30_000, description: 'pc-dns files removed' });
     const gone = await cp.kubectl(['get', 'packetcapture', 'pc-dns', '-n', ns]);
     expect(gone.stderr).to.match(/NotFound/);
   });

@@ -139,7 +139,7 @@ describe('droptail agent sources (fake controller intake)', function () {
     const cert = await cp.issueServingCert('dts-intake', ['127.0.0.1']);
     await intake.start(cert.certPath, cert.keyPath, port);
     intakeUrl = `https://127.0.0.1:${port}`;
-    agent = await startAgent(cp, NODE, [`--controller-url=${intakeUrl}`]);
+    agent = await startAgent(cp, NODE, [`--controller-url=${intakeUrl}`, `--ca-file=${cluster().caCertPath}`]);
   });
 
   after(async function () {
@@ -310,7 +310,7 @@ describe('droptail agent sources (fake controller intake)', function () {
 
     await agent.kill();
     write(['10.244.70.5', '10.244.70.6']); // while the agent is down
-    agent = await startAgent(cluster(), NODE, [`--controller-url=${intakeUrl}`]);
+    agent = await startAgent(cluster(), NODE, [`--controller-url=${intakeUrl}`, `--ca-file=${cluster().caCertPath}`]);
     write(['10.244.70.7']);
     await waitFor(() => intake.counts('dts-journal', byDst).size === 6, { timeoutMs: 30_000, description: 'six journal drops after the restart' });
     await new Promise((r) => setTimeout(r, 1_500));

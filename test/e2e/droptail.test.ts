@@ -11,10 +11,11 @@ import { cluster } from './hooks.js';
 import { registerExitCleanup, run, trackChild } from '../env/controlplane.js';
 import { createPodNetwork, type PodNetwork } from '../env/podnet.js';
 import {
-  SYSTEM_NAMESPACE, controllerUrl, ensureInstalled, freePort, getLocal, mustKubectl, netwardenPorts, nextNodeIP, startAgent, startController, type NetwardenProcess,
+  agentControllerToken, controllerUrl, ensureInstalled, netwardenCaFile, freePort, getLocal, mustKubectl, netwardenPorts, nextNodeIP, startAgent, startController, type NetwardenProcess,
 } from '../env/netwarden.js';
 import { createNamespace, createNode, createPod, createService, createServiceAccount, requestToken, waitFor } from '../env/fixtures.js';
 import type { AggregatedDrop, DropBatch } from '../../src/apis/drops.js';
+import { CONTROLLER_AUDIENCE } from '../../src/apis/identity.js';
 import type { PacketDrop } from '../../src/apis/drops.js';
 
 const ns = 'dt-intake-e2e';
@@ -32,17 +33,17 @@ interface Answer {
   body: string;
 }
 
-/** POSTs to the controller's HTTPS API, trusting the test CA. */
+/** POSTs to the controller's HTTPS API, trusting the CA it publishes. */
 function post(path: string, body: string | Buffer, token?: string): Promise<Answer> {
   const cp = cluster();
-  return netwardenPorts(cp).then(
-    (ports) =>
+  return Promise.all([netwardenPorts(cp), netwardenCaFile(cp)]).then(
+    ([ports, caFile]) =>
       new Promise<Answer>((resolve, reject) => {
         const req = https.request(
           `${controllerUrl(ports)}${path}`,
           {
             method: 'POST',
-            ca: readFileSync(cp.caCertPath),
+            ca: readFileSync(caFile),
             headers: { 'content-type': 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) },
           },
           (res) => {
@@ -138,7 +139,8 @@ describe('DropTail controller: drop intake, Events, metrics and status', functio
     const service = await createService(kc, { namespace: ns, name: 'web', ports: [{ name: 'http', port: 80, protocol: 'TCP' }] });
     serviceIP = service.spec?.clusterIP ?? '';
     await createServiceAccount(kc, ns, 'intruder');
-    agentToken = await requestToken(kc, SYSTEM_NAMESPACE, 'netwarden-agent');
+    // What the agent on `node` sends: its pod's projected token for the controller.
+    agentToken = await agentControllerToken(cp, node);
 
     const dnsPort = await freePort();
     dnsmasq = startDnsmasq(dnsPort);
@@ -167,7 +169,8 @@ describe('DropTail controller: drop intake, Events, metrics and status', functio
     });
 
     it('answers 403 to a ServiceAccount that may not create droptails/drops', async function () {
-      const token = await requestToken(cluster().kubeConfig(), ns, 'intruder');
+      // With the controller's audience: authenticated, so what refuses it is RBAC.
+      const token = await requestToken(cluster().kubeConfig(), ns, 'intruder', [CONTROLLER_AUDIENCE]);
       const answer = await post(path, good(), token);
       expect(answer.status).to.equal(403);
       expect(JSON.parse(answer.body).message).to.contain(`system:serviceaccount:${ns}:intruder may not create droptails/drops.netwarden.io`);

@@ -47,6 +47,19 @@ describe('config/ on the control plane', function () {
     expect(await canI('update', 'leases.coordination.k8s.io', controller, 'default')).to.equal(false);
     expect(await canI('get', 'secrets', controller, 'default')).to.equal(false);
     expect(await canI('delete', 'pods', controller, 'default')).to.equal(false);
+    // The admin's capture quotas: that one ConfigMap, read only.
+    const canIOn = async (verb: string, object: string) => (await cluster().kubectl(['auth', 'can-i', verb, object, `--as=${controller}`, '-n', SYSTEM_NAMESPACE])).stdout.trim() === 'yes';
+    expect(await canIOn('watch', 'configmaps/netwarden-capture-quotas')).to.equal(true);
+    expect(await canIOn('update', 'configmaps/netwarden-capture-quotas')).to.equal(false);
+    expect(await canIOn('get', 'configmaps/some-other')).to.equal(false);
+  });
+
+  it('lets the controller request tokens (for the agents) of its own ServiceAccount only', async function () {
+    const canRequest = async (serviceAccount: string) =>
+      (await cluster().kubectl(['auth', 'can-i', 'create', `serviceaccounts/${serviceAccount}`, '--subresource=token', `--as=${controller}`, '-n', SYSTEM_NAMESPACE])).stdout.trim() === 'yes';
+    expect(await canRequest('netwarden-controller')).to.equal(true);
+    expect(await canRequest('netwarden-agent')).to.equal(false);
+    expect(await canI('create', 'serviceaccounts/token', agent, SYSTEM_NAMESPACE)).to.equal(false);
   });
 
   it('lets the agent write status and push drops, but not change specs', async function () {

@@ -10,7 +10,7 @@ import { expect } from 'chai';
 import { cluster } from './hooks.js';
 import { run, trackChild, type ExecResult } from '../env/controlplane.js';
 import { createNamespace, createNode, createPod, createServiceAccount, kubeconfigForToken, requestToken, waitFor } from '../env/fixtures.js';
-import { controllerUrl, ensureInstalled, mustKubectl, netwardenPorts, nextNodeIP, REPO_ROOT, startAgent, startController, type NetwardenProcess } from '../env/netwarden.js';
+import { controllerUrl, ensureInstalled, mustKubectl, netwardenCaFile, netwardenPorts, nextNodeIP, REPO_ROOT, startAgent, startController, type NetwardenProcess } from '../env/netwarden.js';
 import { createPodNetwork, DNS_CLIENT, type PodNetwork } from '../env/podnet.js';
 
 const NS = 'storefront';
@@ -50,7 +50,8 @@ async function tokenOf(namespace: string, name: string): Promise<string> {
 async function plugin(args: string[], kubeconfig: string): Promise<ExecResult> {
   const cp = cluster();
   const url = controllerUrl(await netwardenPorts(cp));
-  return run(path.join(REPO_ROOT, 'bin/kubectl-netwarden'), [...args, `--kubeconfig=${kubeconfig}`, `--controller-url=${url}`, `--ca-file=${cp.caCertPath}`], {
+  // No --ca-file: the plugin reads the CA bundle the controller publishes, as a user's does.
+  return run(path.join(REPO_ROOT, 'bin/kubectl-netwarden'), [...args, `--kubeconfig=${kubeconfig}`, `--controller-url=${url}`], {
     timeoutMs: 120_000,
     env: { ...process.env, PATH: `${path.dirname(process.execPath)}:${process.env.PATH ?? ''}` },
   });
@@ -60,9 +61,10 @@ async function plugin(args: string[], kubeconfig: string): Promise<ExecResult> {
 async function call(method: string, rawPath: string, token?: string): Promise<{ status: number; message: string }> {
   const cp = cluster();
   const url = new URL(controllerUrl(await netwardenPorts(cp)));
+  const ca = readFileSync(await netwardenCaFile(cp));
   return new Promise((resolve, reject) => {
     const req = https.request(
-      { host: url.hostname, port: url.port, method, path: rawPath, ca: readFileSync(cp.caCertPath), headers: token ? { authorization: `Bearer ${token}` } : {} },
+      { host: url.hostname, port: url.port, method, path: rawPath, ca, headers: token ? { authorization: `Bearer ${token}` } : {} },
       (res) => {
         const chunks: Buffer[] = [];
         res.on('data', (c: Buffer) => chunks.push(c));

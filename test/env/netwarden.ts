@@ -3,12 +3,15 @@
 // agent per simulated node as local processes, each with its own ServiceAccount's token so the
 // RBAC in config/rbac is what they really run with.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createWriteStream, mkdirSync, readFileSync } from 'node:fs';
+import { createWriteStream, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import https from 'node:https';
 import net from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ApiException, CoreV1Api, type V1Pod } from '@kubernetes/client-node';
 import { COMPILED_CLI_ENV, runtimeOf } from '../../bench/build.js';
+import { CONTROLLER_AUDIENCE } from '../../src/apis/identity.js';
+import { CA_BUNDLE_KEY, CA_CONFIGMAP } from '../../src/apis/certificates.js';
 import { trackChild, type ControlPlane } from './controlplane.js';
 import { kubeconfigForToken, requestPodBoundToken, requestToken } from './fixtures.js';
 
@@ -69,6 +72,7 @@ export interface NetwardenProcess {
 /** Starts `netwarden <args>` from the sources (tsx), logging to a file in the control plane's directory. */
 export async function startNetwarden(cp: ControlPlane, name: string, args: string[], env: NodeJS.ProcessEnv = {}): Promise<NetwardenProcess> {
   const metricsPort = await freePort();
+  rememberMetricsEndpoint(cp, metricsPort, args);
   const logFile = path.join(cp.dir, `${name}.log`);
   const out = createWriteStream(logFile, { flags: 'a' });
   // Benchmarks set COMPILED_CLI_ENV (bench/build.ts) to measure the compiled CLI, as users run it,
@@ -125,38 +129,76 @@ export function controllerUrl(ports: NetwardenPorts): string {
   return `https://127.0.0.1:${ports.controllerHttps}`;
 }
 
+export interface CertificateOptions {
+  /**
+   * Certificates from the test CA through --tls-cert-file/--tls-key-file/--ca-file, as a user who
+   * brings their own (cert-manager) runs Netwarden. Default: none, as config/ runs it: the
+   * controller keeps its own CA and signs the agents' certificates through the CSR API.
+   */
+  ownCertificates?: boolean;
+}
+
 /**
- * The controller with its HTTPS API on 127.0.0.1 (a certificate from the test CA) and the agents'
- * file API reached at each Node's InternalIP. Later flags in extraArgs override these.
+ * The controller with its HTTPS API on 127.0.0.1 and the agents' file API reached at each Node's
+ * InternalIP. Later flags in extraArgs override these. As in its Deployment, it requests its
+ * tokens for the agents itself (TokenRequest on its ServiceAccount).
  */
-export async function startController(cp: ControlPlane, name = 'controller', extraArgs: string[] = []): Promise<NetwardenProcess> {
+export async function startController(cp: ControlPlane, name = 'controller', extraArgs: string[] = [], opts: CertificateOptions = {}): Promise<NetwardenProcess> {
   const kubeconfig = await serviceAccountKubeconfig(cp, 'netwarden-controller');
   const ports = await netwardenPorts(cp);
-  const cert = await cp.issueServingCert(`controller-${name}`, ['127.0.0.1', 'localhost', 'netwarden-controller.netwarden-system.svc']);
-  const args = [
-    'controller', `--kubeconfig=${kubeconfig}`,
-    `--tls-cert-file=${cert.certPath}`, `--tls-key-file=${cert.keyPath}`, `--https-port=${ports.controllerHttps}`, '--https-address=127.0.0.1',
-    `--ca-file=${cp.caCertPath}`, `--agent-port=${ports.agentFiles}`,
-    ...extraArgs,
-  ];
-  return startNetwarden(cp, name, args, { POD_NAMESPACE: SYSTEM_NAMESPACE });
+  const args = ['controller', `--kubeconfig=${kubeconfig}`, `--https-port=${ports.controllerHttps}`, '--https-address=127.0.0.1', `--agent-port=${ports.agentFiles}`];
+  if (opts.ownCertificates) {
+    const cert = await cp.issueServingCert(`controller-${name}`, ['127.0.0.1', 'localhost', 'netwarden-controller.netwarden-system.svc']);
+    args.push(`--tls-cert-file=${cert.certPath}`, `--tls-key-file=${cert.keyPath}`, `--ca-file=${cp.caCertPath}`);
+  }
+  return startNetwarden(cp, name, [...args, ...extraArgs], { POD_NAMESPACE: SYSTEM_NAMESPACE });
+}
+
+/**
+ * The CA bundle the controller publishes (ConfigMap netwarden-ca), in a file: what verifies the
+ * controller's and the agents' certificates unless a test brought its own. Waits for it.
+ */
+export async function netwardenCaFile(cp: ControlPlane, timeoutMs = 60_000): Promise<string> {
+  const core = cp.kubeConfig().makeApiClient(CoreV1Api);
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const bundle = await core
+      .readNamespacedConfigMap({ namespace: SYSTEM_NAMESPACE, name: CA_CONFIGMAP })
+      .then((cm) => cm.data?.[CA_BUNDLE_KEY])
+      .catch(() => undefined);
+    if (bundle) {
+      const file = path.join(cp.dir, `netwarden-ca-${Date.now()}.crt`);
+      writeFileSync(file, bundle);
+      return file;
+    }
+    if (Date.now() > deadline) throw new Error(`no ConfigMap ${SYSTEM_NAMESPACE}/${CA_CONFIGMAP} within ${timeoutMs} ms: is a controller running?`);
+    await new Promise((r) => setTimeout(r, 250));
+  }
 }
 
 /**
  * One agent for a simulated node, with its own state directory. When the Node's InternalIP is a
- * loopback address (127.0.0.2, ...), the agent serves its file API there, where the controller
- * looks for it.
+ * loopback address (127.0.0.10, ...), the agent serves its file API there, where the controller
+ * looks for it, with a certificate for that address from the CSR API (or the test CA's, with
+ * ownCertificates); other agents serve none (they would all want the same port).
  */
-export async function startAgent(cp: ControlPlane, nodeName: string, extraArgs: string[] = []): Promise<NetwardenProcess> {
+export async function startAgent(cp: ControlPlane, nodeName: string, extraArgs: string[] = [], opts: CertificateOptions = {}): Promise<NetwardenProcess> {
   const kubeconfig = await agentKubeconfig(cp, nodeName);
   const ports = await netwardenPorts(cp);
   const nodeIP = await nodeInternalIP(cp, nodeName);
   const stateDir = path.join(cp.dir, 'nodes', nodeName);
   mkdirSync(stateDir, { recursive: true });
-  const args = ['agent', `--node-name=${nodeName}`, `--kubeconfig=${kubeconfig}`, `--state-dir=${stateDir}`, `--controller-url=${controllerUrl(ports)}`, `--ca-file=${cp.caCertPath}`, `--audit-log-dir=/var/log/kubernetes/audit`, `--audit-log-dir=${cp.dir}`];
+  const tokenFile = await writeAgentControllerToken(cp, nodeName);
+  const args = ['agent', `--node-name=${nodeName}`, `--kubeconfig=${kubeconfig}`, `--controller-token-file=${tokenFile}`, `--state-dir=${stateDir}`, `--controller-url=${controllerUrl(ports)}`, `--audit-log-dir=/var/log/kubernetes/audit`, `--audit-log-dir=${cp.dir}`];
+  if (opts.ownCertificates) args.push(`--ca-file=${cp.caCertPath}`);
   if (nodeIP?.startsWith('127.')) {
-    const cert = await cp.issueServingCert(`agent-${nodeName}`, [nodeIP]);
-    args.push(`--tls-cert-file=${cert.certPath}`, `--tls-key-file=${cert.keyPath}`, `--files-port=${ports.agentFiles}`, `--bind-address=${nodeIP}`);
+    args.push(`--files-port=${ports.agentFiles}`, `--bind-address=${nodeIP}`);
+    if (opts.ownCertificates) {
+      const cert = await cp.issueServingCert(`agent-${nodeName}`, [nodeIP]);
+      args.push(`--tls-cert-file=${cert.certPath}`, `--tls-key-file=${cert.keyPath}`);
+    }
+  } else {
+    args.push('--no-files-api');
   }
   return startNetwarden(cp, `agent-${nodeName}`, [...args, ...extraArgs]);
 }
@@ -196,15 +238,81 @@ export async function agentKubeconfig(cp: ControlPlane, nodeName: string, audien
   return file;
 }
 
+/** The agent's token for the controller, as its DaemonSet projects it: pod-bound, audience CONTROLLER_AUDIENCE. */
+export async function agentControllerToken(cp: ControlPlane, nodeName: string): Promise<string> {
+  return requestPodBoundToken(cp.kubeConfig(), await agentPod(cp, nodeName), [CONTROLLER_AUDIENCE]);
+}
+
+/** Writes agentControllerToken where the kubelet would mount it; returns the file (--controller-token-file). */
+export async function writeAgentControllerToken(cp: ControlPlane, nodeName: string): Promise<string> {
+  const dir = path.join(cp.dir, 'tokens', nodeName);
+  mkdirSync(dir, { recursive: true });
+  const file = path.join(dir, 'controller-token');
+  writeFileSync(file, await agentControllerToken(cp, nodeName), { mode: 0o600 });
+  return file;
+}
+
 async function nodeInternalIP(cp: ControlPlane, nodeName: string): Promise<string | undefined> {
   const node = await cp.kubeConfig().makeApiClient(CoreV1Api).readNode({ name: nodeName });
   return node.status?.addresses?.find((a) => a.type === 'InternalIP')?.address;
 }
 
-/** GETs a path of a process's metrics/health server. */
+/** How getLocal reaches a process's metrics port: as the process serves it, with a scraper's token. */
+interface MetricsEndpoint {
+  https: boolean;
+  token: (() => Promise<string>) | undefined;
+}
+
+const metricsEndpoints = new Map<number, MetricsEndpoint>();
+
+/** As the CLI decides: HTTPS and a token unless --metrics-insecure. */
+function rememberMetricsEndpoint(cp: ControlPlane, port: number, args: string[]): void {
+  const insecure = args.includes('--metrics-insecure');
+  metricsEndpoints.set(port, { https: !insecure, token: insecure ? undefined : () => metricsScraperToken(cp) });
+}
+
+/** The ServiceAccount that scrapes Netwarden's metrics in the tests, bound to netwarden-metrics-reader as the README says. */
+export const METRICS_SCRAPER = { namespace: 'monitoring', name: 'prometheus' };
+
+const scraperTokens = new WeakMap<ControlPlane, Promise<string>>();
+
+/** A token of METRICS_SCRAPER (created once per control plane). */
+export function metricsScraperToken(cp: ControlPlane): Promise<string> {
+  let token = scraperTokens.get(cp);
+  if (!token) {
+    const { namespace, name } = METRICS_SCRAPER;
+    const manifests = [
+      `apiVersion: v1\nkind: Namespace\nmetadata: {name: ${namespace}}`,
+      `apiVersion: v1\nkind: ServiceAccount\nmetadata: {name: ${name}, namespace: ${namespace}}`,
+      `apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRoleBinding\nmetadata: {name: ${name}-netwarden-metrics}\n` +
+        `roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: netwarden-metrics-reader}\nsubjects: [{kind: ServiceAccount, name: ${name}, namespace: ${namespace}}]`,
+    ];
+    token = mustKubectl(cp, ['apply', '--server-side', '-f', '-'], manifests.join('\n---\n')).then(() => requestToken(cp.kubeConfig(), namespace, name));
+    token.catch(() => scraperTokens.delete(cp));
+    scraperTokens.set(cp, token);
+  }
+  return token;
+}
+
+/** GETs a path of a process's metrics/health server, authenticated as METRICS_SCRAPER where the process asks for it. */
 export async function getLocal(port: number, urlPath: string): Promise<{ status: number; body: string }> {
-  const response = await fetch(`http://127.0.0.1:${port}${urlPath}`);
-  return { status: response.status, body: await response.text() };
+  const endpoint = metricsEndpoints.get(port);
+  const headers: Record<string, string> = endpoint?.token ? { authorization: `Bearer ${await endpoint.token()}` } : {};
+  if (!endpoint?.https) {
+    const response = await fetch(`http://127.0.0.1:${port}${urlPath}`, { headers });
+    return { status: response.status, body: await response.text() };
+  }
+  return new Promise((resolve, reject) => {
+    // Not verified, as a kubelet probe: the port serves a self-signed stand-in until the process has
+    // its certificate (the certificates suites check those), and this reads metrics, not trust.
+    const req = https.get({ host: '127.0.0.1', port, path: urlPath, headers, rejectUnauthorized: false }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') }));
+      res.on('error', reject);
+    });
+    req.on('error', reject);
+  });
 }
 
 const installed = new WeakMap<ControlPlane, Promise<void>>();

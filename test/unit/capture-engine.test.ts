@@ -6,8 +6,9 @@ import { createSocket } from 'node:dgram';
 import { mkdtempSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { PodCapture } from '../../src/nodeagent/capture/engine.js';
+import { OPEN_GATE, PodCapture } from '../../src/nodeagent/capture/engine.js';
 import { compileCaptureFilter } from '../../src/nodeagent/capture/filter.js';
+import { DEFAULT_CEILINGS } from '../../src/nodeagent/capture/plan.js';
 import { originalLength } from '../../src/nodeagent/capture/pcapfile.js';
 
 const isRoot = process.getuid?.() === 0;
@@ -65,7 +66,8 @@ describe('capture: engine on lo (root)', function () {
       existingFiles: [],
       existingBytes: 0,
       firstSequence: 1,
-      requiredFreeBytes: () => 0,
+      ringBytes: DEFAULT_CEILINGS.ringBytes,
+      gate: OPEN_GATE,
       ...over,
     });
   }
@@ -115,11 +117,60 @@ describe('capture: engine on lo (root)', function () {
     expect(() => c.start()).to.throw(/nw-nosuchdev0|No such device/);
   });
 
-  it('refuses a new file when the free disk would fall below the threshold', function () {
-    const c = capture(1, { requiredFreeBytes: (total) => total });
+  it('pauses, writing nothing, when the node gate refuses a new file', function () {
+    const c = capture(1, { gate: { ...OPEN_GATE, refuse: () => ({ kind: 'disk', message: 'stopped writing: free disk below the floor' }) } });
     c.start();
-    expect(c.state).to.equal('error');
-    expect(c.message).to.match(/free disk .* would fall below the agent's threshold/);
+    expect(c.state).to.equal('paused');
+    expect(c.pausedBy).to.equal('disk');
+    expect(c.message).to.equal('stopped writing: free disk below the floor');
     expect(readdirSync(dir)).to.deep.equal([]);
+  });
+
+  it('at maxFiles, deletes the oldest file before asking the gate for the next, and tells the gate what it opens, closes and deletes', async function () {
+    const port = 40000 + Math.floor(Math.random() * 20000);
+    const events: string[] = [];
+    const asked: number[] = [];
+    // Room for exactly two files: a third is refused unless the oldest went first.
+    let filesOnDisk = 0;
+    const gate = {
+      refuse: (bytes: number) => {
+        asked.push(filesOnDisk);
+        return filesOnDisk + 1 > 2 ? { kind: 'quota' as const, message: `no room for another ${bytes}-byte file` } : undefined;
+      },
+      opened: (file: string) => {
+        filesOnDisk += 1;
+        events.push(`open ${path.basename(file)}`);
+      },
+      closed: (file: string) => events.push(`close ${path.basename(file)}`),
+      deleted: () => {
+        filesOnDisk -= 1;
+        events.push('delete');
+      },
+    };
+    const c = capture(port, { fileSizeBytes: 10_000, maxFiles: 2, gate });
+    c.start();
+    await sendUdp(port, 30, 1000);
+    await settle();
+    c.stop('finished', 'test over');
+    expect(c.state).to.equal('finished');
+    expect(asked.every((n) => n <= 1), JSON.stringify(asked)).to.equal(true);
+    expect(events.slice(0, 5)).to.deep.equal(['open web-0_lo_00001.pcap', 'close web-0_lo_00001.pcap', 'open web-0_lo_00002.pcap', 'close web-0_lo_00002.pcap', 'delete']);
+    expect(events[5]).to.equal('open web-0_lo_00003.pcap');
+    expect(readdirSync(dir).sort()).to.deep.equal(['web-0_lo_00003.pcap', 'web-0_lo_00004.pcap']);
+  });
+
+  it('pauses at rotation when the gate refuses, keeping what it wrote', async function () {
+    const port = 40000 + Math.floor(Math.random() * 20000);
+    let opened = 0;
+    const gate = { ...OPEN_GATE, refuse: () => (opened >= 1 ? { kind: 'quota' as const, message: 'node limit: 10 bytes of capture files' } : undefined), opened: () => void (opened += 1) };
+    const c = capture(port, { fileSizeBytes: 10_000, maxFiles: 5, gate });
+    c.start();
+    await sendUdp(port, 20, 1000);
+    await settle();
+    expect(c.state).to.equal('paused');
+    expect(c.pausedBy).to.equal('quota');
+    expect(c.message).to.equal('node limit: 10 bytes of capture files');
+    expect(readdirSync(dir)).to.deep.equal(['web-0_lo_00001.pcap']);
+    expect(tsharkFields(path.join(dir, 'web-0_lo_00001.pcap'), ['frame.len'])).to.have.length(9);
   });
 });

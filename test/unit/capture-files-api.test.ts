@@ -21,11 +21,13 @@ import { GROUP } from '../../src/apis/meta.js';
 import type { PacketCapture } from '../../src/apis/packetcapture.js';
 import { AccessReviewer } from '../../src/runtime/auth.js';
 import { HttpsApiServer } from '../../src/runtime/https.js';
-import type { CaptureRef } from '../../src/nodeagent/capture/store.js';
+import { FileTrustBundle } from '../../src/runtime/tls.js';
+import { captureDirectory, type CaptureRef } from '../../src/nodeagent/capture/store.js';
 import { registerCaptureFileRoutes } from '../../src/nodeagent/capture/api.js';
 import { AgentError, AgentFilesClient } from '../../src/reconcilers/packetcapture/agentclient.js';
 import { registerCaptureFileApi } from '../../src/reconcilers/packetcapture/download.js';
-import { call, FakeReviewApi, messageOf, selfSignedCertificate, type Tls } from './support/reviews.js';
+import { agentAudience } from '../../src/apis/identity.js';
+import { API_SERVER_AUDIENCE, call, FakeReviewApi, messageOf, selfSignedCertificate, type Tls } from './support/reviews.js';
 
 const NS = 'storefront';
 const NAME = 'pc-dns';
@@ -33,6 +35,12 @@ const NODE = 'node-1';
 const CONTROLLER = 'system:serviceaccount:netwarden-system:netwarden-controller';
 const PCAP = Buffer.concat([Buffer.from('d4c3b2a1', 'hex'), Buffer.alloc(20), Buffer.alloc(100, 7)]);
 const METADATA = 'node node-1\ninterfaces: cali1234\n';
+/** The controller's token for this node's agent (TokenRequest with agentAudience(NODE)). */
+const FOR_NODE = 'controller-for-node-1';
+const UID = '2f0c4a8e-3b1d-4c6e-9a7f-0d1e2f3a4b5c';
+/** An older capture of the same name, deleted while its files stayed on the disk. */
+const OLD_UID = '9a8b7c6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d';
+const PARTIAL_UID = '11111111-2222-4333-8444-555555555555';
 
 const files = (verb: string, user: string, namespace = NS) => ({ user, verb, group: GROUP, resource: 'packetcaptures', subresource: 'files', namespace });
 
@@ -51,19 +59,36 @@ describe('capture file API', function () {
     kube.tokens.set('alice-token', 'alice');
     kube.tokens.set('bob-token', 'bob');
     kube.tokens.set('nosy-token', 'nosy');
+    kube.tokens.set(FOR_NODE, CONTROLLER);
+    kube.audiences.set(FOR_NODE, [agentAudience(NODE)]);
+    kube.tokens.set('controller-for-node-2', CONTROLLER);
+    kube.audiences.set('controller-for-node-2', [agentAudience('node-2')]);
+    // Tokens for this agent that RBAC grants nothing (nosy) or only get (bob).
+    kube.audiences.set('nosy-token', [API_SERVER_AUDIENCE, agentAudience(NODE)]);
+    kube.audiences.set('bob-token', [API_SERVER_AUDIENCE, agentAudience(NODE)]);
     kube.grants.push(files('get', CONTROLLER), files('delete', CONTROLLER), files('get', 'alice'), files('delete', 'alice'), files('get', 'bob'));
     await kube.start();
 
     stateDir = path.join(tls.dir, 'state');
-    const dir = path.join(stateDir, 'captures', NS, NAME);
+    const dir = captureDirectory(stateDir, { namespace: NS, name: NAME }, UID);
     mkdirSync(dir, { recursive: true });
     writeFileSync(path.join(dir, 'logging-7d9_cali1234_00001.pcap'), PCAP);
     writeFileSync(path.join(dir, `metadata-${NODE}.txt`), METADATA);
     writeFileSync(path.join(dir, 'notes.txt'), 'not a capture file');
+    const old = captureDirectory(stateDir, { namespace: NS, name: NAME }, OLD_UID);
+    mkdirSync(old, { recursive: true });
+    writeFileSync(path.join(old, 'logging-7d9_cali1234_00001.pcap'), Buffer.alloc(64, 1));
+    writeFileSync(path.join(old, 'logging-7d9_cali1234_00002.pcap'), Buffer.alloc(64, 2));
 
     agent = new HttpsApiServer({ name: 'unit-agent', certFile: tls.certFile, keyFile: tls.keyFile, port: 0, host: '127.0.0.1' });
-    const reviewer = new AccessReviewer(kube.kubeConfig('agent-token'));
-    registerCaptureFileRoutes(agent, reviewer, stateDir, NODE, { session: () => undefined, discardFiles: (ref) => void discarded.push(ref) });
+    const reviewer = new AccessReviewer(kube.kubeConfig('agent-token'), { audiences: [agentAudience(NODE)] });
+    // The captures this agent knows, by name: what its informer would hold.
+    const known = new Map([[`${NS}/${NAME}`, UID], [`${NS}/pc-partial`, PARTIAL_UID]]);
+    const current = (ref: CaptureRef, uid?: string) => {
+      const knownUid = known.get(`${ref.namespace}/${ref.name}`);
+      return knownUid && (uid === undefined || uid === knownUid) ? { uid: knownUid, dir: captureDirectory(stateDir, ref, knownUid) } : undefined;
+    };
+    registerCaptureFileRoutes(agent, reviewer, NODE, { current, discardFiles: (ref) => void discarded.push(ref) });
     agentPort = await agent.start();
   });
 
@@ -75,7 +100,7 @@ describe('capture file API', function () {
 
   describe("the agent's server", () => {
     it('lists only capture files, to the controller', async () => {
-      const answer = await call(agentPort, tls.cert, 'GET', agentFilesPath(NS, NAME), { token: 'controller-token' });
+      const answer = await call(agentPort, tls.cert, 'GET', agentFilesPath(NS, NAME), { token: FOR_NODE });
       expect(answer.status).to.equal(200);
       const listing = JSON.parse(answer.body.toString('utf8')) as CaptureFileListing;
       expect(listing).to.deep.equal({
@@ -89,7 +114,7 @@ describe('capture file API', function () {
     });
 
     it('serves a file with its length and type', async () => {
-      const answer = await call(agentPort, tls.cert, 'GET', agentFilesPath(NS, NAME, 'logging-7d9_cali1234_00001.pcap'), { token: 'controller-token' });
+      const answer = await call(agentPort, tls.cert, 'GET', agentFilesPath(NS, NAME, 'logging-7d9_cali1234_00001.pcap'), { token: FOR_NODE });
       expect(answer.status).to.equal(200);
       expect(answer.headers['content-type']).to.equal('application/vnd.tcpdump.pcap');
       expect(answer.headers['content-length']).to.equal(String(PCAP.length));
@@ -99,6 +124,12 @@ describe('capture file API', function () {
     it('answers 401 without a valid token and 403 without the grant', async () => {
       expect((await call(agentPort, tls.cert, 'GET', agentFilesPath(NS, NAME))).status).to.equal(401);
       expect((await call(agentPort, tls.cert, 'GET', agentFilesPath(NS, NAME), { token: 'made-up' })).status).to.equal(401);
+      // The controller's own token for the API server, and the one it made for another node's agent.
+      for (const token of ['controller-token', 'controller-for-node-2']) {
+        const wrongAudience = await call(agentPort, tls.cert, 'GET', agentFilesPath(NS, NAME), { token });
+        expect(wrongAudience.status, token).to.equal(401);
+        expect(messageOf(wrongAudience), token).to.contain('audience');
+      }
       const denied = await call(agentPort, tls.cert, 'GET', agentFilesPath(NS, NAME, 'logging-7d9_cali1234_00001.pcap'), { token: 'nosy-token' });
       expect(denied.status).to.equal(403);
       expect(messageOf(denied)).to.contain('nosy may not get packetcaptures/files');
@@ -107,16 +138,32 @@ describe('capture file API', function () {
 
     it('refuses names that are not capture files (400) and answers 404 for one that is not there', async () => {
       for (const name of ['notes.txt', 'etc-passwd', '..%2F..%2Fkubeconfig']) {
-        const answer = await call(agentPort, tls.cert, 'GET', `${agentFilesPath(NS, NAME)}/${name}`, { token: 'controller-token' });
+        const answer = await call(agentPort, tls.cert, 'GET', `${agentFilesPath(NS, NAME)}/${name}`, { token: FOR_NODE });
         expect(answer.status, name).to.equal(400);
       }
-      expect((await call(agentPort, tls.cert, 'GET', `/captures/..%2F${NS}/${NAME}/files`, { token: 'controller-token' })).status).to.equal(400);
-      expect((await call(agentPort, tls.cert, 'GET', agentFilesPath(NS, NAME, 'logging-7d9_cali1234_00099.pcap'), { token: 'controller-token' })).status).to.equal(404);
+      expect((await call(agentPort, tls.cert, 'GET', `/captures/..%2F${NS}/${NAME}/files`, { token: FOR_NODE })).status).to.equal(400);
+      expect((await call(agentPort, tls.cert, 'GET', agentFilesPath(NS, NAME, 'logging-7d9_cali1234_00099.pcap'), { token: FOR_NODE })).status).to.equal(404);
+    });
+
+    it("serves only the capture it knows by that name: an older one's files never, another uid 404", async () => {
+      const listing = JSON.parse((await call(agentPort, tls.cert, 'GET', agentFilesPath(NS, NAME, undefined, UID), { token: FOR_NODE })).body.toString('utf8')) as CaptureFileListing;
+      expect(listing.files.map((f) => f.fileName)).to.deep.equal([`metadata-${NODE}.txt`, 'logging-7d9_cali1234_00001.pcap']);
+      const file = await call(agentPort, tls.cert, 'GET', agentFilesPath(NS, NAME, 'logging-7d9_cali1234_00001.pcap'), { token: FOR_NODE });
+      expect(file.body.equals(PCAP)).to.equal(true);
+      // The old capture's second file exists on disk, but not under the current capture.
+      expect((await call(agentPort, tls.cert, 'GET', agentFilesPath(NS, NAME, 'logging-7d9_cali1234_00002.pcap'), { token: FOR_NODE })).status).to.equal(404);
+      for (const [method, urlPath] of [['GET', agentFilesPath(NS, NAME, undefined, OLD_UID)], ['GET', agentFilesPath(NS, NAME, 'logging-7d9_cali1234_00001.pcap', OLD_UID)], ['DELETE', agentFilesPath(NS, NAME, undefined, OLD_UID)]] as const) {
+        const answer = await call(agentPort, tls.cert, method, urlPath, { token: FOR_NODE });
+        expect(answer.status, `${method} ${urlPath}`).to.equal(404);
+        expect(messageOf(answer)).to.equal(`no packetcapture ${NS}/${NAME} with uid ${OLD_UID} on node ${NODE}`);
+      }
+      expect((await call(agentPort, tls.cert, 'GET', agentFilesPath(NS, 'never-created'), { token: FOR_NODE })).status).to.equal(404);
+      expect((await call(agentPort, tls.cert, 'GET', `${agentFilesPath(NS, NAME)}?uid=..%2F..`, { token: FOR_NODE })).status).to.equal(400);
     });
 
     it('deletes on DELETE (204) for a caller allowed to', async () => {
       discarded.length = 0;
-      const answer = await call(agentPort, tls.cert, 'DELETE', agentFilesPath(NS, NAME), { token: 'controller-token' });
+      const answer = await call(agentPort, tls.cert, 'DELETE', agentFilesPath(NS, NAME), { token: FOR_NODE });
       expect(answer.status).to.equal(204);
       expect(discarded).to.deep.equal([{ namespace: NS, name: NAME }]);
     });
@@ -126,7 +173,7 @@ describe('capture file API', function () {
     const nodes = { get: (name: string): V1Node | undefined => (name === NODE ? { metadata: { name }, status: { addresses: [{ type: 'InternalIP', address: '127.0.0.1' }] } } : name === 'no-ip' ? { metadata: { name } } : undefined) };
     let client: AgentFilesClient;
     beforeEach(() => {
-      client = new AgentFilesClient({ kc: kube.kubeConfig('controller-token'), nodes, port: agentPort, caFile: tls.certFile });
+      client = new AgentFilesClient({ token: async (node) => (node === NODE ? FOR_NODE : 'controller-for-node-2'), nodes, port: agentPort, caFile: tls.certFile });
     });
     afterEach(() => client.close());
 
@@ -140,7 +187,7 @@ describe('capture file API', function () {
     });
 
     it("names the node and carries the agent's status and message when refused", async () => {
-      const nosy = new AgentFilesClient({ kc: kube.kubeConfig('nosy-token'), nodes, port: agentPort, caFile: tls.certFile });
+      const nosy = new AgentFilesClient({ token: async () => 'nosy-token', nodes, port: agentPort, caFile: tls.certFile });
       try {
         const err = await nosy.list(NODE, NS, NAME).then(
           () => undefined,
@@ -173,7 +220,7 @@ describe('capture file API', function () {
       ({
         apiVersion: 'netwarden.io/v1alpha1',
         kind: 'PacketCapture',
-        metadata: { namespace: NS, name },
+        metadata: { namespace: NS, name, uid: name === NAME ? UID : name === 'pc-partial' ? PARTIAL_UID : '33333333-2222-4333-8444-555555555555' },
         spec: {},
         status: { phase, files: nodes.map((node) => ({ node, directory: `/var/lib/netwarden/captures/${NS}/${name}`, fileNames: [] })) },
       }) as unknown as PacketCapture;
@@ -189,10 +236,10 @@ describe('capture file API', function () {
           api: controller,
           reviewer: new AccessReviewer(kube.kubeConfig('controller-token')),
           isLeader: () => leader,
-          kc: kube.kubeConfig('controller-token'),
+          agentToken: async () => FOR_NODE,
           nodes,
           agentPort,
-          caFile: tls.certFile,
+          agentTrust: new FileTrustBundle(tls.certFile),
         },
         { get: (name: string, namespace?: string) => (namespace === NS ? captures.get(name) : undefined) },
       );

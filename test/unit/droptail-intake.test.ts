@@ -4,6 +4,7 @@
 import { expect } from 'chai';
 import { dropsPath, MAX_BATCH_BYTES, type DropBatch } from '../../src/apis/drops.js';
 import type { DropTail } from '../../src/apis/droptail.js';
+import { CONTROLLER_AUDIENCE, NODE_NAME_EXTRA } from '../../src/apis/identity.js';
 import { GROUP } from '../../src/apis/meta.js';
 import { AccessReviewer } from '../../src/runtime/auth.js';
 import { HttpsApiServer } from '../../src/runtime/https.js';
@@ -41,11 +42,20 @@ describe('DropTail controller: the drop intake over HTTPS', function () {
     kube = new FakeReviewApi(tls);
     kube.tokens.set('agent-token', AGENT);
     kube.tokens.set('nosy-token', 'nosy');
+    // The agent's projected token: the controller's audience, bound to its pod on worker-1.
+    kube.audiences.set('agent-token', [CONTROLLER_AUDIENCE]);
+    kube.extras.set('agent-token', { [NODE_NAME_EXTRA]: ['worker-1'] });
+    kube.audiences.set('nosy-token', [CONTROLLER_AUDIENCE]);
+    // The agent's token for the API server (default audience), and one with the audience but bound to no pod.
+    kube.tokens.set('agent-api-token', AGENT);
+    kube.extras.set('agent-api-token', { [NODE_NAME_EXTRA]: ['worker-1'] });
+    kube.tokens.set('agent-unbound-token', AGENT);
+    kube.audiences.set('agent-unbound-token', [CONTROLLER_AUDIENCE]);
     kube.grants.push({ user: AGENT, verb: 'create', group: GROUP, resource: 'droptails', subresource: 'drops' });
     await kube.start();
     api = new HttpsApiServer({ name: 'unit-intake', certFile: tls.certFile, keyFile: tls.keyFile, port: 0, host: '127.0.0.1' });
     new DropIntake({
-      reviewer: new AccessReviewer(kube.kubeConfig('controller-token')),
+      reviewer: new AccessReviewer(kube.kubeConfig('controller-token'), { audiences: [CONTROLLER_AUDIENCE] }),
       dropTails: { get: (name: string) => dropTails.get(name), hasSynced: () => synced },
       pipeline: {
         hasRoomFor: () => room,
@@ -93,6 +103,23 @@ describe('DropTail controller: the drop intake over HTTPS', function () {
     const denied = await post('all', batch(), 'nosy-token');
     expect(denied.status).to.equal(403);
     expect(messageOf(denied)).to.contain('nosy may not create droptails/drops.netwarden.io');
+    expect(submitted).to.deep.equal([]);
+  });
+
+  it("answers 401 to the agent's token for the API server: only the controller's audience is taken", async () => {
+    const answer = await post('all', batch(), 'agent-api-token');
+    expect(answer.status).to.equal(401);
+    expect(messageOf(answer)).to.contain('audience');
+    expect(submitted).to.deep.equal([]);
+  });
+
+  it('answers 403 to a batch for another node than the one the token is bound to, and to a token bound to no node', async () => {
+    const forged = await post('all', batch({ node: 'worker-2' }));
+    expect(forged.status).to.equal(403);
+    expect(messageOf(forged)).to.equal('the agent on node worker-1 may send drops only of node worker-1, not of node worker-2');
+    const unbound = await post('all', batch(), 'agent-unbound-token');
+    expect(unbound.status).to.equal(403);
+    expect(messageOf(unbound)).to.contain(`${AGENT} presented a token bound to no node`);
     expect(submitted).to.deep.equal([]);
   });
 

@@ -1,7 +1,8 @@
 import { expect } from 'chai';
+import { kubeConfigFor } from './support/fakeapi.js';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { KubeConfig, type KubernetesObject } from '@kubernetes/client-node';
+import { type KubernetesObject } from '@kubernetes/client-node';
 import { Informer } from '../../src/runtime/informer.js';
 
 // A tiny fake API server for one cluster-scoped collection: list, watch from a resourceVersion,
@@ -75,17 +76,6 @@ class FakeApi {
     this.watchers.add(res);
     res.on('close', () => this.watchers.delete(res));
   }
-}
-
-function kubeConfigFor(port: number): KubeConfig {
-  const kc = new KubeConfig();
-  kc.loadFromOptions({
-    clusters: [{ name: 'fake', server: `http://127.0.0.1:${port}`, skipTLSVerify: true }],
-    users: [{ name: 'u' }],
-    contexts: [{ name: 'fake', cluster: 'fake', user: 'u' }],
-    currentContext: 'fake',
-  });
-  return kc;
 }
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));

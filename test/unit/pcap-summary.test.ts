@@ -9,7 +9,7 @@ import { expect } from 'chai';
 import { CaptureFormatError, CaptureReader, LinkType, readCapture } from '../../src/pcap/reader.js';
 import { pcapFileHeader, pcapRecord } from '../../src/util/pcapformat.js';
 import { describePacket, formatIpv4Options, summarizePacket } from '../../src/pcap/decode.js';
-import { writeSummary } from '../../src/pcap/summary.js';
+import { runPcapSummary, writeSummary } from '../../src/pcap/summary.js';
 
 // ---- packet builders (network byte order, checksums left zero: the summary does not check them) ----
 
@@ -70,12 +70,14 @@ function tcp(srcPort: number, dstPort: number, flags: number, seq: number, ack: 
   return Buffer.concat([h, payload]);
 }
 
-function dnsQuery(id: number, name: string, qtype: number): Buffer {
-  const labels = name.split('.').filter(Boolean).flatMap((l) => [Buffer.from([l.length]), Buffer.from(l)]);
+/** A DNS message with one question; `flags` 0x8180 and `answers` make it an answer. Labels are bytes (latin1). */
+function dnsQuery(id: number, name: string, qtype: number, flags = 0x0100 /* recursion desired */, answers = 0): Buffer {
+  const labels = name.split('.').filter(Boolean).flatMap((l) => [Buffer.from([l.length]), Buffer.from(l, 'latin1')]);
   const header = Buffer.alloc(12);
   header.writeUInt16BE(id, 0);
-  header.writeUInt16BE(0x0100, 2); // recursion desired
+  header.writeUInt16BE(flags, 2);
   header.writeUInt16BE(1, 4);
+  header.writeUInt16BE(answers, 6);
   const tail = Buffer.alloc(5);
   tail.writeUInt16BE(qtype, 1);
   tail.writeUInt16BE(1, 3);
@@ -225,6 +227,20 @@ describe('pcap summary', function () {
       const counts = await writeSummary(file, out);
       expect(counts.packets).to.equal(2);
       expect(Buffer.concat(chunks).toString().trim().split('\n')).to.have.length(2);
+    });
+
+    it('prints control characters a DNS answer carries escaped, so they never reach the terminal', async function () {
+      // A pod answers with a name that would retitle the window, ring the bell, clear the screen
+      // (7-bit ESC and 8-bit CSI sequences) and carries a DEL.
+      const name = 'evil\x1b]0;owned\x07\x1b[2J.\x9b31m\x7f.example';
+      const answer = ethernet(0x0800, ipv4Packet('10.96.0.10', '10.244.1.3', 17, udp(53, 41000, dnsQuery(4660, name, 1, 0x8180, 1))));
+      const file = path.join(dir, 'evil-dns.pcap');
+      writeFileSync(file, Buffer.concat([pcapFileHeader(LinkType.ETHERNET), pcapRecord(T0, answer)]));
+      const out = new PassThrough();
+      expect(await runPcapSummary([file], out, new PassThrough())).to.equal(0);
+      const printed = (out.read() as Buffer).toString('latin1');
+      expect(printed).to.contain('IP 10.96.0.10.53 > 10.244.1.3.41000: 4660 1/0/0 A? evil\\x1b]0;owned\\x07\\x1b[2J.\\x9b31m\\x7f.example.');
+      expect(printed.trimEnd()).to.not.match(/[\x00-\x1f\x7f-\x9f]/);
     });
   });
 });

@@ -1,16 +1,19 @@
 // One pod's capture: libpcap on the pod's host-side interface with the compiled filter, records
-// written to rotating pcap files, stopped at the byte limit, by the disk guard or by the caller.
-import { statfsSync, unlinkSync } from 'node:fs';
+// written to rotating pcap files, stopped at the byte limit, by the node's gate (node byte quota,
+// disk floor: paused, it may resume later) or by the caller.
+import { statSync, unlinkSync } from 'node:fs';
 import path from 'node:path';
 import { openLiveCapture, type LiveCapture } from '../libpcap.js';
 import { PCAP_HEADER_BYTES, RECORD_HEADER_BYTES } from '../../util/pcapformat.js';
+import type { FileGate, FileRefusal } from './budget.js';
 import { microClock, PcapFileWriter } from './pcapfile.js';
 import { pcapFileName } from './store.js';
 
-/** Kernel ring buffer per capture: bursts of small packets need room while JS is busy. */
-export const KERNEL_BUFFER_BYTES = 32 * 1024 * 1024;
+/** paused: the node's gate refused a new file (a node quota or the disk floor); it may resume. */
+export type PodCaptureState = 'running' | 'finished' | 'error' | 'paused';
 
-export type PodCaptureState = 'running' | 'finished' | 'error';
+/** A gate that lets every file through (benchmarks, tests). */
+export const OPEN_GATE: FileGate = { refuse: () => undefined, opened: () => undefined, closed: () => undefined, deleted: () => undefined };
 
 export interface PodCaptureOptions {
   dir: string;
@@ -26,8 +29,10 @@ export interface PodCaptureOptions {
   /** Bytes those files hold: they count against maxBytes. */
   existingBytes: number;
   firstSequence: number;
-  /** Bytes that must stay free on dir's filesystem; checked before each new file. */
-  requiredFreeBytes: (totalBytes: number) => number;
+  /** libpcap buffer size (the kernel ring is twice this, see budget.ts). */
+  ringBytes: number;
+  /** Asked before each new file: the node's byte quota and disk floor. */
+  gate: FileGate;
   /** Called for each packet written (metrics). */
   onRecord?: (recordBytes: number) => void;
   /** Called once when the capture stops by itself (limit, disk, write error). */
@@ -38,6 +43,8 @@ export class PodCapture {
   state: PodCaptureState = 'running';
   /** Why it stopped, for the status message. */
   message = '';
+  /** What paused it, when state is paused. */
+  pausedBy: FileRefusal['kind'] | undefined;
   /** Packets written by this capture (since this agent started it). */
   packets = 0;
   /** Bytes written, existing files included: what maxBytes limits. */
@@ -64,7 +71,7 @@ export class PodCapture {
       device: this.opts.device,
       filter: this.opts.filter,
       snapLen: this.opts.snapLen,
-      kernelBufferBytes: KERNEL_BUFFER_BYTES,
+      kernelBufferBytes: this.opts.ringBytes,
       onPacket: (packet, length) => this.onPacket(packet, length),
     });
     try {
@@ -74,6 +81,11 @@ export class PodCapture {
       this.live = undefined;
       throw err;
     }
+  }
+
+  /** What the current file may still grow by before it rotates. */
+  remainingInFile(): number {
+    return this.writer ? Math.max(0, this.opts.fileSizeBytes - this.writer.onDisk) : 0;
   }
 
   /** The file being written, if any. */
@@ -95,23 +107,31 @@ export class PodCapture {
   }
 
   /** Stops capturing; the files stay. */
-  stop(state: PodCaptureState, message: string): void {
+  stop(state: Exclude<PodCaptureState, 'running'>, message: string, pausedBy?: FileRefusal['kind']): void {
     if (this.state !== 'running') return;
     this.state = state;
     this.message = message;
+    this.pausedBy = pausedBy;
     this.live?.close();
     this.live = undefined;
+    this.closeWriter();
+  }
+
+  private closeWriter(): void {
+    const writer = this.writer;
+    this.writer = undefined;
+    if (!writer) return;
     try {
-      this.writer?.close();
+      writer.close();
     } catch {
       // the data that did not make it to disk is lost either way; the state says why we stopped
     }
-    this.writer = undefined;
+    this.opts.gate.closed(writer.path, writer.onDisk);
   }
 
-  private finish(state: PodCaptureState, message: string): void {
+  private finish(state: Exclude<PodCaptureState, 'running'>, message: string, pausedBy?: FileRefusal['kind']): void {
     if (this.state !== 'running') return;
-    this.stop(state, message);
+    this.stop(state, message, pausedBy);
     this.opts.onStop?.();
   }
 
@@ -135,31 +155,32 @@ export class PodCapture {
   }
 
   private rotate(): void {
-    this.writer?.close();
-    this.writer = undefined;
+    this.closeWriter();
+    // At most maxFiles: the newest maxFiles-1 and the new one. The oldest go first, so that the
+    // room they leave counts when the gate looks at the disk for the new file.
+    while (this.files.length > this.opts.maxFiles - 1) this.removeFile(this.files.shift()!);
     this.openNextFile();
-    // Keep at most maxFiles: the new one plus the newest maxFiles-1 before it.
-    while (this.files.length > this.opts.maxFiles) {
-      const oldest = this.files.shift()!;
-      try {
-        unlinkSync(path.join(this.opts.dir, oldest));
-      } catch {
-        // already gone (deleted by a DELETE request)
-      }
+  }
+
+  private removeFile(name: string): void {
+    const file = path.join(this.opts.dir, name);
+    try {
+      const { size } = statSync(file);
+      unlinkSync(file);
+      this.opts.gate.deleted(size);
+    } catch {
+      // already gone (deleted by a DELETE request)
     }
   }
 
   private openNextFile(): void {
-    const fs = statfsSync(this.opts.dir);
-    const free = fs.bavail * fs.bsize;
-    const required = this.opts.requiredFreeBytes(fs.blocks * fs.bsize);
-    if (free - this.opts.fileSizeBytes < required) {
-      this.finish('error', `stopped: free disk ${free} bytes would fall below the agent's threshold ${required} bytes with another ${this.opts.fileSizeBytes}-byte file`);
-      return;
-    }
+    const refusal = this.opts.gate.refuse(this.opts.fileSizeBytes);
+    if (refusal) return this.finish('paused', refusal.message, refusal.kind);
     const name = pcapFileName(this.opts.pod, this.opts.device, this.sequence++);
-    this.writer = new PcapFileWriter(path.join(this.opts.dir, name), this.opts.snapLen, this.live?.linkType ?? 1);
+    const writer = new PcapFileWriter(path.join(this.opts.dir, name), this.opts.snapLen, this.live?.linkType ?? 1);
+    this.writer = writer;
     this.files.push(name);
     this.bytes += PCAP_HEADER_BYTES;
+    this.opts.gate.opened(writer.path, this.opts.fileSizeBytes, () => this.opts.fileSizeBytes - writer.onDisk);
   }
 }

@@ -64,6 +64,11 @@ export class PcapFileWriter {
     this.flush();
   }
 
+  /** Bytes in the file itself (written, not buffered). */
+  get onDisk(): number {
+    return this.bytes - this.used;
+  }
+
   /** Appends one record; `packet` is only read during the call. */
   write(packet: Buffer, capturedLength: number, timestampMicros: number): number {
     const header = RECORD_HEADER_BYTES;

@@ -2,19 +2,61 @@
 // ceilings: when to start and stop, and the limits each pod's capture runs with.
 import type { PacketCapture } from '../../apis/packetcapture.js';
 import { parseDuration } from '../../util/duration.js';
+import { parseByteSize } from '../../util/size.js';
 import type { CaptureDirection } from './filter.js';
 
-/** Cluster-wide limits from the agent's flags; a resource may ask for less, never more. */
-export interface CaptureCeilings {
-  maxBytesPerPod: number;
-  maxFiles: number;
-  /** Free space that must remain on the state directory's filesystem. */
+/** Limits of all captures on one node together, from the agent's flags (see budget.ts). */
+export interface NodeCaptureLimits {
+  /** --capture-max-concurrent: pod captures running at once. */
+  maxConcurrent: number;
+  /** --capture-ring-size: libpcap buffer of each pod capture. */
+  ringBytes: number;
+  /** --capture-ring-budget: kernel ring memory of all pod captures together. */
+  ringBudgetBytes: number;
+  /** --capture-max-bytes: capture files on this node's disk. */
+  maxBytes: number;
+  /** --capture-min-free-disk: free space that stays on the state directory's filesystem. */
   minFreeDisk: DiskThreshold;
 }
 
+/** Limits from the agent's flags: per capture (a resource may ask for less, never more) and per node. */
+export interface CaptureCeilings extends NodeCaptureLimits {
+  maxBytesPerPod: number;
+  maxFiles: number;
+}
+
+export { parseByteSize };
+
 export type DiskThreshold = { bytes: number } | { percent: number };
 
-export const DEFAULT_CEILINGS: CaptureCeilings = { maxBytesPerPod: 1024 ** 3, maxFiles: 100, minFreeDisk: { percent: 10 } };
+const MIB = 1024 * 1024;
+
+/** Bounds of --capture-ring-size: below 1 MiB a ring holds under 8 packets of 64 KiB frames. */
+export const MIN_RING_BYTES = MIB;
+export const MAX_RING_BYTES = 64 * MIB;
+/**
+ * cap opens libpcap in immediate mode, so Linux uses TPACKET_V2: one frame per packet, sized for
+ * 64 KiB packets (veths offload), in 128 KiB blocks. The kernel ring is twice the buffer size asked
+ * for: measured, a 32 MiB buffer maps 64 MiB, a 16 MiB one 32 MiB (see the README).
+ */
+export const RING_MEMORY_FACTOR = 2;
+
+/**
+ * The agent's defaults (config/agent/daemonset.yaml sets the same). 12 pod captures of a 16 MiB
+ * libpcap buffer, which the kernel maps as a 32 MiB ring: 384 MiB of ring memory at most. (A burst
+ * of 200k small packets: 16 MiB keeps 0.8 of what dumpcap keeps, 32 MiB all, 8 MiB 0.65.) The free
+ * disk floor is the kubelet's default eviction threshold (nodefs.available<10%) plus a 5 % margin,
+ * so captures never put a node under DiskPressure.
+ */
+export const DEFAULT_CEILINGS: CaptureCeilings = {
+  maxBytesPerPod: 1024 ** 3,
+  maxFiles: 100,
+  maxConcurrent: 12,
+  ringBytes: 16 * MIB,
+  ringBudgetBytes: 12 * RING_MEMORY_FACTOR * 16 * MIB,
+  maxBytes: 10 * 1024 ** 3,
+  minFreeDisk: { percent: 15 },
+};
 
 export interface CaptureLimits {
   snapLen: number;
@@ -79,13 +121,18 @@ export function parseDiskThreshold(text: string): DiskThreshold {
   return { bytes: parseByteSize(text) };
 }
 
-const SIZE_UNITS: Record<string, number> = { '': 1, k: 1e3, M: 1e6, G: 1e9, T: 1e12, Ki: 1024, Mi: 1024 ** 2, Gi: 1024 ** 3, Ti: 1024 ** 4 };
+/** A --capture-ring-size: a size within MIN_RING_BYTES..MAX_RING_BYTES. */
+export function parseRingSize(text: string): number {
+  const bytes = parseByteSize(text);
+  if (bytes < MIN_RING_BYTES || bytes > MAX_RING_BYTES) throw new Error(`ring size ${text} must be between 1Mi and 64Mi`);
+  return bytes;
+}
 
-/** Kubernetes quantity-style sizes: 123, 10k, 5Mi, 1Gi, 2G. */
-export function parseByteSize(text: string): number {
-  const m = /^(\d+(?:\.\d+)?)(k|M|G|T|Ki|Mi|Gi|Ti)?$/.exec(text.trim());
-  if (!m) throw new Error(`${JSON.stringify(text)} is not a size such as 1Gi, 500Mi or 1000000`);
-  return Math.floor(Number(m[1]) * SIZE_UNITS[m[2] ?? '']!);
+/** Why the agent cannot run with these limits (a flag error at start-up), or undefined. */
+export function ceilingsProblem(c: CaptureCeilings): string | undefined {
+  const ring = RING_MEMORY_FACTOR * c.ringBytes;
+  if (c.ringBudgetBytes < ring) return `--capture-ring-budget ${c.ringBudgetBytes} holds no ring of ${ring} bytes (--capture-ring-size ${c.ringBytes} x ${RING_MEMORY_FACTOR}): no capture could start`;
+  return undefined;
 }
 
 /** Bytes that must stay free on a filesystem of totalBytes. */

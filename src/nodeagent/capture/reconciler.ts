@@ -1,7 +1,9 @@
 // The agent's PacketCapture reconciler: runs this node's part of each capture (see session.ts) and
 // owns this node's status entries: its status.files item and the `interface` of its pods' targets.
+// A capture's files are its UID's: a capture of the same name from before is never taken over.
 import { existsSync } from 'node:fs';
 import { isDeepStrictEqual } from 'node:util';
+import type { V1Pod } from '@kubernetes/client-node';
 import { PacketCaptureType } from '../../apis/meta.js';
 import type { CaptureFiles, CaptureTarget, PacketCapture } from '../../apis/packetcapture.js';
 import type { Reconciler, ReconcileResult } from '../../runtime/controller.js';
@@ -10,9 +12,10 @@ import type { Informer } from '../../runtime/informer.js';
 import { applyStatus } from '../../runtime/status.js';
 import { errorMessage, loggerFor } from '../../util/log.js';
 import { agentFieldManager, type AgentContext } from '../context.js';
+import type { NodeCaptureBudget } from './budget.js';
 import { planFor, type CaptureCeilings } from './plan.js';
-import { CaptureSession, type LocalTarget } from './session.js';
-import { captureDirectory, removeCaptureDirectory, type CaptureRef } from './store.js';
+import { CaptureSession, type LocalTarget, type SessionNode } from './session.js';
+import { captureDirectory, isCaptureUid, removeCaptureDirectory, removeCaptureFiles, removeStaleEntries, type CaptureRef } from './store.js';
 
 /** Status writes at most this often per capture (the counters change with every packet). */
 export const STATUS_INTERVAL_MS = 2_000;
@@ -28,18 +31,31 @@ export class CaptureAgentReconciler implements Reconciler {
   /** uids whose files were deleted on request: their capture does not start again. */
   private readonly discarded = new Set<string>();
   private readonly log = loggerFor('capture-agent');
+  private readonly node: SessionNode;
 
   constructor(
     private readonly ctx: AgentContext,
     private readonly captures: Informer<PacketCapture>,
+    /** This node's pods (spec.nodeName=<node>): who owns which IP here. */
+    pods: Pick<Informer<V1Pod>, 'list'>,
     private readonly ceilings: CaptureCeilings,
+    budget: NodeCaptureBudget,
     private readonly enqueue: (key: ObjectKey) => void,
     private readonly now: () => Date = () => new Date(),
-  ) {}
+  ) {
+    this.node = { name: ctx.nodeName, stateDir: ctx.stateDir, budget, pods: () => pods.list() };
+  }
 
-  /** The running session of a capture, if any (for the file API). */
-  session(ref: CaptureRef): CaptureSession | undefined {
-    return this.sessions.get(keyOf(ref));
+  /**
+   * The current capture of this name, as this agent knows it, when its files may be served: the
+   * UID a request names (if any) must be its UID. Undefined when there is none.
+   */
+  current(ref: CaptureRef, uid?: string): { uid: string; dir: string; session?: CaptureSession | undefined } | undefined {
+    const capture = this.captures.get(ref.name, ref.namespace);
+    const current = capture?.metadata.uid;
+    if (!current || !isCaptureUid(current) || (uid !== undefined && uid !== current) || this.discarded.has(current)) return undefined;
+    const session = this.sessions.get(keyOf(ref));
+    return { uid: current, dir: captureDirectory(this.ctx.stateDir, ref, current), session: session?.uid === current ? session : undefined };
   }
 
   /** DELETE of the files: stop on this node, remove the directory, release the status entry. */
@@ -49,7 +65,8 @@ export class CaptureAgentReconciler implements Reconciler {
     const uid = this.captures.get(ref.name, ref.namespace)?.metadata.uid;
     if (uid) this.discarded.add(uid);
     if (session) session.discard();
-    else removeCaptureDirectory(this.ctx.stateDir, ref);
+    if (uid && isCaptureUid(uid)) removeCaptureFiles(this.ctx.stateDir, ref, uid);
+    this.node.budget.invalidate();
     this.sessions.delete(key);
     this.enqueue(ref);
   }
@@ -62,14 +79,18 @@ export class CaptureAgentReconciler implements Reconciler {
     const plan = planFor(capture, this.ceilings);
     const targets = localTargets(capture, this.ctx.nodeName);
     const uid = capture.metadata.uid ?? '';
+    if (!isCaptureUid(uid)) throw new Error(`packetcapture ${keyOf(ref)} has no usable metadata.uid (${JSON.stringify(uid)})`);
     let session = this.sessions.get(keyOf(ref));
     if (session && session.uid !== uid) {
       // Deleted and re-created under the same name while we looked away: the old files go.
       session.discard();
+      this.sessions.delete(keyOf(ref));
       session = undefined;
     }
-    if (!session && (targets.length > 0 || this.hasDirectory(ref)) && !this.discarded.has(uid)) {
-      session = new CaptureSession(ref, uid, this.ctx.stateDir, this.ctx.nodeName, this.ceilings, () => this.enqueue(ref));
+    if (!session) this.removeStale(ref, uid);
+    if (!session && (targets.length > 0 || this.hasDirectory(ref, uid)) && !this.discarded.has(uid)) {
+      const createdAt = new Date(capture.metadata.creationTimestamp ?? now).getTime();
+      session = new CaptureSession(ref, uid, createdAt, this.node, () => this.enqueue(ref));
       this.sessions.set(keyOf(ref), session);
     }
     if (!session) return this.publish(capture, undefined, []);
@@ -94,11 +115,21 @@ export class CaptureAgentReconciler implements Reconciler {
     const key = keyOf(ref);
     const session = this.sessions.get(key);
     if (session) session.discard();
-    else removeCaptureDirectory(this.ctx.stateDir, ref);
+    // Every UID's files: a deleted capture's, and any left by an older one of the same name.
+    removeCaptureDirectory(this.ctx.stateDir, ref);
+    this.node.budget.invalidate();
     this.sessions.delete(key);
     if (session) this.log.info('capture deleted: stopped and removed its files', { capture: key });
     if (capture) await this.publish(capture, undefined, []);
     else this.published.delete(key);
+  }
+
+  /** What an older capture of this name left on disk goes before this one looks at its directory. */
+  private removeStale(ref: CaptureRef, uid: string): void {
+    const removed = removeStaleEntries(this.ctx.stateDir, ref, uid);
+    if (removed.length === 0) return;
+    this.node.budget.invalidate();
+    this.log.info('removed files of an older capture of the same name', { capture: keyOf(ref), uid, removed });
   }
 
   /**
@@ -126,12 +157,8 @@ export class CaptureAgentReconciler implements Reconciler {
     return undefined;
   }
 
-  private hasDirectory(ref: CaptureRef): boolean {
-    try {
-      return existsSync(captureDirectory(this.ctx.stateDir, ref));
-    } catch {
-      return false;
-    }
+  private hasDirectory(ref: CaptureRef, uid: string): boolean {
+    return existsSync(captureDirectory(this.ctx.stateDir, ref, uid));
   }
 }
 

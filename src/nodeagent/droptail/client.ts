@@ -4,8 +4,8 @@
 //                    a Service can route it to the leader)
 //   4xx            → refused, with the controller's reason (401/403: RBAC, 404: DropTail unknown
 //                    there yet, 400/413: this batch itself)
-import { readFileSync } from 'node:fs';
 import https from 'node:https';
+import { FileTrustBundle, type TrustBundle } from '../../runtime/tls.js';
 import { errorBodyMessage, parseRetryAfter } from '../../util/http.js';
 import { errorMessage } from '../../util/log.js';
 
@@ -17,7 +17,8 @@ export type SendOutcome =
 export interface DropBatchClientOptions {
   /** Full intake URL: {controllerUrl}/droptail/{name}/drops. */
   url: string;
-  /** CA bundle file for the controller's certificate; system CAs when unset. */
+  /** CA bundle for the controller's certificate (or caFile); system CAs when neither is set. */
+  trust?: TrustBundle | undefined;
   caFile?: string | undefined;
   /** The bearer token, fetched for every request (projected tokens rotate). */
   token: () => Promise<string>;
@@ -30,8 +31,12 @@ const MAX_ANSWER_BYTES = 4096;
 
 export class DropBatchClient {
   private agent: https.Agent | undefined;
+  private agentCa: string | undefined;
+  private readonly trust: TrustBundle | undefined;
 
-  constructor(private readonly opts: DropBatchClientOptions) {}
+  constructor(private readonly opts: DropBatchClientOptions) {
+    this.trust = opts.trust ?? (opts.caFile ? new FileTrustBundle(opts.caFile) : undefined);
+  }
 
   /** Posts `body`, the JSON of one DropBatch (encodeDropBatch). */
   async post(body: Buffer): Promise<SendOutcome> {
@@ -45,7 +50,7 @@ export class DropBatchClient {
     try {
       agent = this.connectionPool();
     } catch (err) {
-      return { kind: 'retry', message: `cannot read the CA file ${this.opts.caFile ?? ''}: ${errorMessage(err)}` };
+      return { kind: 'retry', message: `no CA bundle for the controller's certificate: ${errorMessage(err)}` };
     }
     const outcome = await this.request(agent, token, body);
     // A new connection after a failure: the old one may be pinned to a standby or a dead peer.
@@ -60,8 +65,11 @@ export class DropBatchClient {
   }
 
   private connectionPool(): https.Agent {
-    // The CA is read when a pool is made, so a rotated CA bundle is picked up after a failure.
-    this.agent ??= new https.Agent({ keepAlive: true, maxSockets: 1, ca: this.opts.caFile ? readFileSync(this.opts.caFile) : undefined });
+    // A changed bundle (a CA rotation) gets a new pool; the open connection was verified already.
+    const ca = this.trust?.current();
+    if (this.agent && ca !== this.agentCa) this.resetConnections();
+    this.agentCa = ca;
+    this.agent ??= new https.Agent({ keepAlive: true, maxSockets: 1, ca });
     return this.agent;
   }
 

@@ -14,7 +14,6 @@ import { Controller, type Reconciler } from '../../runtime/controller.js';
 import type { ObjectKey } from '../../runtime/keys.js';
 import type { Informer } from '../../runtime/informer.js';
 import { nodeMatches } from '../../apis/nodeselection.js';
-import { currentBearerToken } from '../../util/kube.js';
 import { errorMessage, loggerFor } from '../../util/log.js';
 import type { AgentContext } from '../context.js';
 import { DropBatchClient } from './client.js';
@@ -84,8 +83,8 @@ export class DropTailAgentReconciler implements Reconciler {
     const kc = this.ctx.kc;
     const client = new DropBatchClient({
       url: `${this.ctx.controllerUrl.replace(/\/+$/, '')}${dropsPath(name)}`,
-      caFile: this.ctx.caFile,
-      token: () => currentBearerToken(kc),
+      trust: this.ctx.controllerTrust,
+      token: () => this.ctx.controllerToken(),
     });
     const previous = obj.status?.nodes?.find((n) => n.node === this.ctx.nodeName);
     let reporter: NodeStatusReporter | undefined;

@@ -49,7 +49,7 @@ export function registerDropTail(ctx: ControllerContext, opts: DropTailOptions =
   manager.addController(controller);
   manager.addInformer(pods);
   manager.addInformer(services);
-  if (ctx.api) new DropIntake({ reviewer: ctx.reviewer, dropTails, pipeline, isLeader: () => ctx.isLeader() }).register(ctx.api);
+  if (ctx.api) new DropIntake({ reviewer: ctx.agentReviewer, dropTails, pipeline, isLeader: () => ctx.isLeader() }).register(ctx.api);
   else loggerFor('droptail').warn('no HTTPS API (no serving certificate): drop batches from agents cannot be received');
   return { controller, pipeline, index };
 }

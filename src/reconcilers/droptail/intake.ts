@@ -1,17 +1,22 @@
 // POST /droptail/:name/drops on the controller's HTTPS API: where agents deliver drop batches.
 // Checks in this order, each with its own answer:
 //   400 malformed DropTail name
-//   401 no or bad bearer token (TokenReview) / 403 no `create droptails/drops` (SubjectAccessReview)
+//   401 no or bad bearer token (TokenReview with the audience CONTROLLER_AUDIENCE only, so an agent's
+//       API server token, or the controller's, is refused) / 403 no `create droptails/drops`
+//       (SubjectAccessReview) / 403 a token bound to no node (not a pod-bound projected token)
 //   503 + Retry-After: this replica is not the leader, or its caches are not synced yet
 //   404 no such DropTail
 //   413 body over MAX_BATCH_BYTES
 //   400 not a valid DropBatch (the reason names the JSON path; nothing of it is used)
+//   403 the batch is for another node than the caller's token is bound to (logged; nothing of it
+//       is used): an agent reports only the drops of its own node
 //   503 + Retry-After: the pipeline is full (the batch is refused whole, the agent keeps it)
 //   202 {accepted}: queued; Events follow asynchronously, never waiting on DNS in the request.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { DropTail } from '../../apis/droptail.js';
 import { DROPS_ACCESS, DROPS_PATH, MAX_BATCH_BYTES, type DropBatch, type DropBatchAccepted } from '../../apis/drops.js';
-import type { AccessReviewer } from '../../runtime/auth.js';
+import { CONTROLLER_AUDIENCE, nodeOfCaller } from '../../apis/identity.js';
+import type { AccessReviewer, Caller } from '../../runtime/auth.js';
 import { HttpError, checkObjectName, readBody, sendJson, type HttpsApiServer } from '../../runtime/https.js';
 import type { Informer } from '../../runtime/informer.js';
 import { loggerFor } from '../../util/log.js';
@@ -20,6 +25,7 @@ import { agentShedDrops, batchSequenceGaps, dropBatches } from './metrics.js';
 import type { DropPipeline } from './pipeline.js';
 
 export interface IntakeDeps {
+  /** Reviews agents' tokens with the audience CONTROLLER_AUDIENCE (and no other). */
   reviewer: Pick<AccessReviewer, 'check'>;
   dropTails: Pick<Informer<DropTail>, 'get' | 'hasSynced'>;
   pipeline: Pick<DropPipeline, 'hasRoomFor' | 'pending' | 'submit'>;
@@ -54,7 +60,8 @@ export class DropIntake {
 
   private async accept(req: IncomingMessage, res: ServerResponse, name: string): Promise<DropBatchAccepted> {
     checkObjectName('name', name);
-    await this.deps.reviewer.check(req, { ...DROPS_ACCESS, name });
+    const caller = await this.deps.reviewer.check(req, { ...DROPS_ACCESS, name });
+    const callerNode = this.nodeOf(caller, name);
     if (!this.deps.isLeader() || !this.deps.dropTails.hasSynced()) {
       res.setHeader('Retry-After', String(RETRY_AFTER_SECONDS));
       throw new HttpError(503, 'this controller replica is not the leader (or is still starting); retry');
@@ -63,6 +70,7 @@ export class DropIntake {
     const declared = Number(req.headers['content-length'] ?? 0);
     if (declared > MAX_BATCH_BYTES) throw new HttpError(413, `request body of ${declared} bytes is over ${MAX_BATCH_BYTES} bytes; send smaller batches`);
     const batch = this.parse(await readBody(req, MAX_BATCH_BYTES));
+    this.checkNode(batch, callerNode, caller, name);
     if (!this.deps.pipeline.hasRoomFor(batch.drops.length)) {
       res.setHeader('Retry-After', String(RETRY_AFTER_SECONDS));
       throw new HttpError(503, `drop pipeline full (${this.deps.pipeline.pending} drops pending); retry`);
@@ -70,6 +78,24 @@ export class DropIntake {
     this.noteSequence(batch);
     this.deps.pipeline.submit(name, batch);
     return { accepted: batch.drops.length };
+  }
+
+  /** The node the caller's token is bound to; a token bound to none speaks for no node. */
+  private nodeOf(caller: Caller, dropTail: string): string {
+    const node = nodeOfCaller(caller.extra);
+    if (node) return node;
+    this.log.warn('drop batch refused: the token is bound to no node', { droptail: dropTail, user: caller.username });
+    throw new HttpError(
+      403,
+      `${caller.username} presented a token bound to no node: agents send drops with their pod's projected token of audience ${CONTROLLER_AUDIENCE} (--controller-token-file), which names their node`,
+    );
+  }
+
+  /** An agent reports only its own node's drops: anything else would put forged Events on pods. */
+  private checkNode(batch: DropBatch, callerNode: string, caller: Caller, dropTail: string): void {
+    if (batch.node === callerNode) return;
+    this.log.warn('drop batch refused: it is for another node than the agent is on', { droptail: dropTail, user: caller.username, callerNode, batchNode: batch.node });
+    throw new HttpError(403, `the agent on node ${callerNode} may send drops only of node ${callerNode}, not of node ${batch.node}`);
   }
 
   private parse(body: Buffer): DropBatch {

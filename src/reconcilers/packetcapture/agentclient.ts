@@ -1,15 +1,21 @@
 // The controller's client of the agents' capture file API (one HTTPS server per node, on the
-// node's InternalIP). It authenticates with the controller's own ServiceAccount token, which the
-// agents check by TokenReview and SubjectAccessReview, so no other pod can read capture files.
-import { readFileSync } from 'node:fs';
+// node's InternalIP). It authenticates with a token of the controller's ServiceAccount made for
+// that node's agent alone (audience agentAudience(node), src/apis/identity.ts), which the agent
+// checks by TokenReview with its own audience and SubjectAccessReview: no other pod can read
+// capture files, and no agent can replay the token to another agent or to the API server.
+// It verifies each agent's certificate with the CA bundle and the node's address (the agents'
+// certificates name only their own node's IPs), and with Netwarden's own CA also the node's name
+// in the subject, so that no node's agent can answer for another.
 import https from 'node:https';
 import type { IncomingMessage } from 'node:http';
 import net from 'node:net';
-import type { KubeConfig, V1Node } from '@kubernetes/client-node';
+import tls, { type PeerCertificate } from 'node:tls';
+import type { V1Node } from '@kubernetes/client-node';
 import { agentFilesPath, isCaptureFileName, type CaptureFile, type CaptureFileListing } from '../../apis/capturefiles.js';
 import type { Informer } from '../../runtime/informer.js';
+import { FileTrustBundle, type TrustBundle } from '../../runtime/tls.js';
 import { errorBodyMessage } from '../../util/http.js';
-import { currentBearerToken } from '../../util/kube.js';
+import { errorMessage } from '../../util/log.js';
 
 /** A node's agent could not be reached or refused; names the node so the user knows where to look. */
 export class AgentError extends Error {
@@ -23,28 +29,34 @@ export class AgentError extends Error {
 }
 
 export interface AgentClientOptions {
-  kc: KubeConfig;
+  /** The bearer token for the agent of `node` (ServiceAccountTokens.tokenFor(agentAudience(node))). */
+  token(node: string): Promise<string>;
   /** Where each node's InternalIP is looked up. */
   nodes: Pick<Informer<V1Node>, 'get'>;
   port: number;
+  /** CA bundle for the agents' certificates (or caFile); system CAs when neither is set. */
+  trust?: TrustBundle | undefined;
   caFile?: string | undefined;
+  /** The subject CN an agent's certificate must have (Netwarden's CA names the node there); unchecked when unset. */
+  expectedCommonName?: ((node: string) => string) | undefined;
   /** For listing and deleting; a download may take as long as it takes while data flows. */
   requestTimeoutMs?: number;
 }
 
 export class AgentFilesClient {
-  private readonly ca: Buffer | undefined;
+  private readonly trust: TrustBundle | undefined;
   // Keep-alive: a download fetches many files from the same few agents one after another.
   private readonly agent = new https.Agent({ keepAlive: true, maxSockets: 8 });
   private readonly timeoutMs: number;
 
   constructor(private readonly opts: AgentClientOptions) {
-    this.ca = opts.caFile ? readFileSync(opts.caFile) : undefined;
+    this.trust = opts.trust ?? (opts.caFile ? new FileTrustBundle(opts.caFile) : undefined);
     this.timeoutMs = opts.requestTimeoutMs ?? 15_000;
   }
 
-  async list(node: string, namespace: string, name: string): Promise<CaptureFileListing> {
-    const res = await this.request(node, 'GET', agentFilesPath(namespace, name), this.timeoutMs);
+  /** `uid`: the capture meant; an agent that knows the name under another UID answers 404. */
+  async list(node: string, namespace: string, name: string, uid?: string): Promise<CaptureFileListing> {
+    const res = await this.request(node, 'GET', agentFilesPath(namespace, name, undefined, uid), this.timeoutMs);
     const body = await readAll(res);
     let parsed: unknown;
     try {
@@ -56,18 +68,27 @@ export class AgentFilesClient {
   }
 
   /** The response stream of one file; the caller consumes (or destroys) it. */
-  async open(node: string, namespace: string, name: string, fileName: string): Promise<IncomingMessage> {
+  async open(node: string, namespace: string, name: string, fileName: string, uid?: string): Promise<IncomingMessage> {
     if (!isCaptureFileName(fileName)) throw new AgentError(node, `refusing the file name ${JSON.stringify(fileName)}`);
-    return this.request(node, 'GET', agentFilesPath(namespace, name, fileName), 0);
+    return this.request(node, 'GET', agentFilesPath(namespace, name, fileName, uid), 0);
   }
 
-  async remove(node: string, namespace: string, name: string): Promise<void> {
-    const res = await this.request(node, 'DELETE', agentFilesPath(namespace, name), this.timeoutMs);
+  async remove(node: string, namespace: string, name: string, uid?: string): Promise<void> {
+    const res = await this.request(node, 'DELETE', agentFilesPath(namespace, name, undefined, uid), this.timeoutMs);
     res.resume();
   }
 
   close(): void {
     this.agent.destroy();
+  }
+
+  /** The address check Node does anyway, and the node's name in the subject when expected. */
+  private checkAgentIdentity(node: string, hostname: string, cert: PeerCertificate): Error | undefined {
+    const addressError = tls.checkServerIdentity(hostname, cert);
+    if (addressError) return addressError;
+    const expected = this.opts.expectedCommonName?.(node);
+    if (expected !== undefined && cert.subject?.CN !== expected) return new Error(`the certificate at ${hostname} is for ${JSON.stringify(cert.subject?.CN ?? '')}, not the agent of node ${node} (${expected})`);
+    return undefined;
   }
 
   private address(node: string): string {
@@ -81,7 +102,19 @@ export class AgentFilesClient {
   /** Sends a request and resolves with a 2xx response; anything else becomes an AgentError with the agent's message. */
   private async request(node: string, method: string, path: string, timeoutMs: number): Promise<IncomingMessage> {
     const host = this.address(node);
-    const token = await currentBearerToken(this.opts.kc);
+    let token: string;
+    try {
+      token = await this.opts.token(node);
+    } catch (err) {
+      throw new AgentError(node, `no token for its agent: ${errorMessage(err)}`);
+    }
+    // Read per request: a rotated bundle is a different connection pool key, so new connections use it.
+    let ca: string | undefined;
+    try {
+      ca = this.trust?.current();
+    } catch (err) {
+      throw new AgentError(node, `no CA bundle to verify its certificate with: ${errorMessage(err)}`);
+    }
     const res = await new Promise<IncomingMessage>((resolve, reject) => {
       const req = https.request(
         {
@@ -89,11 +122,12 @@ export class AgentFilesClient {
           port: this.opts.port,
           method,
           path,
-          ca: this.ca,
+          ca,
           agent: this.agent,
           // The agents' certificates name their node IP; SNI is not allowed for IP literals.
           servername: net.isIP(host) ? '' : host,
-          headers: { authorization: `Bearer ${token}`, accept: method === 'GET' && path.endsWith('/files') ? 'application/json' : '*/*' },
+          checkServerIdentity: (hostname, cert) => this.checkAgentIdentity(node, hostname, cert),
+          headers: { authorization: `Bearer ${token}`, accept: method === 'GET' && path.split('?')[0]!.endsWith('/files') ? 'application/json' : '*/*' },
         },
         resolve,
       );

@@ -3,7 +3,7 @@
 // TokenReview and authorized by a SubjectAccessReview for packetcaptures/files (verb get or delete)
 // on that very capture, so RBAC decides who reads packets.
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { KubeConfig, V1Node } from '@kubernetes/client-node';
+import type { V1Node } from '@kubernetes/client-node';
 import { Readable } from 'node:stream';
 import JSZip from 'jszip';
 import {
@@ -20,6 +20,7 @@ import type { PacketCapture } from '../../apis/packetcapture.js';
 import type { AccessReviewer } from '../../runtime/auth.js';
 import { HttpError, checkObjectName, sendJson, type HttpsApiServer } from '../../runtime/https.js';
 import type { Informer } from '../../runtime/informer.js';
+import type { TrustBundle } from '../../runtime/tls.js';
 import { errorMessage, loggerFor } from '../../util/log.js';
 import { AgentError, AgentFilesClient } from './agentclient.js';
 import { captureDownloadBytes, captureDownloads } from './metrics.js';
@@ -34,16 +35,17 @@ export interface CaptureFileApiContext {
   reviewer: Pick<AccessReviewer, 'check'>;
   /** Only the leader's caches are filled. */
   isLeader(): boolean;
-  /** The controller's own credentials, which the agents check. */
-  kc: KubeConfig;
+  /** The controller's token for one node's agent, which that agent alone accepts. */
+  agentToken(node: string): Promise<string>;
   nodes: Pick<Informer<V1Node>, 'get'>;
   agentPort: number;
-  caFile?: string | undefined;
+  agentTrust?: TrustBundle | undefined;
+  agentCommonName?: ((node: string) => string) | undefined;
 }
 
 export function registerCaptureFileApi(ctx: CaptureFileApiContext, captures: Pick<Informer<PacketCapture>, 'get'>): AgentFilesClient | undefined {
   if (!ctx.api) return undefined;
-  const agents = new AgentFilesClient({ kc: ctx.kc, nodes: ctx.nodes, port: ctx.agentPort, caFile: ctx.caFile });
+  const agents = new AgentFilesClient({ token: (node) => ctx.agentToken(node), nodes: ctx.nodes, port: ctx.agentPort, trust: ctx.agentTrust, expectedCommonName: ctx.agentCommonName });
   ctx.api.route('GET', DOWNLOAD_ROUTE, async (req, res, params) => {
     const capture = await authorizedCapture(ctx, captures, req, params, 'get');
     await sendZip(agents, capture, res);
@@ -76,9 +78,9 @@ async function authorizedCapture(
 }
 
 async function listAll(agents: AgentFilesClient, capture: PacketCapture): Promise<{ listings: CaptureFileListing[]; missing: AgentError[] }> {
-  const { namespace = '', name = '' } = capture.metadata;
+  const { namespace = '', name = '', uid } = capture.metadata;
   const nodes = nodesWithFiles(capture);
-  const results = await Promise.allSettled(nodes.map((node) => agents.list(node, namespace, name)));
+  const results = await Promise.allSettled(nodes.map((node) => agents.list(node, namespace, name, uid)));
   const listings: CaptureFileListing[] = [];
   const missing: AgentError[] = [];
   results.forEach((r, i) => {
@@ -152,7 +154,7 @@ function lazyAgentFile(open: () => Promise<IncomingMessage>, slots: Slots): Read
 }
 
 async function sendZip(agents: AgentFilesClient, capture: PacketCapture, res: ServerResponse): Promise<void> {
-  const { namespace = '', name = '' } = capture.metadata;
+  const { namespace = '', name = '', uid } = capture.metadata;
   const log = loggerFor('capture-download', `${namespace}/${name}`);
   const { listings, missing } = await listAll(agents, capture);
   const zip = new JSZip();
@@ -162,7 +164,7 @@ async function sendZip(agents: AgentFilesClient, capture: PacketCapture, res: Se
   for (const listing of listings) {
     for (const file of listing.files) {
       expected += file.bytes;
-      const stream = lazyAgentFile(() => agents.open(listing.node, namespace, name, file.fileName), slots);
+      const stream = lazyAgentFile(() => agents.open(listing.node, namespace, name, file.fileName, uid), slots);
       sources.push(stream);
       // jszip's typings only know its own stream type; a Node Readable is what it reads (nodestream input).
       zip.file(`${listing.node}/${file.fileName}`, stream as unknown as NodeJS.ReadableStream, { binary: true });
@@ -209,7 +211,7 @@ async function deleteFiles(agents: AgentFilesClient, capture: PacketCapture, res
   const ended = captureEnded(capture);
   if (!ended.ended) throw new HttpError(409, `packetcapture ${namespace}/${name} is still running (phase ${capture.status?.phase ?? 'unknown'}): ${ended.reason}`);
   const nodes = nodesWithFiles(capture);
-  const results = await Promise.allSettled(nodes.map((node) => agents.remove(node, namespace, name)));
+  const results = await Promise.allSettled(nodes.map((node) => agents.remove(node, namespace, name, capture.metadata.uid)));
   const failed = results.flatMap((r) => (r.status === 'rejected' ? [errorMessage(r.reason)] : []));
   loggerFor('capture-download', `${namespace}/${name}`).info('capture files deleted', { nodes, failed });
   if (failed.length) throw new HttpError(502, `files removed on ${nodes.length - failed.length} of ${nodes.length} node(s); ${failed.join('; ')}`);

@@ -5,7 +5,8 @@
 import { isDeepStrictEqual } from 'node:util';
 import type { KubeConfig, V1Pod } from '@kubernetes/client-node';
 import { PacketCaptureType } from '../../apis/meta.js';
-import type { CaptureTarget, PacketCapture } from '../../apis/packetcapture.js';
+import type { Condition } from '../../apis/meta.js';
+import type { CapturePhase, CaptureTarget, PacketCapture } from '../../apis/packetcapture.js';
 import { parseSelector, selectorMatches, SelectorSyntaxError, type SelectorNode } from '../../apis/selector.js';
 import { labelSelectorMatches } from '../../apis/labelselector.js';
 import type { Informer } from '../../runtime/informer.js';
@@ -16,10 +17,13 @@ import { applyStatus, setCondition } from '../../runtime/status.js';
 import { errorMessage, loggerFor } from '../../util/log.js';
 import { applyControllerStatus, CONTROLLER_FIELD_MANAGER, readyConditions, schemaRejection, type Rejection } from '../common.js';
 import { capturePhase } from './phase.js';
+import { QUOTA_CONDITION, quotaFor, quotaVerdict, wantsToRun, type EffectiveQuota, type QuotaConfig } from './quota.js';
 import { sumDurationTerms } from '../../util/duration.js';
 
 /** Held until the agents have removed the capture's files from their nodes. */
 export const CAPTURE_FILES_FINALIZER = 'netwarden.io/capture-files';
+/** A quota decision overrides the cache this long at most: by then its status write is back. */
+const DECISION_TTL_MS = 60_000;
 /** How often a deleted capture is looked at again while agents are still removing files. */
 const DELETION_POLL_MS = 2_000;
 
@@ -27,6 +31,8 @@ export interface PacketCaptureReconcilerOptions {
   /** How long a deleted capture waits for the agents before the finalizer is removed anyway. */
   filesReleaseTimeoutMs?: number;
   ceilings?: ClusterCaptureCeilings;
+  /** The namespace quotas (the admin's ConfigMap); no quota when unset. */
+  quotas?: () => QuotaConfig;
   now?: () => Date;
 }
 
@@ -51,6 +57,13 @@ export class PacketCaptureReconciler implements Reconciler {
   private readonly now: () => Date;
   private readonly releaseTimeoutMs: number;
   private readonly ceilings: ClusterCaptureCeilings;
+  private readonly quotas: (() => QuotaConfig) | undefined;
+  /**
+   * This controller's latest quota decision per capture uid. The cache shows a decision only once
+   * its status write comes back; until then the next verdict in the namespace must see it, or two
+   * captures could take the last place.
+   */
+  private readonly decisions = new Map<string, { admitted: boolean; at: number }>();
 
   constructor(
     private readonly kc: KubeConfig,
@@ -61,6 +74,7 @@ export class PacketCaptureReconciler implements Reconciler {
     this.now = opts.now ?? (() => new Date());
     this.releaseTimeoutMs = opts.filesReleaseTimeoutMs ?? releaseTimeoutFromEnv() ?? 120_000;
     this.ceilings = opts.ceilings ?? {};
+    this.quotas = opts.quotas;
   }
 
   async reconcile(key: ObjectKey): Promise<ReconcileResult | void> {
@@ -69,10 +83,30 @@ export class PacketCaptureReconciler implements Reconciler {
     if (capture.metadata.deletionTimestamp) return this.finalize(capture);
     await ensureFinalizer(this.kc, PacketCaptureType, capture, CAPTURE_FILES_FINALIZER);
     const now = this.now();
-    const plan = planCapture(capture, this.pods.list(capture.metadata.namespace), now, this.ceilings);
+    const namespace = capture.metadata.namespace ?? '';
+    const quota = this.quotas ? { captures: this.captures.list(namespace).map((c) => this.asDecided(c, now)), quota: quotaFor(this.quotas(), namespace) } : undefined;
+    const plan = planCapture(this.asDecided(capture, now), this.pods.list(namespace), now, this.ceilings, quota);
+    this.recordDecision(capture, plan, now);
     if (!sameAsCurrent(capture, plan.status)) await applyControllerStatus(this.kc, PacketCaptureType, capture, plan.status);
     // Level-triggered, but the schedule is time: come back when the next boundary passes.
     return plan.nextBoundary ? { requeueAfterMs: Math.max(0, plan.nextBoundary.getTime() - now.getTime()) + 100 } : undefined;
+  }
+
+  /** The capture with this controller's latest quota decision, should the cache not show it yet. */
+  private asDecided(capture: PacketCapture, now: Date): PacketCapture {
+    const decided = this.decisions.get(capture.metadata.uid ?? '');
+    if (!decided || now.getTime() - decided.at > DECISION_TTL_MS) return capture;
+    const current = capture.status?.conditions?.find((c) => c.type === QUOTA_CONDITION);
+    if ((current?.status === 'True') === decided.admitted) return capture;
+    const status = decided.admitted ? 'True' : 'False';
+    const conditions = setCondition(capture.status?.conditions, { type: QUOTA_CONDITION, status, reason: decided.admitted ? 'Admitted' : 'QuotaExceeded', message: current?.message ?? '' }, now);
+    return { ...capture, status: { ...capture.status, conditions } };
+  }
+
+  private recordDecision(capture: PacketCapture, plan: CapturePlan, now: Date): void {
+    const condition = (plan.status.conditions as Condition[] | undefined)?.find((c) => c.type === QUOTA_CONDITION);
+    if (condition) this.decisions.set(capture.metadata.uid ?? '', { admitted: condition.status === 'True', at: now.getTime() });
+    for (const [uid, d] of this.decisions) if (now.getTime() - d.at > DECISION_TTL_MS) this.decisions.delete(uid);
   }
 
   /**
@@ -115,7 +149,16 @@ export interface CapturePlan {
   nextBoundary?: Date | undefined;
 }
 
-export function planCapture(capture: PacketCapture, podsInNamespace: readonly V1Pod[], now: Date, ceilings: ClusterCaptureCeilings = {}): CapturePlan {
+/** The namespace's captures and quota, for the namespace quota's verdict. */
+export interface QuotaInput {
+  captures: readonly PacketCapture[];
+  quota: EffectiveQuota;
+}
+
+/** How often a capture held back by a quota is looked at again without any event. */
+export const QUOTA_RECHECK_MS = 15_000;
+
+export function planCapture(capture: PacketCapture, podsInNamespace: readonly V1Pod[], now: Date, ceilings: ClusterCaptureCeilings = {}, quota?: QuotaInput): CapturePlan {
   const generation = capture.metadata.generation ?? 0;
   const selection = compileSelection(capture);
   const rejection =
@@ -123,14 +166,33 @@ export function planCapture(capture: PacketCapture, podsInNamespace: readonly V1
     (selection instanceof Error ? { reason: 'InvalidSelector', message: selection.message } : undefined) ??
     filterRejection(capture) ??
     ceilingRejection(capture, ceilings);
-  const targets = rejection || selection instanceof Error ? [] : selectTargets(podsInNamespace, selection);
-  const { phase, message, nextBoundary } = rejection ? { phase: 'Failed' as const, message: rejection.message, nextBoundary: undefined } : capturePhase(capture, targets.length, now);
+  const selected = rejection || selection instanceof Error ? [] : selectTargets(podsInNamespace, selection);
+  const verdict = !rejection && quota && wantsToRun(capture, now) ? quotaVerdict(capture, quota.captures, quota.quota, now) : undefined;
+  const queued = verdict?.admitted === false;
+  // Held back: no targets, so no agent captures it; its files stay.
+  const targets = queued ? [] : selected;
+  let conditions = capture.status?.conditions;
+  if (verdict) conditions = setCondition(conditions, { type: QUOTA_CONDITION, status: verdict.admitted ? 'True' : 'False', reason: verdict.admitted ? 'Admitted' : 'QuotaExceeded', message: verdict.message, observedGeneration: generation }, now);
+  else if (rejection && conditions?.some((c) => c.type === QUOTA_CONDITION)) conditions = setCondition(conditions, { type: QUOTA_CONDITION, status: 'False', reason: 'Rejected', message: rejection.message, observedGeneration: generation }, now);
+  const nodes = nodeReports(capture);
+  if (nodes.refused.length > 0 || (capture.status?.files ?? []).length > 0) conditions = setCondition(conditions, targetsVerified(nodes.refused, generation), now);
+  let { phase, message, nextBoundary } = rejection ? { phase: 'Failed' as CapturePhase, message: rejection.message, nextBoundary: undefined as Date | undefined } : capturePhase(capture, targets.length, now);
+  let notReady: Rejection | undefined = rejection;
+  if (queued) {
+    ({ phase, message } = { phase: 'Queued', message: verdict.message });
+    notReady = { reason: 'QuotaExceeded', message: verdict.message };
+  } else if (!rejection && nodes.held.length > 0 && phase !== 'Finished') {
+    // A node quota holds some pods back; they start by themselves when that node has room.
+    notReady = { reason: 'QuotaExceeded', message: nodes.held.join('; ').slice(0, 4096) };
+    if (!nodes.capturing) phase = 'Queued';
+  }
+  if (notReady?.reason === 'QuotaExceeded') nextBoundary = earliest(nextBoundary, new Date(now.getTime() + QUOTA_RECHECK_MS));
   const files = capture.status?.files ?? [];
   return {
     nextBoundary,
     status: {
       observedGeneration: generation,
-      conditions: readyConditions(capture.status?.conditions, generation, { rejection, reason: phase, message }, now),
+      conditions: readyConditions(conditions, generation, { rejection: notReady, reason: phase, message }, now),
       phase,
       targets,
       podCount: targets.length,
@@ -138,6 +200,28 @@ export function planCapture(capture: PacketCapture, podsInNamespace: readonly V1
       totalBytes: files.reduce((sum, f) => sum + (f.bytes ?? 0), 0),
     },
   };
+}
+
+/** What the agents' entries say about pods they do not capture. */
+function nodeReports(capture: PacketCapture): { held: string[]; refused: string[]; capturing: boolean } {
+  const held: string[] = [];
+  const refused: string[] = [];
+  for (const entry of capture.status?.files ?? []) {
+    for (const n of entry.notCaptured ?? []) (n.reason === 'QuotaExceeded' ? held : refused).push(`node ${entry.node}: pod ${n.pod}: ${n.message ?? n.reason}`);
+  }
+  const capturing = (capture.status?.files ?? []).some((e) => e.state === 'Capturing' || e.state === 'WaitingForTraffic');
+  return { held, refused, capturing };
+}
+
+/** TargetsVerified: every node found the IPs it was given owned by the namespace's pods there. */
+function targetsVerified(refused: readonly string[], generation: number): Omit<Condition, 'lastTransitionTime'> {
+  return refused.length > 0
+    ? { type: 'TargetsVerified', status: 'False', reason: 'TargetNotOwned', message: `not captured: ${refused.join('; ')}`.slice(0, 4096), observedGeneration: generation }
+    : { type: 'TargetsVerified', status: 'True', reason: 'TargetsOwned', message: 'every node found the target IPs owned by running pods of this namespace', observedGeneration: generation };
+}
+
+function earliest(a: Date | undefined, b: Date): Date {
+  return a && a < b ? a : b;
 }
 
 type PodPredicate = (pod: V1Pod) => boolean;

@@ -40,14 +40,35 @@ export interface Grant extends AccessRequest {
 
 type ResourceAttributes = Partial<AccessRequest>;
 
+const TOKEN_REQUEST = /^\/api\/v1\/namespaces\/([^/]+)\/serviceaccounts\/([^/]+)\/token(\?|$)/;
+
+/** The audience of tokens for the API server itself: what a TokenReview without audiences asks for. */
+export const API_SERVER_AUDIENCE = 'https://kubernetes.default.svc.cluster.local';
+
+/** One allowed non-resource URL of a user (RBAC nonResourceURLs). */
+export interface NonResourceGrant {
+  user: string;
+  verb: string;
+  path: string;
+}
+
 /** TokenReview and SubjectAccessReview on loopback: tokens map to user names, grants allow actions. */
 export class FakeReviewApi {
   /** token -> username */
   readonly tokens = new Map<string, string>();
+  /** token -> the audiences it was issued for; API_SERVER_AUDIENCE when absent. */
+  readonly audiences = new Map<string, string[]>();
+  /** token -> the user's extra, e.g. the node of a pod-bound token. */
+  readonly extras = new Map<string, Record<string, string[]>>();
   readonly grants: Grant[] = [];
+  readonly nonResourceGrants: NonResourceGrant[] = [];
   /** Every SubjectAccessReview asked, in order. */
-  readonly accessReviews: Array<{ user: string } & ResourceAttributes> = [];
+  readonly accessReviews: Array<{ user: string; path?: string } & ResourceAttributes> = [];
   tokenReviews = 0;
+  /** Every TokenRequest asked; the tokens it issues pass this fake's TokenReview with their audiences. */
+  readonly tokenRequests: Array<{ namespace: string; serviceAccount: string; audiences: string[]; expirationSeconds: number }> = [];
+  /** Answer TokenRequests with 500 while set. */
+  failTokenRequests = false;
   private server: Server | undefined;
   private port = 0;
 
@@ -63,13 +84,35 @@ export class FakeReviewApi {
         let status: object;
         if (req.url?.startsWith('/apis/authentication.k8s.io/v1/tokenreviews')) {
           this.tokenReviews += 1;
-          const user = this.tokens.get(String(spec.token));
-          status = user ? { authenticated: true, user: { username: user, groups: ['system:authenticated'] } } : { authenticated: false, error: 'token unknown' };
+          const token = String(spec.token);
+          const user = this.tokens.get(token);
+          const wanted = Array.isArray(spec.audiences) ? (spec.audiences as string[]) : [API_SERVER_AUDIENCE];
+          const audiences = (this.audiences.get(token) ?? [API_SERVER_AUDIENCE]).filter((a) => wanted.includes(a));
+          if (!user) status = { authenticated: false, error: 'token unknown' };
+          else if (audiences.length === 0) status = { authenticated: false, error: 'token audiences is invalid for the target audiences' };
+          else status = { authenticated: true, audiences, user: { username: user, groups: ['system:authenticated'], extra: this.extras.get(token) ?? {} } };
         } else if (req.url?.startsWith('/apis/authorization.k8s.io/v1/subjectaccessreviews')) {
           const user = String(spec.user);
           const attrs = (spec.resourceAttributes ?? {}) as ResourceAttributes;
-          this.accessReviews.push({ user, ...attrs });
-          status = { allowed: this.grants.some((g) => allows(g, user, attrs)) };
+          const nonResource = spec.nonResourceAttributes as { verb?: string; path?: string } | undefined;
+          this.accessReviews.push({ user, ...attrs, ...(nonResource ? { path: nonResource.path } : {}) });
+          const allowed = nonResource
+            ? this.nonResourceGrants.some((g) => g.user === user && g.verb === nonResource.verb && g.path === nonResource.path)
+            : this.grants.some((g) => allows(g, user, attrs));
+          status = { allowed };
+        } else if (TOKEN_REQUEST.test(req.url ?? '')) {
+          const [, namespace = '', serviceAccount = ''] = TOKEN_REQUEST.exec(req.url ?? '') ?? [];
+          if (this.failTokenRequests) {
+            res.writeHead(500, { 'content-type': 'application/json' }).end(JSON.stringify({ kind: 'Status', code: 500, message: 'etcd is down' }));
+            return;
+          }
+          const audiences = (spec.audiences as string[] | undefined) ?? [API_SERVER_AUDIENCE];
+          const expirationSeconds = Number(spec.expirationSeconds ?? 3600);
+          this.tokenRequests.push({ namespace, serviceAccount, audiences, expirationSeconds });
+          const token = `issued-${this.tokenRequests.length}`;
+          this.tokens.set(token, `system:serviceaccount:${namespace}:${serviceAccount}`);
+          this.audiences.set(token, audiences);
+          status = { token, expirationTimestamp: new Date(Date.now() + expirationSeconds * 1000).toISOString() };
         } else {
           res.writeHead(404, { 'content-type': 'application/json' }).end(JSON.stringify({ kind: 'Status', code: 404, message: `no ${req.url}` }));
           return;
