@@ -135,6 +135,30 @@ describe('DropTail controller: IP index', function () {
     index.remove('Pod', pod('web-new', []));
     expect(index.lookup('10.244.1.4')?.name).to.equal('job-old');
   });
+
+  it("keeps a recreated Pod's address when the old Pod's delete arrives after the new one (claims are the objects' uids)", function () {
+    const index = new IpIndex();
+    const old = { ...pod('db-0', ['10.244.2.7']), metadata: { namespace: 'storefront', name: 'db-0', uid: 'uid-db-0-first' } };
+    const recreated = { ...pod('db-0', ['10.244.2.8']), metadata: { namespace: 'storefront', name: 'db-0', uid: 'uid-db-0-second' } };
+    index.setPod(old);
+    index.setPod(recreated);
+    index.remove('Pod', old);
+    expect(index.resolve('10.244.2.8')).to.deep.equal({ endpoint: { ip: '10.244.2.8', kind: 'Pod', namespace: 'storefront', name: 'db-0' }, uid: 'uid-db-0-second' });
+    expect(index.lookup('10.244.2.7')).to.equal(undefined);
+    expect(index.size).to.equal(1);
+  });
+
+  it('gives an address back to the claim left when one of three owners goes', function () {
+    const index = new IpIndex();
+    index.setNode({ metadata: { name: 'worker-2', uid: 'uid-node' }, status: { addresses: [{ type: 'InternalIP', address: '10.244.3.1' }] } });
+    index.setService({ metadata: { namespace: 'shop', name: 'odd', uid: 'uid-svc' }, spec: { externalIPs: ['10.244.3.1'] } });
+    index.setPod(pod('p', ['10.244.3.1']));
+    expect(index.lookup('10.244.3.1')?.kind).to.equal('Pod');
+    index.remove('Pod', pod('p', []));
+    expect(index.resolve('10.244.3.1')).to.deep.equal({ endpoint: { ip: '10.244.3.1', kind: 'Service', namespace: 'shop', name: 'odd' } });
+    index.remove('Service', { metadata: { namespace: 'shop', name: 'odd', uid: 'uid-svc' } });
+    expect(index.lookup('10.244.3.1')).to.deep.equal({ ip: '10.244.3.1', kind: 'Node', name: 'worker-2' });
+  });
 });
 
 describe('DropTail controller: Event wording and metric labels', function () {

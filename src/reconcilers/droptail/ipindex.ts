@@ -16,28 +16,41 @@ export interface ResolvedEndpoint {
   uid?: string;
 }
 
+/**
+ * One object's claim on an address. It holds the object's own strings (no copies), and the owner
+ * is its uid, also the object's own string: at 150,000 Pods every byte per Pod is 150 KB.
+ */
 interface Claim {
-  endpoint: ClusterEndpoint;
-  uid?: string;
+  kind: ClusterEndpoint['kind'];
+  namespace: string | undefined;
+  name: string;
+  owner: string;
+  uid: string | undefined;
   /** Higher wins. */
   rank: number;
 }
 
 const RANK = { finishedPod: 0, node: 1, service: 2, pod: 3 } as const;
 
+/** Most addresses have one claim: it is stored as is, an array only while several share the address. */
+type Claims = Claim | Claim[];
+/** Most objects claim one address: likewise. */
+type Addresses = string | string[];
+
+const asList = <V>(v: V | V[] | undefined): readonly V[] => (v === undefined ? [] : Array.isArray(v) ? v : [v]);
+
 export class IpIndex {
-  /** ip -> owner ("Pod/ns/name") -> claim */
-  private readonly byIP = new Map<string, Map<string, Claim>>();
-  /** owner -> the IPs it claims now, so an update or delete removes the old ones. */
-  private readonly byOwner = new Map<string, string[]>();
+  private readonly byIP = new Map<string, Claims>();
+  /** owner -> the addresses it claims now, so an update or delete removes the old ones. */
+  private readonly byOwner = new Map<string, Addresses>();
 
   /** Subscribes to the informers; their current contents arrive as `add` events once they list. */
   watch(pods: Informer<V1Pod>, services: Informer<V1Service>, nodes: Informer<V1Node>): this {
-    const follow = <T extends KubernetesObject>(informer: Informer<T>, claims: (obj: T) => Array<{ ip: string; claim: Claim }>, kind: string) => {
-      const set = (obj: T) => this.setClaims(ownerKey(kind, obj), claims(obj));
+    const follow = <T extends KubernetesObject>(informer: Informer<T>, claims: (obj: T) => Array<{ ip: string; claim: Claim }>, kind: ClusterEndpoint['kind']) => {
+      const set = (obj: T) => this.setClaims(ownerOf(kind, obj), claims(obj));
       informer.on('add', set);
       informer.on('update', set);
-      informer.on('delete', (obj) => this.setClaims(ownerKey(kind, obj), []));
+      informer.on('delete', (obj) => this.setClaims(ownerOf(kind, obj), []));
     };
     follow(pods, podClaims, 'Pod');
     follow(services, serviceClaims, 'Service');
@@ -52,11 +65,13 @@ export class IpIndex {
 
   /** lookup() with the object's uid. */
   resolve(ip: string): { endpoint: ClusterEndpoint; uid?: string } | undefined {
-    const claims = this.byIP.get(normalizeIP(ip) ?? ip);
-    if (!claims) return undefined;
+    const address = normalizeIP(ip) ?? ip;
     let best: Claim | undefined;
-    for (const claim of claims.values()) if (!best || claim.rank > best.rank) best = claim;
-    return best && (best.uid ? { endpoint: best.endpoint, uid: best.uid } : { endpoint: best.endpoint });
+    for (const claim of asList(this.byIP.get(address))) if (!best || claim.rank > best.rank) best = claim;
+    if (!best) return undefined;
+    const endpoint: ClusterEndpoint = best.namespace === undefined ? { ip: address, kind: best.kind, name: best.name } : { ip: address, kind: best.kind, namespace: best.namespace, name: best.name };
+    // Only Pods' uids are handed out: Events carry them (kubectl describe matches on it).
+    return best.kind === 'Pod' && best.uid ? { endpoint, uid: best.uid } : { endpoint };
   }
 
   get size(): number {
@@ -64,44 +79,47 @@ export class IpIndex {
   }
 
   setPod(pod: V1Pod): void {
-    this.setClaims(ownerKey('Pod', pod), podClaims(pod));
+    this.setClaims(ownerOf('Pod', pod), podClaims(pod));
   }
 
   setService(service: V1Service): void {
-    this.setClaims(ownerKey('Service', service), serviceClaims(service));
+    this.setClaims(ownerOf('Service', service), serviceClaims(service));
   }
 
   setNode(node: V1Node): void {
-    this.setClaims(ownerKey('Node', node), nodeClaims(node));
+    this.setClaims(ownerOf('Node', node), nodeClaims(node));
   }
 
   remove(kind: 'Pod' | 'Service' | 'Node', obj: KubernetesObject): void {
-    this.setClaims(ownerKey(kind, obj), []);
+    this.setClaims(ownerOf(kind, obj), []);
   }
 
   private setClaims(owner: string, claims: Array<{ ip: string; claim: Claim }>): void {
-    for (const ip of this.byOwner.get(owner) ?? []) {
-      const entry = this.byIP.get(ip);
-      entry?.delete(owner);
-      if (entry?.size === 0) this.byIP.delete(ip);
-    }
+    for (const ip of asList(this.byOwner.get(owner))) this.dropClaim(ip, owner);
     if (claims.length === 0) {
       this.byOwner.delete(owner);
       return;
     }
-    const ips: string[] = [];
-    for (const { ip, claim } of claims) {
-      let entry = this.byIP.get(ip);
-      if (!entry) this.byIP.set(ip, (entry = new Map()));
-      entry.set(owner, claim);
-      ips.push(ip);
-    }
-    this.byOwner.set(owner, ips);
+    for (const { ip, claim } of claims) this.addClaim(ip, claim);
+    this.byOwner.set(owner, claims.length === 1 ? claims[0]!.ip : claims.map((c) => c.ip));
+  }
+
+  private addClaim(ip: string, claim: Claim): void {
+    const held = this.byIP.get(ip);
+    if (held === undefined) this.byIP.set(ip, claim);
+    else this.byIP.set(ip, [...asList(held).filter((c) => c.owner !== claim.owner), claim]);
+  }
+
+  private dropClaim(ip: string, owner: string): void {
+    const rest = asList(this.byIP.get(ip)).filter((c) => c.owner !== owner);
+    if (rest.length === 0) this.byIP.delete(ip);
+    else this.byIP.set(ip, rest.length === 1 ? rest[0]! : rest);
   }
 }
 
-function ownerKey(kind: string, obj: KubernetesObject): string {
-  return `${kind}/${obj.metadata?.namespace ?? ''}/${obj.metadata?.name ?? ''}`;
+/** The uid (the object's own string, unique across kinds); kind/namespace/name for one without. */
+function ownerOf(kind: string, obj: KubernetesObject): string {
+  return obj.metadata?.uid || `${kind}/${obj.metadata?.namespace ?? ''}/${obj.metadata?.name ?? ''}`;
 }
 
 /** Distinct normalised addresses; anything that is not an IP ("None", "") is left out. */
@@ -117,25 +135,24 @@ function addresses(values: ReadonlyArray<string | undefined>): string[] {
 /** hostNetwork pods share their node's address: a drop there is the node's, so they claim nothing. */
 function podClaims(pod: V1Pod): Array<{ ip: string; claim: Claim }> {
   if (pod.spec?.hostNetwork) return [];
-  const namespace = pod.metadata?.namespace ?? '';
-  const name = pod.metadata?.name ?? '';
   const phase = pod.status?.phase;
   const rank = phase === 'Succeeded' || phase === 'Failed' ? RANK.finishedPod : RANK.pod;
-  const ips = addresses([pod.status?.podIP, ...(pod.status?.podIPs ?? []).map((p) => p.ip)]);
-  const uid = pod.metadata?.uid;
-  return ips.map((ip) => ({ ip, claim: { rank, endpoint: { ip, kind: 'Pod', namespace, name }, ...(uid ? { uid } : {}) } }));
+  const claim = claimOf('Pod', pod, rank);
+  return addresses([pod.status?.podIP, ...(pod.status?.podIPs ?? []).map((p) => p.ip)]).map((ip) => ({ ip, claim }));
 }
 
 function serviceClaims(service: V1Service): Array<{ ip: string; claim: Claim }> {
-  const namespace = service.metadata?.namespace ?? '';
-  const name = service.metadata?.name ?? '';
-  const ips = addresses([service.spec?.clusterIP, ...(service.spec?.clusterIPs ?? []), ...(service.spec?.externalIPs ?? [])]);
-  return ips.map((ip) => ({ ip, claim: { rank: RANK.service, endpoint: { ip, kind: 'Service', namespace, name } } }));
+  const claim = claimOf('Service', service, RANK.service);
+  return addresses([service.spec?.clusterIP, ...(service.spec?.clusterIPs ?? []), ...(service.spec?.externalIPs ?? [])]).map((ip) => ({ ip, claim }));
 }
 
 /** Every address a Node reports (InternalIP, ExternalIP; Hostname entries that are IPs). */
 function nodeClaims(node: V1Node): Array<{ ip: string; claim: Claim }> {
-  const name = node.metadata?.name ?? '';
-  const ips = addresses((node.status?.addresses ?? []).map((a) => a.address));
-  return ips.map((ip) => ({ ip, claim: { rank: RANK.node, endpoint: { ip, kind: 'Node', name } } }));
+  const claim = { ...claimOf('Node', node, RANK.node), namespace: undefined };
+  return addresses((node.status?.addresses ?? []).map((a) => a.address)).map((ip) => ({ ip, claim }));
+}
+
+/** One claim object per object, shared by its addresses. */
+function claimOf(kind: ClusterEndpoint['kind'], obj: KubernetesObject, rank: number): Claim {
+  return { kind, namespace: obj.metadata?.namespace ?? '', name: obj.metadata?.name ?? '', owner: ownerOf(kind, obj), uid: obj.metadata?.uid, rank };
 }
