@@ -16,6 +16,7 @@ import { benchDropsAgent } from './drops-agent.js';
 import { benchDropsLatency } from './drops-latency.js';
 import { benchDropsNflog } from './drops-nflog.js';
 import { benchDropsParse } from './drops-parse.js';
+import { benchScale } from './scale.js';
 
 const BENCHES: Record<string, Bench> = {
   'drops-parse': () => benchDropsParse(),
@@ -27,6 +28,7 @@ const BENCHES: Record<string, Bench> = {
   audit: () => benchAudit(),
   'audit-chaos': () => benchAuditChaos(),
   'controller-memory': () => benchControllerMemory(),
+  scale: () => benchScale(),
 };
 
 const here = path.dirname(fileURLToPath(import.meta.url));

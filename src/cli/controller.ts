@@ -6,6 +6,7 @@ import { AGENT_SERVICE_ACCOUNT, agentCommonName, CA_CONFIGMAP, CA_SECRET, servic
 import { SYSTEM_NAMESPACE } from '../apis/limits.js';
 import { AccessReviewer } from '../runtime/auth.js';
 import { HttpsApiServer } from '../runtime/https.js';
+import { CONTROLLER_API_LIMITS } from '../runtime/limits.js';
 import { CertificateRotator, FileCertificateSource, FileTrustBundle, serveWithCertificates, type CertificateSource, type TrustBundle } from '../runtime/tls.js';
 import { CaStore, registerAgentCertificates } from '../reconcilers/certificates/index.js';
 import { coreInformer } from '../runtime/informer.js';
@@ -65,6 +66,13 @@ const POD_FIELDS = ['metadata.labels', 'spec.nodeName', 'spec.hostNetwork', 'sta
 const NODE_FIELDS = ['metadata.labels', 'status.addresses'];
 const SERVICE_FIELDS = ['spec.clusterIP', 'spec.clusterIPs', 'spec.externalIPs'];
 
+/**
+ * Every agent's token is new to a controller that just started (or took over): at 5,000 nodes that
+ * is 5,000 TokenReviews, which the default budget (100 at once, 20 a second) would spread over four
+ * minutes of refused batches. The per-address budget still holds a flood from one pod to 25 + 5/s.
+ */
+const AGENT_TOKEN_REVIEW_BUDGET = { tokenReviewBurst: 1000, tokenReviewsPerSecond: 200 };
+
 export async function runController(flags: ControllerFlags): Promise<void> {
   const kc = loadKubeConfig(flags.kubeconfig);
   const identity = flags.identity ?? process.env.POD_NAME ?? `${os.hostname()}_${process.pid}`;
@@ -88,7 +96,7 @@ export async function runController(flags: ControllerFlags): Promise<void> {
   const pki = certificateSettings(flags);
   // Needed whenever something is not brought: the controller's own certificate or the agents' CA.
   const ca = pki.ownServing && pki.ownAgentCa ? undefined : new CaStore(kc, { secretNamespace: flags.caSecretNamespace, secretName: CA_SECRET, configMapNamespace: namespace, configMapName: CA_CONFIGMAP, caValidityMs: pki.caValidityMs });
-  const api = new HttpsApiServer({ name: 'controller', port: flags.httpsPort, host: flags.httpsAddress });
+  const api = new HttpsApiServer({ name: 'controller', port: flags.httpsPort, host: flags.httpsAddress, limits: CONTROLLER_API_LIMITS });
   const agentTokens = new ServiceAccountTokens(kc, { namespace, serviceAccount: flags.serviceAccount });
   const ctx: ControllerContext = {
     kc,
@@ -98,7 +106,7 @@ export async function runController(flags: ControllerFlags): Promise<void> {
     services: coreInformer(kc, 'services', { resyncMs: RESYNC_MS, keep: SERVICE_FIELDS }),
     api,
     reviewer,
-    agentReviewer: new AccessReviewer(kc, { audiences: [CONTROLLER_AUDIENCE] }),
+    agentReviewer: new AccessReviewer(kc, { audiences: [CONTROLLER_AUDIENCE], ...AGENT_TOKEN_REVIEW_BUDGET }),
     agentToken: (node) => agentTokens.tokenFor(agentAudience(node)),
     agentTrust: flags.caFile ? new FileTrustBundle(flags.caFile) : caTrust(ca!),
     agentCommonName: flags.caFile ? undefined : agentCommonName,

@@ -52,6 +52,12 @@ export const API_SERVER_LIMITS: ServerLimits = {
   checkIntervalMs: 1_000,
 };
 
+/**
+ * The controller's HTTPS API: every agent may hold a keep-alive connection to it while it sends
+ * drops (5,000 nodes), and users come on top. Each connection stays subject to the timeouts above.
+ */
+export const CONTROLLER_API_LIMITS: ServerLimits = { ...API_SERVER_LIMITS, maxConnections: 8192 };
+
 /** /healthz, /readyz and /metrics: GETs without a body from the kubelet and a few Prometheus replicas. */
 export const METRICS_SERVER_LIMITS: ServerLimits = {
   headersTimeoutMs: 5_000,

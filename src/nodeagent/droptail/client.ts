@@ -24,6 +24,8 @@ export interface DropBatchClientOptions {
   token: () => Promise<string>;
   /** Per-request timeout. Default 10 s. */
   timeoutMs?: number;
+  /** The local address to send from (a multi-homed node's; the scale bench gives each simulated node its own). */
+  localAddress?: string | undefined;
 }
 
 /** Longest controller answer kept for messages. */
@@ -69,7 +71,7 @@ export class DropBatchClient {
     const ca = this.trust?.current();
     if (this.agent && ca !== this.agentCa) this.resetConnections();
     this.agentCa = ca;
-    this.agent ??= new https.Agent({ keepAlive: true, maxSockets: 1, ca });
+    this.agent ??= new https.Agent({ keepAlive: true, maxSockets: 1, ca, ...(this.opts.localAddress ? { localAddress: this.opts.localAddress } : {}) });
     return this.agent;
   }
 
