@@ -1,10 +1,11 @@
 // `netwarden validate -f FILE_OR_DIR ...`: check Netwarden manifests offline, with the same schemas
-// and CEL rules the API server enforces. Objects of other kinds are passed over, so a whole
-// manifests directory can be checked at once.
+// and CEL rules the API server enforces, and the capture quota ConfigMap as the controller reads
+// it. Objects of other kinds are passed over, so a whole manifests directory can be checked at once.
 
 import { readdir, readFile, stat } from 'node:fs/promises';
 import { extname, join } from 'node:path';
 import { parseAllDocuments } from 'yaml';
+import { CAPTURE_QUOTA_CONFIGMAP, parseQuotaConfig } from '../apis/capturequota.js';
 import { isNetwardenObject, validateObject } from '../apis/index.js';
 import { escapeForTerminal } from '../util/terminal.js';
 
@@ -53,7 +54,23 @@ function objectsOf(value: Record<string, unknown>): Record<string, unknown>[] {
   return [value];
 }
 
+/** The capture quota ConfigMap (the admin's): parsed as the controller parses it. */
+function isQuotaConfigMap(obj: Record<string, unknown>): boolean {
+  return obj.apiVersion === 'v1' && obj.kind === 'ConfigMap' && isRecord(obj.metadata) && obj.metadata.name === CAPTURE_QUOTA_CONFIGMAP;
+}
+
 function checkObject(obj: Record<string, unknown>, where: string, out: NodeJS.WritableStream, tally: Tally): void {
+  if (isQuotaConfigMap(obj)) {
+    tally.validated++;
+    const data = isRecord(obj.data) ? (obj.data as Record<string, string>) : {};
+    const error = parseQuotaConfig({ data, metadata: obj.metadata as { name: string; namespace?: string } }).error;
+    if (error) {
+      // The controller would fall back to the built-in quotas: say so, as it logs it.
+      writeLine(out, `${where}: ${objectLabel(obj)}: ${error} (the controller would use the built-in quotas instead)`);
+      tally.errors++;
+    }
+    return;
+  }
   if (!isNetwardenObject(obj)) {
     tally.passedOver++;
     return;

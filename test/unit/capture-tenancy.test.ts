@@ -8,7 +8,8 @@ import { NodeCaptureBudget, type DiskProbe } from '../../src/nodeagent/capture/b
 import { ownershipRefusal } from '../../src/nodeagent/capture/ownership.js';
 import { ceilingsProblem, DEFAULT_CEILINGS, parseRingSize, RING_MEMORY_FACTOR, type NodeCaptureLimits } from '../../src/nodeagent/capture/plan.js';
 import { planCapture } from '../../src/reconcilers/packetcapture/reconciler.js';
-import { BUILTIN_NAMESPACE_QUOTA, parseQuotaConfig, quotaFor, quotaVerdict, type EffectiveQuota } from '../../src/reconcilers/packetcapture/quota.js';
+import { BUILTIN_NAMESPACE_QUOTA, parseQuotaConfig, quotaFor, type EffectiveQuota } from '../../src/apis/capturequota.js';
+import { quotaVerdict } from '../../src/reconcilers/packetcapture/quota.js';
 
 const NODE = 'node-a';
 const MIB = 1024 * 1024;

@@ -106,6 +106,23 @@ describe('netwarden validate', () => {
     expect(code).to.equal(1);
   });
 
+  it('checks the capture quota ConfigMap as the controller reads it, and accepts the one config/ ships', async () => {
+    const shipped = join(repo, 'config/controller/capture-quotas.yaml');
+    expect((await run([shipped])).code).to.equal(0);
+    const file = join(dir, 'quotas.yaml');
+    const quotas = (data: string) => `apiVersion: v1\nkind: ConfigMap\nmetadata: {name: netwarden-capture-quotas, namespace: netwarden-system}\ndata:\n${data}`;
+    writeFileSync(file, [quotas('  default: |\n    maxConcurrentCaptures: -1\n'), quotas('  namespaces: |\n    storefront: {maxBytes: lots}\n'), quotas('  defaults: |\n    maxBytes: 1Gi\n')].join('---\n'));
+    const { code, lines } = await run([file]);
+    const where = 'ConfigMap netwarden-system/netwarden-capture-quotas is invalid';
+    const fallback = '(the controller would use the built-in quotas instead)';
+    expect(lines).to.have.length(4);
+    expect(lines[0]).to.equal(`${file}:doc 1: ConfigMap/netwarden-capture-quotas: ${where}: default.maxConcurrentCaptures: -1 is not a whole number >= 0 ${fallback}`);
+    expect(lines[1]).to.match(new RegExp(`^${file.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}:doc 2: ConfigMap/netwarden-capture-quotas: ${where}: .*lots`));
+    expect(lines[2]).to.equal(`${file}:doc 3: ConfigMap/netwarden-capture-quotas: ${where}: unknown key(s) defaults: only default and namespaces ${fallback}`);
+    expect(lines[3]).to.equal('1 file, 3 Netwarden objects checked (0 other objects passed over): 3 errors');
+    expect(code).to.equal(1);
+  });
+
   it('checks the items of a List, as kubectl get -o yaml writes them', async () => {
     const file = join(dir, 'list.yaml');
     writeFileSync(file, `apiVersion: v1\nkind: List\nitems:\n- ${GOOD_DROPTAIL.trim().split('\n').join('\n  ')}\n- apiVersion: netwarden.io/v1alpha1\n  kind: DropTail\n  metadata: {name: typo}\n  spec: {recentDrops: 5}\n`);

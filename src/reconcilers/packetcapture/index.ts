@@ -11,7 +11,8 @@ import { keyOf, type ObjectKey } from '../../runtime/keys.js';
 import { loggerFor } from '../../util/log.js';
 import type { ControllerContext } from '../context.js';
 import { registerCaptureFileApi } from './download.js';
-import { CAPTURE_QUOTA_CONFIGMAP, captureBytes, holdsPlace, parseQuotaConfig, quotaFor, type QuotaConfig } from './quota.js';
+import { CAPTURE_QUOTA_CONFIGMAP, parseQuotaConfig, quotaFor, type QuotaConfig } from '../../apis/capturequota.js';
+import { captureBytes, holdsPlace } from './quota.js';
 import { PacketCaptureReconciler, type ClusterCaptureCeilings } from './reconciler.js';
 
 export interface PacketCaptureOptions {

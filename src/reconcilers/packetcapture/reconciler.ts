@@ -17,7 +17,8 @@ import { applyStatus, setCondition } from '../../runtime/status.js';
 import { errorMessage, loggerFor } from '../../util/log.js';
 import { applyControllerStatus, CONTROLLER_FIELD_MANAGER, readyConditions, schemaRejection, type Rejection } from '../common.js';
 import { capturePhase } from './phase.js';
-import { QUOTA_CONDITION, quotaFor, quotaVerdict, wantsToRun, type EffectiveQuota, type QuotaConfig } from './quota.js';
+import { quotaFor, type EffectiveQuota, type QuotaConfig } from '../../apis/capturequota.js';
+import { QUOTA_CONDITION, quotaVerdict, wantsToRun } from './quota.js';
 import { sumDurationTerms } from '../../util/duration.js';
 
 /** Held until the agents have removed the capture's files from their nodes. */
