@@ -47,6 +47,9 @@ const TARGET_LARGEST_OBJECT_BYTES = 150 * 1024;
 const TARGET_EVENT_P99_MS = 1000;
 const TARGET_SYNC_SECONDS = 60;
 
+/** Creates the apiserver answers without storing anything. */
+const REVIEWS = new Set(['tokenreviews', 'subjectaccessreviews', 'localsubjectaccessreviews', 'selfsubjectaccessreviews']);
+
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 /** Runs `work` for 0..n-1, `concurrency` at a time. */
@@ -220,7 +223,8 @@ export async function benchScale(opts: ScaleOptions = {}): Promise<BenchResult> 
     abort.abort();
     for (const node of nodes) node.client.resetConnections();
     const writes = await netwardenWrites(cp, auditOffset);
-    const totalWrites = [...writes.values()].reduce((a, b) => a + b, 0);
+    // Reviews are creates that etcd never stores: counted apart.
+    const totalWrites = [...writes].filter(([resource]) => !REVIEWS.has(resource)).reduce((sum, [, n]) => sum + n, 0);
     const writesPerSecond = totalWrites / (driveSeconds + 5);
     const largest = await largestNetwardenObject(cp);
     await controller.kill();
@@ -229,7 +233,7 @@ export async function benchScale(opts: ScaleOptions = {}): Promise<BenchResult> 
     const p99 = percentile(sorted, 99);
     const offered = simulated * dropsPerNode * seconds;
     say(`batch outcomes: ${[...outcomes].map(([k, v]) => `${k} ${v}`).join(', ')}`);
-    say(`writes by resource: ${[...writes].map(([k, v]) => `${k} ${v}`).join(', ') || 'none'}`);
+    say(`writes (and reviews) by resource: ${[...writes].map(([k, v]) => `${k} ${v}`).join(', ') || 'none'}`);
     rows.push(
       { metric: `drops offered by ${simulated} simulated nodes`, value: offered / driveSeconds, unit: 'drops/s' },
       { metric: 'batches accepted', value: (outcomes.get('accepted') ?? 0) / (simulated * seconds), unit: 'share', reference: 1, ratio: (outcomes.get('accepted') ?? 0) / (simulated * seconds) },
@@ -237,7 +241,7 @@ export async function benchScale(opts: ScaleOptions = {}): Promise<BenchResult> 
       { metric: 'drop-to-Event p50 (index full)', value: percentile(sorted, 50), unit: 'ms' },
       { metric: 'drop-to-Event p99 (index full)', value: p99, unit: 'ms', reference: TARGET_EVENT_P99_MS, ratio: p99 / TARGET_EVENT_P99_MS },
       { metric: 'controller RSS peak while the nodes pushed', value: peakRss, unit: 'MiB' },
-      { metric: 'apiserver writes by Netwarden', value: writesPerSecond, unit: 'writes/s', reference: TARGET_WRITES_PER_SECOND, ratio: writesPerSecond / TARGET_WRITES_PER_SECOND },
+      { metric: 'apiserver writes by Netwarden (stored objects)', value: writesPerSecond, unit: 'writes/s', reference: TARGET_WRITES_PER_SECOND, ratio: writesPerSecond / TARGET_WRITES_PER_SECOND },
       { metric: `largest Netwarden object (${largest.name})`, value: largest.bytes, unit: 'bytes', reference: TARGET_LARGEST_OBJECT_BYTES, ratio: largest.bytes / TARGET_LARGEST_OBJECT_BYTES },
     );
     return { name: `scale (${nodeCount} Nodes, ${podCount} Pods, ${simulated} simulated nodes for ${seconds} s)`, rows };
