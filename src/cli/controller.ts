@@ -102,7 +102,7 @@ export async function runController(flags: ControllerFlags): Promise<void> {
     kc,
     manager,
     nodes: coreInformer(kc, 'nodes', { resyncMs: RESYNC_MS, keep: NODE_FIELDS }),
-    pods: coreInformer(kc, 'pods', { resyncMs: RESYNC_MS, keep: POD_FIELDS }),
+    pods: coreInformer(kc, 'pods', { resyncMs: RESYNC_MS, keep: POD_FIELDS, shared: ['metadata.labels'] }),
     services: coreInformer(kc, 'services', { resyncMs: RESYNC_MS, keep: SERVICE_FIELDS }),
     api,
     reviewer,

@@ -271,6 +271,8 @@ export interface InformerConfig {
    * (keepFields). Unset: whole objects without metadata.managedFields.
    */
   keep?: readonly string[];
+  /** With `keep`: paths whose values many objects share (keepFields' `shared`), e.g. labels. */
+  shared?: readonly string[];
   /** Objects per list page. Default 500. */
   pageSize?: number;
   /**
@@ -301,7 +303,7 @@ export function customResourceInformer<T extends KubernetesObject = KubernetesOb
 function informerFor<T extends KubernetesObject>(kc: KubeConfig, type: ResourceType, namespace: string | undefined, cfg: InformerConfig): Informer<T> {
   const name = namespace ? `${type.plural}/${namespace}` : type.plural;
   const path = resourcePath(type, namespace);
-  const transform: Transform<T> = cfg.keep ? keepFields<T>(cfg.keep) : dropManagedFields;
+  const transform: Transform<T> = cfg.keep ? keepFields<T>(cfg.keep, { shared: cfg.shared }) : dropManagedFields;
   const log = loggerFor('informer', name);
   let watchList = cfg.watchList ?? true;
   const pages: ListFn<T> = ({ labelSelector, fieldSelector }) => {

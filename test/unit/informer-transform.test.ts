@@ -49,6 +49,21 @@ describe('informer transforms', () => {
     });
   });
 
+  it('keepFields shares equal values of shared paths across objects, frozen, and keeps unequal ones apart', () => {
+    const slim = keepFields<V1Pod>(POD_FIELDS, { shared: ['metadata.labels'] });
+    const pod = (name: string, labels: Record<string, string>): V1Pod => ({ ...realisticPod(), metadata: { ...realisticPod().metadata, name, labels } });
+    const a = slim(pod('web-1', { app: 'web', 'pod-template-hash': '5d8f' }));
+    const b = slim(pod('web-2', { app: 'web', 'pod-template-hash': '5d8f' }));
+    const c = slim(pod('db-0', { app: 'db', 'statefulset.kubernetes.io/pod-name': 'db-0' }));
+    expect(b.metadata!.labels).to.equal(a.metadata!.labels); // one object
+    expect(Object.isFrozen(a.metadata!.labels)).to.equal(true);
+    expect(c.metadata!.labels).to.deep.equal({ app: 'db', 'statefulset.kubernetes.io/pod-name': 'db-0' });
+    expect(c.metadata!.labels).not.to.equal(a.metadata!.labels);
+    // The rest of each object is its own.
+    expect([a.metadata!.name, b.metadata!.name]).to.deep.equal(['web-1', 'web-2']);
+    expect(Object.isFrozen(a.metadata)).to.equal(false);
+  });
+
   it('keepFields adds nothing for paths the object does not have', () => {
     const slim = keepFields<V1Pod>(POD_FIELDS)({ metadata: { name: 'pending', namespace: 'shop', resourceVersion: '7' }, spec: { containers: [] } });
     expect(slim).to.deep.equal({ metadata: { name: 'pending', namespace: 'shop', resourceVersion: '7' } });
