@@ -304,6 +304,8 @@ async function waitUntilGranted(): Promise<void> {
 }
 
 const actual = new Map<string, number>();
+/** Cells whose every assertion held (status, then files or reason). */
+const passed = new Set<string>();
 /** Each refusal's status and reason, as the caller read them. */
 const reasons = new Set<string>();
 
@@ -365,10 +367,12 @@ describe('capture file access matrix: identities × verbs × namespaces, both ho
         it(`${t.title} → ${want}`, async function () {
           const answer = await send(t, tokens.get(who.id));
           actual.set(`${who.id}\u0000${t.title}`, answer.status);
-          if (answer.status !== want) expect.fail(`${who.id}, ${t.title}: ${answer.status} ${answer.body.subarray(0, 300).toString('utf8')} (expected ${want})`);
+          const shown = answer.contentType === 'application/json' ? answer.body.toString('utf8') : `${answer.body.length} bytes of ${answer.contentType}`;
+          if (answer.status !== want) expect.fail(`${who.id}, ${t.title}: ${answer.status} ${shown} (expected ${want})`);
           if (answer.contentType === 'application/json' && answer.status !== 200) reasons.add(`${answer.status} ${(JSON.parse(answer.body.toString('utf8')) as { message?: string }).message ?? ''}`);
           if (want === 200) await expectServed(answer, t);
           else expectRefusal(answer, t, who);
+          passed.add(`${who.id}\u0000${t.title}`);
         });
       });
     });
@@ -388,11 +392,14 @@ function printTable(): void {
   const rule = `|---|${TARGETS.map(() => '---').join('|')}|`;
   const rows = IDENTITIES.map((who) => {
     const cells = TARGETS.map((t, i) => {
-      const got = actual.get(`${who.id}\u0000${t.title}`);
+      const cell = `${who.id}\u0000${t.title}`;
+      const got = actual.get(cell);
       const want = who.expect[i]!;
-      return got === undefined ? `${want}/-` : got === want ? `${want}` : `**${want}/${got}!**`;
+      if (got === undefined) return `${want}/-`;
+      if (got !== want) return `**${want}/${got}!**`;
+      return passed.has(cell) ? `${want}` : `**${want} (body!)**`;
     });
     return `| ${who.id} | ${cells.join(' | ')} |`;
   });
-  console.log(['', 'capture file access matrix (expected status; "want/got!" where they differ, "-" not run):', head, rule, ...rows, '', 'the reasons refusals gave:', ...[...reasons].sort().map((r) => `- ${r}`), ''].join('\n'));
+  console.log(['', 'capture file access matrix (expected status; "want/got!" where they differ, "(body!)" where the files or reason were wrong, "-" not run):', head, rule, ...rows, '', 'the reasons refusals gave:', ...[...reasons].sort().map((r) => `- ${r}`), ''].join('\n'));
 }
