@@ -14,6 +14,7 @@ import { registerExitCleanup } from '../env/controlplane.js';
 import { createNamespace, createNode, createPod, createServiceAccount, kubeconfigForToken, requestToken, waitFor } from '../env/fixtures.js';
 import { ensureInstalled, mustKubectl, netwardenCaFile, netwardenPorts, nextNodeIP, startAgent, startController, SYSTEM_NAMESPACE, type NetwardenProcess } from '../env/netwarden.js';
 import { createPodNetwork, type PodNetwork } from '../env/podnet.js';
+import { applyCapture, condition, entryOn as captureEntryOn, getCapture, sendUdp } from '../env/captures.js';
 import { agentAudience } from '../../src/apis/identity.js';
 import { PacketCaptureType } from '../../src/apis/meta.js';
 import type { CaptureFiles, PacketCapture } from '../../src/apis/packetcapture.js';
@@ -32,42 +33,22 @@ const Q_IP = '10.244.211.20';
 const DISK_IP = '10.244.211.30';
 const QUOTAS = 'netwarden-capture-quotas';
 
-type Condition = { type: string; status: string; reason: string; message: string };
-
-async function get(namespace: string, name: string): Promise<PacketCapture> {
-  return JSON.parse(await mustKubectl(cluster(), ['get', 'packetcapture', name, '-n', namespace, '-o', 'json'])) as PacketCapture;
+function get(namespace: string, name: string): Promise<PacketCapture> {
+  return getCapture(cluster(), namespace, name);
 }
 
-async function entryOn(namespace: string, name: string, node: string): Promise<CaptureFiles | undefined> {
-  return (await get(namespace, name)).status?.files?.find((f) => f.node === node);
-}
-
-function condition(c: PacketCapture, type: string): Condition | undefined {
-  return c.status?.conditions?.find((x) => x.type === type) as Condition | undefined;
+function entryOn(namespace: string, name: string, node: string): Promise<CaptureFiles | undefined> {
+  return captureEntryOn(cluster(), namespace, name, node);
 }
 
 function apply(namespace: string, name: string, spec: string): Promise<string> {
-  return mustKubectl(cluster(), ['apply', '-f', '-'], `apiVersion: netwarden.io/v1alpha1\nkind: PacketCapture\nmetadata: {name: ${name}, namespace: ${namespace}}\nspec:\n${spec}\n`);
+  return applyCapture(cluster(), namespace, name, spec);
 }
 
 /** The admin's quota ConfigMap, as `kubectl apply` writes it. */
 function setQuotas(namespaces: string): Promise<string> {
   const yaml = `apiVersion: v1\nkind: ConfigMap\nmetadata: {name: ${QUOTAS}, namespace: ${SYSTEM_NAMESPACE}}\ndata:\n  namespaces: |\n${namespaces.split('\n').map((l) => `    ${l}`).join('\n')}\n`;
   return mustKubectl(cluster(), ['apply', '-f', '-'], yaml);
-}
-
-/** UDP datagrams from inside a pod network, each carrying `marker-<i>`, padded to `size` bytes. */
-async function sendUdp(pod: PodNetwork, dst: string, port: number, marker: string, count: number, size = 100): Promise<void> {
-  const py = `
-import socket, sys
-dst, port, marker, n, size = sys.argv[1], int(sys.argv[2]), sys.argv[3], int(sys.argv[4]), int(sys.argv[5])
-s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-for i in range(n):
-    p = ('%s-%d ' % (marker, i)).encode()
-    s.sendto(p + b'.' * max(0, size - len(p)), (dst, port))
-`;
-  const r = await pod.exec(['python3', '-c', py, dst, String(port), marker, String(count), String(size)], { timeoutMs: 120_000 });
-  if (r.code !== 0) throw new Error(`sending UDP from ${pod.name} failed: ${r.stderr}`);
 }
 
 /** The payload markers tshark finds in a pcap file. */
