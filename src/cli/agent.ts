@@ -37,7 +37,8 @@ export interface AgentFlags {
 export async function runAgent(flags: AgentFlags & { nodeName: string }): Promise<void> {
   if (Boolean(flags.tlsCertFile) !== Boolean(flags.tlsKeyFile)) throw new Error('--tls-cert-file and --tls-key-file go together');
   // Without the files, the certificate comes from the CSR API (Netwarden's signer), for this node only.
-  const files = flags.filesApi ? { port: flags.filesPort, bindAddress: flags.bindAddress, certFile: flags.tlsCertFile, keyFile: flags.tlsKeyFile } : undefined;
+  const files = flags.filesApi ? { port: flags.filesPort, bindAddress: flags.bindAddress } : undefined;
+  const servingCertificate = flags.tlsCertFile && flags.tlsKeyFile ? { certFile: flags.tlsCertFile, keyFile: flags.tlsKeyFile } : undefined;
   const captureCeilings: CaptureCeilings = {
     maxBytesPerPod: flags.captureMaxBytesPerPod ?? DEFAULT_CEILINGS.maxBytesPerPod,
     maxFiles: flags.captureMaxFiles ?? DEFAULT_CEILINGS.maxFiles,
@@ -51,11 +52,11 @@ export async function runAgent(flags: AgentFlags & { nodeName: string }): Promis
   if (problem) throw new Error(problem);
   const namespace = flags.namespace ?? process.env.POD_NAMESPACE ?? SYSTEM_NAMESPACE;
   const auditLogDirs = flags.auditLogDir.length > 0 ? flags.auditLogDir.map((d) => path.resolve(d)) : [DEFAULT_AUDIT_LOG_DIR];
-  const agent = buildAgent(loadKubeConfig(flags.kubeconfig), { ...flags, files, captureCeilings, namespace, auditLogDirs });
+  const agent = buildAgent(loadKubeConfig(flags.kubeconfig), { ...flags, files, servingCertificate, captureCeilings, namespace, auditLogDirs });
   loggerFor('agent').info('starting', {
     node: flags.nodeName, namespace, stateDir: flags.stateDir, auditLogDirs, controllerUrl: flags.controllerUrl,
     filesServer: files ? `${files.bindAddress}:${files.port}` : 'off',
-    servingCertificate: files ? (files.certFile ? files.certFile : 'from the CSR API') : 'none',
+    servingCertificate: servingCertificate ? servingCertificate.certFile : files ? 'from the CSR API' : 'none (the metrics port serves a self-signed one)',
     controllerCa: flags.caFile ?? `ConfigMap ${namespace}/netwarden-ca`,
   });
   await agent.start();

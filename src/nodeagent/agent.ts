@@ -33,10 +33,12 @@ export interface AgentOptions {
   /** The projected token file (audience CONTROLLER_AUDIENCE) the agent authenticates to the controller with. */
   controllerTokenFile: string;
   /**
-   * The agent's HTTPS API (capture files), off when unset. Its certificate comes from the files
-   * when given (and is reloaded when they change), else from the CSR API, for this node only.
+   * The agent's HTTPS API (capture files), off when unset. Its certificate comes from
+   * `servingCertificate` when given, else from the CSR API, for this node only.
    */
-  files?: { port: number; bindAddress: string; certFile?: string | undefined; keyFile?: string | undefined } | undefined;
+  files?: { port: number; bindAddress: string } | undefined;
+  /** A certificate the user brings (reloaded when the files change), for the file API and the metrics port. */
+  servingCertificate?: { certFile: string; keyFile: string } | undefined;
   /** Cluster-wide PacketCapture limits a resource cannot exceed. */
   captureCeilings?: CaptureCeilings | undefined;
   /** Netwarden's own namespace: the only one whose Secrets the agent reads. */
@@ -87,9 +89,10 @@ export function buildAgent(kc: KubeConfig, opts: AgentOptions): Agent {
     context,
     async start() {
       await manager.start(); // the Node informer is synced: its addresses are what a CSR names
-      if (!api || !opts.files) return;
-      const { certFile, keyFile } = opts.files;
-      certificates = certFile && keyFile ? new FileCertificateSource(certFile, keyFile) : agentCertificateRotator(context);
+      const brought = opts.servingCertificate;
+      // Without the file API and a certificate of the user's, the metrics port keeps its self-signed one.
+      if (!api && !brought) return;
+      certificates = brought ? new FileCertificateSource(brought.certFile, brought.keyFile) : agentCertificateRotator(context);
       // The metrics port serves the same certificate (until it arrives, a self-signed one).
       serveWithCertificates(api, certificates, (err) => loggerFor('agent').error('file API could not start', { error: String(err) }), (credentials) => manager.setMetricsCertificate(credentials));
     },
