@@ -17,12 +17,14 @@ import { benchDropsLatency } from './drops-latency.js';
 import { benchDropsNflog } from './drops-nflog.js';
 import { benchDropsParse } from './drops-parse.js';
 import { benchScale } from './scale.js';
+import { benchEventBudget } from './event-budget.js';
 
 const BENCHES: Record<string, Bench> = {
   'drops-parse': () => benchDropsParse(),
   'drops-nflog': () => benchDropsNflog(),
   'drops-agent': () => benchDropsAgent(),
   'drops-latency': () => benchDropsLatency(),
+  'event-budget': () => benchEventBudget(),
   capture: () => benchCapture(),
   'capture-download': () => benchCaptureDownload(),
   audit: () => benchAudit(),

@@ -155,6 +155,12 @@ export const dropTailStatusSchema = {
     nodes: perNodeList(dropTailNodeStatusSchema, 'Per-node state; each node agent owns its own entry.'),
     nodeCount: { type: 'integer', minimum: 0, description: 'Nodes currently tailing.' },
     totalDrops: { type: 'integer', minimum: 0, description: 'Drops seen on all nodes.' },
+    eventsSuppressed: {
+      type: 'integer',
+      format: 'int64',
+      minimum: 0,
+      description: "Drop Events on Pods the controller did not write because they were over its event budget (--event-qps/--event-burst, per Pod --event-pod-qps/--event-pod-burst); each is counted in its Pod's aggregated Event, \"(combined from similar events): ...\".",
+    },
     lastDropTime: dateTimeSchema,
     lastDrop: dropRecordSchema,
     recentDrops: { type: 'array', maxItems: 200, 'x-kubernetes-list-type': 'atomic', items: dropRecordSchema, description: 'The newest drops, newest first.' },

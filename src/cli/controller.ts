@@ -47,6 +47,11 @@ export interface ControllerFlags {
   serviceAccount: string;
   /** Reverse DNS servers for DropTail (repeatable --dns-server); the system resolvers when unset. */
   dnsServer?: string[];
+  /** The budget of DropTail Event writes: for the controller, and per Pod. */
+  eventQps: number;
+  eventBurst: number;
+  eventPodQps: number;
+  eventPodBurst: number;
   captureMaxBytesPerPod?: number;
   captureMaxFiles?: number;
   captureMaxDuration?: string;
@@ -114,7 +119,8 @@ export async function runController(flags: ControllerFlags): Promise<void> {
     resyncMs: RESYNC_MS,
     isLeader: () => manager.isLeader(),
   };
-  registerDropTail(ctx, { dnsServers: flags.dnsServer ?? [], identity });
+  const eventBudget = { qps: flags.eventQps, burst: flags.eventBurst, podQps: flags.eventPodQps, podBurst: flags.eventPodBurst };
+  registerDropTail(ctx, { dnsServers: flags.dnsServer ?? [], identity, eventBudget });
   registerPacketCapture(ctx, {
     namespace,
     ceilings: {

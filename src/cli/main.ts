@@ -42,6 +42,14 @@ function positiveInteger(value: string): number {
   return n;
 }
 
+/** A positive rate: "10", "0.5" or a fraction such as "1/300". */
+function positiveRate(value: string): number {
+  const [num = '', den = '1', ...rest] = value.split('/');
+  const n = Number(num) / Number(den);
+  if (rest.length > 0 || num.trim() === '' || !(n > 0) || !Number.isFinite(n)) throw new InvalidArgumentError('not a positive number (such as 10, 0.5 or 1/300)');
+  return n;
+}
+
 const METRICS_INSECURE_HELP =
   'serve /metrics to anyone over plain HTTP (default: only to bearer tokens allowed get on the non-resource URL /metrics, by TokenReview and SubjectAccessReview, over HTTPS with the --tls-cert-file key pair)';
 
@@ -73,6 +81,10 @@ export function buildCli(): Command {
     .option('--capture-max-bytes-per-pod <size>', 'cluster limit: a PacketCapture may not ask for more pcap bytes per pod (e.g. 1Gi)', flagParser(parseByteSize))
     .option('--capture-max-files <n>', 'cluster limit: a PacketCapture may not keep more files per pod', positiveInteger)
     .option('--capture-max-duration <duration>', 'cluster limit: a PacketCapture may not run longer (e.g. 1h)', flagParser(durationFlag))
+    .option('--event-qps <rate>', 'DropTail Events the controller writes per second, for all drops together (creates and count bumps; over it, drops fold into one aggregated Event per Pod)', positiveRate, 10)
+    .option('--event-burst <n>', 'DropTail Event writes allowed at once above --event-qps', positiveInteger, 50)
+    .option('--event-pod-qps <rate>', "DropTail Event writes per second for one Pod (client-go's spam filter default: 1/300)", positiveRate, 1 / 300)
+    .option('--event-pod-burst <n>', 'DropTail Event writes allowed at once for one Pod', positiveInteger, 25)
     .option('--dns-server <address>', 'reverse DNS server for DropTail, ip or ip:port (repeatable; default: the system resolvers)', collect, [])
     .action(async (opts: ControllerFlags) => {
       const { runController } = await import('./controller.js');

@@ -17,10 +17,15 @@ export class TokenBucket {
 
   /** Takes one token if there is one. */
   take(now = Date.now()): boolean {
-    this.refill(now);
-    if (this.tokens < 1) return false;
+    if (!this.hasToken(now)) return false;
     this.tokens -= 1;
     return true;
+  }
+
+  /** Whether take() would succeed now, without taking (to check a second bucket first). */
+  hasToken(now = Date.now()): boolean {
+    this.refill(now);
+    return this.tokens >= 1;
   }
 
   /** Milliseconds until take() can succeed (0 when it can now). */

@@ -257,6 +257,18 @@ async function nodeInternalIP(cp: ControlPlane, nodeName: string): Promise<strin
   return node.status?.addresses?.find((a) => a.type === 'InternalIP')?.address;
 }
 
+/** POSTs a drop batch to the controller's intake as an agent does (its token); resolves with the HTTP status. */
+export function postDropBatch(url: string, ca: Buffer, token: string, body: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const req = https.request(url, { method: 'POST', ca, headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' } }, (res) => {
+      res.resume();
+      res.on('end', () => resolve(res.statusCode ?? 0));
+    });
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
 /** How getLocal reaches a process's metrics port: as the process serves it, with a scraper's token. */
 interface MetricsEndpoint {
   https: boolean;

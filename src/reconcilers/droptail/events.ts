@@ -8,16 +8,24 @@
 // Event. Which Event belongs to which pair is kept in a bounded map and written on the Event
 // itself (label + annotations), so a restarted controller rebuilds the map from the Events that
 // exist instead of starting new ones, and knows which drops (dedupe ids) it already counted.
+//
+// Every write asks the event budget first (budget.ts): over it, the drop is folded into the Pod's
+// aggregated Event ("(combined from similar events): ..."), one per DropTail and Pod, itself a
+// pair of this map (bumped, rebuilt after a restart) with the drops folded in on an annotation.
 import { createHash } from 'node:crypto';
 import { CoreV1Api, type CoreV1Event, type KubeConfig } from '@kubernetes/client-node';
 import type { DropEndpoint } from '../../apis/droptail.js';
 import { errorMessage, loggerFor } from '../../util/log.js';
+import { DEFAULT_EVENT_BUDGET, EventBudget, type EventBudgetOptions, type Fold, type FoldInput } from './budget.js';
 import { KubeHttp, KubeHttpError } from './kubehttp.js';
 import { dropEvents } from './metrics.js';
 
 export const DROPTAIL_LABEL = 'netwarden.io/droptail';
 export const PAIR_ANNOTATION = 'netwarden.io/drop-pair';
 export const DROP_IDS_ANNOTATION = 'netwarden.io/drop-ids';
+/** On a Pod's aggregated Event: how many drops over the event budget it has counted. */
+export const FOLDED_ANNOTATION = 'netwarden.io/folded-drops';
+export const AGGREGATE_PREFIX = '(combined from similar events): ';
 /** Dedupe ids kept on an Event: enough for the batches an agent may re-send after a restart. */
 const MAX_IDS_PER_EVENT = 32;
 
@@ -52,7 +60,23 @@ interface PairState {
   count: number;
   lastSeenMs: number;
   dropIds: string[];
+  /** Aggregated Events only: the drops folded in so far. */
+  folded?: number;
 }
+
+/** One write: a drop's own Event, or a Pod's aggregated one (folded set). */
+interface EventWrite {
+  pair: string;
+  req: DropEventRequest;
+  message: string;
+  /** "id:count" of the drop (pair Events only). */
+  dropIdEntry?: string;
+  /** Drops folded into an aggregated Event by this write. */
+  folded?: number;
+}
+
+/** What became of a drop's Event: written, folded into the Pod's aggregate (over budget), failed. */
+export type EventOutcome = 'written' | 'suppressed' | 'failed';
 
 /** What a restart finds on existing Events: ids of drops already counted, how many, their last time. */
 export interface RebuiltDropId {
@@ -76,6 +100,9 @@ export interface DropEventWriterOptions {
   maxPairs?: number;
   /** Name of this controller replica, for reportingInstance. */
   instance?: string;
+  budget?: Partial<EventBudgetOptions>;
+  /** How often aggregates over budget are looked at for writing. */
+  foldTickMs?: number;
 }
 
 export class DropEventWriter {
@@ -83,31 +110,61 @@ export class DropEventWriter {
   private readonly http: KubeHttp;
   private readonly pairs = new Map<string, PairState>();
   /** Writes of one pair run one after the other, so a burst makes one Event, not several. */
-  private readonly pairQueues = new Map<string, Promise<void>>();
+  private readonly pairQueues = new Map<string, Promise<EventOutcome>>();
   private readonly maxPairs: number;
   private readonly instance: string;
   private readonly log = loggerFor('droptail/events');
+  readonly budget: EventBudget<DropEventRequest>;
+  private readonly foldTimer: NodeJS.Timeout;
 
   constructor(kc: KubeConfig, opts: DropEventWriterOptions = {}) {
     this.api = kc.makeApiClient(CoreV1Api);
     this.http = new KubeHttp(kc);
     this.maxPairs = opts.maxPairs ?? 50_000;
     this.instance = opts.instance ?? 'netwarden-controller';
+    this.budget = new EventBudget({ ...DEFAULT_EVENT_BUDGET, ...opts.budget });
+    this.foldTimer = setInterval(() => this.writeAggregates(), opts.foldTickMs ?? 250);
+    this.foldTimer.unref();
   }
 
-  /** Creates or bumps the Event of the drop's pair; never throws (a failed write is logged and counted). */
-  record(req: DropEventRequest): Promise<void> {
+  /**
+   * Creates or bumps the Event of the drop's pair, or folds it into the Pod's aggregated Event when
+   * over budget; never throws (a failed write is logged and counted).
+   */
+  async record(req: DropEventRequest): Promise<EventOutcome> {
+    if (!this.budget.admit(foldInput(req))) return 'suppressed';
     const pair = pairId(req);
-    const previous = this.pairQueues.get(pair) ?? Promise.resolve();
-    const next = previous.then(() => this.write(pair, req)).catch((err: unknown) => {
+    return this.enqueue(pair, req, () => this.write({ pair, req, message: message(req), dropIdEntry: dropIdEntry(req) }));
+  }
+
+  /** Stops looking at aggregates (tests; the process exits otherwise). */
+  close(): void {
+    clearInterval(this.foldTimer);
+  }
+
+  /** Writes of one pair one after the other. */
+  private enqueue(pair: string, req: DropEventRequest, write: () => Promise<EventOutcome>): Promise<EventOutcome> {
+    const previous: Promise<unknown> = this.pairQueues.get(pair) ?? Promise.resolve();
+    const next = previous.then(write).catch((err: unknown): EventOutcome => {
       dropEvents.inc({ result: 'failed' });
       this.log.warn('event write failed', { pod: `${req.pod.namespace}/${req.pod.name}`, error: errorMessage(err) });
+      return 'failed';
     });
     this.pairQueues.set(pair, next);
     void next.finally(() => {
       if (this.pairQueues.get(pair) === next) this.pairQueues.delete(pair);
     });
     return next;
+  }
+
+  /** The aggregates the budget lets through now, one Event write each; a failed one goes back. */
+  private writeAggregates(): void {
+    for (const fold of this.budget.takeDue()) {
+      const write = aggregateWrite(fold);
+      void this.enqueue(write.pair, write.req, () => this.write(write)).then((outcome) => {
+        if (outcome === 'failed') this.budget.restore(fold);
+      });
+    }
   }
 
   /** Loads the pairs of a DropTail's existing Events; returns the drop ids they have counted. */
@@ -122,7 +179,8 @@ export class DropEventWriter {
       if (!pair || !namespace || !eventName) continue;
       const lastSeenMs = timeOf(event);
       const dropIds = (event.metadata?.annotations?.[DROP_IDS_ANNOTATION] ?? '').split(',').filter(Boolean);
-      this.remember(pair, { dropTail, namespace, eventName, count: event.count ?? 1, lastSeenMs, dropIds });
+      const folded = Number(event.metadata?.annotations?.[FOLDED_ANNOTATION] ?? NaN);
+      this.remember(pair, { dropTail, namespace, eventName, count: event.count ?? 1, lastSeenMs, dropIds, ...(Number.isInteger(folded) ? { folded } : {}) });
       for (const entry of dropIds) ids.push({ ...parseDropIdEntry(entry), lastSeenMs });
     }
     this.log.info('rebuilt event map', { droptail: dropTail, events: events.length });
@@ -131,6 +189,7 @@ export class DropEventWriter {
 
   /** Forgets a deleted DropTail's pairs (its Events stay and age out like any Event). */
   forget(dropTail: string): void {
+    this.budget.forget(dropTail);
     for (const [pair, state] of this.pairs) if (state.dropTail === dropTail) this.pairs.delete(pair);
   }
 
@@ -138,53 +197,60 @@ export class DropEventWriter {
     return this.pairs.size;
   }
 
-  private async write(pair: string, req: DropEventRequest): Promise<void> {
-    const state = this.pairs.get(pair);
-    const firstMs = Date.parse(req.firstSeen);
-    const lastMs = Date.parse(req.lastSeen);
-    if (state && firstMs - state.lastSeenMs <= req.repeatIntervalMs) {
-      if (await this.bump(pair, state, req, lastMs)) return;
+  private async write(w: EventWrite): Promise<EventOutcome> {
+    const state = this.pairs.get(w.pair);
+    const firstMs = Date.parse(w.req.firstSeen);
+    const lastMs = Date.parse(w.req.lastSeen);
+    // An aggregated Event is one per Pod: always bumped while it exists.
+    if (state && (w.folded !== undefined || firstMs - state.lastSeenMs <= w.req.repeatIntervalMs)) {
+      if (await this.bump(w, state, lastMs)) return 'written';
+      // The Event is gone: creating it anew is a second request, which needs a token of its own.
+      if (w.folded === undefined && !this.budget.admitRetry(foldInput(w.req))) return 'suppressed';
     }
-    await this.create(pair, req, lastMs);
+    await this.create(w, lastMs);
+    return 'written';
   }
 
   /** false when the Event is gone (expired by the API server's event TTL, deleted): create anew. */
-  private async bump(pair: string, state: PairState, req: DropEventRequest, lastMs: number): Promise<boolean> {
-    const count = state.count + req.count;
-    const dropIds = [...state.dropIds.filter((e) => parseDropIdEntry(e).id !== req.dropId), dropIdEntry(req)].slice(-MAX_IDS_PER_EVENT);
+  private async bump(w: EventWrite, state: PairState, lastMs: number): Promise<boolean> {
+    const count = state.count + w.req.count;
+    const dropIds = w.dropIdEntry ? [...state.dropIds.filter((e) => parseDropIdEntry(e).id !== w.req.dropId), w.dropIdEntry].slice(-MAX_IDS_PER_EVENT) : state.dropIds;
+    const folded = w.folded === undefined ? undefined : (state.folded ?? 0) + w.folded;
     const patch = {
-      metadata: { annotations: { [DROP_IDS_ANNOTATION]: dropIds.join(',') } },
+      metadata: { annotations: annotations(dropIds, folded) },
       count,
       lastTimestamp: new Date(Math.max(lastMs, state.lastSeenMs)).toISOString(),
       // The peer may have a name now that it did not have at first (reverse DNS answered late).
-      message: message(req),
+      message: folded === undefined ? w.message : aggregateMessage(folded, count, w.message),
     };
     try {
       await this.http.request('PATCH', eventPath(state.namespace, state.eventName), patch, 'application/merge-patch+json');
     } catch (err) {
       if (err instanceof KubeHttpError && err.status === 404) {
-        this.pairs.delete(pair);
+        this.pairs.delete(w.pair);
         return false;
       }
       throw err;
     }
-    this.remember(pair, { ...state, count, lastSeenMs: Math.max(lastMs, state.lastSeenMs), dropIds });
-    dropEvents.inc({ result: 'bumped' });
+    this.remember(w.pair, { ...state, count, lastSeenMs: Math.max(lastMs, state.lastSeenMs), dropIds, ...(folded === undefined ? {} : { folded }) });
+    dropEvents.inc({ result: folded === undefined ? 'bumped' : 'aggregated' });
     return true;
   }
 
-  private async create(pair: string, req: DropEventRequest, lastMs: number): Promise<void> {
+  private async create(w: EventWrite, lastMs: number): Promise<void> {
+    const { req, pair } = w;
     const eventName = `${req.pod.name.slice(0, 200)}.${pair.slice(0, 10)}${Date.parse(req.firstSeen).toString(16)}`;
+    const dropIds = w.dropIdEntry ? [w.dropIdEntry] : [];
     const body = {
       metadata: {
         name: eventName,
         namespace: req.pod.namespace,
         labels: { [DROPTAIL_LABEL]: labelValue(req.dropTail) },
-        annotations: { [PAIR_ANNOTATION]: pair, [DROP_IDS_ANNOTATION]: dropIdEntry(req), 'netwarden.io/droptail-name': req.dropTail },
+        annotations: { [PAIR_ANNOTATION]: pair, ...annotations(dropIds, w.folded), 'netwarden.io/droptail-name': req.dropTail },
       },
       involvedObject: { kind: 'Pod', apiVersion: 'v1', namespace: req.pod.namespace, name: req.pod.name, uid: req.pod.uid },
       reason: req.eventReason,
-      message: message(req),
+      message: w.folded === undefined ? w.message : aggregateMessage(w.folded, req.count, w.message),
       type: 'Warning',
       count: req.count,
       firstTimestamp: new Date(req.firstSeen).toISOString(),
@@ -200,8 +266,8 @@ export class DropEventWriter {
       if (err instanceof KubeHttpError && err.status === 409) return;
       throw err;
     }
-    this.remember(pair, { dropTail: req.dropTail, namespace: req.pod.namespace, eventName, count: req.count, lastSeenMs: lastMs, dropIds: [dropIdEntry(req)] });
-    dropEvents.inc({ result: 'created' });
+    this.remember(pair, { dropTail: req.dropTail, namespace: req.pod.namespace, eventName, count: req.count, lastSeenMs: lastMs, dropIds, ...(w.folded === undefined ? {} : { folded: w.folded }) });
+    dropEvents.inc({ result: w.folded === undefined ? 'created' : 'aggregated' });
   }
 
   /** Most recently used last; the least recently used pair goes when the map is full. */
@@ -236,6 +302,31 @@ export function describeEndpoint(endpoint: DropEndpoint): string {
 
 function eventPath(namespace: string, name?: string): string {
   return `/api/v1/namespaces/${encodeURIComponent(namespace)}/events${name ? `/${encodeURIComponent(name)}` : ''}`;
+}
+
+/** What the budget needs of a drop's write, and keeps of it should it fold. */
+function foldInput(req: DropEventRequest): FoldInput<DropEventRequest> {
+  const pod = `${req.pod.namespace}/${req.pod.name}`;
+  return { pod, key: `${req.dropTail}|${req.eventReason}|${pod}`, owner: req.dropTail, packets: req.count, firstSeen: req.firstSeen, lastSeen: req.lastSeen, sample: req };
+}
+
+/** A Pod's aggregated Event: a pair of its own, its count the packets, the last drop's words. */
+function aggregateWrite(fold: Fold<DropEventRequest>): EventWrite {
+  const req = { ...fold.last, count: fold.packets, firstSeen: fold.firstSeen, lastSeen: fold.lastSeen };
+  const pair = createHash('sha1').update(`aggregate|${fold.key}`).digest('hex').slice(0, 20);
+  return { pair, req, message: message(fold.last), folded: fold.drops };
+}
+
+/**
+ * "(combined from similar events): 4210 drops (4210 packets) on this Pod were over the event
+ * budget and are counted here, not in Events of their own; the last: Packet dropped when ..."
+ */
+export function aggregateMessage(folded: number, packets: number, last: string): string {
+  return `${AGGREGATE_PREFIX}${folded} drops (${packets} packets) on this Pod were over the event budget and are counted here, not in Events of their own; the last: ${last}`;
+}
+
+function annotations(dropIds: string[], folded: number | undefined): Record<string, string> {
+  return folded === undefined ? { [DROP_IDS_ANNOTATION]: dropIds.join(',') } : { [FOLDED_ANNOTATION]: String(folded) };
 }
 
 function pairId(req: DropEventRequest): string {

@@ -7,6 +7,7 @@ import { keyOf } from '../../runtime/keys.js';
 import { customResourceInformer } from '../../runtime/informer.js';
 import { loggerFor } from '../../util/log.js';
 import type { ControllerContext } from '../context.js';
+import type { EventBudgetOptions } from './budget.js';
 import { DropEventWriter } from './events.js';
 import { DropIntake } from './intake.js';
 import { IpIndex } from './ipindex.js';
@@ -20,6 +21,8 @@ export interface DropTailOptions {
   dnsServers?: readonly string[];
   /** reportingInstance of the Events: this replica. */
   identity?: string;
+  /** The budget of Event writes (defaults: DEFAULT_EVENT_BUDGET). */
+  eventBudget?: Partial<EventBudgetOptions>;
 }
 
 export interface DropTailFeature {
@@ -33,7 +36,7 @@ export function registerDropTail(ctx: ControllerContext, opts: DropTailOptions =
   const dropTails = customResourceInformer<DropTail>(kc, DropTailType, { resyncMs: ctx.resyncMs });
   const index = new IpIndex().watch(pods, services, nodes);
   const stats = new DropStats();
-  const events = new DropEventWriter(kc, opts.identity ? { instance: opts.identity } : {});
+  const events = new DropEventWriter(kc, { ...(opts.identity ? { instance: opts.identity } : {}), budget: opts.eventBudget ?? {} });
   const dns = new ReverseDns({ servers: opts.dnsServers ?? [] });
   const pipeline = new DropPipeline({ dropTails, nodes, index, dns, events, stats });
   const reconciler = new DropTailReconciler(kc, dropTails, nodes, () => new Date(), stats, {

@@ -46,6 +46,13 @@ export const dropEvents = new Counter({
   registers: [registry],
 });
 
+export const eventsSuppressed = new Counter({
+  name: 'netwarden_drop_events_suppressed_total',
+  help: 'Drop Events on Pods not written because they were over the event budget: global_budget (--event-qps/--event-burst), pod_budget (--event-pod-qps/--event-pod-burst). Each is counted in its Pod\'s aggregated Event instead.',
+  labelNames: ['reason'] as const,
+  registers: [registry],
+});
+
 export const dnsLookups = new Counter({
   name: 'netwarden_droptail_reverse_dns_total',
   help: 'Reverse DNS lookups: cached, found, not_found, error, skipped (too many in flight).',

@@ -7,14 +7,15 @@
 //     window's drops, possibly with newer ones of the same key merged in)
 //   resolve both ends (IP index; reverse DNS racing a short deadline, see reversedns.ts)
 //   count it (metrics, status totals and recent drops)
-//   Event on each Pod involved (events.ts)
+//   Event on each Pod involved (events.ts), within the event budget (budget.ts); the ones over it
+//     are counted in status.eventsSuppressed
 import { createHash } from 'node:crypto';
 import type { V1Node } from '@kubernetes/client-node';
 import type { DropEndpoint, DropRecord, DropTail } from '../../apis/droptail.js';
 import type { Informer } from '../../runtime/informer.js';
 import { dropKey, isKnownProtocol, type AggregatedDrop, type DropBatch, type PacketDrop } from '../../apis/drops.js';
 import { errorMessage, loggerFor } from '../../util/log.js';
-import type { DropEventWriter, Direction } from './events.js';
+import type { DropEventWriter, Direction, EventOutcome } from './events.js';
 import type { IpIndex, ResolvedEndpoint } from './ipindex.js';
 import { batchDrops, dropToEventSeconds, packetDrops, pipelinePending } from './metrics.js';
 import type { ReverseDns } from './reversedns.js';
@@ -226,7 +227,7 @@ export class DropPipeline {
   }
 
   private async emitEvents(item: WorkItem, dropTail: DropTail, settings: DropTailSettings, src: ResolvedEndpoint, dst: ResolvedEndpoint, id: string, countedForId: number): Promise<void> {
-    const writes: Array<Promise<void>> = [];
+    const writes: Array<Promise<EventOutcome>> = [];
     const service = serviceText(item.entry.drop);
     const ends: Array<[ResolvedEndpoint, Direction, DropEndpoint]> = [[dst, 'receiving', src.endpoint], [src, 'sending', dst.endpoint]];
     for (const [{ endpoint: self, uid }, direction, peer] of ends) {
@@ -250,7 +251,8 @@ export class DropPipeline {
         }),
       );
     }
-    await Promise.all(writes);
+    const suppressed = (await Promise.all(writes)).filter((o) => o === 'suppressed').length;
+    if (suppressed > 0) this.deps.stats.suppressed(dropTail, suppressed);
   }
 }
 

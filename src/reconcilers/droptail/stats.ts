@@ -13,6 +13,8 @@ import type { DropRecord, DropTail } from '../../apis/droptail.js';
 
 interface Counts {
   total: number;
+  /** Drop Events over the event budget, folded into aggregated ones (status.eventsSuppressed). */
+  suppressed: number;
   lastDrop?: DropRecord;
   recent: DropRecord[];
 }
@@ -56,6 +58,14 @@ export class DropStats {
     this.scheduleFlush(dropTail.metadata.name ?? '', entry);
   }
 
+  /** Counts drop Events not written (over the event budget); schedules a flush like record(). */
+  suppressed(dropTail: DropTail, count: number): void {
+    const entry = this.entryFor(dropTail);
+    entry.live.suppressed += count;
+    entry.version += 1;
+    this.scheduleFlush(dropTail.metadata.name ?? '', entry);
+  }
+
   /**
    * The controller's drop fields of the status, publishing the live numbers when the interval
    * allows; retryAfterMs when newer numbers wait for their slot.
@@ -71,8 +81,8 @@ export class DropStats {
         entry.publishedAt = this.now();
       } else retryAfterMs = wait;
     }
-    const { total, lastDrop, recent } = entry.published;
-    const fields: Record<string, unknown> = { totalDrops: total, recentDrops: recent.slice(0, limit) };
+    const { total, suppressed, lastDrop, recent } = entry.published;
+    const fields: Record<string, unknown> = { totalDrops: total, eventsSuppressed: suppressed, recentDrops: recent.slice(0, limit) };
     if (lastDrop) Object.assign(fields, { lastDropTime: lastDrop.time, lastDrop });
     return retryAfterMs === undefined ? { fields } : { fields, retryAfterMs };
   }
@@ -90,7 +100,7 @@ export class DropStats {
     const existing = this.entries.get(name);
     if (existing && existing.uid === uid) return existing;
     const status = dropTail.status;
-    const stored: Counts = { total: status?.totalDrops ?? 0, recent: [...(status?.recentDrops ?? [])] };
+    const stored: Counts = { total: status?.totalDrops ?? 0, suppressed: status?.eventsSuppressed ?? 0, recent: [...(status?.recentDrops ?? [])] };
     if (status?.lastDrop) stored.lastDrop = status.lastDrop;
     const entry: Entry = { uid, live: stored, version: 0, published: { ...stored, recent: [...stored.recent] }, publishedVersion: 0, publishedAt: 0 };
     this.entries.set(name, entry);
