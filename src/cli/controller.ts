@@ -102,6 +102,8 @@ export async function runController(flags: ControllerFlags): Promise<void> {
   // Needed whenever something is not brought: the controller's own certificate or the agents' CA.
   const ca = pki.ownServing && pki.ownAgentCa ? undefined : new CaStore(kc, { secretNamespace: flags.caSecretNamespace, secretName: CA_SECRET, configMapNamespace: namespace, configMapName: CA_CONFIGMAP, caValidityMs: pki.caValidityMs });
   const api = new HttpsApiServer({ name: 'controller', port: flags.httpsPort, host: flags.httpsAddress, limits: CONTROLLER_API_LIMITS });
+  // Not ready until the API serves: the Service then sends no agent or user to a replica still waiting for its certificate.
+  manager.addReadinessCheck(() => (api.listening() ? undefined : 'HTTPS API not serving yet (waiting for its serving certificate)'));
   const agentTokens = new ServiceAccountTokens(kc, { namespace, serviceAccount: flags.serviceAccount });
   const ctx: ControllerContext = {
     kc,

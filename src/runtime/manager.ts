@@ -24,7 +24,7 @@ import type { Controller } from './controller.js';
 import type { Informer } from './informer.js';
 import { LeaderElector, type LeaderElectionOptions, type StoppedReason } from './leader.js';
 import type { ServingCredentials } from './https.js';
-import { HealthServer, type ServerOptions } from './server.js';
+import { HealthServer, type ReadinessCheck, type ServerOptions } from './server.js';
 
 /** The elector's options without its callbacks (the manager supplies those), plus an on/off switch. */
 export type LeaderElectionSettings = { enabled: boolean } & Omit<LeaderElectionOptions, 'onStartedLeading' | 'onStoppedLeading' | 'onNewLeader'>;
@@ -52,6 +52,7 @@ export class Manager {
   readonly kc: KubeConfig;
   private readonly opts: ManagerOptions;
   private readonly informers: Array<Informer<KubernetesObject>> = [];
+  private readonly readinessChecks: ReadinessCheck[] = [];
   private readonly controllers: Controller[] = [];
   private readonly server: HealthServer;
   private elector: LeaderElector | undefined;
@@ -184,8 +185,17 @@ export class Manager {
     else process.exit(1);
   }
 
+  /** Another condition of readiness, e.g. an API server that waits for its certificate. Undefined: ready as far as it goes. */
+  addReadinessCheck(check: ReadinessCheck): void {
+    this.readinessChecks.push(check);
+  }
+
   private notReadyReason(): string | undefined {
     if (this.state === 'stopping' || this.state === 'stopped') return 'shutting down';
+    for (const check of this.readinessChecks) {
+      const reason = check();
+      if (reason !== undefined) return reason;
+    }
     const unsynced = (): string | undefined => {
       const pending = this.informers.filter((i) => !i.hasSynced()).map((i) => i.name);
       if (pending.length > 0) return `informers not synced: ${pending.join(', ')}`;

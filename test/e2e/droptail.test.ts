@@ -150,6 +150,8 @@ describe('DropTail controller: drop intake, Events, metrics and status', functio
       "spec: {nodeSelector: {dt-intake: 'yes'}, repeatInterval: 2m, expiration: 10m, recentDropsLimit: 5}",
     ].join('\n'));
     await mustKubectl(cp, ['wait', '--for=condition=Ready', `droptail/${dropTail}`, '--timeout=60s']);
+    // Ready once its HTTPS API serves (it waits for a certificate from the CA it loads).
+    await waitFor(async () => (await getLocal(controller.metricsPort, '/readyz')).status === 200, { timeoutMs: 60_000, description: 'the controller ready' });
   });
 
   after(async function () {
