@@ -51,21 +51,26 @@ export async function importKeyPair(keyPem: string): Promise<KeyPair> {
   return { keys, keyPem: toPem('PRIVATE KEY', pkcs8) };
 }
 
-/** A self-signed CA that may sign end-entity certificates only (path length 0). */
-export async function createCertificateAuthority(commonName: string, validity: Validity): Promise<CertificateAuthority> {
+/** A new key and a certificate for it signed by itself, with the extensions made for that key. */
+async function selfSigned(commonName: string, validity: Validity, extensions: (key: KeyPair) => Promise<x509.Extension[]>): Promise<IssuedCertificate> {
   const key = await generateKeyPair();
   const cert = await x509.X509CertificateGenerator.createSelfSigned({
     name: nameOf(commonName),
     ...validity,
     keys: key.keys,
     signingAlgorithm: EC_P256,
-    extensions: [
-      new x509.BasicConstraintsExtension(true, 0, true),
-      new x509.KeyUsagesExtension(x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign | x509.KeyUsageFlags.digitalSignature, true),
-      await x509.SubjectKeyIdentifierExtension.create(key.keys.publicKey),
-    ],
+    extensions: await extensions(key),
   });
   return { certPem: cert.toString('pem'), keyPem: key.keyPem };
+}
+
+/** A self-signed CA that may sign end-entity certificates only (path length 0). */
+export function createCertificateAuthority(commonName: string, validity: Validity): Promise<CertificateAuthority> {
+  return selfSigned(commonName, validity, async (key) => [
+    new x509.BasicConstraintsExtension(true, 0, true),
+    new x509.KeyUsagesExtension(x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign | x509.KeyUsageFlags.digitalSignature, true),
+    await x509.SubjectKeyIdentifierExtension.create(key.keys.publicKey),
+  ]);
 }
 
 /**
@@ -73,20 +78,12 @@ export async function createCertificateAuthority(commonName: string, validity: V
  * serves until the process has its real certificate (scrapers then skip verification, as the
  * kubelet's probes always do).
  */
-export async function createSelfSignedServing(commonName: string, validity: Validity): Promise<IssuedCertificate> {
-  const key = await generateKeyPair();
-  const cert = await x509.X509CertificateGenerator.createSelfSigned({
-    name: nameOf(commonName),
-    ...validity,
-    keys: key.keys,
-    signingAlgorithm: EC_P256,
-    extensions: [
-      new x509.BasicConstraintsExtension(false, undefined, true),
-      new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature, true),
-      new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.serverAuth]),
-    ],
-  });
-  return { certPem: cert.toString('pem'), keyPem: key.keyPem };
+export function createSelfSignedServing(commonName: string, validity: Validity): Promise<IssuedCertificate> {
+  return selfSigned(commonName, validity, async () => [
+    new x509.BasicConstraintsExtension(false, undefined, true),
+    new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature, true),
+    new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.serverAuth]),
+  ]);
 }
 
 /** A server-auth certificate for `publicKey`, valid for exactly these names, signed by the CA. */
