@@ -1,10 +1,12 @@
 // The offline tools of the `netwarden` command (drops parse, validate, pcap summary) start without
 // libpcap (`cap`) and the Kubernetes client: main.ts imports each subcommand's code when it runs.
-// Each command runs in a child process with NODE_DEBUG=esm,module, which makes Node name every
-// ES module and CommonJS file it loads on stderr; the agent, which needs both, shows that the check
-// sees them.
+// Each command runs in a child process with a preloaded module (support/loaded-modules.mjs) that
+// records every ES module and CommonJS file it loads through Node's module hooks and writes the list
+// when the process exits; the agent, which needs both, shows that the check sees them.
 import { expect } from 'chai';
 import { spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -13,22 +15,24 @@ const LIBPCAP = /node_modules\/cap\//;
 const KUBERNETES_CLIENT = /node_modules\/@kubernetes\/client-node\//;
 const PROM_CLIENT = /node_modules\/prom-client\//;
 
-/** Runs `netwarden ARGS` (through tsx) with `stdin` as input; its stdout and the loader's debug output. */
+const RECORDER = path.join(REPO, 'test/unit/support/loaded-modules.mjs');
+
+/** Runs `netwarden ARGS` (through tsx) with `stdin` as input; its stdout and the modules it loaded, one URL per line. */
 function netwarden(args: string[], stdin = ''): Promise<{ code: number | null; stdout: string; loaded: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', path.join(REPO, 'src/cli/main.ts'), ...args], {
+  const dir = mkdtempSync(path.join(tmpdir(), 'netwarden-loaded-'));
+  const list = path.join(dir, 'loaded.txt');
+  return new Promise<{ code: number | null; stdout: string; loaded: string }>((resolve, reject) => {
+    const child = spawn(process.execPath, ['--import', RECORDER, '--import', 'tsx', path.join(REPO, 'src/cli/main.ts'), ...args], {
       cwd: REPO,
-      env: { ...process.env, NODE_DEBUG: 'esm,module' },
-      stdio: ['pipe', 'pipe', 'pipe'],
+      env: { ...process.env, NETWARDEN_LOADED_MODULES: list },
+      stdio: ['pipe', 'pipe', 'ignore'],
     });
     let stdout = '';
-    let loaded = '';
     child.stdout.on('data', (b: Buffer) => (stdout += b.toString('utf8')));
-    child.stderr.on('data', (b: Buffer) => (loaded += b.toString('utf8')));
     child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, loaded }));
+    child.on('close', (code) => resolve({ code, stdout, loaded: existsSync(list) ? readFileSync(list, 'utf8') : '' }));
     child.stdin.end(stdin);
-  });
+  }).finally(() => rmSync(dir, { recursive: true, force: true }));
 }
 
 describe('netwarden CLI: the offline tools load no cluster or capture code', function () {
@@ -38,7 +42,7 @@ describe('netwarden CLI: the offline tools load no cluster or capture code', fun
     const r = await netwarden(['drops', 'parse'], 'x: IN=eth0 OUT= SRC=10.0.0.1 DST=10.0.0.2 LEN=40 PROTO=UDP SPT=1 DPT=2\n');
     expect(r.code).to.equal(0);
     expect(r.stdout).to.contain('"src":"10.0.0.1"');
-    expect(r.loaded).to.match(/kernellog/); // the debug output names the modules loaded
+    expect(r.loaded).to.match(/kernellog/); // the list names the modules loaded
     expect(r.loaded).not.to.match(LIBPCAP);
     expect(r.loaded).not.to.match(KUBERNETES_CLIENT);
     expect(r.loaded).not.to.match(PROM_CLIENT);
