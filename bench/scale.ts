@@ -60,8 +60,8 @@ async function forEachConcurrently(n: number, concurrency: number, work: (i: num
   }));
 }
 
-/** Simulated node k's address: 127.1.0.0/16, one per node, never a test pod's or the control plane's. */
-const nodeAddress = (k: number): string => `127.1.${(k >> 8) & 255}.${(k & 255) + 1}`;
+/** Simulated node k's address in 127.1.0.0/16 (hosts .1-.250 of each /24), one per node, never a test pod's or the control plane's. */
+const nodeAddress = (k: number): string => `127.1.${Math.floor(k / 250) % 256}.${(k % 250) + 1}`;
 const nodeName = (k: number): string => `scale-node-${k}`;
 /** A distinct destination per drop: 198.18.0.0/15 (benchmarking range), never a cluster address. */
 const destination = (i: number): string => `198.${18 + ((i >> 16) & 1)}.${(i >> 8) & 255}.${i & 255}`;
