@@ -6,7 +6,9 @@
 //   - the controller's RSS per Pod over its floor (the floor: the same controller with the Nodes
 //     and no Pods) against 0.85 KB (150,000 Pods inside the 256Mi limit);
 //   - the time from the controller's start to its first sync with every Pod listed;
-//   - drop-to-Event p50/p99 with the index full, for the drops that got an Event;
+//   - drop-to-Event p50/p99 with the index full, from a probe of one drop a second before the flood
+//     (within the Event budget, so each gets its own Event); under the flood most drops fold into
+//     aggregated Events, and the wait of those that get one of their own is printed apart;
 //   - the apiserver writes per second the controller and the agents made while S nodes pushed
 //     drops (from the audit log), against the budget they should stay within;
 //   - the largest Netwarden object (DropTail, PacketCapture, AuditForwarder) in bytes of JSON.
@@ -46,6 +48,8 @@ const TARGET_WRITES_PER_SECOND = 20;
 const TARGET_LARGEST_OBJECT_BYTES = 150 * 1024;
 const TARGET_EVENT_P99_MS = 1000;
 const TARGET_SYNC_SECONDS = 60;
+/** Drops of the latency probe, one a second. */
+const PROBE_DROPS = 30;
 
 /** Creates the apiserver answers without storing anything. */
 const REVIEWS = new Set(['tokenreviews', 'subjectaccessreviews', 'localsubjectaccessreviews', 'selfsubjectaccessreviews']);
@@ -189,6 +193,28 @@ export async function benchScale(opts: ScaleOptions = {}): Promise<BenchResult> 
       sentAt.delete(ip!);
     }, () => {});
 
+    // Latency first, within the Event budget: one drop a second, each from another node's Pod to
+    // a new peer, so every one gets its own Event and the figure is the pipeline's (index lookup,
+    // Event write), not the wait of drops folded into aggregated Events under a flood.
+    const sendOne = async (node: SimulatedNode, src: string, dst: string): Promise<string> => {
+      const now = new Date().toISOString();
+      const drop: AggregatedDrop = {
+        drop: { time: now, timeSource: 'nflog', prefix: 'bench:', family: 'ipv4', src, dst, protocol: 'UDP', srcPort: 40000, dstPort: 53 },
+        count: 1, firstSeen: now, lastSeen: now, source: 'nflog',
+      };
+      sentAt.set(dst, performance.now());
+      const outcome = await node.client.post(encodeDropBatch({ node: node.name, sequence: ++node.sequence, sentAt: now, shedSinceLastBatch: 0 }, [Buffer.from(JSON.stringify(drop))]));
+      return outcome.kind === 'refused' ? `refused ${outcome.status}` : outcome.kind;
+    };
+    for (let i = 0; i < PROBE_DROPS; i++) {
+      const node = nodes[(i * 37) % nodes.length]!;
+      await sendOne(node, node.podIPs[i % node.podIPs.length]!, `198.19.255.${i + 1}`);
+      await sleep(1000);
+    }
+    await waitFor(async () => latencies.length >= PROBE_DROPS, { timeoutMs: 30_000, intervalMs: 200, description: 'an Event for every probe drop' }).catch(() => undefined);
+    const probeLatencies = latencies.splice(0).sort((a, b) => a - b);
+    sentAt.clear();
+
     const auditOffset = statSync(cp.auditLogPath).size;
     const outcomes = new Map<string, number>();
     let nextDrop = 0;
@@ -230,16 +256,17 @@ export async function benchScale(opts: ScaleOptions = {}): Promise<BenchResult> 
     await controller.kill();
 
     const sorted = latencies.sort((a, b) => a - b);
-    const p99 = percentile(sorted, 99);
+    const p99 = percentile(probeLatencies, 99);
     const offered = simulated * dropsPerNode * seconds;
     say(`batch outcomes: ${[...outcomes].map(([k, v]) => `${k} ${v}`).join(', ')}`);
     say(`writes (and reviews) by resource: ${[...writes].map(([k, v]) => `${k} ${v}`).join(', ') || 'none'}`);
     rows.push(
       { metric: `drops offered by ${simulated} simulated nodes`, value: offered / driveSeconds, unit: 'drops/s' },
       { metric: 'batches accepted', value: (outcomes.get('accepted') ?? 0) / (simulated * seconds), unit: 'share', reference: 1, ratio: (outcomes.get('accepted') ?? 0) / (simulated * seconds) },
-      { metric: 'drops that got an Event', value: latencies.length, unit: 'drops' },
-      { metric: 'drop-to-Event p50 (index full)', value: percentile(sorted, 50), unit: 'ms' },
-      { metric: 'drop-to-Event p99 (index full)', value: p99, unit: 'ms', reference: TARGET_EVENT_P99_MS, ratio: p99 / TARGET_EVENT_P99_MS },
+      { metric: `drop-to-Event p50 (index full, 1 drop/s, ${probeLatencies.length} of ${PROBE_DROPS} got their Event)`, value: percentile(probeLatencies, 50), unit: 'ms' },
+      { metric: 'drop-to-Event p99 (same)', value: p99, unit: 'ms', reference: TARGET_EVENT_P99_MS, ratio: p99 / TARGET_EVENT_P99_MS },
+      { metric: 'flood drops that got an Event of their own (the rest within the budget fold into aggregated Events)', value: latencies.length, unit: 'drops' },
+      { metric: 'flood drop-to-Event p50 (waiting for the budget)', value: percentile(sorted, 50), unit: 'ms' },
       { metric: 'controller RSS peak while the nodes pushed', value: peakRss, unit: 'MiB' },
       { metric: 'apiserver writes by Netwarden (stored objects)', value: writesPerSecond, unit: 'writes/s', reference: TARGET_WRITES_PER_SECOND, ratio: writesPerSecond / TARGET_WRITES_PER_SECOND },
       { metric: `largest Netwarden object (${largest.name})`, value: largest.bytes, unit: 'bytes', reference: TARGET_LARGEST_OBJECT_BYTES, ratio: largest.bytes / TARGET_LARGEST_OBJECT_BYTES },
