@@ -9,7 +9,7 @@ import { HttpsApiServer } from '../runtime/https.js';
 import { CONTROLLER_API_LIMITS } from '../runtime/limits.js';
 import { CertificateRotator, FileCertificateSource, FileTrustBundle, serveWithCertificates, type CertificateSource, type TrustBundle } from '../runtime/tls.js';
 import { CaStore, registerAgentCertificates } from '../reconcilers/certificates/index.js';
-import { coreInformer } from '../runtime/informer.js';
+import { cachedPodInformer, coreInformer } from '../runtime/informer.js';
 import { Manager } from '../runtime/manager.js';
 import { metricsServing } from '../runtime/server.js';
 import { ServiceAccountTokens } from '../runtime/tokens.js';
@@ -67,7 +67,6 @@ const RESYNC_MS = 5 * 60_000;
 //    PacketCapture's target selection (labels, nodeName, podIP, phase).
 //  - Nodes: the IP index and the agent client (status.addresses), node selectors (labels).
 //  - Services: the IP index (cluster and external IPs).
-const POD_FIELDS = ['metadata.labels', 'spec.nodeName', 'spec.hostNetwork', 'status.phase', 'status.podIP', 'status.podIPs'];
 const NODE_FIELDS = ['metadata.labels', 'status.addresses'];
 const SERVICE_FIELDS = ['spec.clusterIP', 'spec.clusterIPs', 'spec.externalIPs'];
 
@@ -109,7 +108,7 @@ export async function runController(flags: ControllerFlags): Promise<void> {
     kc,
     manager,
     nodes: coreInformer(kc, 'nodes', { resyncMs: RESYNC_MS, keep: NODE_FIELDS }),
-    pods: coreInformer(kc, 'pods', { resyncMs: RESYNC_MS, keep: POD_FIELDS, shared: ['metadata.labels'] }),
+    pods: cachedPodInformer(kc, { resyncMs: RESYNC_MS }),
     services: coreInformer(kc, 'services', { resyncMs: RESYNC_MS, keep: SERVICE_FIELDS }),
     api,
     reviewer,
