@@ -52,6 +52,9 @@ export interface ControllerFlags {
   eventBurst: number;
   eventPodQps: number;
   eventPodBurst: number;
+  /** DropTail: memory bounds of the drop pipeline (queued drops, remembered dedupe ids). */
+  dropQueueMaxBytes?: number;
+  dropDedupeMaxBytes?: number;
   captureMaxBytesPerPod?: number;
   captureMaxFiles?: number;
   captureMaxDuration?: string;
@@ -63,8 +66,9 @@ const RESYNC_MS = 5 * 60_000;
 // What the controller's caches keep of each object: the fields its consumers read, nothing else
 // (a Pod is ~40 KB of JSON, this part of it a few hundred bytes). Add a path here before reading
 // a new field of a cached object, or it is always undefined.
-//  - Pods: the IP index (droptail/ipindex.ts: podIP(s), phase, hostNetwork, uid for Events) and
-//    PacketCapture's target selection (labels, nodeName, podIP, phase).
+//  - Pods: flat CachedPods (runtime/cachedpod.ts) with what the IP index (droptail/ipindex.ts:
+//    podIP(s), phase, hostNetwork, uid for Events) and PacketCapture's target selection (labels,
+//    nodeName, podIP, phase) read; a new field goes there.
 //  - Nodes: the IP index and the agent client (status.addresses), node selectors (labels).
 //  - Services: the IP index (cluster and external IPs).
 const NODE_FIELDS = ['metadata.labels', 'status.addresses'];
@@ -121,7 +125,8 @@ export async function runController(flags: ControllerFlags): Promise<void> {
     isLeader: () => manager.isLeader(),
   };
   const eventBudget = { qps: flags.eventQps, burst: flags.eventBurst, podQps: flags.eventPodQps, podBurst: flags.eventPodBurst };
-  registerDropTail(ctx, { dnsServers: flags.dnsServer ?? [], identity, eventBudget });
+  const pipeline = { maxPendingBytes: flags.dropQueueMaxBytes, dedupeBytes: flags.dropDedupeMaxBytes };
+  registerDropTail(ctx, { dnsServers: flags.dnsServer ?? [], identity, eventBudget, pipeline });
   registerPacketCapture(ctx, {
     namespace,
     ceilings: {

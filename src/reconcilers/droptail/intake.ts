@@ -69,9 +69,10 @@ export class DropIntake {
     if (!this.deps.dropTails.get(name)) throw new HttpError(404, `droptail ${name} not found`);
     const declared = Number(req.headers['content-length'] ?? 0);
     if (declared > MAX_BATCH_BYTES) throw new HttpError(413, `request body of ${declared} bytes is over ${MAX_BATCH_BYTES} bytes; send smaller batches`);
-    const batch = this.parse(await readBody(req, MAX_BATCH_BYTES));
+    const body = await readBody(req, MAX_BATCH_BYTES);
+    const batch = this.parse(body);
     this.checkNode(batch, callerNode, caller, name);
-    if (!this.deps.pipeline.hasRoomFor(batch.drops.length)) {
+    if (!this.deps.pipeline.hasRoomFor(batch.drops.length, body.length)) {
       res.setHeader('Retry-After', String(RETRY_AFTER_SECONDS));
       throw new HttpError(503, `drop pipeline full (${this.deps.pipeline.pending} drops pending); retry`);
     }
