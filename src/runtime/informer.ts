@@ -305,7 +305,16 @@ function informerFor<T extends KubernetesObject>(kc: KubeConfig, type: ResourceT
   const name = namespace ? `${type.plural}/${namespace}` : type.plural;
   const path = resourcePath(type, namespace);
   const trim: Transform<T> = cfg.keep ? keepFields<T>(cfg.keep, { shared: cfg.shared }) : dropManagedFields;
-  const transform: Transform<T, KubernetesObject> = decode ?? ((obj) => trim(obj as T));
+  const decodeNew: Transform<T, KubernetesObject> = decode ?? ((obj) => trim(obj as T));
+  // A re-list (after a 410, or an API server restart) brings every object again, most of them
+  // unchanged: the cached one is kept instead of a second copy of each, which at 150,000 Pods
+  // would be tens of MB held next to the cache until the list is applied.
+  let cached: ((name: string, namespace?: string) => T | undefined) | undefined;
+  const transform: Transform<T, KubernetesObject> = (obj) => {
+    const meta = obj.metadata;
+    const held = meta?.name && meta.resourceVersion ? cached?.(meta.name, meta.namespace) : undefined;
+    return held !== undefined && held.metadata?.resourceVersion === meta?.resourceVersion ? held : decodeNew(obj);
+  };
   const log = loggerFor('informer', name);
   let watchList = cfg.watchList ?? true;
   const pages: ListFn<T> = ({ labelSelector, fieldSelector }) => {
@@ -336,7 +345,9 @@ function informerFor<T extends KubernetesObject>(kc: KubeConfig, type: ResourceT
     cfg.onList?.('pages');
     return listed;
   };
-  return new Informer<T>(kc, { name, path, list, transform, labelSelector: cfg.labelSelector, fieldSelector: cfg.fieldSelector, resyncMs: cfg.resyncMs });
+  const informer = new Informer<T>(kc, { name, path, list, transform, labelSelector: cfg.labelSelector, fieldSelector: cfg.fieldSelector, resyncMs: cfg.resyncMs });
+  cached = (objName, namespace) => informer.get(objName, namespace);
+  return informer;
 }
 
 export interface CoreKinds {

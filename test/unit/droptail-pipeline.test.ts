@@ -97,6 +97,13 @@ describe('drop pipeline: bounded queue', function () {
     expect(new Set(requests.map((r) => r.service)).size).to.equal(400);
   });
 
+  it('counts the bodies the intake is reading in the same budget', function () {
+    const { pipeline } = rig({ maxPendingBytes: 64 * 1024 });
+    expect(pipeline.hasRoomFor(0, 40 * 1024, 0), 'alone').to.equal(true);
+    expect(pipeline.hasRoomFor(0, 40 * 1024, 40 * 1024), 'beside another body of 40 KiB').to.equal(false);
+    expect(pipeline.hasRoomFor(0, 20 * 1024, 40 * 1024)).to.equal(true);
+  });
+
   it('still refuses by count (maxPending)', function () {
     const { pipeline } = rig({ maxPending: 150 });
     pipeline.submit('all', batch(0, 100));

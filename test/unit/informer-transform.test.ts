@@ -92,6 +92,8 @@ class PagingApi {
   watchEvents: Array<{ type: string; object: KubernetesObject }> = [];
   /** The collection it serves. */
   path = '/apis/x/v1/things';
+  /** Plain watches end after their events (the informer then re-lists, as after a 410). */
+  endWatches = false;
   private readonly server = http.createServer((req, res) => this.handle(req, res));
   port = 0;
 
@@ -126,6 +128,7 @@ class PagingApi {
       this.watchFrom.push(url.searchParams.get('resourceVersion') ?? '');
       res.writeHead(200, { 'content-type': 'application/json' });
       for (const e of this.watchEvents) res.write(JSON.stringify(e) + '\n');
+      if (this.endWatches) res.end(JSON.stringify({ type: 'ERROR', object: { kind: 'Status', code: 410, reason: 'Expired', message: 'too old resource version' } }) + '\n');
       return; // stays open
     }
     this.listRequests.push(url.search);
@@ -347,6 +350,23 @@ describe('the Pod cache of the controller (CachedPod)', () => {
       expect(cached?.phase).to.equal('Succeeded');
       expect(inf.list().map((p) => p.name)).to.deep.equal(['web-1']);
       expect(api.watchFrom[0]).to.equal('100');
+    });
+
+    it('keeps the cached Pod on a re-list when its resourceVersion is unchanged, and takes the new one when it changed', async () => {
+      api.objects = [pod('web-1', { rv: '10' }), pod('web-2', { rv: '11' })];
+      api.endWatches = true;
+      inf = cachedPodInformer(kubeConfigFor(api.port));
+      const updates: string[] = [];
+      inf.on('update', (p) => updates.push(p.name));
+      await inf.start();
+      const before = [inf.get('web-1', 'shop'), inf.get('web-2', 'shop')];
+      api.objects = [pod('web-1', { rv: '10' }), pod('web-2', { rv: '12', phase: 'Failed' })];
+      const lists = api.listRequests.length;
+      while (api.listRequests.length === lists || updates.length === 0) await new Promise((r) => setTimeout(r, 20));
+      expect(inf.get('web-1', 'shop')).to.equal(before[0]);
+      expect(inf.get('web-2', 'shop')).to.not.equal(before[1]);
+      expect(inf.get('web-2', 'shop')?.phase).to.equal('Failed');
+      expect(updates).to.deep.equal(['web-2']);
     });
   });
 });

@@ -11,7 +11,8 @@
 //   403 the batch is for another node than the caller's token is bound to (logged; nothing of it
 //       is used): an agent reports only the drops of its own node
 //   503 + Retry-After: the pipeline is full (the batch is refused whole, the agent keeps it);
-//       checked before the body is read too, by its declared length
+//       checked before the body is read too, by its declared length and with the bodies being
+//       read counted in the queue's byte budget
 //   202 {accepted}: queued; Events follow asynchronously, never waiting on DNS in the request.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { DropTail } from '../../apis/droptail.js';
@@ -39,6 +40,8 @@ const RETRY_AFTER_SECONDS = 2;
 export class DropIntake {
   /** Last sequence number per node, to notice batches an agent had to shed. */
   private readonly lastSequence = new Map<string, number>();
+  /** Declared bytes of the batch bodies being read and decoded now. */
+  private readingBytes = 0;
   private readonly log = loggerFor('droptail/intake');
 
   constructor(private readonly deps: IntakeDeps) {}
@@ -70,17 +73,22 @@ export class DropIntake {
     if (!this.deps.dropTails.get(name)) throw new HttpError(404, `droptail ${name} not found`);
     const declared = Number(req.headers['content-length'] ?? 0);
     if (declared > MAX_BATCH_BYTES) throw new HttpError(413, `request body of ${declared} bytes is over ${MAX_BATCH_BYTES} bytes; send smaller batches`);
-    // A full queue refuses before reading the body: under a flood many batches are refused, and
-    // reading and decoding each (5,000 drops are megabytes of objects) only to refuse it cost the
-    // memory and CPU the queue is bounded to save.
-    if (declared > 0 && !this.deps.pipeline.hasRoomFor(0, declared)) this.refuseFull(res);
-    const body = await readBody(req, MAX_BATCH_BYTES);
-    const batch = this.parse(body);
-    this.checkNode(batch, callerNode, caller, name);
-    if (!this.deps.pipeline.hasRoomFor(batch.drops.length, body.length)) this.refuseFull(res);
-    this.noteSequence(batch);
-    this.deps.pipeline.submit(name, batch);
-    return { accepted: batch.drops.length };
+    // Bodies being read share the queue's byte budget, checked before reading: under a flood
+    // every agent sends at once, and bodies read side by side (then decoded: megabytes of objects
+    // each) took more memory than the queue they were refused from.
+    if (declared > 0 && !this.deps.pipeline.hasRoomFor(0, declared, this.readingBytes)) this.refuseFull(res);
+    this.readingBytes += declared;
+    try {
+      const body = await readBody(req, MAX_BATCH_BYTES);
+      const batch = this.parse(body);
+      this.checkNode(batch, callerNode, caller, name);
+      if (!this.deps.pipeline.hasRoomFor(batch.drops.length, body.length)) this.refuseFull(res);
+      this.noteSequence(batch);
+      this.deps.pipeline.submit(name, batch);
+      return { accepted: batch.drops.length };
+    } finally {
+      this.readingBytes -= declared;
+    }
   }
 
   private refuseFull(res: ServerResponse): never {

@@ -116,12 +116,14 @@ export class DropPipeline {
 
   /**
    * Whether `drops` more fit, `bytes` being the size of their batch's body (more than the drops'
-   * text queued from it); the intake refuses a batch that does not fit, whole. An empty queue
-   * takes any batch the intake accepts, so no batch size is refused forever.
+   * text queued from it) and `reading` the bytes of other batches the intake is reading, which
+   * share the budget; the intake refuses a batch that does not fit, whole. With nothing queued or
+   * read any batch the intake accepts fits, so no batch size is refused forever.
    */
-  hasRoomFor(drops: number, bytes = 0): boolean {
+  hasRoomFor(drops: number, bytes = 0, reading = 0): boolean {
     if (this.pending + drops > this.maxPending) return false;
-    return this.queued === 0 || this.queuedBytes + bytes + drops * QUEUED_DROP_OVERHEAD <= this.maxPendingBytes;
+    const used = this.queuedBytes + reading;
+    return used === 0 || used + bytes + drops * QUEUED_DROP_OVERHEAD <= this.maxPendingBytes;
   }
 
   submit(dropTail: string, batch: DropBatch): void {
