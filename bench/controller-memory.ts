@@ -76,6 +76,7 @@ export async function benchControllerMemory(opts: ControllerMemoryOptions = {}):
       { metric: 'controller RSS, 0 Pods', value: idle.rss, unit: 'MiB' },
       { metric: 'controller V8 heap used, 0 Pods', value: idle.heap, unit: 'MiB' },
       { metric: 'controller V8 heap reserved, 0 Pods', value: idle.heapTotal, unit: 'MiB' },
+      { metric: 'controller external (Buffers), 0 Pods', value: idle.external, unit: 'MiB' },
     );
     let have = 0;
     for (const n of counts) {

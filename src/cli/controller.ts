@@ -9,7 +9,7 @@ import { HttpsApiServer } from '../runtime/https.js';
 import { CONTROLLER_API_LIMITS } from '../runtime/limits.js';
 import { CertificateRotator, FileCertificateSource, FileTrustBundle, serveWithCertificates, type CertificateSource, type TrustBundle } from '../runtime/tls.js';
 import { CaStore, registerAgentCertificates } from '../reconcilers/certificates/index.js';
-import { coreInformer } from '../runtime/informer.js';
+import { cachedPodInformer, coreInformer } from '../runtime/informer.js';
 import { Manager } from '../runtime/manager.js';
 import { metricsServing } from '../runtime/server.js';
 import { ServiceAccountTokens } from '../runtime/tokens.js';
@@ -52,6 +52,9 @@ export interface ControllerFlags {
   eventBurst: number;
   eventPodQps: number;
   eventPodBurst: number;
+  /** DropTail: memory bounds of the drop pipeline (queued drops, remembered dedupe ids). */
+  dropQueueMaxBytes?: number;
+  dropDedupeMaxBytes?: number;
   captureMaxBytesPerPod?: number;
   captureMaxFiles?: number;
   captureMaxDuration?: string;
@@ -63,11 +66,11 @@ const RESYNC_MS = 5 * 60_000;
 // What the controller's caches keep of each object: the fields its consumers read, nothing else
 // (a Pod is ~40 KB of JSON, this part of it a few hundred bytes). Add a path here before reading
 // a new field of a cached object, or it is always undefined.
-//  - Pods: the IP index (droptail/ipindex.ts: podIP(s), phase, hostNetwork, uid for Events) and
-//    PacketCapture's target selection (labels, nodeName, podIP, phase).
+//  - Pods: flat CachedPods (runtime/cachedpod.ts) with what the IP index (droptail/ipindex.ts:
+//    podIP(s), phase, hostNetwork, uid for Events) and PacketCapture's target selection (labels,
+//    nodeName, podIP, phase) read; a new field goes there.
 //  - Nodes: the IP index and the agent client (status.addresses), node selectors (labels).
 //  - Services: the IP index (cluster and external IPs).
-const POD_FIELDS = ['metadata.labels', 'spec.nodeName', 'spec.hostNetwork', 'status.phase', 'status.podIP', 'status.podIPs'];
 const NODE_FIELDS = ['metadata.labels', 'status.addresses'];
 const SERVICE_FIELDS = ['spec.clusterIP', 'spec.clusterIPs', 'spec.externalIPs'];
 
@@ -109,7 +112,7 @@ export async function runController(flags: ControllerFlags): Promise<void> {
     kc,
     manager,
     nodes: coreInformer(kc, 'nodes', { resyncMs: RESYNC_MS, keep: NODE_FIELDS }),
-    pods: coreInformer(kc, 'pods', { resyncMs: RESYNC_MS, keep: POD_FIELDS, shared: ['metadata.labels'] }),
+    pods: cachedPodInformer(kc, { resyncMs: RESYNC_MS }),
     services: coreInformer(kc, 'services', { resyncMs: RESYNC_MS, keep: SERVICE_FIELDS }),
     api,
     reviewer,
@@ -122,7 +125,8 @@ export async function runController(flags: ControllerFlags): Promise<void> {
     isLeader: () => manager.isLeader(),
   };
   const eventBudget = { qps: flags.eventQps, burst: flags.eventBurst, podQps: flags.eventPodQps, podBurst: flags.eventPodBurst };
-  registerDropTail(ctx, { dnsServers: flags.dnsServer ?? [], identity, eventBudget });
+  const pipeline = { maxPendingBytes: flags.dropQueueMaxBytes, dedupeBytes: flags.dropDedupeMaxBytes };
+  registerDropTail(ctx, { dnsServers: flags.dnsServer ?? [], identity, eventBudget, pipeline });
   registerPacketCapture(ctx, {
     namespace,
     ceilings: {

@@ -86,6 +86,8 @@ export function buildCli(): Command {
     .option('--event-pod-qps <rate>', "DropTail Event writes per second for one Pod (client-go's spam filter default: 1/300)", positiveRate, 1 / 300)
     .option('--event-pod-burst <n>', 'DropTail Event writes allowed at once for one Pod', positiveInteger, 25)
     .option('--dns-server <address>', 'reverse DNS server for DropTail, ip or ip:port (repeatable; default: the system resolvers)', collect, [])
+    .option('--drop-queue-max-bytes <size>', 'DropTail: memory for accepted drops waiting for their Events; a batch over it is refused with 503 + Retry-After and the agent sends it again', flagParser(parseByteSize), 16 * 1024 * 1024)
+    .option('--drop-dedupe-max-bytes <size>', 'DropTail: memory for the ids of counted drops, so a re-sent batch is not counted twice (32 B per id; the oldest go first)', flagParser(parseByteSize), 8 * 1024 * 1024)
     .action(async (opts: ControllerFlags) => {
       const { runController } = await import('./controller.js');
       await runController(opts);

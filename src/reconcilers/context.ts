@@ -1,7 +1,8 @@
 // What every controller-side feature gets: the cluster client, the manager to register informers
 // and controllers with, the shared informers, and the HTTPS API that agents and users call.
-import type { KubeConfig, V1Node, V1Pod, V1Service } from '@kubernetes/client-node';
+import type { KubeConfig, V1Node, V1Service } from '@kubernetes/client-node';
 import type { AccessReviewer } from '../runtime/auth.js';
+import type { CachedPod } from '../runtime/cachedpod.js';
 import type { HttpsApiServer } from '../runtime/https.js';
 import type { Informer } from '../runtime/informer.js';
 import type { Manager } from '../runtime/manager.js';
@@ -11,7 +12,8 @@ export interface ControllerContext {
   kc: KubeConfig;
   manager: Manager;
   nodes: Informer<V1Node>;
-  pods: Informer<V1Pod>;
+  /** Every Pod of the cluster, flat (the controller holds them all: cachedpod.ts). */
+  pods: Informer<CachedPod>;
   services: Informer<V1Service>;
   /** Drop intake and capture downloads; undefined when no serving certificate was given. */
   api?: HttpsApiServer | undefined;

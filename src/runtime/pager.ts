@@ -58,7 +58,12 @@ async function getPage<T>(kc: KubeConfig, url: URL): Promise<Page<T>> {
  * through `transform` as its page arrives. An expired continue token (410 Gone: the snapshot the
  * pages are read from was compacted away) starts the list over from a fresh snapshot.
  */
-export async function listAllPages<T extends KubernetesObject>(kc: KubeConfig, path: string, transform: Transform<T>, opts: PagedListOptions = {}): Promise<KubernetesListObject<T>> {
+export async function listAllPages<T extends KubernetesObject, In extends KubernetesObject = T>(
+  kc: KubeConfig,
+  path: string,
+  transform: Transform<T, In>,
+  opts: PagedListOptions = {},
+): Promise<KubernetesListObject<T>> {
   const cluster = kc.getCurrentCluster();
   if (!cluster) throw new Error('kubeconfig has no current cluster');
   const limit = String(opts.pageSize ?? DEFAULT_PAGE_SIZE);
@@ -72,9 +77,9 @@ export async function listAllPages<T extends KubernetesObject>(kc: KubeConfig, p
     if (token) url.searchParams.set('continue', token);
     if (opts.labelSelector) url.searchParams.set('labelSelector', opts.labelSelector);
     if (opts.fieldSelector) url.searchParams.set('fieldSelector', opts.fieldSelector);
-    let page: Page<T>;
+    let page: Page<In>;
     try {
-      page = await getPage<T>(kc, url);
+      page = await getPage<In>(kc, url);
     } catch (err) {
       if (!(err instanceof ListError && err.statusCode === 410 && token && restarts < MAX_RESTARTS)) throw err;
       restarts++;

@@ -4,8 +4,11 @@
 // page or a watch event, before it is cached or handed to any handler.
 import type { KubernetesObject } from '@kubernetes/client-node';
 
-/** Maps a freshly decoded object (owned by the informer: it may be changed in place) to what is cached. */
-export type Transform<T extends KubernetesObject> = (obj: T) => T;
+/**
+ * Maps a freshly decoded object (owned by the informer: it may be changed in place) to what is
+ * cached: the same object trimmed, or another representation (CachedPod).
+ */
+export type Transform<T extends KubernetesObject, In extends KubernetesObject = T> = (obj: In) => T;
 
 /** What every cached object keeps whatever the consumer asks: its identity and its version (the cache's key and change check). */
 const ALWAYS_KEPT = ['apiVersion', 'kind', 'metadata.name', 'metadata.namespace', 'metadata.uid', 'metadata.resourceVersion'] as const;
@@ -42,7 +45,7 @@ function copyPath(from: Json, to: Json, path: readonly string[]): void {
  * Identical values shared by many cached objects (the labels of a Deployment's Pods): one frozen
  * copy each, held weakly, so the pool keeps nothing its objects no longer hold.
  */
-class SharedValues {
+export class SharedValues {
   // Keyed by a hash of the JSON, not the JSON: a value no other object shares (a StatefulSet Pod's
   // labels) then costs a number key and a weak reference, not a second copy as text.
   private readonly pool = new Map<number, WeakRef<object>>();

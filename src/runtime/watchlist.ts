@@ -27,7 +27,12 @@ interface WatchEventObject extends KubernetesObject {
 }
 
 /** Streams the collection's current objects; resolves with them and the bookmark's resourceVersion. */
-export function watchListAll<T extends KubernetesObject>(kc: KubeConfig, path: string, transform: Transform<T>, opts: WatchListOptions = {}): Promise<KubernetesListObject<T>> {
+export function watchListAll<T extends KubernetesObject, In extends KubernetesObject = T>(
+  kc: KubeConfig,
+  path: string,
+  transform: Transform<T, In>,
+  opts: WatchListOptions = {},
+): Promise<KubernetesListObject<T>> {
   const items: T[] = [];
   return new Promise((resolve, reject) => {
     let settled = false;
@@ -41,7 +46,7 @@ export function watchListAll<T extends KubernetesObject>(kc: KubeConfig, path: s
     };
     const onEvent = (phase: string, obj: WatchEventObject) => {
       if (settled) return;
-      if (phase === 'ADDED') items.push(transform(obj as T));
+      if (phase === 'ADDED') items.push(transform(obj as KubernetesObject as In));
       else if (phase === 'BOOKMARK' && obj.metadata?.annotations?.[INITIAL_EVENTS_END] === 'true') finish(undefined, obj.metadata.resourceVersion);
       else if (phase === 'ERROR') finish(new Error(`watch-list: ${obj.message ?? 'error event'} (code ${obj.code ?? '?'})`));
     };

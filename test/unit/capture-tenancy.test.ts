@@ -8,6 +8,7 @@ import { NodeCaptureBudget, type DiskProbe } from '../../src/nodeagent/capture/b
 import { ownershipRefusal } from '../../src/nodeagent/capture/ownership.js';
 import { ceilingsProblem, DEFAULT_CEILINGS, parseRingSize, RING_MEMORY_FACTOR, type NodeCaptureLimits } from '../../src/nodeagent/capture/plan.js';
 import { planCapture } from '../../src/reconcilers/packetcapture/reconciler.js';
+import { CachedPod } from '../../src/runtime/cachedpod.js';
 import { BUILTIN_NAMESPACE_QUOTA, parseQuotaConfig, quotaFor, type EffectiveQuota } from '../../src/apis/capturequota.js';
 import { quotaVerdict } from '../../src/reconcilers/packetcapture/quota.js';
 
@@ -261,13 +262,13 @@ describe('capture tenancy: the namespace quota', function () {
     const pods = [pod('shop', 'web', '10.0.0.5')];
     const holder = capture('a', { reserved: true, phase: 'Capturing' });
     const fresh = capture('b');
-    const held = planCapture(fresh, pods, NOW, {}, { captures: [holder, fresh], quota: quota(1) }).status;
+    const held = planCapture(fresh, pods.map((p) => CachedPod.from(p)), NOW, {}, { captures: [holder, fresh], quota: quota(1) }).status;
     expect(held.targets).to.deep.equal([]);
     expect(held.phase).to.equal('Queued');
     const conditions = held.conditions as Array<{ type: string; status: string; reason: string; message: string }>;
     expect(conditions.find((c) => c.type === 'Ready')).to.include({ status: 'False', reason: 'QuotaExceeded', message: 'namespace quota: 1 concurrent captures (test); namespace shop runs 1 (a)' });
     expect(conditions.find((c) => c.type === 'QuotaReserved')).to.include({ status: 'False', reason: 'QuotaExceeded' });
-    const admitted = planCapture(fresh, pods, NOW, {}, { captures: [fresh], quota: quota(1) }).status;
+    const admitted = planCapture(fresh, pods.map((p) => CachedPod.from(p)), NOW, {}, { captures: [fresh], quota: quota(1) }).status;
     expect(admitted.targets).to.deep.equal([{ pod: 'web', node: NODE, ip: '10.0.0.5' }]);
     expect((admitted.conditions as Array<{ type: string; status: string }>).find((c) => c.type === 'QuotaReserved')?.status).to.equal('True');
   });
@@ -279,12 +280,12 @@ describe('capture tenancy: the namespace quota', function () {
       ...c.status,
       files: [{ node: NODE, state: 'Scheduled', notCaptured: [{ pod: 'web', ip: '10.0.0.5', reason: 'QuotaExceeded', message: 'node limit: 12 concurrent pod captures (--capture-max-concurrent); 12 running' }] }],
     } as PacketCapture['status'];
-    const status = planCapture(c, pods, NOW, {}, { captures: [c], quota: quota(5) }).status;
+    const status = planCapture(c, pods.map((p) => CachedPod.from(p)), NOW, {}, { captures: [c], quota: quota(5) }).status;
     expect(status.phase).to.equal('Queued');
     const ready = (status.conditions as Array<{ type: string; status: string; reason: string; message: string }>).find((x) => x.type === 'Ready');
     expect(ready).to.include({ status: 'False', reason: 'QuotaExceeded', message: 'node node-a: pod web: node limit: 12 concurrent pod captures (--capture-max-concurrent); 12 running' });
     c.status = { ...c.status, files: [{ node: NODE, state: 'Error', notCaptured: [{ pod: 'intruder', ip: '10.0.0.9', reason: 'TargetNotOwned', message: 'IP 10.0.0.9: no pod shop/intruder on node node-a' }] }] } as PacketCapture['status'];
-    const verified = (planCapture(c, pods, NOW, {}, { captures: [c], quota: quota(5) }).status.conditions as Array<{ type: string; status: string; reason: string; message: string }>).find((x) => x.type === 'TargetsVerified');
+    const verified = (planCapture(c, pods.map((p) => CachedPod.from(p)), NOW, {}, { captures: [c], quota: quota(5) }).status.conditions as Array<{ type: string; status: string; reason: string; message: string }>).find((x) => x.type === 'TargetsVerified');
     expect(verified).to.include({ status: 'False', reason: 'TargetNotOwned', message: 'not captured: node node-a: pod intruder: IP 10.0.0.9: no pod shop/intruder on node node-a' });
   });
 });

@@ -162,4 +162,14 @@ describe('DropTail controller: the drop intake over HTTPS', function () {
     expect(messageOf(answer)).to.equal('drop pipeline full (1234 drops pending); retry');
     expect(submitted).to.deep.equal([]);
   });
+
+  it('refuses with 503 by the declared length, before reading the body, while the pipeline is full', async () => {
+    room = false;
+    // Not even JSON: had the body been read and decoded, the answer would be 400.
+    const answer = await post('all', '{' + 'x'.repeat(100_000));
+    expect(answer.status).to.equal(503);
+    expect(answer.headers['retry-after']).to.equal('2');
+    room = true;
+    expect((await post('all', '{' + 'x'.repeat(100_000))).status).to.equal(400);
+  });
 });

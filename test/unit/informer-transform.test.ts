@@ -3,7 +3,8 @@ import { kubeConfigFor } from './support/fakeapi.js';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { type KubernetesObject, type V1ManagedFieldsEntry, type V1Pod } from '@kubernetes/client-node';
-import { customResourceInformer, type Informer } from '../../src/runtime/informer.js';
+import { CachedPod } from '../../src/runtime/cachedpod.js';
+import { cachedPodInformer, customResourceInformer, type Informer } from '../../src/runtime/informer.js';
 import { ListError, listAllPages } from '../../src/runtime/pager.js';
 import { dropManagedFields, keepFields } from '../../src/runtime/transform.js';
 
@@ -89,6 +90,10 @@ class PagingApi {
   watchFrom: string[] = [];
   listRequests: string[] = [];
   watchEvents: Array<{ type: string; object: KubernetesObject }> = [];
+  /** The collection it serves. */
+  path = '/apis/x/v1/things';
+  /** Plain watches end after their events (the informer then re-lists, as after a 410). */
+  endWatches = false;
   private readonly server = http.createServer((req, res) => this.handle(req, res));
   port = 0;
 
@@ -104,7 +109,7 @@ class PagingApi {
 
   private handle(req: http.IncomingMessage, res: http.ServerResponse): void {
     const url = new URL(req.url ?? '/', 'http://x');
-    if (url.pathname !== '/apis/x/v1/things') {
+    if (url.pathname !== this.path) {
       res.writeHead(404, { 'content-type': 'application/json' }).end(JSON.stringify({ kind: 'Status', code: 404, reason: 'NotFound', message: 'the server could not find the requested resource' }));
       return;
     }
@@ -123,6 +128,7 @@ class PagingApi {
       this.watchFrom.push(url.searchParams.get('resourceVersion') ?? '');
       res.writeHead(200, { 'content-type': 'application/json' });
       for (const e of this.watchEvents) res.write(JSON.stringify(e) + '\n');
+      if (this.endWatches) res.end(JSON.stringify({ type: 'ERROR', object: { kind: 'Status', code: 410, reason: 'Expired', message: 'too old resource version' } }) + '\n');
       return; // stays open
     }
     this.listRequests.push(url.search);
@@ -262,5 +268,105 @@ describe('informer initial state by watch-list', () => {
     expect(via).to.deep.equal(['pages']);
     expect(api.listRequests.length).to.equal(2);
     expect(inf.list().map((o) => o.metadata?.name).sort()).to.deep.equal(['t0', 't1', 't2']);
+  });
+});
+
+describe('the Pod cache of the controller (CachedPod)', () => {
+  const pod = (name: string, over: { rv?: string; phase?: string; labels?: Record<string, string>; ips?: string[] } = {}): V1Pod => {
+    const base = realisticPod();
+    const ips = over.ips ?? ['10.1.0.5'];
+    return {
+      ...base,
+      metadata: { ...base.metadata, name, uid: `u-${name}`, resourceVersion: over.rv ?? '42', labels: over.labels ?? { app: 'web' } },
+      status: { ...base.status, phase: over.phase ?? 'Running', podIP: ips[0], podIPs: ips.map((ip) => ({ ip })) },
+    };
+  };
+
+  it('keeps what the controller reads, flat, and answers as a KubernetesObject', () => {
+    const cached = CachedPod.from(pod('web-1', { ips: ['10.1.0.5', 'fd00::5'] }));
+    expect({ name: cached.name, namespace: cached.namespace, uid: cached.uid, nodeName: cached.nodeName, hostNetwork: cached.hostNetwork, phase: cached.phase, podIP: cached.podIP }).to.deep.equal({
+      name: 'web-1',
+      namespace: 'shop',
+      uid: 'u-web-1',
+      nodeName: 'node-a',
+      hostNetwork: false,
+      phase: 'Running',
+      podIP: '10.1.0.5',
+    });
+    expect(cached.podIPs).to.deep.equal(['10.1.0.5', 'fd00::5']);
+    expect(cached.labels).to.deep.equal({ app: 'web' });
+    expect([cached.apiVersion, cached.kind]).to.deep.equal(['v1', 'Pod']);
+    expect(cached.metadata).to.deep.equal({ name: 'web-1', namespace: 'shop', uid: 'u-web-1', resourceVersion: '42', labels: { app: 'web' } });
+  });
+
+  it('reads back any resourceVersion as it was given, decimal or not', () => {
+    for (const rv of ['42', '0', '007', '123456789012345678901', 'opaque-v3', '']) expect(CachedPod.from(pod('p', { rv })).metadata.resourceVersion).to.equal(rv);
+  });
+
+  it('shares equal labels between Pods, frozen', () => {
+    const a = CachedPod.from(pod('a', { labels: { app: 'web', hash: '5d' } }));
+    const b = CachedPod.from(pod('b', { labels: { app: 'web', hash: '5d' } }));
+    const c = CachedPod.from(pod('c', { labels: { app: 'db' } }));
+    expect(b.labels).to.equal(a.labels);
+    expect(Object.isFrozen(a.labels)).to.equal(true);
+    expect(c.labels).to.deep.equal({ app: 'db' });
+  });
+
+  it('a Pod without status or labels: no IPs, no labels', () => {
+    const cached = CachedPod.from({ metadata: { name: 'pending', namespace: 'shop', resourceVersion: '7' }, spec: { containers: [] } });
+    expect([cached.podIP, cached.podIPs, cached.labels, cached.phase, cached.nodeName]).to.deep.equal([undefined, [], {}, undefined, undefined]);
+  });
+
+  describe('through the informer', () => {
+    let api: PagingApi;
+    let inf: Informer<CachedPod> | undefined;
+    beforeEach(async () => {
+      api = new PagingApi();
+      api.path = '/api/v1/pods';
+      await api.listen();
+    });
+    afterEach(async () => {
+      await inf?.stop();
+      await api.close();
+    });
+
+    it('caches listed and watched Pods as CachedPods, applies a change once, and skips an event of the version it has', async () => {
+      api.objects = [pod('web-1', { rv: '10' }), pod('web-2', { rv: '11' })];
+      api.watchEvents = [
+        { type: 'MODIFIED', object: pod('web-2', { rv: '11' }) },
+        { type: 'MODIFIED', object: pod('web-1', { rv: '12', phase: 'Succeeded' }) },
+        { type: 'DELETED', object: pod('web-2', { rv: '13' }) },
+      ];
+      inf = cachedPodInformer(kubeConfigFor(api.port));
+      const events: string[] = [];
+      inf.on('add', (p) => events.push(`add ${p.name}`));
+      inf.on('update', (p) => events.push(`update ${p.name} ${p.phase}`));
+      inf.on('delete', (p) => events.push(`delete ${p.name}`));
+      await inf.start();
+      while (events.length < 4) await new Promise((r) => setTimeout(r, 20));
+      expect(events).to.deep.equal(['add web-1', 'add web-2', 'update web-1 Succeeded', 'delete web-2']);
+      const cached = inf.get('web-1', 'shop');
+      expect(cached).to.be.instanceOf(CachedPod);
+      expect(cached?.phase).to.equal('Succeeded');
+      expect(inf.list().map((p) => p.name)).to.deep.equal(['web-1']);
+      expect(api.watchFrom[0]).to.equal('100');
+    });
+
+    it('keeps the cached Pod on a re-list when its resourceVersion is unchanged, and takes the new one when it changed', async () => {
+      api.objects = [pod('web-1', { rv: '10' }), pod('web-2', { rv: '11' })];
+      api.endWatches = true;
+      inf = cachedPodInformer(kubeConfigFor(api.port));
+      const updates: string[] = [];
+      inf.on('update', (p) => updates.push(p.name));
+      await inf.start();
+      const before = [inf.get('web-1', 'shop'), inf.get('web-2', 'shop')];
+      api.objects = [pod('web-1', { rv: '10' }), pod('web-2', { rv: '12', phase: 'Failed' })];
+      const lists = api.listRequests.length;
+      while (api.listRequests.length === lists || updates.length === 0) await new Promise((r) => setTimeout(r, 20));
+      expect(inf.get('web-1', 'shop')).to.equal(before[0]);
+      expect(inf.get('web-2', 'shop')).to.not.equal(before[1]);
+      expect(inf.get('web-2', 'shop')?.phase).to.equal('Failed');
+      expect(updates).to.deep.equal(['web-2']);
+    });
   });
 });

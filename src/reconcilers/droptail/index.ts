@@ -11,7 +11,7 @@ import type { EventBudgetOptions } from './budget.js';
 import { DropEventWriter } from './events.js';
 import { DropIntake } from './intake.js';
 import { IpIndex } from './ipindex.js';
-import { DropPipeline } from './pipeline.js';
+import { DropPipeline, type DropPipelineOptions } from './pipeline.js';
 import { DropTailReconciler } from './reconciler.js';
 import { ReverseDns } from './reversedns.js';
 import { DropStats } from './stats.js';
@@ -23,6 +23,8 @@ export interface DropTailOptions {
   identity?: string;
   /** The budget of Event writes (defaults: DEFAULT_EVENT_BUDGET). */
   eventBudget?: Partial<EventBudgetOptions>;
+  /** Memory bounds of the drop pipeline (defaults: DEFAULT_MAX_PENDING_BYTES, DEFAULT_DEDUPE_BYTES). */
+  pipeline?: Pick<DropPipelineOptions, 'maxPendingBytes' | 'dedupeBytes'>;
 }
 
 export interface DropTailFeature {
@@ -38,7 +40,7 @@ export function registerDropTail(ctx: ControllerContext, opts: DropTailOptions =
   const stats = new DropStats();
   const events = new DropEventWriter(kc, { ...(opts.identity ? { instance: opts.identity } : {}), budget: opts.eventBudget ?? {} });
   const dns = new ReverseDns({ servers: opts.dnsServers ?? [] });
-  const pipeline = new DropPipeline({ dropTails, nodes, index, dns, events, stats });
+  const pipeline = new DropPipeline({ dropTails, nodes, index, dns, events, stats }, opts.pipeline ?? {});
   const reconciler = new DropTailReconciler(kc, dropTails, nodes, () => new Date(), stats, {
     deleted: (name) => pipeline.forget(name),
     metricsEnabled: (name, enabled) => {

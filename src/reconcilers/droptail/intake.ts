@@ -10,7 +10,9 @@
 //   400 not a valid DropBatch (the reason names the JSON path; nothing of it is used)
 //   403 the batch is for another node than the caller's token is bound to (logged; nothing of it
 //       is used): an agent reports only the drops of its own node
-//   503 + Retry-After: the pipeline is full (the batch is refused whole, the agent keeps it)
+//   503 + Retry-After: the pipeline is full (the batch is refused whole, the agent keeps it);
+//       checked before the body is read too, by its declared length and with the bodies being
+//       read counted in the queue's byte budget
 //   202 {accepted}: queued; Events follow asynchronously, never waiting on DNS in the request.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { DropTail } from '../../apis/droptail.js';
@@ -38,6 +40,8 @@ const RETRY_AFTER_SECONDS = 2;
 export class DropIntake {
   /** Last sequence number per node, to notice batches an agent had to shed. */
   private readonly lastSequence = new Map<string, number>();
+  /** Declared bytes of the batch bodies being read and decoded now. */
+  private readingBytes = 0;
   private readonly log = loggerFor('droptail/intake');
 
   constructor(private readonly deps: IntakeDeps) {}
@@ -69,15 +73,27 @@ export class DropIntake {
     if (!this.deps.dropTails.get(name)) throw new HttpError(404, `droptail ${name} not found`);
     const declared = Number(req.headers['content-length'] ?? 0);
     if (declared > MAX_BATCH_BYTES) throw new HttpError(413, `request body of ${declared} bytes is over ${MAX_BATCH_BYTES} bytes; send smaller batches`);
-    const batch = this.parse(await readBody(req, MAX_BATCH_BYTES));
-    this.checkNode(batch, callerNode, caller, name);
-    if (!this.deps.pipeline.hasRoomFor(batch.drops.length)) {
-      res.setHeader('Retry-After', String(RETRY_AFTER_SECONDS));
-      throw new HttpError(503, `drop pipeline full (${this.deps.pipeline.pending} drops pending); retry`);
+    // Bodies being read share the queue's byte budget, checked before reading: under a flood
+    // every agent sends at once, and bodies read side by side (then decoded: megabytes of objects
+    // each) took more memory than the queue they were refused from.
+    if (declared > 0 && !this.deps.pipeline.hasRoomFor(0, declared, this.readingBytes)) this.refuseFull(res);
+    this.readingBytes += declared;
+    try {
+      const body = await readBody(req, MAX_BATCH_BYTES);
+      const batch = this.parse(body);
+      this.checkNode(batch, callerNode, caller, name);
+      if (!this.deps.pipeline.hasRoomFor(batch.drops.length, body.length)) this.refuseFull(res);
+      this.noteSequence(batch);
+      this.deps.pipeline.submit(name, batch);
+      return { accepted: batch.drops.length };
+    } finally {
+      this.readingBytes -= declared;
     }
-    this.noteSequence(batch);
-    this.deps.pipeline.submit(name, batch);
-    return { accepted: batch.drops.length };
+  }
+
+  private refuseFull(res: ServerResponse): never {
+    res.setHeader('Retry-After', String(RETRY_AFTER_SECONDS));
+    throw new HttpError(503, `drop pipeline full (${this.deps.pipeline.pending} drops pending); retry`);
   }
 
   /** The node the caller's token is bound to; a token bound to none speaks for no node. */

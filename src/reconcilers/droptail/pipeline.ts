@@ -1,6 +1,7 @@
 // From an accepted batch to Events, metrics and status, off the request path: the intake only
-// queues the batch's drops (bounded, so a flood is refused with 503 rather than eating memory) and
-// a fixed number of workers take them one by one:
+// queues the batch's drops (bounded in count and bytes, so a flood is refused with 503 +
+// Retry-After rather than eating memory; agents keep a refused batch and send it again) and a
+// fixed number of workers take them one by one:
 //   expired? (lastSeen older than spec.expiration) -> ignored
 //   seen before? (node, source, dropKey, firstSeen within expiration: a re-sent batch) -> only the
 //     part of its count not counted yet (an agent restarted before saving its position re-reads a
@@ -15,6 +16,7 @@ import type { DropEndpoint, DropRecord, DropTail } from '../../apis/droptail.js'
 import type { Informer } from '../../runtime/informer.js';
 import { dropKey, isKnownProtocol, type AggregatedDrop, type DropBatch, type PacketDrop } from '../../apis/drops.js';
 import { errorMessage, loggerFor } from '../../util/log.js';
+import { DedupeTable } from './dedupe.js';
 import type { DropEventWriter, Direction, EventOutcome } from './events.js';
 import type { IpIndex, ResolvedEndpoint } from './ipindex.js';
 import { batchDrops, dropToEventSeconds, packetDrops, pipelinePending } from './metrics.js';
@@ -35,11 +37,19 @@ export interface PipelineDeps {
 export interface DropPipelineOptions {
   /** Accepted drops waiting for their Events; a batch that does not fit is refused whole. */
   maxPending?: number;
+  /** The same in bytes of memory (queued drops are held as their JSON text). Default 16 MiB. */
+  maxPendingBytes?: number;
   workers?: number;
   /** How long a drop waits for a reverse DNS answer before it goes on with the bare IP. */
   dnsDeadlineMs?: number;
-  maxRememberedDrops?: number;
+  /** Memory for the dedupe ids of counted drops (dedupe.ts: ~32 B each). Default 8 MiB, ~250,000 ids. */
+  dedupeBytes?: number;
 }
+
+export const DEFAULT_MAX_PENDING_BYTES = 16 * 1024 * 1024;
+export const DEFAULT_DEDUPE_BYTES = 8 * 1024 * 1024;
+/** What a queued drop costs besides its text: the string's header and its slot in the batch's array. */
+const QUEUED_DROP_OVERHEAD = 24;
 
 interface WorkItem {
   dropTail: string;
@@ -48,17 +58,34 @@ interface WorkItem {
   receivedAt: number;
 }
 
+/**
+ * An accepted batch's drops waiting for a worker, each as its JSON text: ~300 B a drop, where the
+ * decoded objects (a drop, its entry, a work item, their strings and boxed numbers) took ~700 B,
+ * and a flood queued 100,000 of them.
+ */
+interface QueuedBatch {
+  dropTail: string;
+  node: string;
+  receivedAt: number;
+  drops: string[];
+  next: number;
+}
+
+const EMPTY_BATCH: QueuedBatch = { dropTail: '', node: '', receivedAt: 0, drops: [], next: 0 };
+
 export class DropPipeline {
-  private readonly queue: WorkItem[] = [];
+  private readonly queue: QueuedBatch[] = [];
   private head = 0;
+  private queued = 0;
+  private queuedBytes = 0;
   private running = 0;
   private readonly maxPending: number;
+  private readonly maxPendingBytes: number;
   private readonly workers: number;
   private readonly dnsDeadlineMs: number;
-  private readonly maxRemembered: number;
   private readonly now: () => number;
   /** Per dedupe id: how many of its drops are counted, and until when the id is remembered. */
-  private readonly seen = new Map<string, { until: number; count: number }>();
+  private readonly seen: DedupeTable;
   /** Per DropTail: the Event map is loaded from the cluster before its first drop is handled. */
   private readonly rebuilt = new Map<string, Promise<void>>();
   /** Metric label sets per DropTail, so turning metrics off (or deleting it) removes its series. */
@@ -71,24 +98,40 @@ export class DropPipeline {
     opts: DropPipelineOptions = {},
   ) {
     this.maxPending = opts.maxPending ?? 100_000;
+    this.maxPendingBytes = opts.maxPendingBytes ?? DEFAULT_MAX_PENDING_BYTES;
     this.workers = opts.workers ?? 32;
     this.dnsDeadlineMs = opts.dnsDeadlineMs ?? 250;
-    this.maxRemembered = opts.maxRememberedDrops ?? 200_000;
+    this.seen = new DedupeTable(opts.dedupeBytes ?? DEFAULT_DEDUPE_BYTES);
     this.now = deps.now ?? Date.now;
   }
 
   get pending(): number {
-    return this.queue.length - this.head + this.running;
+    return this.queued + this.running;
   }
 
-  /** Whether `drops` more fit; the intake refuses a batch that does not fit, whole. */
-  hasRoomFor(drops: number): boolean {
-    return this.pending + drops <= this.maxPending;
+  /** Bytes the queued drops take (their text and overhead). */
+  get pendingBytes(): number {
+    return this.queuedBytes;
+  }
+
+  /**
+   * Whether `drops` more fit, `bytes` being the size of their batch's body (more than the drops'
+   * text queued from it) and `reading` the bytes of other batches the intake is reading, which
+   * share the budget; the intake refuses a batch that does not fit, whole. With nothing queued or
+   * read any batch the intake accepts fits, so no batch size is refused forever.
+   */
+  hasRoomFor(drops: number, bytes = 0, reading = 0): boolean {
+    if (this.pending + drops > this.maxPending) return false;
+    const used = this.queuedBytes + reading;
+    return used === 0 || used + bytes + drops * QUEUED_DROP_OVERHEAD <= this.maxPendingBytes;
   }
 
   submit(dropTail: string, batch: DropBatch): void {
-    const receivedAt = this.now();
-    for (const entry of batch.drops) this.queue.push({ dropTail, node: batch.node, entry, receivedAt });
+    if (batch.drops.length === 0) return;
+    const drops = batch.drops.map((entry) => JSON.stringify(entry));
+    for (const text of drops) this.queuedBytes += text.length + QUEUED_DROP_OVERHEAD;
+    this.queued += drops.length;
+    this.queue.push({ dropTail, node: batch.node, receivedAt: this.now(), drops, next: 0 });
     pipelinePending.set(this.pending);
     this.pump();
   }
@@ -113,12 +156,8 @@ export class DropPipeline {
   }
 
   private pump(): void {
-    while (this.running < this.workers && this.head < this.queue.length) {
-      const item = this.queue[this.head++]!;
-      if (this.head > 1024 && this.head * 2 > this.queue.length) {
-        this.queue.splice(0, this.head);
-        this.head = 0;
-      }
+    while (this.running < this.workers && this.queued > 0) {
+      const item = this.dequeue();
       this.running++;
       void this.handle(item)
         .catch((err: unknown) => this.log.error('drop handling failed', { droptail: item.dropTail, node: item.node, error: errorMessage(err) }))
@@ -129,6 +168,24 @@ export class DropPipeline {
           if (this.pending === 0) this.idleWaiters.splice(0).forEach((w) => w());
         });
     }
+  }
+
+  /** The oldest queued drop, decoded. */
+  private dequeue(): WorkItem {
+    let batch = this.queue[this.head]!;
+    while (batch.next >= batch.drops.length) batch = this.queue[++this.head]!;
+    const text = batch.drops[batch.next]!;
+    batch.drops[batch.next++] = ''; // its text is garbage from now on
+    this.queued--;
+    this.queuedBytes -= text.length + QUEUED_DROP_OVERHEAD;
+    if (batch.next === batch.drops.length) {
+      this.queue[this.head++] = EMPTY_BATCH;
+      if (this.head > 64 && this.head * 2 > this.queue.length) {
+        this.queue.splice(0, this.head);
+        this.head = 0;
+      }
+    }
+    return { dropTail: batch.dropTail, node: batch.node, entry: JSON.parse(text) as AggregatedDrop, receivedAt: batch.receivedAt };
   }
 
   private async handle(item: WorkItem): Promise<void> {
@@ -170,7 +227,7 @@ export class DropPipeline {
         (ids) => {
           for (const { id, lastSeenMs, count } of ids) {
             const known = this.seen.get(id);
-            this.seen.set(id, { until: Math.max(lastSeenMs + expirationMs, known?.until ?? 0), count: Math.max(count, known?.count ?? 0) });
+            this.seen.set(id, Math.max(lastSeenMs + expirationMs, known?.untilMs ?? 0), Math.max(count, known?.count ?? 0));
           }
         },
         (err: unknown) => {
@@ -187,20 +244,11 @@ export class DropPipeline {
   private uncounted(id: string, count: number, until: number): number {
     const now = this.now();
     const known = this.seen.get(id);
-    const already = known !== undefined && known.until >= now ? known.count : 0;
+    const already = known !== undefined && known.untilMs >= now ? known.count : 0;
     if (count <= already) return 0;
-    if (known === undefined && this.seen.size >= this.maxRemembered) this.evictSeen(now);
-    this.seen.set(id, { until: Math.max(until, known?.until ?? 0), count });
+    // When full, the oldest insertion is forgotten (dedupe.ts).
+    this.seen.set(id, Math.max(until, known?.untilMs ?? 0), count);
     return count - already;
-  }
-
-  private evictSeen(now: number): void {
-    for (const [id, { until }] of this.seen) if (until < now) this.seen.delete(id);
-    // Still full: forget the oldest insertions.
-    for (const id of this.seen.keys()) {
-      if (this.seen.size < this.maxRemembered * 0.9) break;
-      this.seen.delete(id);
-    }
   }
 
   private async resolve(ip: string, settings: DropTailSettings): Promise<ResolvedEndpoint> {

@@ -1,7 +1,7 @@
 // Wires the PacketCapture feature of the controller: the reconciler (targets, phase, quotas,
 // status), kept current by the captures, the pods they select and the admin's quota ConfigMap, and
 // the capture file endpoints on the HTTPS API.
-import type { V1ConfigMap, V1Pod } from '@kubernetes/client-node';
+import type { V1ConfigMap } from '@kubernetes/client-node';
 import { SYSTEM_NAMESPACE } from '../../apis/limits.js';
 import { PacketCaptureType } from '../../apis/meta.js';
 import type { PacketCapture } from '../../apis/packetcapture.js';
@@ -32,7 +32,7 @@ export function registerPacketCapture(ctx: ControllerContext, opts: PacketCaptur
   const reconciler = new PacketCaptureReconciler(kc, captures, pods, { ceilings: opts.ceilings, quotas });
   const controller = new Controller({ name: 'packetcapture', reconciler, concurrency: 2 })
     .watches(captures, (capture) => [keyOf(capture), ...waitingBehind(capture, captures, quotas())])
-    .watches(pods, (pod: V1Pod) => captures.list(pod.metadata?.namespace).map(keyOf))
+    .watches(pods, (pod) => captures.list(pod.namespace).map(keyOf))
     .watches(quotaMaps, () => captures.list().map(keyOf));
   manager.addController(controller);
   registerCaptureFileApi(ctx, captures);

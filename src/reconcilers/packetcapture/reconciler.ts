@@ -3,12 +3,13 @@
 // sums the agents' file entries into the printer columns (PHASE, PODS, FILES, SIZE). A finalizer
 // keeps a deleted capture until every agent has removed its files and released its status entry.
 import { isDeepStrictEqual } from 'node:util';
-import type { KubeConfig, V1Pod } from '@kubernetes/client-node';
+import type { KubeConfig } from '@kubernetes/client-node';
 import { PacketCaptureType } from '../../apis/meta.js';
 import type { Condition } from '../../apis/meta.js';
 import type { CapturePhase, CaptureTarget, PacketCapture } from '../../apis/packetcapture.js';
 import { parseSelector, selectorMatches, SelectorSyntaxError, type SelectorNode } from '../../apis/selector.js';
 import { labelSelectorMatches } from '../../apis/labelselector.js';
+import type { CachedPod } from '../../runtime/cachedpod.js';
 import type { Informer } from '../../runtime/informer.js';
 import type { Reconciler, ReconcileResult } from '../../runtime/controller.js';
 import type { ObjectKey } from '../../runtime/keys.js';
@@ -69,7 +70,7 @@ export class PacketCaptureReconciler implements Reconciler {
   constructor(
     private readonly kc: KubeConfig,
     private readonly captures: Informer<PacketCapture>,
-    private readonly pods: Informer<V1Pod>,
+    private readonly pods: Informer<CachedPod>,
     opts: PacketCaptureReconcilerOptions = {},
   ) {
     this.now = opts.now ?? (() => new Date());
@@ -159,7 +160,7 @@ export interface QuotaInput {
 /** How often a capture held back by a quota is looked at again without any event. */
 export const QUOTA_RECHECK_MS = 15_000;
 
-export function planCapture(capture: PacketCapture, podsInNamespace: readonly V1Pod[], now: Date, ceilings: ClusterCaptureCeilings = {}, quota?: QuotaInput): CapturePlan {
+export function planCapture(capture: PacketCapture, podsInNamespace: readonly CachedPod[], now: Date, ceilings: ClusterCaptureCeilings = {}, quota?: QuotaInput): CapturePlan {
   const generation = capture.metadata.generation ?? 0;
   const selection = compileSelection(capture);
   const rejection =
@@ -225,25 +226,25 @@ function earliest(a: Date | undefined, b: Date): Date {
   return a && a < b ? a : b;
 }
 
-type PodPredicate = (pod: V1Pod) => boolean;
+type PodPredicate = (pod: CachedPod) => boolean;
 
 function compileSelection(capture: PacketCapture): PodPredicate | Error {
   const { podSelector } = capture.spec;
-  if (podSelector) return (pod) => labelSelectorMatches(podSelector, pod.metadata?.labels ?? {});
+  if (podSelector) return (pod) => labelSelectorMatches(podSelector, pod.labels);
   let selector: SelectorNode;
   try {
     selector = parseSelector(capture.spec.selector ?? 'all()');
   } catch (err) {
     return err instanceof SelectorSyntaxError ? err : new Error(`spec.selector: ${errorMessage(err)}`);
   }
-  return (pod) => selectorMatches(selector, pod.metadata?.labels ?? {});
+  return (pod) => selectorMatches(selector, pod.labels);
 }
 
 /** Pods that can be captured: selected, bound to a node, with an IP, not finished. */
-function selectTargets(pods: readonly V1Pod[], selected: PodPredicate): CaptureTarget[] {
+function selectTargets(pods: readonly CachedPod[], selected: PodPredicate): CaptureTarget[] {
   return pods
-    .filter((p) => selected(p) && p.spec?.nodeName && p.status?.podIP && !['Succeeded', 'Failed'].includes(p.status?.phase ?? ''))
-    .map((p) => ({ pod: p.metadata?.name ?? '', node: p.spec?.nodeName ?? '', ip: p.status?.podIP ?? '' }))
+    .filter((p) => selected(p) && p.nodeName && p.podIP && !['Succeeded', 'Failed'].includes(p.phase ?? ''))
+    .map((p) => ({ pod: p.name, node: p.nodeName ?? '', ip: p.podIP ?? '' }))
     .sort((a, b) => a.pod.localeCompare(b.pod));
 }
 
