@@ -88,7 +88,7 @@ export const dropTailNodeReportSchema = {
         },
       },
     },
-    dropsSeen: counter('Drops this agent read since it started.'),
+    dropsSeen: counter('Drops this node read (kept across agent restarts).'),
     lastError: text('Why sending drops to the controller fails, while it does.'),
   },
 } as const satisfies JSONSchemaProps;

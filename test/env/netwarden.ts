@@ -13,7 +13,7 @@ import { COMPILED_CLI_ENV, runtimeOf } from '../../bench/build.js';
 import { CONTROLLER_AUDIENCE } from '../../src/apis/identity.js';
 import { CA_BUNDLE_KEY, CA_CONFIGMAP } from '../../src/apis/certificates.js';
 import { trackChild, type ControlPlane } from './controlplane.js';
-import { kubeconfigForToken, requestPodBoundToken, requestToken } from './fixtures.js';
+import { kubeconfigForToken, requestPodBoundToken, requestToken, waitFor } from './fixtures.js';
 
 export const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 export const SYSTEM_NAMESPACE = 'netwarden-system';
@@ -357,4 +357,37 @@ export function isListening(port: number): Promise<boolean> {
     });
     socket.on('error', () => resolve(false));
   });
+}
+
+/** The status of a DropTail or AuditForwarder as `kubectl get -o json` shows it (the node summary and totals). */
+export async function statusOf(cp: ControlPlane, kind: 'droptail' | 'auditforwarder', name: string): Promise<SummaryStatus> {
+  const obj = JSON.parse(await mustKubectl(cp, ['get', kind, name, '-o', 'json'])) as { status?: SummaryStatus };
+  return obj.status ?? {};
+}
+
+export interface SummaryStatus {
+  nodeCount?: number;
+  unhealthyNodes?: number;
+  problems?: Array<{ node: string; time: string; message: string }>;
+  [field: string]: unknown;
+}
+
+/** Waits until the summary says `nodes` nodes report and none of them has a problem. */
+export function waitNodesHealthy(cp: ControlPlane, kind: 'droptail' | 'auditforwarder', name: string, nodes: number, timeoutMs = 40_000): Promise<SummaryStatus> {
+  return waitFor(async () => {
+    const s = await statusOf(cp, kind, name);
+    return s.nodeCount === nodes && s.unhealthyNodes === 0 ? s : undefined;
+  }, { timeoutMs, description: `${kind} ${name}: ${nodes} node(s) reporting, none unhealthy` });
+}
+
+/** One sample of an agent's (or the controller's) /metrics, by metric name and exact labels; undefined when absent. */
+export async function metricValue(port: number, metric: string, labels: Record<string, string>): Promise<number | undefined> {
+  const body = (await getLocal(port, '/metrics')).body;
+  for (const line of body.split('\n')) {
+    if (!line.startsWith(`${metric}{`)) continue;
+    const close = line.lastIndexOf('} ');
+    const found = Object.fromEntries([...line.slice(metric.length + 1, close).matchAll(/(\w+)="((?:[^"\\]|\\.)*)"/g)].map((m) => [m[1], m[2]]));
+    if (Object.entries(labels).every(([k, v]) => found[k] === v)) return Number(line.slice(close + 2));
+  }
+  return undefined;
 }

@@ -20,6 +20,7 @@ import { NodeReporter } from '../report.js';
 import type { AgentContext } from '../context.js';
 import { DropBatchClient } from './client.js';
 import { DropTailPipeline, type PipelineSnapshot } from './pipeline.js';
+import { DropsSeenFile } from './seen.js';
 import { FileSource } from './sources/file.js';
 import { JournalSource } from './sources/journal.js';
 import { NflogSource } from './sources/nflog.js';
@@ -30,6 +31,7 @@ interface Running {
   config: string;
   pipeline: DropTailPipeline;
   reporter: NodeReporter<DropTailNodeReport>;
+  seen: DropsSeenFile;
 }
 
 /** The spec fields the node side acts on; other changes (Event settings) do not restart anything. */
@@ -80,16 +82,23 @@ export class DropTailAgentReconciler implements Reconciler {
     const base = this.ctx.controllerUrl.replace(/\/+$/, '');
     const client = (url: string) => new DropBatchClient({ url, trust: this.ctx.controllerTrust, token: () => this.ctx.controllerToken() });
     let reporter: NodeReporter<DropTailNodeReport> | undefined;
+    const seen = new DropsSeenFile(stateDir);
     const pipeline = new DropTailPipeline({
       name,
       node: node.metadata?.name ?? this.ctx.nodeName,
       sources,
       poster: client(`${base}${dropsPath(name)}`),
+      initialDropsSeen: seen.initial,
       onChange: () => reporter?.poke(),
     });
     // Its own connection: a report never waits behind a large drop batch.
-    reporter = new NodeReporter({ name, component: 'droptail-agent', poster: client(`${base}${reportPath('droptail', name)}`), snapshot: () => dropTailReport(this.ctx.nodeName, pipeline.snapshot()) });
-    this.running.set(name, { config, pipeline, reporter });
+    reporter = new NodeReporter({ name, component: 'droptail-agent', poster: client(`${base}${reportPath('droptail', name)}`), snapshot: () => {
+        const snap = pipeline.snapshot();
+        void seen.save(snap.dropsSeen);
+        return dropTailReport(this.ctx.nodeName, snap);
+      },
+    });
+    this.running.set(name, { config, pipeline, reporter, seen });
     pipeline.start();
     reporter.start();
   }
@@ -98,6 +107,7 @@ export class DropTailAgentReconciler implements Reconciler {
     this.running.delete(name);
     await running.reporter.stop();
     await running.pipeline.stop();
+    await running.seen.save(running.pipeline.snapshot().dropsSeen);
   }
 
   private async forgetState(name: string): Promise<void> {
@@ -109,7 +119,7 @@ export class DropTailAgentReconciler implements Reconciler {
   }
 }
 
-/** The report the controller gets: source health, drops seen since the agent started, the send error. */
+/** The report the controller gets: source health, drops seen (kept across agent restarts), the send error. */
 export function dropTailReport(node: string, snap: PipelineSnapshot): DropTailNodeReport {
   const report: DropTailNodeReport = { node, sources: snap.sources, dropsSeen: snap.dropsSeen };
   if (snap.lastError !== undefined) report.lastError = snap.lastError.slice(0, 1024);
