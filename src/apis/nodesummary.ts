@@ -19,7 +19,7 @@ export const nodeProblemSchema = {
 
 export const nodeSummaryProperties = {
   nodeCount: { type: 'integer', minimum: 0, description: 'Nodes whose agents report (a node silent for 10 minutes, deleted or no longer selected is dropped).' },
-  unhealthyNodes: { type: 'integer', minimum: 0, description: 'Reporting nodes with a problem: a failing source or sink, a send error, or no report for 3 heartbeats (90 s).' },
+  unhealthyNodes: { type: 'integer', minimum: 0, description: 'Reporting nodes with a current problem: a failing source or sink, a send error, or no report for 3 heartbeats (90 s). A past gap is listed in problems but does not count.' },
   problems: {
     type: 'array',
     maxItems: MAX_PROBLEMS,

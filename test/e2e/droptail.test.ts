@@ -235,7 +235,7 @@ describe('DropTail controller: drop intake, Events, metrics and status', functio
       // The 8443 drop of the 202 test plus these 3.
       await waitFor(async () => (await jsonpath('.status.totalDrops')) === '4', { timeoutMs: 15_000, description: 'totalDrops 4' });
       const row = await mustKubectl(cluster(), ['get', 'droptail', dropTail, '--no-headers']);
-      expect(row).to.match(new RegExp(`^${dropTail}\\s+\\d+\\s+4\\s+\\S+\\s+True\\s+`));
+      expect(row).to.match(new RegExp(`^${dropTail}\\s+\\d+\\s+\\d+\\s+4\\s+\\S+\\s+True\\s+`));
     });
 
     it('names Service and Node addresses, and other addresses by reverse DNS', async function () {

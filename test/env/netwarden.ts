@@ -391,3 +391,38 @@ export async function metricValue(port: number, metric: string, labels: Record<s
   }
   return undefined;
 }
+
+const viewerTokens = new WeakMap<ControlPlane, Promise<string>>();
+
+/** A token of a user bound to netwarden-viewer (config/rbac/user-roles.yaml), created once per control plane. */
+export function viewerToken(cp: ControlPlane): Promise<string> {
+  let token = viewerTokens.get(cp);
+  if (!token) {
+    const manifests = [
+      'apiVersion: v1\nkind: ServiceAccount\nmetadata: {name: netwarden-e2e-viewer, namespace: default}',
+      'apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRoleBinding\nmetadata: {name: netwarden-e2e-viewer}\n' +
+        'roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: netwarden-viewer}\nsubjects: [{kind: ServiceAccount, name: netwarden-e2e-viewer, namespace: default}]',
+    ];
+    token = mustKubectl(cp, ['apply', '--server-side', '-f', '-'], manifests.join('\n---\n')).then(() => requestToken(cp.kubeConfig(), 'default', 'netwarden-e2e-viewer'));
+    token.catch(() => viewerTokens.delete(cp));
+    viewerTokens.set(cp, token);
+  }
+  return token;
+}
+
+/** GET /droptail/<name>/nodes (or /auditforwarder/...) on the controller as a netwarden-viewer: every node's last report. */
+export async function controllerNodeReports<R = Record<string, unknown>>(cp: ControlPlane, kind: 'droptail' | 'auditforwarder', name: string): Promise<Array<{ node: string; receivedAt: string; stale: boolean; report: R }>> {
+  const [ports, caFile, token] = await Promise.all([netwardenPorts(cp), netwardenCaFile(cp), viewerToken(cp)]);
+  const url = `${controllerUrl(ports)}/${kind}/${encodeURIComponent(name)}/nodes`;
+  const answer = await new Promise<{ status: number; body: string }>((resolve, reject) => {
+    const req = https.get(url, { ca: readFileSync(caFile), headers: { authorization: `Bearer ${token}` } }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') }));
+      res.on('error', reject);
+    });
+    req.on('error', reject);
+  });
+  if (answer.status !== 200) throw new Error(`GET ${url}: ${answer.status} ${answer.body}`);
+  return (JSON.parse(answer.body) as { nodes: Array<{ node: string; receivedAt: string; stale: boolean; report: R }> }).nodes;
+}

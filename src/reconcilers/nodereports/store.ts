@@ -11,16 +11,24 @@ import { REPORT_FORGET_MS, REPORT_HEARTBEAT_MS, REPORT_STALE_HEARTBEATS } from '
 
 /**
  * The problems one report carries, with their time where the report says it (a gap's); the others
- * get the time they were first reported (the same message in the next report keeps it).
+ * get the time they were first reported (the same message in the next report keeps it). `past`:
+ * something that happened (a gap) rather than is (a failing source): listed, but the node is not
+ * unhealthy for it.
  */
-export type ProblemsOf<R> = (report: R) => Array<{ message: string; time?: number | undefined }>;
+export type ProblemsOf<R> = (report: R) => Problem[];
+
+export interface Problem {
+  message: string;
+  time?: number | undefined;
+  past?: boolean;
+}
 
 export interface StoredReport<R> {
   node: string;
   report: R;
   receivedAt: number;
-  /** Each current problem's message and when it was first reported. */
-  problems: Array<{ message: string; since: number }>;
+  /** Each problem's message, when it was first reported, and whether it is only a past event. */
+  problems: Array<{ message: string; since: number; past: boolean }>;
 }
 
 export interface StoreOptions<R> {
@@ -74,7 +82,7 @@ export class NodeReportStore<R extends { node: string }> {
     if (!nodes) this.objects.set(name, (nodes = new Map()));
     const previous = nodes.get(report.node);
     const since = new Map((previous?.problems ?? []).map((p) => [p.message, p.since]));
-    const problems = dedupe(this.opts.problemsOf(report)).map(({ message, time }) => ({ message, since: time ?? since.get(message) ?? now }));
+    const problems = dedupe(this.opts.problemsOf(report)).map(({ message, time, past }) => ({ message, since: time ?? since.get(message) ?? now, past: past === true }));
     nodes.set(report.node, { node: report.node, report, receivedAt: now, problems });
     const wasStale = previous !== undefined && now - previous.receivedAt > this.staleAfterMs;
     if (!previous || wasStale || this.opts.differs(previous.report, report)) this.opts.onChange?.(name);

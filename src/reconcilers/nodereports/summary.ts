@@ -7,7 +7,7 @@ import type { ResourceType } from '../../apis/meta.js';
 import type { AuditNodeReport, DropTailNodeReport } from '../../apis/nodereport.js';
 import { MAX_PROBLEMS, type NodeProblem } from '../../apis/nodesummary.js';
 import { applyControllerStatus } from '../common.js';
-import type { NodeReportStore, StoredReport } from './store.js';
+import type { NodeReportStore, Problem, StoredReport } from './store.js';
 
 export interface NodeSummary {
   nodeCount: number;
@@ -31,7 +31,7 @@ export function summarize<R extends { node: string }>(
       continue;
     }
     fresh.push(entry.report);
-    if (entry.problems.length > 0) unhealthy++;
+    if (entry.problems.some((p) => !p.past)) unhealthy++;
     for (const p of entry.problems) problems.push({ node: entry.node, at: p.since, time: iso(p.since), message: p.message });
   }
   // Newest first; ties in a fixed order so an unchanged state writes nothing.
@@ -58,11 +58,11 @@ function gapTime(lastGap: string): number | undefined {
 
 // ---- DropTail ----
 
-export function dropTailProblems(r: DropTailNodeReport): Array<{ message: string; time?: number | undefined }> {
-  const out: Array<{ message: string; time?: number | undefined }> = [];
+export function dropTailProblems(r: DropTailNodeReport): Problem[] {
+  const out: Problem[] = [];
   for (const s of r.sources) {
     if (!s.healthy) out.push({ message: clip(`${s.type} source unhealthy${s.message ? `: ${s.message}` : ''}`) });
-    if (s.lastGap) out.push({ message: clip(`${s.type} source skipped lines (${s.gaps ?? 1} gap(s)); last: ${s.lastGap}`), time: gapTime(s.lastGap) });
+    if (s.lastGap) out.push({ message: clip(`${s.type} source skipped lines (${s.gaps ?? 1} gap(s)); last: ${s.lastGap}`), time: gapTime(s.lastGap), past: true });
   }
   if (r.lastError) out.push({ message: clip(`sending drops: ${r.lastError}`) });
   return out;
@@ -85,10 +85,10 @@ export function dropTailTotals(entries: readonly StoredReport<DropTailNodeReport
 
 // ---- AuditForwarder ----
 
-export function auditProblems(r: AuditNodeReport): Array<{ message: string; time?: number | undefined }> {
-  const out: Array<{ message: string; time?: number | undefined }> = [];
+export function auditProblems(r: AuditNodeReport): Problem[] {
+  const out: Problem[] = [];
   if (r.lastError) out.push({ message: clip(r.lastError) });
-  if (r.lastGap) out.push({ message: clip(`lines skipped (${r.gaps ?? 1} gap(s)); last: ${r.lastGap}`), time: gapTime(r.lastGap) });
+  if (r.lastGap) out.push({ message: clip(`lines skipped (${r.gaps ?? 1} gap(s)); last: ${r.lastGap}`), time: gapTime(r.lastGap), past: true });
   return out;
 }
 
