@@ -10,7 +10,7 @@ import type { V1Node } from '@kubernetes/client-node';
 import type { DropTail, DropTailSpec } from '../../apis/droptail.js';
 import { DEFAULT_PREFIXES } from '../../apis/droptail.js';
 import { dropsPath } from '../../apis/drops.js';
-import { reportPath, type DropTailNodeReport } from '../../apis/nodereport.js';
+import { REPORT_MIN_INTERVAL_MS, reportPath, type DropTailNodeReport } from '../../apis/nodereport.js';
 import { Controller, type Reconciler } from '../../runtime/controller.js';
 import type { ObjectKey } from '../../runtime/keys.js';
 import type { Informer } from '../../runtime/informer.js';
@@ -92,7 +92,13 @@ export class DropTailAgentReconciler implements Reconciler {
       onChange: () => reporter?.poke(),
     });
     // Its own connection: a report never waits behind a large drop batch.
-    reporter = new NodeReporter({ name, component: 'droptail-agent', poster: client(`${base}${reportPath('droptail', name)}`), snapshot: () => {
+    reporter = new NodeReporter({
+      name,
+      component: 'droptail-agent',
+      poster: client(`${base}${reportPath('droptail', name)}`),
+      // Health changes poke it at once; dropsSeen moves with every drop and is looked at each slot.
+      pollMs: REPORT_MIN_INTERVAL_MS,
+      snapshot: () => {
         const snap = pipeline.snapshot();
         void seen.save(snap.dropsSeen);
         return dropTailReport(this.ctx.nodeName, snap);
