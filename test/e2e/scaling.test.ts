@@ -30,7 +30,7 @@ const UNHEALTHY_EVERY = 50;
 
 const nodeName = (k: number): string => `scale-e2e-node-${String(k).padStart(4, '0')}`;
 /** Each simulated node sends from its own loopback address (the reviewer limits unknown tokens per client). */
-const nodeAddress = (k: number): string => `127.2.${(k >> 8) & 255}.${(k & 255) + 1}`;
+const nodeAddress = (k: number): string => `127.2.${Math.floor(k / 250)}.${(k % 250) + 1}`;
 
 async function forEachConcurrently(n: number, concurrency: number, work: (i: number) => Promise<void>): Promise<void> {
   let next = 0;
