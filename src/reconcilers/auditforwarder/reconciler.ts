@@ -12,6 +12,7 @@ import type { ReconcileResult, Reconciler } from '../../runtime/controller.js';
 import type { ObjectKey } from '../../runtime/keys.js';
 import { nodeMatches } from '../../apis/nodeselection.js';
 import { readyConditions, schemaRejection, type Rejection } from '../common.js';
+import { reportingNodes } from '../nodereports/metrics.js';
 import type { NodeReportStore } from '../nodereports/store.js';
 import { AUDIT_TOTALS, auditTotals, currentFields, StatusWriteLimiter, summarize, writeLimited } from '../nodereports/summary.js';
 
@@ -42,6 +43,7 @@ export class AuditForwarderReconciler implements Reconciler {
     const selectedSet = new Set(selected);
     const entries = this.reports.reports(key.name, (node) => selectedSet.has(node));
     const { summary, fresh } = summarize(this.reports, entries);
+    reportingNodes.set({ kind: 'auditforwarder' }, this.reports.size());
     let fields: Record<string, unknown> = { ...summary, ...auditTotals(entries) };
     const requeue: number[] = [];
     const grace = this.reports.graceLeftMs();

@@ -20,6 +20,7 @@ import type { ReconcileResult, Reconciler } from '../../runtime/controller.js';
 import type { ObjectKey } from '../../runtime/keys.js';
 import { nodeMatches } from '../../apis/nodeselection.js';
 import { readyConditions, schemaRejection, type Rejection } from '../common.js';
+import { reportingNodes } from '../nodereports/metrics.js';
 import type { NodeReportStore } from '../nodereports/store.js';
 import { currentFields, dropTailTotals, StatusWriteLimiter, summarize, writeLimited } from '../nodereports/summary.js';
 import { settingsOf } from './settings.js';
@@ -63,6 +64,7 @@ export class DropTailReconciler implements Reconciler {
     const selected = new Set(this.nodes.list().filter((n) => nodeMatches(dropTail.spec.nodeSelector, n)).map((n) => n.metadata?.name ?? ''));
     const entries = this.reports.reports(key.name, (node) => selected.has(node));
     const { summary, fresh } = summarize(this.reports, entries);
+    reportingNodes.set({ kind: 'droptail' }, this.reports.size());
     let fields: Record<string, unknown> = { ...summary, ...dropTailTotals(entries) };
     const requeue: number[] = [];
     const grace = this.reports.graceLeftMs();

@@ -16,6 +16,7 @@ import { MAX_REPORT_BYTES, parseNodeReport, REPORT_PATHS, ReportError, reportAcc
 import type { AccessReviewer, Caller } from '../../runtime/auth.js';
 import { HttpError, checkObjectName, readBody, type HttpsApiServer } from '../../runtime/https.js';
 import { loggerFor } from '../../util/log.js';
+import { nodeReports } from './metrics.js';
 import type { NodeReportStore } from './store.js';
 
 export interface ReportIntakeDeps<K extends ReportKind> {
@@ -42,6 +43,16 @@ export class NodeReportIntake<K extends ReportKind> {
   }
 
   async handle(req: IncomingMessage, res: ServerResponse, name: string): Promise<void> {
+    try {
+      await this.accept(req, res, name);
+      nodeReports.inc({ kind: this.deps.kind, code: '204' });
+    } catch (err) {
+      nodeReports.inc({ kind: this.deps.kind, code: String((err as { status?: number }).status ?? 500) });
+      throw err;
+    }
+  }
+
+  private async accept(req: IncomingMessage, res: ServerResponse, name: string): Promise<void> {
     const { kind } = this.deps;
     checkObjectName('name', name);
     const caller = await this.deps.reviewer.check(req, { ...reportAccess(kind), name });

@@ -115,6 +115,13 @@ export class NodeReportStore<R extends { node: string }> {
     return out;
   }
 
+  /** Reports held, over all objects. */
+  size(): number {
+    let n = 0;
+    for (const nodes of this.objects.values()) n += nodes.size;
+    return n;
+  }
+
   /** The report of one node, if it is known. */
   report(name: string, node: string): StoredReport<R> | undefined {
     return this.objects.get(name)?.get(node);
