@@ -74,7 +74,7 @@ export async function auditStory(cp: ControlPlane, log: (line: string) => void):
     });
     log(`receiver: ${receiver.events()} audit events in ${receiver.batches()} batches`);
     await show(['get', 'auditforwarders', FORWARDER]);
-    await show(['get', 'auditforwarder', FORWARDER, '-o', 'jsonpath={.status.nodes}']);
+    await show(['get', 'auditforwarder', FORWARDER, '-o', 'jsonpath={.status}']);
   } finally {
     await mustKubectl(cp, ['delete', 'auditforwarder', FORWARDER, '--ignore-not-found']).catch(() => undefined);
     await Promise.all(started.map((p) => p.kill()));

@@ -42,8 +42,8 @@ export async function dropTailStory(cp: ControlPlane, log: (line: string) => voi
     ].join('\n');
     log(`$ kubectl apply -f -\n${dropTail}`);
     await mustKubectl(cp, ['apply', '-f', '-'], dropTail);
-    await waitFor(async () => (await mustKubectl(cp, ['get', 'droptail', DROPTAIL, '-o', `jsonpath={.status.nodes[?(@.node=="${NODE}")].sources[0].healthy}`])) === 'true', {
-      timeoutMs: 30_000,
+    await waitFor(async () => (await mustKubectl(cp, ['get', 'droptail', DROPTAIL, '-o', 'jsonpath={.status.nodeCount}/{.status.unhealthyNodes}'])) === '1/0', {
+      timeoutMs: 40_000,
       description: 'the agent reading the NFLOG group',
     });
 

@@ -6,10 +6,8 @@ import {
   CATEGORY,
   ageColumn,
   conditionsSchema,
-  dateTimeSchema,
   durationSchema,
   observedGenerationSchema,
-  perNodeList,
   readyColumn,
   rootSchema,
   secretKeyRefSchema,
@@ -19,6 +17,7 @@ import {
   type JSONSchemaProps,
   type NetwardenObject,
 } from './schema.js';
+import { nodeSummaryProperties, unhealthyColumn } from './nodesummary.js';
 
 const stringList = (description: string, maxItems = 64) =>
   ({ type: 'array', maxItems, 'x-kubernetes-list-type': 'atomic', items: { type: 'string', maxLength: 253 }, description }) as const;
@@ -142,36 +141,19 @@ export const auditForwarderSpecSchema = {
   },
 } as const satisfies JSONSchemaProps;
 
-export const auditNodeStatusSchema = {
-  type: 'object',
-  required: ['node'],
-  properties: {
-    node: { type: 'string', maxLength: 253 },
-    file: { type: 'string', maxLength: 4096, description: 'Audit log file being read.' },
-    offset: { type: 'integer', format: 'int64', minimum: 0, description: 'Byte offset shipped up to.' },
-    shippedBytes: { type: 'integer', format: 'int64', minimum: 0 },
-    shippedEvents: { type: 'integer', format: 'int64', minimum: 0, description: 'Events the sink acknowledged, each counted once. Delivery is at least once: a batch delivered just before the agent was killed, and so not yet checkpointed, is sent again after the restart and counted once, so a receiver may hold more.' },
-    lagBytes: { type: 'integer', format: 'int64', minimum: 0, description: 'Bytes written to the log but not shipped yet.' },
-    bufferedBytes: { type: 'integer', format: 'int64', minimum: 0 },
-    lastOffloadTime: dateTimeSchema,
-    lastError: { type: 'string', maxLength: 1024 },
-    quarantinedLines: { type: 'integer', format: 'int64', minimum: 0, description: 'Lines shipped in quarantine form because they were not audit events (see lastQuarantinedLine).' },
-    lastQuarantinedLine: { type: 'string', maxLength: 1024, description: 'The last of them: <file>:<offset>: <reason>.' },
-    gaps: { type: 'integer', format: 'int64', minimum: 0, description: 'Times lines were skipped because a file was deleted before it was read to its end: a rotated file removed (e.g. by --audit-log-maxbackup) before the agent could open it, or the checkpointed file gone when the agent came back (see lastGap).' },
-    lastGap: { type: 'string', maxLength: 1024, description: 'The last of them: <time>: <reason>: <files skipped, or the rotated files between two names that may have been deleted unseen>.' },
-    skippedBytes: { type: 'integer', format: 'int64', minimum: 0, description: 'Bytes known to be skipped in those gaps (not known for compressed files or files never seen).' },
-  },
-} as const satisfies JSONSchemaProps;
-
 export const auditForwarderStatusSchema = {
   type: 'object',
   properties: {
     observedGeneration: observedGenerationSchema,
     conditions: conditionsSchema,
-    nodes: perNodeList(auditNodeStatusSchema, 'Per-node progress; each node agent owns its own entry.'),
-    nodeCount: { type: 'integer', minimum: 0 },
-    shippedBytes: { type: 'integer', format: 'int64', minimum: 0 },
-    lagBytes: { type: 'integer', format: 'int64', minimum: 0 },
+    ...nodeSummaryProperties,
+    shippedBytes: { type: 'integer', format: 'int64', minimum: 0, description: 'Bytes the sinks acknowledged, summed over the reporting nodes.' },
+    shippedEvents: { type: 'integer', format: 'int64', minimum: 0, description: 'Events the sinks acknowledged, summed (delivery is at least once: a receiver may hold more).' },
+    lagBytes: { type: 'integer', format: 'int64', minimum: 0, description: 'Bytes written to the audit logs but not shipped yet, summed.' },
+    bufferedBytes: { type: 'integer', format: 'int64', minimum: 0, description: 'Bytes read into the agents\' disk buffers and not delivered yet, summed.' },
+    quarantinedLines: { type: 'integer', format: 'int64', minimum: 0, description: 'Lines shipped in quarantine form because they were not audit events, summed.' },
+    gaps: { type: 'integer', format: 'int64', minimum: 0, description: 'Times lines were skipped because a file was deleted before it was read to its end, summed; the newest is among the problems.' },
+    skippedBytes: { type: 'integer', format: 'int64', minimum: 0, description: 'Bytes known to be skipped in those gaps, summed.' },
   },
 } as const satisfies JSONSchemaProps;
 
@@ -182,7 +164,6 @@ export type WebhookSink = FromSchema<typeof webhookSinkSchema>;
 export type S3Sink = FromSchema<typeof s3SinkSchema>;
 export type FileSink = FromSchema<typeof fileSinkSchema>;
 export type AuditSink = FromSchema<typeof auditSinkSchema>;
-export type AuditNodeStatus = FromSchema<typeof auditNodeStatusSchema>;
 export type AuditForwarderSpec = FromSchema<typeof auditForwarderSpecSchema>;
 export type AuditForwarderSpecInput = FromSchema<typeof auditForwarderSpecSchema, 'input'>;
 export type AuditForwarderStatus = FromSchema<typeof auditForwarderStatusSchema>;
@@ -196,7 +177,8 @@ export const auditForwarderCrd: CrdDefinition = {
   shortNames: ['af'],
   categories: [CATEGORY],
   printerColumns: [
-    { name: 'Nodes', type: 'integer', jsonPath: '.status.nodeCount', description: 'Nodes shipping.' },
+    { name: 'Nodes', type: 'integer', jsonPath: '.status.nodeCount', description: 'Nodes whose agents report.' },
+    unhealthyColumn,
     { name: 'Shipped', type: 'integer', jsonPath: '.status.shippedBytes', description: 'Bytes shipped.' },
     { name: 'Lag', type: 'integer', jsonPath: '.status.lagBytes', description: 'Bytes not shipped yet.' },
     readyColumn,

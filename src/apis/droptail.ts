@@ -9,7 +9,6 @@ import {
   dateTimeSchema,
   durationSchema,
   observedGenerationSchema,
-  perNodeList,
   readyColumn,
   rootSchema,
   stringMapSchema,
@@ -18,6 +17,7 @@ import {
   type JSONSchemaProps,
   type NetwardenObject,
 } from './schema.js';
+import { nodeSummaryProperties, unhealthyColumn } from './nodesummary.js';
 
 /**
  * Log prefixes that mark a drop by default: metal-stack's nftables firewall, the conventional
@@ -120,41 +120,15 @@ export const dropRecordSchema = {
   },
 } as const satisfies JSONSchemaProps;
 
-export const dropTailNodeStatusSchema = {
-  type: 'object',
-  required: ['node'],
-  properties: {
-    node: { type: 'string', maxLength: 253 },
-    sources: {
-      type: 'array',
-      maxItems: 16,
-      'x-kubernetes-list-type': 'atomic',
-      items: {
-        type: 'object',
-        required: ['type', 'healthy'],
-        properties: {
-          type: dropSourceSchema.properties.type,
-          healthy: { type: 'boolean' },
-          message: { type: 'string', maxLength: 1024 },
-          gaps: { type: 'integer', format: 'int64', minimum: 0, description: 'Times this source skipped lines: a rotated log file deleted before it was read to its end.' },
-          lastGap: { type: 'string', maxLength: 1024, description: 'The last of them: <time>: <reason>: <what was skipped>.' },
-        },
-      },
-    },
-    dropsSeen: { type: 'integer', minimum: 0 },
-    lastError: { type: 'string', maxLength: 1024 },
-    lastUpdateTime: dateTimeSchema,
-  },
-} as const satisfies JSONSchemaProps;
-
 export const dropTailStatusSchema = {
   type: 'object',
   properties: {
     observedGeneration: observedGenerationSchema,
     conditions: conditionsSchema,
-    nodes: perNodeList(dropTailNodeStatusSchema, 'Per-node state; each node agent owns its own entry.'),
-    nodeCount: { type: 'integer', minimum: 0, description: 'Nodes currently tailing.' },
-    totalDrops: { type: 'integer', minimum: 0, description: 'Drops seen on all nodes.' },
+    ...nodeSummaryProperties,
+    totalDrops: { type: 'integer', minimum: 0, description: 'Drops the controller counted (duplicates and expired drops left out).' },
+    dropsSeen: { type: 'integer', format: 'int64', minimum: 0, description: "The sum of the reporting agents' drops read since each started." },
+    gaps: { type: 'integer', format: 'int64', minimum: 0, description: "The sum of the reporting agents' gaps: times a source skipped lines (a rotated log file deleted before it was read to its end)." },
     eventsSuppressed: {
       type: 'integer',
       format: 'int64',
@@ -172,7 +146,6 @@ export const dropTailSchema = rootSchema('DropTail reports packets the nodes dro
 export type DropSource = FromSchema<typeof dropSourceSchema>;
 export type DropEndpoint = FromSchema<typeof dropEndpointSchema>;
 export type DropRecord = FromSchema<typeof dropRecordSchema>;
-export type DropTailNodeStatus = FromSchema<typeof dropTailNodeStatusSchema>;
 export type DropTailSpec = FromSchema<typeof dropTailSpecSchema>;
 export type DropTailSpecInput = FromSchema<typeof dropTailSpecSchema, 'input'>;
 export type DropTailStatus = FromSchema<typeof dropTailStatusSchema>;
@@ -186,7 +159,8 @@ export const dropTailCrd: CrdDefinition = {
   shortNames: ['dt'],
   categories: [CATEGORY],
   printerColumns: [
-    { name: 'Nodes', type: 'integer', jsonPath: '.status.nodeCount', description: 'Nodes currently tailing.' },
+    { name: 'Nodes', type: 'integer', jsonPath: '.status.nodeCount', description: 'Nodes whose agents report.' },
+    unhealthyColumn,
     { name: 'Drops', type: 'integer', jsonPath: '.status.totalDrops', description: 'Drops seen on all nodes.' },
     { name: 'Last Drop', type: 'date', jsonPath: '.status.lastDropTime' },
     readyColumn,

@@ -1,24 +1,24 @@
-// The netwarden-agent-node-status admission policy: Netwarden's NodeRestriction. Every agent runs
+// The netwarden-agent-node-status admission policy: Netwarden's NodeRestriction for the one
+// kind agents still write status of, PacketCapture (its per-node capture files). Every agent runs
 // as the one netwarden-agent ServiceAccount, whose RBAC lets it patch the status of every
-// DropTail, PacketCapture and AuditForwarder; this policy narrows that to the agent's own node,
-// read from the pod-bound token the agent writes with (userInfo.extra[NODE_NAME_EXTRA]).
+// PacketCapture; this policy narrows that to the agent's own node, read from the pod-bound token
+// the agent writes with (userInfo.extra[NODE_NAME_EXTRA]). DropTail and AuditForwarder agents
+// write no status at all: they report to the controller (src/apis/nodereport.ts), and RBAC gives
+// them no status verb there.
 //
 // On an UPDATE of the status subresource by the agent ServiceAccount, between oldObject and object:
-//   - per-node lists (list-maps keyed by node: DropTail and AuditForwarder status.nodes,
-//     PacketCapture status.files): every entry of another node stays as it was; its own entry it
-//     may add, change and remove;
+//   - per-node lists (list-maps keyed by node: PacketCapture status.files): every entry of another
+//     node stays as it was; its own entry it may add, change and remove;
 //   - PacketCapture status.targets (keyed by pod; the controller sets pod, node and ip, and the
 //     agents act on them): the agent sets only AGENT_TARGET_FIELDS of its own node's targets, and
 //     may drop leftovers that carry no controller field;
 //   - every other status field is the controller's and stays as it was.
-// The fields come from the status schemas, so a new status field is the controller's until it
+// The fields come from the status schema, so a new status field is the controller's until it
 // is listed here. Lists are compared with their order: server-side apply keeps the order of the
 // entries an apply does not touch, so only a hand-made patch that reorders them is refused.
-import { auditForwarderStatusSchema } from './auditforwarder.js';
-import { dropTailStatusSchema } from './droptail.js';
 import { AGENT_SERVICE_ACCOUNT, NODE_NAME_EXTRA, serviceAccountUser } from './identity.js';
 import { SYSTEM_NAMESPACE } from './limits.js';
-import { AuditForwarderType, DropTailType, PacketCaptureType } from './meta.js';
+import { PacketCaptureType } from './meta.js';
 import { packetCaptureStatusSchema } from './packetcapture.js';
 
 /** Fields of a PacketCapture status.targets entry that the agent of its node writes. */
@@ -31,9 +31,9 @@ interface ListSchema {
   items?: { properties?: Record<string, unknown> };
 }
 
-const STATUS_SCHEMAS: ReadonlyArray<{ properties: Record<string, unknown> }> = [dropTailStatusSchema, packetCaptureStatusSchema, auditForwarderStatusSchema];
+const STATUS_SCHEMAS: ReadonlyArray<{ properties: Record<string, unknown> }> = [packetCaptureStatusSchema];
 
-/** How the status fields of the three kinds divide between the agents and the controller. */
+/** How the status fields of PacketCapture divide between the agents and the controller. */
 export interface StatusOwnership {
   /** List-maps keyed by node: one entry per agent. */
   perNode: string[];
@@ -159,7 +159,7 @@ function buildPolicy() {
   const extra = `request.userInfo.extra`;
   return {
     name: 'netwarden-agent-node-status',
-    resources: [DropTailType, PacketCaptureType, AuditForwarderType].map((t) => `${t.plural}/status`),
+    resources: [`${PacketCaptureType.plural}/status`],
     operations: ['UPDATE'],
     matchConditions: [{ name: 'netwarden-agent', expression: `request.userInfo.username == '${serviceAccountUser(SYSTEM_NAMESPACE, AGENT_SERVICE_ACCOUNT)}'` }],
     variables: [

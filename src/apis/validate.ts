@@ -352,3 +352,15 @@ export function withDefaults(obj: unknown): unknown;
 export function withDefaults(obj: unknown): unknown {
   return validateAndDefault(obj).object;
 }
+
+/**
+ * A validator for a wire format that is not a Kubernetes object (e.g. the agents' node reports):
+ * the same ajv rules and messages, unknown fields refused; each error names its field path.
+ */
+export function schemaValidator(schema: JSONSchemaProps): (value: unknown) => ValidationError[] {
+  const validate = ajv.compile(toAjvSchema(schema));
+  return (value) => {
+    if (validate(value)) return [];
+    return (validate.errors ?? []).map(fromAjvError).filter((e): e is ValidationError => e !== undefined);
+  };
+}

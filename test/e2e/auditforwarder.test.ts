@@ -15,7 +15,7 @@ import { GetObjectCommand, ListObjectsV2Command, S3Client } from '@aws-sdk/clien
 import { CoreV1Api } from '@kubernetes/client-node';
 import { startControlPlane, trackChild, type ControlPlane } from '../env/controlplane.js';
 import { createNamespace, createNode, waitFor } from '../env/fixtures.js';
-import { ensureInstalled, getLocal, mustKubectl, startAgent, startController, type NetwardenProcess } from '../env/netwarden.js';
+import { controllerNodeReports, ensureInstalled, getLocal, mustKubectl, startAgent, startController, statusOf, type NetwardenProcess } from '../env/netwarden.js';
 import { startS3Server, type S3Server } from '../../hack/s3/server.js';
 
 const NODE = 'af-e2e-cp';
@@ -251,7 +251,11 @@ function jsonpath(cp: ControlPlane, kind: string, name: string, p: string): Prom
   return mustKubectl(cp, ['get', kind, name, '-o', `jsonpath={${p}}`]);
 }
 
-const nodeField = (cp: ControlPlane, fwd: string, field: string) => jsonpath(cp, 'auditforwarder', fwd, `.status.nodes[?(@.node=="${NODE}")].${field}`);
+/** The newest current problem of NODE in the forwarder's status (its agent's lastError), '' when none. */
+async function nodeError(cp: ControlPlane, fwd: string): Promise<string> {
+  const s = await statusOf(cp, 'auditforwarder', fwd);
+  return (s.problems ?? []).find((p) => p.node === NODE && !p.message.startsWith('lines skipped'))?.message ?? '';
+}
 
 /** What a file sink wrote, in order: its files sort by time. */
 async function fileSinkItems(dir: string): Promise<Record<string, unknown>[]> {
@@ -358,23 +362,24 @@ describe('AuditForwarder (own control plane, audit log rotated at 1 MB)', functi
     traffic.start(1, 50);
     const downAt = Date.now();
     const error = await waitFor(async () => {
-      const e = await nodeField(cp, 'af-main', 'lastError');
+      const e = await nodeError(cp, 'af-main');
       return /ECONNREFUSED/.test(e) ? e : undefined;
-    }, { timeoutMs: 25_000, description: 'lastError while the receiver is down' });
+    }, { timeoutMs: 40_000, description: 'the sink error among the problems while the receiver is down' });
+    expect((await statusOf(cp, 'auditforwarder', 'af-main')).unhealthyNodes).to.equal(1);
     expect(error).to.contain(rx.url('/main'));
     const ready = await waitFor(async () => {
       const raw = await jsonpath(cp, 'auditforwarder', 'af-main', '.status.conditions[?(@.type=="Ready")]');
       const c = raw ? (JSON.parse(raw) as { status: string; reason: string; message: string }) : undefined;
       return c?.status === 'False' ? c : undefined;
-    }, { timeoutMs: 25_000, description: 'Ready=False' });
+    }, { timeoutMs: 40_000, description: 'Ready=False' });
     expect(ready.reason).to.equal('ForwardingFailing');
     expect(ready.message).to.contain(`${NODE}: POST ${rx.url('/main')}`);
     await new Promise((r) => setTimeout(r, Math.max(0, 30_000 - (Date.now() - downAt))));
-    expect(Number(await nodeField(cp, 'af-main', 'lagBytes'))).to.be.greaterThan(0);
+    await waitFor(async () => ((await statusOf(cp, 'auditforwarder', 'af-main')).lagBytes as number) > 0, { timeoutMs: 15_000, description: 'LAG above 0' });
     await traffic.stop();
     await rx.start(); // same port
     await expectAllDelivered(cp, () => rx.items('/main'));
-    await waitFor(async () => (await nodeField(cp, 'af-main', 'lastError')) === '', { timeoutMs: 20_000, description: 'lastError cleared' });
+    await waitFor(async () => (await nodeError(cp, 'af-main')) === '' && (await statusOf(cp, 'auditforwarder', 'af-main')).unhealthyNodes === 0, { timeoutMs: 40_000, description: 'the problem cleared' });
     await mustKubectl(cp, ['wait', '--for=condition=Ready', 'auditforwarder/af-main', '--timeout=30s']);
   });
 
@@ -459,7 +464,7 @@ describe('AuditForwarder (own control plane, audit log rotated at 1 MB)', functi
     expect(rate).to.be.below(0.2);
     await waitFor(async () => Number(await jsonpath(cp, 'auditforwarder', 'af-main', '.status.shippedBytes')) > 1_000_000, { timeoutMs: 20_000, description: 'SHIPPED summed' });
     const row = await mustKubectl(cp, ['get', 'auditforwarders', 'af-main', '--no-headers']);
-    expect(row).to.match(/^af-main\s+1\s+\d{7,}\s+\d+\s+True\s+/);
+    expect(row).to.match(/^af-main\s+1\s+0\s+\d{7,}\s+\d+\s+True\s+/);
   });
 
   it('quarantines a non-JSON line and a truncated line, ships a 5 MB event whole, and holds a partial line', async function () {
@@ -499,16 +504,11 @@ describe('AuditForwarder (own control plane, audit log rotated at 1 MB)', functi
     expect(metrics).to.match(/netwarden_audit_malformed_lines_total\{forwarder="af-bad",reason="malformed"\} 2\b/);
     const warnings = agent.logs().filter((l) => l.message === 'malformed audit log line forwarded in quarantine form' && l.file === log);
     expect(warnings.map((w) => w.offset)).to.deep.equal([offsets[1], offsets[2]]);
-    // kubectl shows them on the node's entry, with where the last one was and why.
-    const entry = await waitFor(
-      async () => {
-        const af = JSON.parse(await mustKubectl(cp, ['get', 'auditforwarder', 'af-bad', '-o', 'json'])) as { status?: { nodes?: Array<{ quarantinedLines?: number; lastQuarantinedLine?: string }> } };
-        const node = af.status?.nodes?.[0];
-        return node?.quarantinedLines === 2 ? node : undefined;
-      },
-      { timeoutMs: 15_000, description: 'quarantinedLines: 2 in the node status entry' },
-    );
-    expect(entry.lastQuarantinedLine?.startsWith(`${log}:${offsets[2]}: invalid JSON`), entry.lastQuarantinedLine).to.equal(true);
+    // kubectl shows the count; where the last one was and why is in the node's report on the controller.
+    await waitFor(async () => (await statusOf(cp, 'auditforwarder', 'af-bad')).quarantinedLines === 2, { timeoutMs: 30_000, description: 'quarantinedLines: 2 in status' });
+    const [entry] = await controllerNodeReports<{ quarantinedLines?: number; lastQuarantinedLine?: string }>(cp, 'auditforwarder', 'af-bad');
+    expect(entry?.node).to.equal(NODE);
+    expect(entry?.report.lastQuarantinedLine?.startsWith(`${log}:${offsets[2]}: invalid JSON`), entry?.report.lastQuarantinedLine).to.equal(true);
   });
 
   it('shows a gap in kubectl get when the checkpointed file was deleted while the agent was stopped', async function () {
@@ -526,18 +526,19 @@ describe('AuditForwarder (own control plane, audit log rotated at 1 MB)', functi
     await rm(path.join(dir, 'audit-2026-05-01T10-00-01.000.log'));
     await writeFile(log, JSON.stringify(kept) + '\n');
     agent = await startAgent(cp, NODE);
-    const entry = await waitFor(
+    const status = await waitFor(
       async () => {
-        const af = JSON.parse(await mustKubectl(cp, ['get', 'auditforwarder', 'af-bad', '-o', 'json'])) as { status?: { nodes?: Array<{ gaps?: number; lastGap?: string; shippedEvents?: number; lastError?: string }> } };
-        const node = af.status?.nodes?.[0];
-        return node?.gaps === 1 && node.shippedEvents === 7 && node.lastError === undefined ? node : undefined;
+        const s = await statusOf(cp, 'auditforwarder', 'af-bad');
+        return s.gaps === 1 && s.shippedEvents === 7 && s.unhealthyNodes === 0 ? s : undefined;
       },
-      { timeoutMs: 30_000, description: 'gaps: 1 and the next event shipped' },
+      { timeoutMs: 40_000, description: 'gaps: 1 and the next event shipped' },
     );
     // The checkpointed file was the live one, with no rotation before it: the gap is every rotated
-    // file before the live file, and reading went on at the live file.
-    expect(entry.lastGap?.endsWith(`Z: checkpointed file not found (deleted before it was read to its end); starting at the oldest file there is: rotated files before audit.log; reading went on at ${log}`), entry.lastGap).to.equal(true);
-    expect(Date.parse(entry.lastGap!.split('Z: ')[0] + 'Z')).to.be.greaterThan(suiteStart);
+    // file before the live file, and reading went on at the live file. A past gap is a problem
+    // listed with its own time, not an unhealthy node.
+    const gap = (status.problems ?? []).find((p) => p.node === NODE && p.message.startsWith('lines skipped (1 gap(s)); last: '));
+    expect(gap?.message.endsWith(`Z: checkpointed file not found (deleted before it was read to its end); starting at the oldest file there is: rotated files before audit.log; reading went on at ${log}`), gap?.message).to.equal(true);
+    expect(Date.parse(gap!.time)).to.be.greaterThan(suiteStart - 1000);
     const ids = await shipped();
     expect(ids.slice(6)).to.deep.equal([kept.auditID]);
     const metrics = (await getLocal(agent.metricsPort, '/metrics')).body;

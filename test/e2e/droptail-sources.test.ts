@@ -11,6 +11,7 @@ import { createServer, type Server } from 'node:https';
 import { readFileSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
+import { parseNodeReport } from '../../src/apis/nodereport.js';
 import type { AggregatedDrop, DropBatch } from '../../src/apis/drops.js';
 import { cluster } from './hooks.js';
 import { ensureInstalled, freePort, getLocal, mustKubectl, nextNodeIP, startAgent, type NetwardenProcess } from '../env/netwarden.js';
@@ -28,14 +29,16 @@ const CUT_GROUP = 50_000 + RUN;
 const CUT_TABLE = `nwdtc${RUN}`;
 const CUT_PORT = 50_000 + RUN;
 
-/** The fake controller intake: keeps every batch by DropTail name and accepts it. */
+/** The fake controller intake: keeps every batch, and every node report, by DropTail name and accepts them. */
 class Intake {
   readonly batches = new Map<string, DropBatch[]>();
+  readonly reports = new Map<string, NodeEntry[]>();
+  readonly invalidReports: string[] = [];
   private server: Server | undefined;
 
   async start(certPath: string, keyPath: string, port: number): Promise<void> {
     this.server = createServer({ cert: readFileSync(certPath), key: readFileSync(keyPath) }, (req, res) => {
-      const match = /^\/droptail\/([^/]+)\/drops$/.exec(req.url ?? '');
+      const match = /^\/droptail\/([^/]+)\/(drops|report)$/.exec(req.url ?? '');
       const chunks: Buffer[] = [];
       req.on('data', (c: Buffer) => chunks.push(c));
       req.on('end', () => {
@@ -43,8 +46,20 @@ class Intake {
           res.writeHead(400).end();
           return;
         }
-        const batch = JSON.parse(Buffer.concat(chunks).toString('utf8')) as DropBatch;
         const name = decodeURIComponent(match[1]!);
+        if (match[2] === 'report') {
+          // Checked as the controller checks it: a report it would refuse is kept apart and fails the test.
+          try {
+            const report = parseNodeReport('droptail', Buffer.concat(chunks)) as NodeEntry;
+            this.reports.set(name, [...(this.reports.get(name) ?? []), report]);
+            res.writeHead(204).end();
+          } catch (err) {
+            this.invalidReports.push(String(err));
+            res.writeHead(400).end();
+          }
+          return;
+        }
+        const batch = JSON.parse(Buffer.concat(chunks).toString('utf8')) as DropBatch;
         this.batches.set(name, [...(this.batches.get(name) ?? []), batch]);
         res.writeHead(202, { 'content-type': 'application/json' }).end(JSON.stringify({ accepted: batch.drops.length }));
       });
@@ -85,10 +100,10 @@ interface NodeEntry {
   lastError?: string;
 }
 
-async function nodeEntry(name: string): Promise<NodeEntry | undefined> {
-  const raw = await mustKubectl(cluster(), ['get', 'droptail', name, '-o', 'json']);
-  const obj = JSON.parse(raw) as { status?: { nodes?: NodeEntry[] } };
-  return obj.status?.nodes?.find((n) => n.node === NODE);
+/** The last node report the agent sent the (fake) controller for this DropTail. */
+function nodeEntry(name: string): Promise<NodeEntry | undefined> {
+  const report = intake.reports.get(name)?.at(-1);
+  return Promise.resolve(report?.node === NODE ? report : undefined);
 }
 
 /** Waits until every source of the DropTail reports healthy on this node. */
@@ -125,8 +140,9 @@ async function skippedLines(agent: NetwardenProcess): Promise<number> {
   return sum;
 }
 
+const intake = new Intake();
+
 describe('droptail agent sources (fake controller intake)', function () {
-  const intake = new Intake();
   let agent: NetwardenProcess;
   let intakeUrl: string;
   const tablesAdded: string[] = [];
@@ -277,6 +293,7 @@ describe('droptail agent sources (fake controller intake)', function () {
     expect([...counts.values()].every((c) => c === 1), `each drop once: ${JSON.stringify([...counts])}`).to.equal(true);
     expect(intake.drops('dts-file').every((d) => d.source === 'file' && d.drop.prefix === 'nwdts-file:' && d.drop.timeSource === 'rfc3339')).to.equal(true);
     expect((await skippedLines(agent)) - skippedBefore).to.be.at.least(2);
+    expect(intake.invalidReports, 'reports the controller would refuse').to.deep.equal([]);
     const metrics = (await getLocal(agent.metricsPort, '/metrics')).body;
     expect(metrics).to.match(/netwarden_agent_droptail_records_read_total\{droptail="dts-file",source="file:[^"]+kern\.log"\} (1[4-9]|[2-9]\d)/);
     expect(metrics).to.match(/netwarden_agent_droptail_queue_drops\{droptail="dts-file"\} 0/);
@@ -322,7 +339,7 @@ describe('droptail agent sources (fake controller intake)', function () {
     expect(drop.drop).to.deep.include({ prefix: 'nwdts-journal:', timeSource: 'journal', src: '10.244.50.1', protocol: 'TCP', dstPort: 443, inInterface: 'eth0' });
   });
 
-  it('shows healthy sources and the drops seen in the node status entry, and reports a failing source', async function () {
+  it('reports healthy sources and the drops seen to the controller, and a failing source', async function () {
     const entry = await waitFor(async () => {
       const e = await nodeEntry('dts-file');
       return e?.dropsSeen !== undefined && e.dropsSeen >= 10 && e.sources?.[0]?.healthy ? e : undefined;
@@ -347,9 +364,14 @@ describe('droptail agent sources (fake controller intake)', function () {
     expect(broken.sources![0]!.message).to.match(/journalctl exited with code 1: .*dts-missing/);
   });
 
-  it('releases the node entry when the node is no longer selected', async function () {
+  it('stops reporting when the node is no longer selected', async function () {
     await mustKubectl(cluster(), ['label', 'node', NODE, 'netwarden.io/dts=no', '--overwrite']);
-    await waitFor(async () => (await nodeEntry('dts-file')) === undefined, { timeoutMs: 20_000, description: 'entry released' });
+    // The pipeline stopped: its source gauge is gone from the agent's metrics.
+    await waitFor(async () => !(await getLocal(agent.metricsPort, '/metrics')).body.includes('netwarden_agent_droptail_source_healthy{droptail="dts-file"'), { timeoutMs: 20_000, description: 'dts-file stopped' });
+    const sent = intake.reports.get('dts-file')?.length ?? 0;
+    await new Promise((r) => setTimeout(r, 6_000)); // longer than the 5 s between changed reports
+    expect(intake.reports.get('dts-file')?.length ?? 0, 'reports after the node was unselected').to.equal(sent);
+    expect(intake.invalidReports, 'reports the controller would refuse').to.deep.equal([]);
     const metrics = (await getLocal(agent.metricsPort, '/metrics')).body;
     expect(metrics).to.match(/netwarden_agent_droptail_records_read_total\{droptail="dts-journal",source="journal:[^"]+dts-journal"\} [1-9]/);
     expect(metrics).to.match(/netwarden_agent_droptail_batches_total\{droptail="dts-journal",result="accepted"\} [1-9]/);

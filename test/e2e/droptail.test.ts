@@ -11,7 +11,7 @@ import { cluster } from './hooks.js';
 import { registerExitCleanup, run, trackChild } from '../env/controlplane.js';
 import { createPodNetwork, type PodNetwork } from '../env/podnet.js';
 import {
-  agentControllerToken, controllerUrl, ensureInstalled, netwardenCaFile, freePort, getLocal, mustKubectl, netwardenPorts, nextNodeIP, startAgent, startController, type NetwardenProcess,
+  agentControllerToken, controllerUrl, ensureInstalled, netwardenCaFile, freePort, getLocal, mustKubectl, netwardenPorts, nextNodeIP, startAgent, startController, metricValue, waitNodesHealthy, type NetwardenProcess,
 } from '../env/netwarden.js';
 import { createNamespace, createNode, createPod, createService, createServiceAccount, requestToken, waitFor } from '../env/fixtures.js';
 import type { AggregatedDrop, DropBatch } from '../../src/apis/drops.js';
@@ -235,7 +235,7 @@ describe('DropTail controller: drop intake, Events, metrics and status', functio
       // The 8443 drop of the 202 test plus these 3.
       await waitFor(async () => (await jsonpath('.status.totalDrops')) === '4', { timeoutMs: 15_000, description: 'totalDrops 4' });
       const row = await mustKubectl(cluster(), ['get', 'droptail', dropTail, '--no-headers']);
-      expect(row).to.match(new RegExp(`^${dropTail}\\s+\\d+\\s+4\\s+\\S+\\s+True\\s+`));
+      expect(row).to.match(new RegExp(`^${dropTail}\\s+\\d+\\s+\\d+\\s+4\\s+\\S+\\s+True\\s+`));
     });
 
     it('names Service and Node addresses, and other addresses by reverse DNS', async function () {
@@ -399,10 +399,8 @@ describe('DropTail end to end: real drops from an nftables rule to Events on bot
       'spec:', "  nodeSelector: {dt-real: 'yes'}", `  sources: [{type: nflog, group: ${group}}]`, "  prefixes: ['nwdt-e2e: ']",
     ].join('\n'));
     processes.push(await startAgent(cp, realNode));
-    await waitFor(async () => (await realJsonpath(`.status.nodes[?(@.node=="${realNode}")].sources[0].healthy`)) === 'true', {
-      timeoutMs: 30_000,
-      description: `the agent on ${realNode} reading NFLOG group ${group}`,
-    });
+    // What `kubectl get droptail` shows: NODES 1, UNHEALTHY 0 once the agent reads the group.
+    await waitNodesHealthy(cp, 'droptail', realDropTail, 1);
   });
 
   after(async function () {
@@ -524,7 +522,8 @@ describe('DropTail end to end: journal drops to Events, exact across agent resta
 
   async function startJournalAgent(): Promise<NetwardenProcess> {
     const started = await startAgent(cluster(), jNode);
-    await waitFor(async () => (await mustKubectl(cluster(), ['get', 'droptail', jDropTail, '-o', `jsonpath={.status.nodes[?(@.node=="${jNode}")].sources[0].healthy}`])) === 'true', {
+    // The agent's own gauge: the controller's summary may still show the run before this restart.
+    await waitFor(async () => (await metricValue(started.metricsPort, 'netwarden_agent_droptail_source_healthy', { droptail: jDropTail })) === 1, {
       timeoutMs: 30_000,
       description: `the agent on ${jNode} following the journal`,
     });

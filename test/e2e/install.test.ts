@@ -62,9 +62,15 @@ describe('config/ on the control plane', function () {
     expect(await canI('create', 'serviceaccounts/token', agent, SYSTEM_NAMESPACE)).to.equal(false);
   });
 
-  it('lets the agent write status and push drops, but not change specs', async function () {
-    expect(await canI('patch', 'droptails.netwarden.io/status', agent)).to.equal(true);
+  it('lets the agent push drops and node reports and write PacketCapture status, but no DropTail or AuditForwarder status, and not change specs', async function () {
+    expect(await canI('patch', 'packetcaptures.netwarden.io/status', agent, 'storefront')).to.equal(true);
     expect(await canI('create', 'droptails.netwarden.io/drops', agent)).to.equal(true);
+    expect(await canI('create', 'droptails.netwarden.io/reports', agent)).to.equal(true);
+    expect(await canI('create', 'auditforwarders.netwarden.io/reports', agent)).to.equal(true);
+    for (const verb of ['patch', 'update']) {
+      expect(await canI(verb, 'droptails.netwarden.io/status', agent), `${verb} droptails/status`).to.equal(false);
+      expect(await canI(verb, 'auditforwarders.netwarden.io/status', agent), `${verb} auditforwarders/status`).to.equal(false);
+    }
     expect(await canI('update', 'droptails.netwarden.io', agent)).to.equal(false);
     expect(await canI('create', 'pods', agent, 'default')).to.equal(false);
     expect(await canI('get', 'packetcaptures.netwarden.io/files', agent, 'storefront')).to.equal(false);
@@ -90,9 +96,9 @@ describe('config/ on the control plane', function () {
     const cp = cluster();
     await mustKubectl(cp, ['apply', '-f', path.join(REPO_ROOT, 'examples')]);
     const byKind = await mustKubectl(cp, ['get', 'droptails,packetcaptures,auditforwarders', '-A']);
-    expect(byKind).to.match(/NAME\s+NODES\s+DROPS\s+LAST DROP\s+READY\s+AGE/);
+    expect(byKind).to.match(/NAME\s+NODES\s+UNHEALTHY\s+DROPS\s+LAST DROP\s+READY\s+AGE/);
     expect(byKind).to.match(/NAMESPACE\s+NAME\s+PHASE\s+PODS\s+FILES\s+SIZE\s+AGE/);
-    expect(byKind).to.match(/NAME\s+NODES\s+SHIPPED\s+LAG\s+READY\s+AGE/);
+    expect(byKind).to.match(/NAME\s+NODES\s+UNHEALTHY\s+SHIPPED\s+LAG\s+READY\s+AGE/);
     const category = await mustKubectl(cp, ['get', 'netwarden', '-A']);
     expect(category).to.contain('droptail.netwarden.io/');
     expect(category).to.contain('packetcapture.netwarden.io/');

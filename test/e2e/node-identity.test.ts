@@ -3,8 +3,10 @@
 // protects, with the real API server, its admission and the real controller and agents:
 //   - drop batches: the agent of node A cannot report drops "from" node B (403, no Event), and
 //     only tokens with the controller's audience are taken (401 otherwise);
-//   - status: agent A cannot write node B's status entries, nor the controller's fields, of any
-//     of the three kinds (the netwarden-agent-node-status admission policy), its own it can;
+//   - node reports: agent A cannot report node B's DropTail or AuditForwarder state to the
+//     controller (403), and writes no status of either kind at all (RBAC);
+//   - status: agent A cannot write node B's PacketCapture entries, nor the controller's fields
+//     (the netwarden-agent-node-status admission policy), its own it can;
 //   - capture files: agent A takes only the controller's token made for agent A (401 for the one
 //     made for agent B, and for the controller's token for the API server).
 import { expect } from 'chai';
@@ -18,11 +20,12 @@ import {
   type NetwardenProcess,
 } from '../env/netwarden.js';
 import type { DropBatch } from '../../src/apis/drops.js';
+import { reportPath } from '../../src/apis/nodereport.js';
 import { agentAudience, CONTROLLER_AUDIENCE, NODE_NAME_EXTRA } from '../../src/apis/identity.js';
 import { AuditForwarderType, DropTailType, PacketCaptureType, type ResourceType } from '../../src/apis/meta.js';
 import { agentFieldManager } from '../../src/nodeagent/context.js';
 import { CONTROLLER_FIELD_MANAGER } from '../../src/reconcilers/common.js';
-import { applyStatus, mergePatchStatus } from '../../src/runtime/status.js';
+import { applyStatus } from '../../src/runtime/status.js';
 import { loadKubeConfig } from '../../src/util/kube.js';
 
 const A = 'identity-a';
@@ -140,39 +143,27 @@ describe('agent node identity (pod-bound tokens)', function () {
   });
 
   describe('status entries: each agent writes only its own node (netwarden-agent-node-status)', function () {
-    it('DropTail status.nodes: its own entry is accepted, node B\'s entry is refused by name, added, changed or removed', async function () {
-      await applyAs(A, DropTailType, DT, { nodes: [{ node: A, dropsSeen: 1 }] });
-      await applyAs(B, DropTailType, DT, { nodes: [{ node: B, dropsSeen: 2 }] });
-
-      const forged = await refusal(applyAs(A, DropTailType, DT, { nodes: [{ node: A, dropsSeen: 1 }, { node: B, dropsSeen: 999 }] }));
-      expect(forged.code).to.equal(403);
-      expect(forged.message).to.contain('netwarden-agent-node-status');
-      expect(forged.message).to.contain(`status.nodes: the agent on node ${A} may write only its own entry (node ${A}); refused the entry of node ${B}`);
-      // A merge patch replaces the whole list: it would remove B's entry.
-      const removed = await refusal(mergePatchStatus(await agentKc(A), DropTailType, { name: DT }, { nodes: [{ node: A, dropsSeen: 1 }] }));
-      expect(removed.message).to.contain(`refused the entry of node ${B}`);
-
-      const nodes = (await statusOf(DropTailType, DT)).nodes as Array<{ node: string; dropsSeen: number }>;
-      expect(nodes.map((n) => [n.node, n.dropsSeen])).to.have.deep.members([[A, 1], [B, 2]]);
-
-      // Its own entry it changes and removes as it likes.
-      await applyAs(A, DropTailType, DT, { nodes: [{ node: A, dropsSeen: 5 }] });
-      await applyAs(A, DropTailType, DT, { nodes: [] });
-      expect(((await statusOf(DropTailType, DT)).nodes as Array<{ node: string }>).map((n) => n.node)).to.deep.equal([B]);
+    it('DropTail and AuditForwarder status: an agent writes none of it (it reports to the controller; RBAC gives it no patch)', async function () {
+      for (const [type, name, status] of [[DropTailType, DT, { totalDrops: 12345 }], [AuditForwarderType, AF, { shippedEvents: 10 }]] as const) {
+        const answer = await refusal(applyAs(A, type, name, status));
+        expect(answer.code, type.plural).to.equal(403);
+        expect(answer.message, type.plural).to.contain(`cannot patch resource "${type.plural}/status"`);
+        expect(Object.keys(await statusOf(type, name)), type.plural).to.not.include(Object.keys(status)[0]);
+      }
     });
 
-    it("refuses the controller's fields to an agent, naming them", async function () {
-      const answer = await refusal(applyAs(A, DropTailType, DT, { totalDrops: 12345, nodes: [{ node: A, dropsSeen: 1 }] }));
+    it("refuses the controller's PacketCapture fields to an agent, naming them", async function () {
+      const answer = await refusal(applyAs(A, PacketCaptureType, PC, { podCount: 12345, files: [{ node: A, state: 'WaitingForTraffic' }] }));
       expect(answer.code).to.equal(403);
-      expect(answer.message).to.contain(`status.totalDrops: only the controller writes these; the agent on node ${A} writes only its own node's entries`);
-      expect((await statusOf(DropTailType, DT)).totalDrops).to.equal(undefined);
+      expect(answer.message).to.contain(`status.podCount: only the controller writes these; the agent on node ${A} writes only its own node's entries`);
+      expect((await statusOf(PacketCaptureType, PC)).podCount).to.equal(undefined);
     });
 
     it('refuses every status write of an agent token bound to no node', async function () {
       const cp = cluster();
       const token = await requestToken(cp.kubeConfig(), SYSTEM_NAMESPACE, 'netwarden-agent');
       const file = await kubeconfigForToken(cp, token, `${cp.dir}/kubeconfig-agent-unbound-${Date.now()}`);
-      const answer = await refusal(applyStatus(loadKubeConfig(file), DropTailType, { name: DT }, { nodes: [{ node: A, dropsSeen: 3 }] }, agentFieldManager(A)));
+      const answer = await refusal(applyStatus(loadKubeConfig(file), PacketCaptureType, { namespace: ns, name: PC }, { files: [{ node: A, state: 'WaitingForTraffic' }] }, agentFieldManager(A)));
       expect(answer.code).to.equal(403);
       expect(answer.message).to.contain("the agent's token is bound to no node");
     });
@@ -205,14 +196,6 @@ describe('agent node identity (pod-bound tokens)', function () {
       // Agent B sets its own target's interface.
       await applyAs(B, PacketCaptureType, PC, { targets: [{ pod: 'web-b', interface: 'veth-b' }] });
       expect(((await statusOf(PacketCaptureType, PC)).targets as Array<{ interface?: string }>).map((t) => t.interface)).to.deep.equal(['veth-a', 'veth-b']);
-    });
-
-    it('AuditForwarder status.nodes: the same rule', async function () {
-      await applyAs(B, AuditForwarderType, AF, { nodes: [{ node: B, shippedEvents: 10 }] });
-      const answer = await refusal(applyAs(A, AuditForwarderType, AF, { nodes: [{ node: B, shippedEvents: 0, lastError: 'forged' }] }));
-      expect(answer.message).to.contain(`refused the entry of node ${B}`);
-      await applyAs(A, AuditForwarderType, AF, { nodes: [{ node: A, shippedEvents: 1 }] });
-      expect(((await statusOf(AuditForwarderType, AF)).nodes as Array<{ node: string }>).map((n) => n.node)).to.have.members([A, B]);
     });
   });
 
@@ -250,6 +233,26 @@ describe('agent node identity (pod-bound tokens)', function () {
       const messages = async () => (await core.listNamespacedEvent({ namespace: ns })).items.map((e) => e.message ?? '');
       await waitFor(async () => (await messages()).some((m) => m.includes(`from ${ns}/client (IP: ${CLIENT_IP}`)), { description: "the Event of A's own drop" });
       expect((await messages()).filter((m) => m.includes(FORGED_CLIENT_IP))).to.deep.equal([]);
+    });
+
+    it("refuses agent A's node report for node B with 403, takes its own, and names a malformed one's field", async function () {
+      const token = await agentControllerToken(cluster(), A);
+      const base = controllerUrl(await netwardenPorts(cluster()));
+      for (const [kind, name, report] of [
+        ['droptail', DT, (node: string) => ({ node, sources: [{ type: 'nflog', healthy: true }], dropsSeen: 0 })],
+        ['auditforwarder', AF, (node: string) => ({ node, shippedEvents: 0, lastError: 'forged' })],
+      ] as const) {
+        const url = `${base}${reportPath(kind, name)}`;
+        const forged = await httpsCall(url, 'POST', token, JSON.stringify(report(B)));
+        expect(forged.status, kind).to.equal(403);
+        expect(messageOf(forged), kind).to.equal(`the agent on node ${A} may report only node ${A}, not node ${B}`);
+        expect((await httpsCall(url, 'POST', token, JSON.stringify(report(A)))).status, kind).to.equal(204);
+      }
+      const bad = await httpsCall(`${base}${reportPath('droptail', DT)}`, 'POST', token, JSON.stringify({ node: A, sources: [{ type: 'nflog', healthy: 'yes' }], dropsSeen: 0 }));
+      expect(bad.status).to.equal(400);
+      expect(messageOf(bad)).to.equal('invalid droptail node report: $.sources[0].healthy: Invalid value: "yes": must be of type boolean, not string');
+      const logged = processes[0]!.logs().find((l) => l.message === 'node report refused: it is for another node than the agent is on');
+      expect(logged).to.deep.include({ droptail: DT, callerNode: A, reportNode: B });
     });
 
     it('answers 401 to tokens without the controller audience: the agent\'s and the controller\'s for the API server', async function () {

@@ -6,7 +6,7 @@ import { expect } from 'chai';
 import { cluster } from './hooks.js';
 import { ensureInstalled, mustKubectl } from '../env/netwarden.js';
 import { createNamespace } from '../env/fixtures.js';
-import { DropTailType, PacketCaptureType } from '../../src/apis/meta.js';
+import { PacketCaptureType } from '../../src/apis/meta.js';
 import { ensureFinalizer, removeFinalizer } from '../../src/runtime/finalizers.js';
 import { applyStatus } from '../../src/runtime/status.js';
 
@@ -53,16 +53,19 @@ describe('runtime write helpers', function () {
   });
 
   it('merges per-node status entries that different agents apply', async function () {
+    // PacketCapture status.files: the one per-node list agents still write (DropTail and
+    // AuditForwarder agents report to the controller instead).
     const kc = cluster().kubeConfig();
-    await mustKubectl(cluster(), ['apply', '-f', '-'], 'apiVersion: netwarden.io/v1alpha1\nkind: DropTail\nmetadata: {name: runtime-merge}\nspec: {nodeSelector: {none: none}}\n');
-    await applyStatus(kc, DropTailType, { name: 'runtime-merge' }, { nodes: [{ node: 'n1', dropsSeen: 3 }] }, 'netwarden-agent-n1');
-    await applyStatus(kc, DropTailType, { name: 'runtime-merge' }, { nodes: [{ node: 'n2', dropsSeen: 5 }] }, 'netwarden-agent-n2');
-    await applyStatus(kc, DropTailType, { name: 'runtime-merge' }, { nodes: [{ node: 'n1', dropsSeen: 4 }] }, 'netwarden-agent-n1');
-    const out = await mustKubectl(cluster(), ['get', 'droptail', 'runtime-merge', '-o', 'jsonpath={range .status.nodes[*]}{.node}={.dropsSeen} {end}']);
+    await mustKubectl(cluster(), ['apply', '-f', '-'], `apiVersion: netwarden.io/v1alpha1\nkind: PacketCapture\nmetadata: {name: runtime-merge, namespace: ${ns}}\nspec: {selector: "app == 'none'"}\n`);
+    const ref = { namespace: ns, name: 'runtime-merge' };
+    await applyStatus(kc, PacketCaptureType, ref, { files: [{ node: 'n1', packets: 3 }] }, 'netwarden-agent-n1');
+    await applyStatus(kc, PacketCaptureType, ref, { files: [{ node: 'n2', packets: 5 }] }, 'netwarden-agent-n2');
+    await applyStatus(kc, PacketCaptureType, ref, { files: [{ node: 'n1', packets: 4 }] }, 'netwarden-agent-n1');
+    const out = await mustKubectl(cluster(), ['get', 'packetcapture', 'runtime-merge', '-n', ns, '-o', 'jsonpath={range .status.files[*]}{.node}={.packets} {end}']);
     expect(out.trim().split(' ').sort()).to.deep.equal(['n1=4', 'n2=5']);
     // An agent that applies without its entry gives it up.
-    await applyStatus(kc, DropTailType, { name: 'runtime-merge' }, {}, 'netwarden-agent-n2');
-    const after = await mustKubectl(cluster(), ['get', 'droptail', 'runtime-merge', '-o', 'jsonpath={.status.nodes[*].node}']);
+    await applyStatus(kc, PacketCaptureType, ref, {}, 'netwarden-agent-n2');
+    const after = await mustKubectl(cluster(), ['get', 'packetcapture', 'runtime-merge', '-n', ns, '-o', 'jsonpath={.status.files[*].node}']);
     expect(after).to.equal('n1');
   });
 });

@@ -109,12 +109,12 @@ describe('AuditForwarder tenancy (admission policy, agent limits, RBAC)', functi
     };
     for (const c of attacks()) {
       const entry = await waitFor(async () => {
-        const af = JSON.parse(await mustKubectl(cp, ['get', 'auditforwarder', `tenancy-${c.name}`, '-o', 'json'])) as { status?: { nodes?: Array<{ node: string; lastError?: string }>; conditions?: Array<{ type: string; status: string; reason: string; message: string }> } };
+        const af = JSON.parse(await mustKubectl(cp, ['get', 'auditforwarder', `tenancy-${c.name}`, '-o', 'json'])) as { status?: { problems?: Array<{ node: string; message: string }>; conditions?: Array<{ type: string; status: string; reason: string; message: string }> } };
         const ready = af.status?.conditions?.find((x) => x.type === 'Ready');
-        const node = af.status?.nodes?.find((n) => n.node === NODE);
-        return ready?.status === 'False' ? { ready, node } : undefined;
+        const problem = af.status?.problems?.find((n) => n.node === NODE);
+        return ready?.status === 'False' ? { ready, problem } : undefined;
       }, { timeoutMs: 30_000, description: `${c.name}: Ready=False` });
-      const said = `${entry.ready.message} ${entry.node?.lastError ?? ''}`;
+      const said = `${entry.ready.message} ${entry.problem?.message ?? ''}`;
       expect(said, c.name).to.match(expected[c.name]!);
     }
     await new Promise((r) => setTimeout(r, 2_000));

@@ -1,6 +1,6 @@
 // The AuditForwarder chaos scenario, shared by test/e2e/audit-chaos.test.ts and
 // bench/audit-chaos.ts, written against the product's black-box behaviour only: what the agent
-// process ships to a webhook, its status entry in `kubectl get auditforwarder -o json`, its
+// process ships to a webhook, the status summary in `kubectl get auditforwarder -o json`, its
 // metrics and the JSON lines it logs.
 //
 // A writer child (test/env/audit-log-writer.ts) writes a kube-apiserver audit log as lumberjack
@@ -24,12 +24,14 @@ import path from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import { trackChild, type ControlPlane } from './controlplane.js';
 import { createNode, waitFor } from './fixtures.js';
-import { REPO_ROOT, ensureInstalled, getLocal, mustKubectl, startAgent, type NetwardenProcess } from './netwarden.js';
+import { REPO_ROOT, ensureInstalled, getLocal, mustKubectl, startAgent, startController, type NetwardenProcess } from './netwarden.js';
 import { seededRandom, type WriterFile, type WriterManifest } from './audit-log-writer.js';
 
 export interface ChaosOptions {
   /** Names the forwarder, its node (<name>-cp) and the temp dir. */
   name: string;
+  /** Starts a controller for the run (default true); false when one already runs on the control plane. */
+  startController?: boolean;
   seed: string;
   /** Seconds the writer writes (default 45). */
   writeSeconds?: number;
@@ -331,9 +333,21 @@ interface NodeEntry {
   lastError?: string;
 }
 
+/**
+ * What `kubectl get auditforwarder -o json` shows of the node: the forwarder selects only it, so
+ * the summary's totals are its own, and its last gap is among the problems.
+ */
 async function nodeEntry(cp: ControlPlane, forwarder: string, node: string): Promise<NodeEntry | undefined> {
-  const af = JSON.parse(await mustKubectl(cp, ['get', 'auditforwarder', forwarder, '-o', 'json'])) as { status?: { nodes?: NodeEntry[] } };
-  return af.status?.nodes?.find((n) => n.node === node);
+  const af = JSON.parse(await mustKubectl(cp, ['get', 'auditforwarder', forwarder, '-o', 'json'])) as {
+    status?: { nodeCount?: number; lagBytes?: number; gaps?: number; skippedBytes?: number; shippedEvents?: number; problems?: Array<{ node: string; message: string }> };
+  };
+  const s = af.status;
+  if (!s?.nodeCount) return undefined;
+  const mine = (s.problems ?? []).filter((p) => p.node === node);
+  const gap = mine.find((p) => p.message.startsWith('lines skipped ('));
+  const lastGap = gap ? gap.message.slice(gap.message.indexOf('; last: ') + '; last: '.length) : undefined;
+  const lastError = mine.find((p) => p !== gap)?.message;
+  return { node, lagBytes: s.lagBytes ?? 0, gaps: s.gaps ?? 0, skippedBytes: s.skippedBytes ?? 0, shippedEvents: s.shippedEvents ?? 0, ...(lastGap ? { lastGap } : {}), ...(lastError ? { lastError } : {}) };
 }
 
 export async function runAuditChaos(cp: ControlPlane, opts: ChaosOptions): Promise<ChaosResult> {
@@ -366,8 +380,11 @@ export async function runAuditChaos(cp: ControlPlane, opts: ChaosOptions): Promi
     agent = await startAgent(cp, node);
     agents.push(agent);
   };
+  let controller: NetwardenProcess | undefined;
   try {
     await ensureInstalled(cp);
+    // The agent reports its progress to the controller, which writes the summary this reads.
+    if (opts.startController !== false) controller = await startController(cp, `${opts.name}-controller`);
     await createNode(cp.kubeConfig(), node, { controlPlane: true });
     await rx.start();
     await mustKubectl(cp, ['apply', '-f', '-'], JSON.stringify({
@@ -487,10 +504,10 @@ export async function runAuditChaos(cp: ControlPlane, opts: ChaosOptions): Promi
         break;
       }
       const entry = await nodeEntry(cp, forwarder, node).catch(() => undefined);
-      // Twice zero a report interval (3 s) apart, so the entry is not from before the last writes.
+      // Zero for longer than a report (5 s) plus a summary write (10 s), so it is not from before the last writes.
       if (entry?.lagBytes === 0) {
         zeroSince ??= Date.now();
-        if (Date.now() - zeroSince >= 4_000) {
+        if (Date.now() - zeroSince >= 16_000) {
           caughtUp = 'lag-zero';
           break;
         }
@@ -499,8 +516,8 @@ export async function runAuditChaos(cp: ControlPlane, opts: ChaosOptions): Promi
     }
     const catchUpSeconds = (Date.now() - catchStart) / 1000;
     mark(`caught up (${caughtUp}) after ${catchUpSeconds.toFixed(1)} s`);
-    // One more report, so the entry shows the last gaps and lag.
-    await sleep(4_000);
+    // One more report and summary write, so status shows the last gaps and lag.
+    await sleep(16_000);
     const entry = await nodeEntry(cp, forwarder, node);
     const metrics = await getLocal(agent!.metricsPort, '/metrics').then((r) => r.body, () => '');
     const metric = new RegExp(`^netwarden_audit_gaps_total\\{forwarder="${forwarder}"\\} (\\d+)`, 'm').exec(metrics)?.[1];
@@ -535,6 +552,7 @@ export async function runAuditChaos(cp: ControlPlane, opts: ChaosOptions): Promi
   } finally {
     if (writer && writer.exitCode === null && writer.signalCode === null) writer.kill('SIGKILL');
     await Promise.all(agents.map((a) => a.kill('SIGKILL')));
+    await controller?.kill();
     await rx.stop();
     // The node goes too: suites that run later on a shared control plane count the nodes their
     // resources select (an agent-less control-plane node would never report).

@@ -13,7 +13,7 @@ import { COMPILED_CLI_ENV, runtimeOf } from '../../bench/build.js';
 import { CONTROLLER_AUDIENCE } from '../../src/apis/identity.js';
 import { CA_BUNDLE_KEY, CA_CONFIGMAP } from '../../src/apis/certificates.js';
 import { trackChild, type ControlPlane } from './controlplane.js';
-import { kubeconfigForToken, requestPodBoundToken, requestToken } from './fixtures.js';
+import { kubeconfigForToken, requestPodBoundToken, requestToken, waitFor } from './fixtures.js';
 
 export const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 export const SYSTEM_NAMESPACE = 'netwarden-system';
@@ -357,4 +357,72 @@ export function isListening(port: number): Promise<boolean> {
     });
     socket.on('error', () => resolve(false));
   });
+}
+
+/** The status of a DropTail or AuditForwarder as `kubectl get -o json` shows it (the node summary and totals). */
+export async function statusOf(cp: ControlPlane, kind: 'droptail' | 'auditforwarder', name: string): Promise<SummaryStatus> {
+  const obj = JSON.parse(await mustKubectl(cp, ['get', kind, name, '-o', 'json'])) as { status?: SummaryStatus };
+  return obj.status ?? {};
+}
+
+export interface SummaryStatus {
+  nodeCount?: number;
+  unhealthyNodes?: number;
+  problems?: Array<{ node: string; time: string; message: string }>;
+  [field: string]: unknown;
+}
+
+/** Waits until the summary says `nodes` nodes report and none of them has a problem. */
+export function waitNodesHealthy(cp: ControlPlane, kind: 'droptail' | 'auditforwarder', name: string, nodes: number, timeoutMs = 40_000): Promise<SummaryStatus> {
+  return waitFor(async () => {
+    const s = await statusOf(cp, kind, name);
+    return s.nodeCount === nodes && s.unhealthyNodes === 0 ? s : undefined;
+  }, { timeoutMs, description: `${kind} ${name}: ${nodes} node(s) reporting, none unhealthy` });
+}
+
+/** One sample of an agent's (or the controller's) /metrics, by metric name and exact labels; undefined when absent. */
+export async function metricValue(port: number, metric: string, labels: Record<string, string>): Promise<number | undefined> {
+  const body = (await getLocal(port, '/metrics')).body;
+  for (const line of body.split('\n')) {
+    if (!line.startsWith(`${metric}{`)) continue;
+    const close = line.lastIndexOf('} ');
+    const found = Object.fromEntries([...line.slice(metric.length + 1, close).matchAll(/(\w+)="((?:[^"\\]|\\.)*)"/g)].map((m) => [m[1], m[2]]));
+    if (Object.entries(labels).every(([k, v]) => found[k] === v)) return Number(line.slice(close + 2));
+  }
+  return undefined;
+}
+
+const viewerTokens = new WeakMap<ControlPlane, Promise<string>>();
+
+/** A token of a user bound to netwarden-viewer (config/rbac/user-roles.yaml), created once per control plane. */
+export function viewerToken(cp: ControlPlane): Promise<string> {
+  let token = viewerTokens.get(cp);
+  if (!token) {
+    const manifests = [
+      'apiVersion: v1\nkind: ServiceAccount\nmetadata: {name: netwarden-e2e-viewer, namespace: default}',
+      'apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRoleBinding\nmetadata: {name: netwarden-e2e-viewer}\n' +
+        'roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: netwarden-viewer}\nsubjects: [{kind: ServiceAccount, name: netwarden-e2e-viewer, namespace: default}]',
+    ];
+    token = mustKubectl(cp, ['apply', '--server-side', '-f', '-'], manifests.join('\n---\n')).then(() => requestToken(cp.kubeConfig(), 'default', 'netwarden-e2e-viewer'));
+    token.catch(() => viewerTokens.delete(cp));
+    viewerTokens.set(cp, token);
+  }
+  return token;
+}
+
+/** GET /droptail/<name>/nodes (or /auditforwarder/...) on the controller as a netwarden-viewer: every node's last report. */
+export async function controllerNodeReports<R = Record<string, unknown>>(cp: ControlPlane, kind: 'droptail' | 'auditforwarder', name: string): Promise<Array<{ node: string; receivedAt: string; stale: boolean; report: R }>> {
+  const [ports, caFile, token] = await Promise.all([netwardenPorts(cp), netwardenCaFile(cp), viewerToken(cp)]);
+  const url = `${controllerUrl(ports)}/${kind}/${encodeURIComponent(name)}/nodes`;
+  const answer = await new Promise<{ status: number; body: string }>((resolve, reject) => {
+    const req = https.get(url, { ca: readFileSync(caFile), headers: { authorization: `Bearer ${token}` } }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') }));
+      res.on('error', reject);
+    });
+    req.on('error', reject);
+  });
+  if (answer.status !== 200) throw new Error(`GET ${url}: ${answer.status} ${answer.body}`);
+  return (JSON.parse(answer.body) as { nodes: Array<{ node: string; receivedAt: string; stale: boolean; report: R }> }).nodes;
 }

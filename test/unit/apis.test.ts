@@ -118,9 +118,9 @@ describe('apis: CRDs', () => {
 
   it('printer columns are the documented ones', () => {
     const names = (cols: readonly { name: string }[]) => cols.map((c) => c.name.toUpperCase());
-    expect(names(dropTailCrd.printerColumns)).to.deep.equal(['NODES', 'DROPS', 'LAST DROP', 'READY', 'AGE']);
+    expect(names(dropTailCrd.printerColumns)).to.deep.equal(['NODES', 'UNHEALTHY', 'DROPS', 'LAST DROP', 'READY', 'AGE']);
     expect(names(packetCaptureCrd.printerColumns)).to.deep.equal(['PHASE', 'PODS', 'FILES', 'SIZE', 'AGE']);
-    expect(names(auditForwarderCrd.printerColumns)).to.deep.equal(['NODES', 'SHIPPED', 'LAG', 'READY', 'AGE']);
+    expect(names(auditForwarderCrd.printerColumns)).to.deep.equal(['NODES', 'UNHEALTHY', 'SHIPPED', 'LAG', 'READY', 'AGE']);
   });
 });
 
@@ -257,14 +257,16 @@ describe('apis: validation', () => {
     ]);
   });
 
-  it('status: per-node entries are keyed by node', () => {
-    const obj = { ...dt({}), status: { nodes: [{ node: 'a' }, { node: 'b' }, { node: 'a' }], conditions: [{ type: 'Ready', status: 'Maybe' }] } };
+  it('status: no per-node list any more, and at most 10 problems', () => {
+    const problem = { node: 'a', time: '2026-12-02T08:00:00Z', message: 'nflog source unhealthy' };
+    const obj = { ...dt({}), status: { nodes: [{ node: 'a' }], problems: Array.from({ length: 11 }, () => problem), conditions: [{ type: 'Ready', status: 'Maybe' }] } };
     expect(validateObject(obj)).to.deep.equal([
+      { path: 'status.nodes', message: 'unknown field' },
       { path: 'status.conditions[0].reason', message: 'Required value' },
       { path: 'status.conditions[0].message', message: 'Required value' },
       { path: 'status.conditions[0].lastTransitionTime', message: 'Required value' },
       { path: 'status.conditions[0].status', message: 'Unsupported value: "Maybe": supported values: "True", "False", "Unknown"' },
-      { path: 'status.nodes[2]', message: 'Duplicate value: {"node":"a"}' },
+      { path: 'status.problems', message: 'Too many: 11: must have at most 10 items' },
     ]);
   });
 

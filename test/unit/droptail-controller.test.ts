@@ -235,23 +235,23 @@ describe('DropTail controller: status numbers', function () {
 });
 
 describe('DropTail controller: Ready', function () {
-  const node = (name: string, healthy: boolean) => ({ node: name, sources: [{ type: 'nflog' as const, healthy, ...(healthy ? {} : { message: 'cannot open nflog:100: Operation not permitted' }) }] });
-  const ready = (status: Record<string, unknown>) => {
-    const conditions = desiredStatus(dropTail({ status }), 2, new Date(T0)).conditions as Array<{ status: string; reason: string; message: string }>;
+  const node = (name: string, healthy: boolean) => ({ node: name, dropsSeen: 0, sources: [{ type: 'nflog' as const, healthy, ...(healthy ? {} : { message: 'cannot open nflog:100: Operation not permitted' }) }] });
+  const ready = (reports: Array<ReturnType<typeof node>>) => {
+    const conditions = desiredStatus(dropTail({}), 2, reports, reports.length, new Date(T0)).conditions as Array<{ status: string; reason: string; message: string }>;
     return conditions[0]!;
   };
 
   it('is False with the failing node and source when every reporting node has an unhealthy source', function () {
-    const c = ready({ nodes: [node('worker-1', false), node('worker-2', false)] });
+    const c = ready([node('worker-1', false), node('worker-2', false)]);
     expect(c).to.include({ status: 'False', reason: 'SourcesUnhealthy' });
     expect(c.message).to.contain('worker-1 nflog: cannot open nflog:100: Operation not permitted');
   });
 
   it('stays True while some node reads, and names the nodes that do not', function () {
-    const c = ready({ nodes: [node('worker-1', false), node('worker-2', true)] });
+    const c = ready([node('worker-1', false), node('worker-2', true)]);
     expect(c).to.include({ status: 'True', reason: 'Accepted' });
     expect(c.message).to.equal('selects 2 node(s); 2 agent(s) reporting; unhealthy: worker-1 nflog: cannot open nflog:100: Operation not permitted');
-    expect(ready({}).status).to.equal('True');
+    expect(ready([]).status).to.equal('True');
   });
 });
 

@@ -117,18 +117,18 @@ describe("the agent's token file (a projected serviceAccountToken)", () => {
 });
 
 describe('netwarden-agent-node-status: who owns which status field', () => {
-  it('gives the agents the per-node lists and the interface of targets, and every other field to the controller', () => {
+  it("gives the agents PacketCapture's per-node files and the interface of targets, and every other field to the controller", () => {
     const ownership = statusOwnership();
-    expect(ownership.perNode).to.have.members(['nodes', 'files']);
+    expect(ownership.perNode).to.have.members(['files']);
     expect(ownership.nodeAssigned).to.deep.equal([{ field: 'targets', key: 'pod', controllerFields: ['pod', 'node', 'ip'], agentFields: ['interface'] }]);
-    for (const field of ['observedGeneration', 'conditions', 'phase', 'podCount', 'totalDrops', 'recentDrops', 'shippedBytes', 'lagBytes']) {
+    for (const field of ['observedGeneration', 'conditions', 'phase', 'podCount', 'fileCount', 'totalBytes']) {
       expect(ownership.controller, field).to.include(field);
     }
-    expect(ownership.controller).to.not.include.members(['nodes', 'files', 'targets']);
+    expect(ownership.controller).to.not.include.members(['files', 'targets']);
   });
 
-  it('checks only status updates by the agent ServiceAccount', () => {
-    expect(AGENT_NODE_STATUS_POLICY.resources).to.deep.equal(['droptails/status', 'packetcaptures/status', 'auditforwarders/status']);
+  it('checks only PacketCapture status updates by the agent ServiceAccount (DropTail and AuditForwarder agents write no status)', () => {
+    expect(AGENT_NODE_STATUS_POLICY.resources).to.deep.equal(['packetcaptures/status']);
     expect(AGENT_NODE_STATUS_POLICY.operations).to.deep.equal(['UPDATE']);
     expect(AGENT_NODE_STATUS_POLICY.matchConditions[0]?.expression).to.equal("request.userInfo.username == 'system:serviceaccount:netwarden-system:netwarden-agent'");
   });

@@ -12,7 +12,17 @@ const RESYNC_MS = 5 * 60_000;
 /** Runs the forwarders that select this node; returns the reconciler (for its close()). */
 export function registerAuditForwarder(ctx: AgentContext, auditLogDirs: readonly string[]): AuditForwarderAgentReconciler {
   const forwarders = ctx.manager.addInformer(customResourceInformer<AuditForwarder>(ctx.kc, AuditForwarderType, { resyncMs: RESYNC_MS }));
-  const reconciler = new AuditForwarderAgentReconciler({ kc: ctx.kc, nodeName: ctx.nodeName, stateDir: ctx.stateDir, forwarders, node: ctx.node, limits: { namespace: ctx.namespace, auditLogDirs } });
+  const reconciler = new AuditForwarderAgentReconciler({
+    kc: ctx.kc,
+    nodeName: ctx.nodeName,
+    stateDir: ctx.stateDir,
+    forwarders,
+    node: ctx.node,
+    limits: { namespace: ctx.namespace, auditLogDirs },
+    controllerUrl: ctx.controllerUrl,
+    controllerTrust: ctx.controllerTrust,
+    controllerToken: () => ctx.controllerToken(),
+  });
   ctx.manager.addController(
     new Controller({ name: 'agent-auditforwarder', reconciler })
       .watches(forwarders)

@@ -19,7 +19,7 @@
 // its own batch: events are never split or dropped.
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
-import type { AuditNodeStatus } from '../../apis/auditforwarder.js';
+import type { AuditNodeReport } from '../../apis/nodereport.js';
 import { rfc3339 } from '../../runtime/status.js';
 import { errorMessage, loggerFor, type Logger } from '../../util/log.js';
 import {
@@ -115,8 +115,8 @@ export interface AuditPipelineOptions {
   bufferBytes?: number;
 }
 
-/** The per-node status entry without the node name. */
-export type PipelineStatus = Omit<AuditNodeStatus, 'node'>;
+/** This node's report to the controller without the node name. */
+export type PipelineStatus = Omit<AuditNodeReport, 'node'>;
 
 export class AuditPipeline {
   private readonly log: Logger;

@@ -1,35 +1,35 @@
 // The agent side of AuditForwarder: one AuditPipeline per forwarder that selects this node, and
-// this node's status entry (written with server-side apply under the agent's own field manager,
-// at most every REPORT_INTERVAL_MS so a busy log does not hammer the API server).
+// this node's report to the controller (src/nodeagent/report.ts: on change at most every 5 s, a
+// heartbeat every 30 s), which sums the nodes' reports into the forwarder's status.
 //
 // A spec change restarts the pipeline from its checkpoint. When the node stops being selected the
-// pipeline stops and the entry is released, keeping the checkpoint (selected again, it resumes
-// where it was). When the forwarder is deleted its checkpoint is removed too.
+// pipeline and its reports stop (the controller forgets the node), keeping the checkpoint
+// (selected again, it resumes where it was). When the forwarder is deleted its checkpoint is
+// removed too.
 import { isDeepStrictEqual } from 'node:util';
 import { rm } from 'node:fs/promises';
 import type { KubeConfig, V1Node } from '@kubernetes/client-node';
-import { AuditForwarderType } from '../../apis/meta.js';
 import type { AuditForwarder } from '../../apis/auditforwarder.js';
+import { REPORT_MIN_INTERVAL_MS, reportPath, type AuditNodeReport } from '../../apis/nodereport.js';
 import type { Reconciler } from '../../runtime/controller.js';
 import type { ObjectKey } from '../../runtime/keys.js';
 import type { Informer } from '../../runtime/informer.js';
-import { applyStatus } from '../../runtime/status.js';
+import type { TrustBundle } from '../../runtime/tls.js';
 import { nodeMatches } from '../../apis/nodeselection.js';
-import { errorMessage, loggerFor } from '../../util/log.js';
-import { agentFieldManager } from '../context.js';
+import { loggerFor } from '../../util/log.js';
+import { DropBatchClient } from '../droptail/client.js';
+import { NodeReporter, type ReportPoster } from '../report.js';
 import { removeForwarderMetrics } from './metrics.js';
-import { AuditPipeline, forwarderStateDir, type PipelineStatus } from './pipeline.js';
+import { AuditPipeline, forwarderStateDir } from './pipeline.js';
 import { auditForwarderRefusal, type AuditForwarderLimits } from '../../apis/limits.js';
 import { sourcePathRefusal } from './confine.js';
 import { auditSettingsOf } from './settings.js';
 import { buildSink } from './sinks/index.js';
 
-export const REPORT_INTERVAL_MS = 3_000;
-
 interface Running {
   pipeline: AuditPipeline;
   spec: unknown;
-  reported: PipelineStatus | null;
+  reporter: NodeReporter<AuditNodeReport>;
 }
 
 export interface AuditAgentOptions {
@@ -40,13 +40,17 @@ export interface AuditAgentOptions {
   node: Informer<V1Node>;
   /** What no forwarder may make this agent do: other namespaces' Secrets, paths outside its directories. */
   limits: AuditForwarderLimits;
+  /** The controller's HTTPS API, its CA bundle and the agent's token for it (as drop batches use). */
+  controllerUrl: string;
+  controllerTrust?: TrustBundle | undefined;
+  controllerToken: () => Promise<string>;
+  /** Builds the poster of a forwarder's reports; default: DropBatchClient to reportPath(). */
+  reportPoster?: (forwarder: string) => ReportPoster;
 }
 
 export class AuditForwarderAgentReconciler implements Reconciler {
   private readonly running = new Map<string, Running>();
   private readonly log = loggerFor('audit-agent');
-  private timer: NodeJS.Timeout | null = null;
-  private reporting: Promise<void> = Promise.resolve();
 
   constructor(private readonly opts: AuditAgentOptions) {}
 
@@ -63,27 +67,16 @@ export class AuditForwarderAgentReconciler implements Reconciler {
     if (!node) return; // our Node is not in the cache yet
     if (!nodeMatches(fwd.spec.nodeSelector, node)) {
       await this.stopPipeline(name);
-      if ((fwd.status?.nodes ?? []).some((n) => n.node === this.opts.nodeName)) {
-        // Applying without the entry releases it: SSA drops list items only this manager owned.
-        await applyStatus(this.opts.kc, AuditForwarderType, { name }, {}, agentFieldManager(this.opts.nodeName));
-      }
       return;
     }
     const current = this.running.get(name);
-    if (current && isDeepStrictEqual(current.spec, fwd.spec)) {
-      // Our entry went missing (status replaced): write it again at the next report.
-      if (!(fwd.status?.nodes ?? []).some((n) => n.node === this.opts.nodeName)) current.reported = null;
-      return;
-    }
+    if (current && isDeepStrictEqual(current.spec, fwd.spec)) return;
     if (current) await this.stopPipeline(name);
     await this.startPipeline(fwd);
   }
 
   /** Stops every pipeline (agent shutdown); checkpoints stay. */
   async close(): Promise<void> {
-    if (this.timer) clearInterval(this.timer);
-    this.timer = null;
-    await this.reporting;
     await Promise.all([...this.running.keys()].map((n) => this.stopPipeline(n)));
   }
 
@@ -103,34 +96,31 @@ export class AuditForwarderAgentReconciler implements Reconciler {
       buildSink: () => buildSink(this.opts.kc, settings.sink, stateDir, limits.namespace),
       ...(refusal ? { refusal } : {}),
     });
-    this.running.set(name, { pipeline, spec: structuredClone(fwd.spec), reported: null });
+    const reporter = new NodeReporter<AuditNodeReport>({
+      name,
+      component: 'audit-agent',
+      poster: this.opts.reportPoster?.(name) ?? this.defaultPoster(name),
+      snapshot: async () => ({ node: this.opts.nodeName, ...(await pipeline.status()) }),
+      // The counters move with every batch and the pipeline does not say when: looked at on each slot.
+      pollMs: REPORT_MIN_INTERVAL_MS,
+    });
+    this.running.set(name, { pipeline, spec: structuredClone(fwd.spec), reporter });
     pipeline.start();
+    reporter.start();
     this.log.info('forwarder started', { forwarder: name, source: settings.sourcePath });
-    this.timer ??= setInterval(() => {
-      this.reporting = this.reporting.then(() => this.reportAll());
-    }, REPORT_INTERVAL_MS);
-    this.reporting = this.reporting.then(() => this.reportAll());
+  }
+
+  private defaultPoster(name: string): ReportPoster {
+    const url = `${this.opts.controllerUrl.replace(/\/+$/, '')}${reportPath('auditforwarder', name)}`;
+    return new DropBatchClient({ url, trust: this.opts.controllerTrust, token: () => this.opts.controllerToken() });
   }
 
   private async stopPipeline(name: string): Promise<void> {
     const r = this.running.get(name);
     if (!r) return;
     this.running.delete(name);
+    await r.reporter.stop();
     await r.pipeline.stop();
     this.log.info('forwarder stopped', { forwarder: name });
-  }
-
-  /** Writes each changed status entry (one apply per forwarder that changed). */
-  private async reportAll(): Promise<void> {
-    for (const [name, r] of [...this.running]) {
-      const status = await r.pipeline.status();
-      if (r.reported && isDeepStrictEqual(r.reported, status)) continue;
-      try {
-        await applyStatus(this.opts.kc, AuditForwarderType, { name }, { nodes: [{ node: this.opts.nodeName, ...status }] }, agentFieldManager(this.opts.nodeName));
-        if (this.running.get(name) === r) r.reported = status;
-      } catch (err) {
-        this.log.warn('cannot write status', { forwarder: name, error: errorMessage(err) });
-      }
-    }
   }
 }

@@ -27,7 +27,7 @@ export interface SourceHealth {
   lastGap?: string;
 }
 
-/** What the per-node status entry shows. */
+/** What this node's report to the controller shows. */
 export interface PipelineSnapshot {
   sources: SourceHealth[];
   dropsSeen: number;
@@ -46,7 +46,7 @@ export interface DropTailPipelineOptions {
   sender?: Pick<SenderOptions, 'maxBatchDrops' | 'maxBatchBytes' | 'retryBackoff' | 'refusedBackoff'>;
   /** Restarts of a failed source. Default 1 s .. 60 s. */
   sourceBackoff?: BackoffOptions;
-  /** dropsSeen carried over from the node's status entry, so the count survives agent restarts. */
+  /** dropsSeen carried over from the last run (seen.ts), so the count survives agent restarts. */
   initialDropsSeen?: number;
   /** Called when anything the status entry shows has changed. */
   onChange?: () => void;

@@ -1,34 +1,37 @@
 // Runs one pipeline per DropTail that selects this node (nodeSelector against the Node's labels),
 // and follows DropTail adds, updates and deletes and the Node's label changes:
-//  - selected, not running          → start the pipeline and its status entry
+//  - selected, not running          → start the pipeline and its node reporter
 //  - sources or prefixes changed    → restart the pipeline (positions are kept on disk)
-//  - no longer selected             → stop it and release the status entry
-//  - DropTail deleted               → stop it and remove its state directory
+//  - no longer selected             → stop both (the controller forgets the node)
+//  - DropTail deleted               → stop both and remove its state directory
 import { rm } from 'node:fs/promises';
 import path from 'node:path';
 import type { V1Node } from '@kubernetes/client-node';
 import type { DropTail, DropTailSpec } from '../../apis/droptail.js';
 import { DEFAULT_PREFIXES } from '../../apis/droptail.js';
 import { dropsPath } from '../../apis/drops.js';
+import { REPORT_MIN_INTERVAL_MS, reportPath, type DropTailNodeReport } from '../../apis/nodereport.js';
 import { Controller, type Reconciler } from '../../runtime/controller.js';
 import type { ObjectKey } from '../../runtime/keys.js';
 import type { Informer } from '../../runtime/informer.js';
 import { nodeMatches } from '../../apis/nodeselection.js';
 import { errorMessage, loggerFor } from '../../util/log.js';
+import { NodeReporter } from '../report.js';
 import type { AgentContext } from '../context.js';
 import { DropBatchClient } from './client.js';
-import { DropTailPipeline } from './pipeline.js';
+import { DropTailPipeline, type PipelineSnapshot } from './pipeline.js';
+import { DropsSeenFile } from './seen.js';
 import { FileSource } from './sources/file.js';
 import { JournalSource } from './sources/journal.js';
 import { NflogSource } from './sources/nflog.js';
 import type { DropSourceRunner } from './sources/types.js';
-import { NodeStatusReporter, releaseNodeEntry } from './status.js';
 
 interface Running {
   /** The part of the spec the pipeline was built from. */
   config: string;
   pipeline: DropTailPipeline;
-  reporter: NodeStatusReporter;
+  reporter: NodeReporter<DropTailNodeReport>;
+  seen: DropsSeenFile;
 }
 
 /** The spec fields the node side acts on; other changes (Event settings) do not restart anything. */
@@ -53,10 +56,6 @@ export class DropTailAgentReconciler implements Reconciler {
     if (!selected || obj === undefined) {
       if (current) await this.stopPipeline(key.name, current);
       if (obj === undefined) await this.forgetState(key.name);
-      else if (listsNode(obj, this.ctx.nodeName)) {
-        await releaseNodeEntry(this.ctx.kc, key.name, this.ctx.nodeName);
-        loggerFor('droptail-agent', key.name).info('released the node status entry', { node: this.ctx.nodeName });
-      }
       return;
     }
     const config = pipelineConfig(obj.spec);
@@ -67,8 +66,8 @@ export class DropTailAgentReconciler implements Reconciler {
 
   /** Stops every pipeline (agent shutdown): sources stop, queued drops get a last chance to be sent. */
   async stopAll(): Promise<void> {
-    // The entry stays (the agent comes back), with its last counts: dropsSeen carries over from it.
-    await Promise.all([...this.running].map(([name, r]) => this.stopPipeline(name, r, true)));
+    // The controller keeps the node's last report until it is stale (the agent comes back).
+    await Promise.all([...this.running].map(([name, r]) => this.stopPipeline(name, r)));
   }
 
   private startPipeline(obj: DropTail, node: V1Node, config: string): void {
@@ -80,32 +79,41 @@ export class DropTailAgentReconciler implements Reconciler {
       if (source.type === 'journal') return new JournalSource({ directory: source.directory, matches: source.matches, prefixes, stateDir, logKey: name });
       return new FileSource({ path: source.path ?? '', prefixes, stateDir, logKey: name });
     });
-    const kc = this.ctx.kc;
-    const client = new DropBatchClient({
-      url: `${this.ctx.controllerUrl.replace(/\/+$/, '')}${dropsPath(name)}`,
-      trust: this.ctx.controllerTrust,
-      token: () => this.ctx.controllerToken(),
-    });
-    const previous = obj.status?.nodes?.find((n) => n.node === this.ctx.nodeName);
-    let reporter: NodeStatusReporter | undefined;
+    const base = this.ctx.controllerUrl.replace(/\/+$/, '');
+    const client = (url: string) => new DropBatchClient({ url, trust: this.ctx.controllerTrust, token: () => this.ctx.controllerToken() });
+    let reporter: NodeReporter<DropTailNodeReport> | undefined;
+    const seen = new DropsSeenFile(stateDir);
     const pipeline = new DropTailPipeline({
       name,
       node: node.metadata?.name ?? this.ctx.nodeName,
       sources,
-      poster: client,
-      initialDropsSeen: previous?.dropsSeen ?? 0,
+      poster: client(`${base}${dropsPath(name)}`),
+      initialDropsSeen: seen.initial,
       onChange: () => reporter?.poke(),
     });
-    reporter = new NodeStatusReporter(kc, name, this.ctx.nodeName, () => pipeline.snapshot());
-    this.running.set(name, { config, pipeline, reporter });
+    // Its own connection: a report never waits behind a large drop batch.
+    reporter = new NodeReporter({
+      name,
+      component: 'droptail-agent',
+      poster: client(`${base}${reportPath('droptail', name)}`),
+      // Health changes poke it at once; dropsSeen moves with every drop and is looked at each slot.
+      pollMs: REPORT_MIN_INTERVAL_MS,
+      snapshot: () => {
+        const snap = pipeline.snapshot();
+        void seen.save(snap.dropsSeen);
+        return dropTailReport(this.ctx.nodeName, snap);
+      },
+    });
+    this.running.set(name, { config, pipeline, reporter, seen });
     pipeline.start();
     reporter.start();
   }
 
-  private async stopPipeline(name: string, running: Running, writeFinalStatus = false): Promise<void> {
+  private async stopPipeline(name: string, running: Running): Promise<void> {
     this.running.delete(name);
+    await running.reporter.stop();
     await running.pipeline.stop();
-    await running.reporter.stop(writeFinalStatus);
+    await running.seen.save(running.pipeline.snapshot().dropsSeen);
   }
 
   private async forgetState(name: string): Promise<void> {
@@ -117,8 +125,11 @@ export class DropTailAgentReconciler implements Reconciler {
   }
 }
 
-function listsNode(obj: DropTail, nodeName: string): boolean {
-  return (obj.status?.nodes ?? []).some((n) => n.node === nodeName);
+/** The report the controller gets: source health, drops seen (kept across agent restarts), the send error. */
+export function dropTailReport(node: string, snap: PipelineSnapshot): DropTailNodeReport {
+  const report: DropTailNodeReport = { node, sources: snap.sources, dropsSeen: snap.dropsSeen };
+  if (snap.lastError !== undefined) report.lastError = snap.lastError.slice(0, 1024);
+  return report;
 }
 
 /** A controller whose stop also stops the pipelines it runs (the manager stops controllers on SIGTERM). */

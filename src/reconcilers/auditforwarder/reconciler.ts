@@ -1,35 +1,76 @@
 // AuditForwarder: the controller checks the sink, counts the nodes it selects, and sums the agents'
-// per-node progress into the printer columns (NODES, SHIPPED, LAG, READY).
+// node reports (kept in memory, src/reconcilers/nodereports) into a summary of fixed size: the
+// printer columns (NODES, UNHEALTHY, SHIPPED, LAG, READY), totals and the newest problems. Written
+// at most once per STATUS_WRITE_INTERVAL_MS per forwarder, a new generation at once.
 import type { KubeConfig, V1Node } from '@kubernetes/client-node';
 import { AuditForwarderType } from '../../apis/meta.js';
-import type { AuditForwarder, AuditNodeStatus } from '../../apis/auditforwarder.js';
+import type { AuditForwarder } from '../../apis/auditforwarder.js';
+import type { AuditNodeReport } from '../../apis/nodereport.js';
 import { SYSTEM_NAMESPACE, sinkRefusal } from '../../apis/limits.js';
 import type { Informer } from '../../runtime/informer.js';
-import type { Reconciler } from '../../runtime/controller.js';
+import type { ReconcileResult, Reconciler } from '../../runtime/controller.js';
 import type { ObjectKey } from '../../runtime/keys.js';
 import { nodeMatches } from '../../apis/nodeselection.js';
-import { applyControllerStatus, readyConditions, schemaRejection, type Rejection } from '../common.js';
+import { readyConditions, schemaRejection, type Rejection } from '../common.js';
+import { reportingNodes } from '../nodereports/metrics.js';
+import type { NodeReportStore } from '../nodereports/store.js';
+import { AUDIT_TOTALS, auditTotals, currentFields, StatusWriteLimiter, summarize, writeLimited } from '../nodereports/summary.js';
+
+const SUMMARY_FIELDS = ['nodeCount', 'unhealthyNodes', 'problems', ...AUDIT_TOTALS] as const;
 
 export class AuditForwarderReconciler implements Reconciler {
   constructor(
     private readonly kc: KubeConfig,
     private readonly forwarders: Informer<AuditForwarder>,
     private readonly nodes: Informer<V1Node>,
+    private readonly reports: NodeReportStore<AuditNodeReport>,
     private readonly now: () => Date = () => new Date(),
     /** Netwarden's own namespace, the controller's: sinks may name Secrets only there. */
     private readonly namespace: string = process.env.POD_NAMESPACE ?? SYSTEM_NAMESPACE,
+    private readonly limiter: StatusWriteLimiter = new StatusWriteLimiter(),
+    private readonly isLeader: () => boolean = () => true,
   ) {}
 
-  async reconcile(key: ObjectKey): Promise<void> {
+  async reconcile(key: ObjectKey): Promise<ReconcileResult | void> {
     const forwarder = this.forwarders.get(key.name);
-    if (!forwarder) return;
+    this.reports.leading(this.isLeader());
+    if (!forwarder) {
+      this.reports.forget(key.name);
+      this.limiter.forget(key.name);
+      return;
+    }
     const selected = this.nodes.list().filter((n) => nodeMatches(forwarder.spec.nodeSelector, n)).map((n) => n.metadata?.name ?? '');
-    await applyControllerStatus(this.kc, AuditForwarderType, forwarder, desiredStatus(forwarder, selected, this.now(), this.namespace));
+    const selectedSet = new Set(selected);
+    const entries = this.reports.reports(key.name, (node) => selectedSet.has(node));
+    const { summary, fresh } = summarize(this.reports, entries);
+    reportingNodes.set({ kind: 'auditforwarder' }, this.reports.size());
+    let fields: Record<string, unknown> = { ...summary, ...auditTotals(entries) };
+    const requeue: number[] = [];
+    const grace = this.reports.graceLeftMs();
+    if (grace > 0 && summary.nodeCount < (forwarder.status?.nodeCount ?? 0)) {
+      // A new leader has not heard from every agent yet: no summary that drops nodes before then.
+      fields = currentFields(forwarder.status, SUMMARY_FIELDS);
+      requeue.push(grace);
+    }
+    const desired = { ...desiredStatus(forwarder, selected, fresh, entries.length, this.now(), this.namespace), ...fields };
+    const urgent = forwarder.status?.observedGeneration !== (forwarder.metadata.generation ?? 0);
+    const wait = await writeLimited(this.kc, AuditForwarderType, forwarder, desired, this.limiter, urgent);
+    if (wait !== undefined) requeue.push(wait);
+    const transition = this.reports.nextTransitionMs(key.name);
+    if (transition !== undefined) requeue.push(transition);
+    return requeue.length > 0 ? { requeueAfterMs: Math.min(...requeue) } : undefined;
   }
 }
 
-export function desiredStatus(forwarder: AuditForwarder, selectedNodes: readonly string[], now: Date, namespace = SYSTEM_NAMESPACE): Record<string, unknown> {
-  const reports = forwarder.status?.nodes ?? [];
+/** Ready and observedGeneration; the node summary and totals come from summarize(). */
+export function desiredStatus(
+  forwarder: AuditForwarder,
+  selectedNodes: readonly string[],
+  reports: readonly AuditNodeReport[],
+  reporting: number,
+  now: Date,
+  namespace = SYSTEM_NAMESPACE,
+): Record<string, unknown> {
   const generation = forwarder.metadata.generation ?? 0;
   const rejection = schemaRejection(forwarder) ?? sinkRejection(forwarder) ?? refusedSink(forwarder, namespace) ?? agentsFailing(reports, selectedNodes);
   return {
@@ -37,19 +78,16 @@ export function desiredStatus(forwarder: AuditForwarder, selectedNodes: readonly
     conditions: readyConditions(forwarder.status?.conditions, generation, {
       rejection,
       reason: 'Accepted',
-      message: `selects ${selectedNodes.length} node(s); ${reports.length} agent(s) reporting`,
+      message: `selects ${selectedNodes.length} node(s); ${reporting} agent(s) reporting`,
     }, now),
-    nodeCount: reports.length,
-    shippedBytes: reports.reduce((sum, r) => sum + (r.shippedBytes ?? 0), 0),
-    lagBytes: reports.reduce((sum, r) => sum + (r.lagBytes ?? 0), 0),
   };
 }
 
 /**
  * Not ready when every selected node's agent reports an error (the sink down or misconfigured, the log
- * missing); one healthy node keeps it Ready, its peers' errors stay visible in status.nodes.
+ * missing); one healthy node keeps it Ready, its peers' errors stay visible in status.problems.
  */
-function agentsFailing(reports: readonly AuditNodeStatus[], selectedNodes: readonly string[]): Rejection | undefined {
+function agentsFailing(reports: readonly AuditNodeReport[], selectedNodes: readonly string[]): Rejection | undefined {
   const selected = new Set(selectedNodes);
   const relevant = reports.filter((r) => selected.has(r.node));
   if (relevant.length === 0 || relevant.length < selected.size || !relevant.every((r) => r.lastError)) return undefined;
