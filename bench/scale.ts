@@ -1,6 +1,7 @@
 // The scale benchmark (issue 12): N Nodes and M realistic Pods (bench/pods.ts) in the real local
 // control plane, the controller compiled and run as config/ deploys it, and S simulated nodes that
-// push drops with the agent's own client and batch code (DropBatchClient, encodeDropBatch), each
+// push drops with the agent's own client and batch code (DropBatchClient, encodeDropBatch) and report
+// their health with the agent's NodeReporter (one in a hundred with a failing source), each
 // from its own loopback address with its own pod-bound token, as the agents of S nodes would.
 // Prints, each beside its target:
 //   - the controller's RSS per Pod over its floor (the floor: the same controller with the Nodes
@@ -24,6 +25,9 @@ import { agentControllerToken, controllerUrl, ensureInstalled, getLocal, mustKub
 import type { AggregatedDrop } from '../src/apis/drops.js';
 import { encodeDropBatch } from '../src/nodeagent/droptail/batchbody.js';
 import { DropBatchClient } from '../src/nodeagent/droptail/client.js';
+import { NodeReporter } from '../src/nodeagent/report.js';
+import { reportPath, type DropTailNodeReport } from '../src/apis/nodereport.js';
+import type { DropTail } from '../src/apis/droptail.js';
 import { FileTrustBundle } from '../src/runtime/tls.js';
 import { useCompiledCli } from './build.js';
 import { procStatusMB } from './memory.js';
@@ -67,6 +71,8 @@ async function forEachConcurrently(n: number, concurrency: number, work: (i: num
 /** Simulated node k's address in 127.1.0.0/16 (hosts .1-.250 of each /24), one per node, never a test pod's or the control plane's. */
 const nodeAddress = (k: number): string => `127.1.${Math.floor(k / 250) % 256}.${(k % 250) + 1}`;
 const nodeName = (k: number): string => `scale-node-${k}`;
+/** One simulated node in a hundred reports a failing source. */
+const unhealthy = (k: number): boolean => k % 100 === 7;
 /** A distinct destination per drop: 198.18.0.0/15 (benchmarking range), never a cluster address. */
 const destination = (i: number): string => `198.${18 + ((i >> 16) & 1)}.${(i >> 8) & 255}.${i & 255}`;
 
@@ -116,20 +122,31 @@ async function largestNetwardenObject(cp: ControlPlane): Promise<{ bytes: number
 interface SimulatedNode {
   name: string;
   client: DropBatchClient;
+  /** The agent's node reporter for the DropTail: health and drops seen, a heartbeat every 30 s. */
+  reporter: NodeReporter<DropTailNodeReport>;
+  dropsSeen: number;
   /** IPs of Pods on this node: the senders of its drops. */
   podIPs: string[];
   sequence: number;
 }
 
 /** S simulated nodes: a Node each (its InternalIP its loopback address), an agent Pod and that Pod's token for the controller. */
-async function simulateNodes(cp: ControlPlane, count: number, set: PodSet, pods: number, url: string, caFile: string): Promise<SimulatedNode[]> {
+async function simulateNodes(cp: ControlPlane, count: number, set: PodSet, pods: number, controller: string, caFile: string): Promise<SimulatedNode[]> {
   const trust = new FileTrustBundle(caFile);
   const nodes: SimulatedNode[] = [];
   await forEachConcurrently(count, 16, async (k) => {
     const token = await agentControllerToken(cp, nodeName(k));
     const podIPs: string[] = [];
     for (let i = k; i < pods; i += set.nodes.length) podIPs.push(benchPodIP(i));
-    nodes[k] = { name: nodeName(k), client: new DropBatchClient({ url, trust, token: async () => token, localAddress: nodeAddress(k) }), podIPs, sequence: 0 };
+    const client = (path: string) => new DropBatchClient({ url: `${controller}${path}`, trust, token: async () => token, localAddress: nodeAddress(k) });
+    const node: SimulatedNode = {
+      name: nodeName(k), client: client(`/droptail/${DROPTAIL}/drops`), podIPs, sequence: 0, dropsSeen: 0,
+      reporter: new NodeReporter<DropTailNodeReport>({
+        name: DROPTAIL, component: 'bench-scale', poster: client(reportPath('droptail', DROPTAIL)), pollMs: 5_000,
+        snapshot: () => ({ node: nodeName(k), dropsSeen: node.dropsSeen, sources: [unhealthy(k) ? { type: 'nflog', healthy: false, message: 'nflog group 100: Operation not permitted' } : { type: 'nflog', healthy: true }] }),
+      }),
+    };
+    nodes[k] = node;
   });
   return nodes;
 }
@@ -177,9 +194,10 @@ export async function benchScale(opts: ScaleOptions = {}): Promise<BenchResult> 
 
     await mustKubectl(cp, ['apply', '-f', '-'], `apiVersion: netwarden.io/v1alpha1\nkind: DropTail\nmetadata: {name: ${DROPTAIL}}\nspec: {reverseDNS: false}\n`);
     await mustKubectl(cp, ['wait', '--for=condition=Ready', `droptail/${DROPTAIL}`, '--timeout=120s']);
-    const url = `${controllerUrl(await netwardenPorts(cp))}/droptail/${DROPTAIL}/drops`;
+    const url = controllerUrl(await netwardenPorts(cp)).replace(/\/+$/, '');
     t = performance.now();
     const nodes = await simulateNodes(cp, simulated, set, podCount, url, await netwardenCaFile(cp));
+    for (const node of nodes) node.reporter.start();
     say(`${simulated} simulated nodes with their tokens in ${((performance.now() - t) / 1000).toFixed(1)} s`);
 
     const sentAt = new Map<string, number>();
@@ -238,6 +256,7 @@ export async function benchScale(opts: ScaleOptions = {}): Promise<BenchResult> 
           sentAt.set(dst, performance.now());
           drops.push(Buffer.from(JSON.stringify(drop)));
         }
+        node.dropsSeen += dropsPerNode;
         const outcome = await node.client.post(encodeDropBatch({ node: node.name, sequence: ++node.sequence, sentAt: now, shedSinceLastBatch: 0 }, drops));
         const key = outcome.kind === 'refused' ? `refused ${outcome.status}` : outcome.kind;
         outcomes.set(key, (outcomes.get(key) ?? 0) + 1);
@@ -247,6 +266,9 @@ export async function benchScale(opts: ScaleOptions = {}): Promise<BenchResult> 
     const driveSeconds = (performance.now() - started) / 1000;
     await sleep(5_000); // Events of the last batches
     abort.abort();
+    const summary = JSON.parse(await mustKubectl(cp, ['get', 'droptail', DROPTAIL, '-o', 'json'])) as DropTail;
+    await Promise.all(nodes.map((node) => node.reporter.stop()));
+    const reportsAccepted = nodes.reduce((sum, node) => sum + node.reporter.accepted, 0);
     for (const node of nodes) node.client.resetConnections();
     const writes = await netwardenWrites(cp, auditOffset);
     // Reviews are creates that etcd never stores: counted apart.
@@ -269,6 +291,9 @@ export async function benchScale(opts: ScaleOptions = {}): Promise<BenchResult> 
       { metric: 'flood drop-to-Event p50 (waiting for the budget)', value: percentile(sorted, 50), unit: 'ms' },
       { metric: 'controller RSS peak while the nodes pushed', value: peakRss, unit: 'MiB' },
       { metric: 'apiserver writes by Netwarden (stored objects)', value: writesPerSecond, unit: 'writes/s', reference: TARGET_WRITES_PER_SECOND, ratio: writesPerSecond / TARGET_WRITES_PER_SECOND },
+      { metric: 'nodes reporting in the DropTail summary', value: summary.status?.nodeCount ?? 0, unit: 'nodes', reference: simulated, ratio: (summary.status?.nodeCount ?? 0) / simulated },
+      { metric: 'unhealthy nodes in the summary (1 in 100 simulated)', value: summary.status?.unhealthyNodes ?? 0, unit: 'nodes', reference: nodes.filter((_, k) => unhealthy(k)).length, ratio: (summary.status?.unhealthyNodes ?? 0) / Math.max(1, nodes.filter((_, k) => unhealthy(k)).length) },
+      { metric: 'node reports accepted (heartbeats and changes)', value: reportsAccepted / (driveSeconds + 5), unit: 'reports/s' },
       { metric: `largest Netwarden object (${largest.name})`, value: largest.bytes, unit: 'bytes', reference: TARGET_LARGEST_OBJECT_BYTES, ratio: largest.bytes / TARGET_LARGEST_OBJECT_BYTES },
     );
     return { name: `scale (${nodeCount} Nodes, ${podCount} Pods, ${simulated} simulated nodes for ${seconds} s)`, rows };
