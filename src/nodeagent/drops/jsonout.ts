@@ -89,6 +89,11 @@ export class JsonOut {
     return slab;
   }
 
+  /** The bytes of ASCII JSON text that is written often (a key with its punctuation, `,"dst":`), for bytes() and the *Field methods. */
+  static key(json: string): Uint8Array {
+    return Buffer.from(json, 'latin1');
+  }
+
   /** Text that needs no escaping and is ASCII (JSON punctuation, keys). */
   ascii(s: string): void {
     const n = s.length;
@@ -139,17 +144,40 @@ export class JsonOut {
     this.pos = pos;
   }
 
-  /** `key` (ASCII, as it is) and a non-negative integer as JSON.stringify writes it. */
-  numberField(key: string, n: number): void {
-    if (n > 0x7fffffff) return this.ascii(key + String(n));
+  /** `key` (JSON text as bytes, see JsonOut.key) and the JSON string of the UTF-8 bytes b[p, q), copied when no byte needs escaping. */
+  bytesField(key: Uint8Array, b: Buffer, p: number, q: number): void {
+    this.room(key.length + q - p + 2);
+    const buf = this.buf;
+    buf.set(key, this.pos);
+    let pos = this.pos + key.length;
+    const begin = pos;
+    buf[pos++] = Ch.Quote;
+    for (let i = p; i < q; i++) {
+      const c = b[i]!;
+      if (c < Ch.Space || c > Ch.Tilde || c === Ch.Quote || c === Ch.Backslash) {
+        // controls, '"', '\\', DEL and non-ASCII: as JSON.stringify writes the decoded text
+        this.pos = begin;
+        this.escaped(b.toString('utf8', p, q));
+        return;
+      }
+      buf[pos++] = c;
+    }
+    buf[pos++] = Ch.Quote;
+    this.pos = pos;
+  }
+
+  /** `key` (bytes, see JsonOut.key) and a non-negative integer as JSON.stringify writes it. */
+  numberField(key: Uint8Array, n: number): void {
+    if (n > 0x7fffffff) {
+      this.bytes(key);
+      return this.ascii(String(n));
+    }
     let digits = 1;
     for (let t = 10; t <= n; t *= 10) digits++;
-    const k = key.length;
-    this.room(k + digits);
+    this.room(key.length + digits);
     const buf = this.buf;
-    let pos = this.pos;
-    for (let i = 0; i < k; i++) buf[pos++] = key.charCodeAt(i);
-    pos += digits;
+    buf.set(key, this.pos);
+    let pos = this.pos + key.length + digits;
     this.pos = pos;
     do {
       const next = (n / 10) | 0;
@@ -159,8 +187,8 @@ export class JsonOut {
   }
 
   /** `key` and a JSON string of the RFC 5952 text of IPv6 groups g[off, off + 8). */
-  ipv6Field(key: string, g: ArrayLike<number>, off: number): void {
-    this.ascii(key);
+  ipv6Field(key: Uint8Array, g: ArrayLike<number>, off: number): void {
+    this.bytes(key);
     this.room(41);
     const buf = this.buf;
     buf[this.pos++] = Ch.Quote;
