@@ -161,7 +161,14 @@ export function scanFields(line: Buffer, from: number, len: number, f: LineField
       p++;
       continue;
     }
-    let q = spaceOrEnd(line, p, len);
+    // the token's end and its first '=' in one pass over its bytes
+    let q = p;
+    let eq = -1;
+    for (; q < len; q++) {
+      const b = line[q]!;
+      if (b === Ch.Space) break;
+      if (b === Ch.Equals && eq < 0) eq = q;
+    }
     const tokenEnd = q;
     if (paren) {
       // inside "OPT (...)": skip up to the token that ends with ')'
@@ -186,7 +193,6 @@ export function scanFields(line: Buffer, from: number, len: number, f: LineField
       q--;
     }
     if (p < q) {
-      const eq = equalsIn(line, p, q);
       if (depth === 0) {
         if (eq < 0) {
           bareWord(line, p, q, f);
@@ -328,12 +334,6 @@ export function scanFields(line: Buffer, from: number, len: number, f: LineField
     if (depth < 0) depth = 0;
     p = tokenEnd + 1;
   }
-}
-
-/** The position of the first "=" in line[p, q), -1 when there is none. */
-function equalsIn(line: Buffer, p: number, q: number): number {
-  for (let i = p; i < q; i++) if (line[i]! === Ch.Equals) return i;
-  return -1;
 }
 
 /** A word without "=": TCP flags, ARP, FRAG:n, TRUNCATED, INCOMPLETE. */

@@ -419,13 +419,29 @@ function withoutNewlineText(input: string): string {
 
 /** Where "IN=<if> OUT=" starts in line[start, end), the mark of a netfilter line; -1 when there is none. */
 function findAnchor(line: Buffer, start: number, end: number): number {
-  for (let i = start; i + 3 <= end; i++) {
-    if (line[i] !== Ch.I || line[i + 1] !== Ch.N || line[i + 2] !== Ch.Equals) continue;
-    let sp = i + 3;
-    while (sp < end && line[sp] !== Ch.Space) sp++;
-    if (sp + 5 <= end && line[sp + 1] === Ch.O && line[sp + 2] === Ch.U && line[sp + 3] === Ch.T && line[sp + 4] === Ch.Equals) return i;
+  // "IN=" by its last byte, skipping ahead as far as the byte seen allows (Horspool): most of a
+  // header is neither 'I', 'N' nor '=', so this looks at about a third of its bytes
+  let i = start;
+  while (i + 3 <= end) {
+    const c = line[i + 2];
+    if (c === Ch.Equals) {
+      if (line[i] === Ch.I && line[i + 1] === Ch.N && isOutAfter(line, i + 3, end)) return i;
+      i += 3;
+    } else if (c === Ch.N) {
+      i += 1;
+    } else if (c === Ch.I) {
+      i += 2;
+    } else {
+      i += 3;
+    }
   }
   return -1;
+}
+
+/** Whether the token at p (the value of IN=) is followed by " OUT=". */
+function isOutAfter(line: Buffer, p: number, end: number): boolean {
+  while (p < end && line[p] !== Ch.Space) p++;
+  return p + 5 <= end && line[p + 1] === Ch.O && line[p + 2] === Ch.U && line[p + 3] === Ch.T && line[p + 4] === Ch.Equals;
 }
 
 function isBlank(line: Buffer, start: number, end: number): boolean {
