@@ -50,19 +50,23 @@ const Key = {
 /** At most this many prefixes' or protocols' JSON is kept (prefixes taken from lines, not configured, can be many). */
 const MAX_CACHED = 1024;
 
+interface SourceJson {
+  times: IsoTimes;
+  json: Uint8Array;
+}
+
 interface PrefixJson {
   ipv4: Uint8Array;
   ipv6: Uint8Array;
 }
 
 export class DropJsonWriter {
-  private readonly iso = new IsoTimes();
   /** `before{"time":"` */
   private readonly open: Uint8Array;
   /** `}after` */
   private readonly close: Uint8Array;
-  /** By time source: `","timeSource":"...","prefix":`. */
-  private readonly sources = new Map<TimeSource, Uint8Array>();
+  /** By time source (logs mix them, and each keeps its last time's text): `","timeSource":"...","prefix":`. */
+  private readonly sources = new Map<TimeSource, SourceJson>();
   /** By prefix: `"prefix","family":"ipv4","src":` and its IPv6 twin. */
   private readonly prefixes = new Map<string, PrefixJson>();
   /** By protocol: `,"protocol":"TCP"`. */
@@ -84,9 +88,10 @@ export class DropJsonWriter {
     const last = parser.last;
     const { buf: line, fields: f, endpoints: e } = last;
     const protocol = e.protocol;
+    const source = this.sourceOf(last.timeSource);
     out.bytes(this.open);
-    out.bytes(this.iso.bytes(last.ms));
-    out.bytes(this.sourceOf(last.timeSource));
+    out.bytes(source.times.bytes(last.ms));
+    out.bytes(source.json);
     out.bytes(this.prefixOf(last.prefix)[e.family]);
     address(out, Key.none, line, e, e.srcP, e.srcQ, 0);
     address(out, Key.dst, line, e, e.dstP, e.dstQ, 8);
@@ -148,10 +153,10 @@ export class DropJsonWriter {
   }
 
   /** `","timeSource":"<source>","prefix":`, the JSON between the time and the prefix. */
-  private sourceOf(source: TimeSource): Uint8Array {
+  private sourceOf(source: TimeSource): SourceJson {
     let json = this.sources.get(source);
     if (json === undefined) {
-      json = JsonOut.key(`","timeSource":"${source}","prefix":`);
+      json = { times: new IsoTimes(), json: JsonOut.key(`","timeSource":"${source}","prefix":`) };
       this.sources.set(source, json);
     }
     return json;

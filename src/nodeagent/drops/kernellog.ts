@@ -168,7 +168,7 @@ export class KernelLogParser {
   private bootMs: number;
   private bootRead: boolean;
   private readonly iso = new IsoTimes();
-  private readonly ctx: TimeContext = { bootMs: NaN, nowMs: 0 };
+  private readonly ctx: TimeContext;
   private readonly header: HeaderInfo = { ms: NaN, source: 'received', bodyStart: 0 };
 
   constructor(opts: KernelLogParserOptions = {}) {
@@ -181,6 +181,7 @@ export class KernelLogParser {
     this.anyTransport = opts.anyTransport === true;
     this.metrics = opts.metrics ?? defaultDropMetrics();
     this.now = opts.now ?? Date.now;
+    this.ctx = { bootMs: NaN, now: this.now, syslogKey: -1, syslogMs: NaN };
     this.bootMs = opts.bootTime !== undefined ? opts.bootTime.getTime() : NaN;
     this.bootRead = opts.bootTime !== undefined;
   }
@@ -306,7 +307,6 @@ export class KernelLogParser {
       this.bootMs = readBootTimeMs();
     }
     this.ctx.bootMs = this.bootMs;
-    this.ctx.nowMs = this.now();
     return this.ctx;
   }
 

@@ -44,8 +44,11 @@ export interface HeaderInfo {
 export interface TimeContext {
   /** Boot time in ms since the epoch, or NaN when unknown (dmesg stamps then fall back to receive time). */
   bootMs: number;
-  /** "now" for the year of BSD syslog stamps. */
-  nowMs: number;
+  /** The clock, for the year of BSD syslog stamps: read only when a line's stamp differs from the one before. */
+  now: () => number;
+  /** The stamp of the syslog line before (a key of its fields, -1: none) and its time: consecutive lines mostly share their second. */
+  syslogKey: number;
+  syslogMs: number;
 }
 
 const MONTHS = 'JanFebMarAprMayJunJulAugSepOctNovDec';
@@ -147,8 +150,8 @@ export function parseIsoAt(s: Buffer, p: number, lim: number): number {
 }
 
 let syslogEnd = 0;
-/** "Mmm dd hh:mm:ss" at p in local time, year from nowMs (last year if it would be more than a day ahead). */
-export function parseSyslogAt(s: Buffer, p: number, lim: number, nowMs: number): number {
+/** "Mmm dd hh:mm:ss" at p in local time, the year from ctx.now() (last year if it would be more than a day ahead). */
+export function parseSyslogAt(s: Buffer, p: number, lim: number, ctx: TimeContext): number {
   const mo = month(s, p, lim);
   if (mo < 0 || at(s, p + 3, lim) !== Ch.Space) return NaN;
   let i = p + 4;
@@ -171,21 +174,18 @@ export function parseSyslogAt(s: Buffer, p: number, lim: number, nowMs: number):
   const ms = fractionMsAt(s, i + 8, false, lim);
   i = fractionEnd;
   syslogEnd = i;
-  // Consecutive lines mostly share the second: one-entry cache (the year depends on "now" too).
+  // Consecutive lines mostly share the second: one-entry cache. The year depends on "now" only
+  // around New Year, and each new second in the log reads the clock again.
   const key = ((((mo * 32 + day) * 24 + h) * 60 + mi) * 61 + se) * 1000 + ms;
-  const nowBucket = Math.floor(nowMs / 60_000);
-  if (key === lastSyslogKey && nowBucket === lastSyslogNow) return lastSyslogMs;
+  if (key === ctx.syslogKey) return ctx.syslogMs;
+  const nowMs = ctx.now();
   const year = new Date(nowMs).getFullYear();
   let t = new Date(year, mo, day, h, mi, se, ms).getTime();
   if (t > nowMs + 86_400_000) t = new Date(year - 1, mo, day, h, mi, se, ms).getTime();
-  lastSyslogKey = key;
-  lastSyslogNow = nowBucket;
-  lastSyslogMs = t;
+  ctx.syslogKey = key;
+  ctx.syslogMs = t;
   return t;
 }
-let lastSyslogKey = -1;
-let lastSyslogNow = -1;
-let lastSyslogMs = NaN;
 
 let bracketEnd = 0;
 /** "[  957.705811]" at p: seconds since boot (NaN if not that shape); sets bracketEnd past ']'. */
@@ -284,7 +284,7 @@ export function parseHeader(s: Buffer, start: number, end: number, lim: number, 
       }
     }
   } else if (c >= Ch.A && c <= Ch.Z) {
-    ms = parseSyslogAt(s, p, lim, ctx.nowMs);
+    ms = parseSyslogAt(s, p, lim, ctx);
     if (!Number.isNaN(ms)) {
       source = 'syslog';
       body = afterSyslogHost(s, syslogEnd, end, lim);
