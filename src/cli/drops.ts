@@ -35,9 +35,9 @@ export interface DropsParseOptions {
 }
 
 /** Output handed to the stream at a time: big writes, few calls. */
-const FLUSH_AT = 128 * 1024;
+const FLUSH_AT = 64 * 1024;
 /** Input read at a time (and the line buffer's size): a long line grows the buffer for as long as it lasts. */
-export const READ_CHUNK = 1024 * 1024;
+export const READ_CHUNK = 256 * 1024;
 const Lf = 0x0a; // '\n' as a byte
 
 /**
