@@ -2,12 +2,14 @@
 // object per line on stdout: {"drop": {...}} or {"skipped": "<reason>", "line": "..."}.
 // Lines may be kernel log text (syslog, RFC 3339, dmesg, /dev/kmsg) or `journalctl -o json` entries.
 //
-// A stream in constant memory: each chunk read is cut into lines, each line parsed in place and
-// its JSON written straight from its fields as bytes (DropJsonWriter, no PacketDrop objects), and
-// the output of a chunk's lines handed to the stream once it reaches FLUSH_AT, waiting for 'drain'
-// when the stream says it is full.
+// A stream in constant memory: the input is read in large chunks into one reused Buffer (from fd
+// 0 directly when it is a file or pipe, else from the stream), each line parsed in place from its
+// bytes (KernelLogParser.readBytes: no string per line) and its JSON written straight from those
+// bytes into a reused output Buffer (DropJsonWriter), which is handed to the stream every FLUSH_AT
+// bytes; between chunks the reader waits for 'drain' when the stream said it is full.
 
 import { once } from 'node:events';
+import { fstatSync, read } from 'node:fs';
 import type { Readable, Writable } from 'node:stream';
 import type { DropMetrics } from '../nodeagent/drops/counting.js';
 import { DropJsonWriter } from '../nodeagent/drops/dropjson.js';
@@ -17,7 +19,13 @@ import { escapeForTerminal } from '../util/terminal.js';
 
 export interface DropsParseOptions {
   prefixes: string[];
-  input: Readable;
+  /** The lines, as a stream, or a function that makes it only when it is needed (process.stdin, which inputFd leaves alone). */
+  input: Readable | (() => Readable);
+  /**
+   * A file descriptor to read instead of `input` when it is a file or a pipe (the CLI: 0, stdin),
+   * read into the line buffer without a stream's Buffer per chunk. Other kinds use `input`.
+   */
+  inputFd?: number;
   output: Writable;
   bootTime?: Date;
   /** Put the input line into each drop as `raw`. */
@@ -26,53 +34,97 @@ export interface DropsParseOptions {
   metrics?: DropMetrics;
 }
 
+/** Output handed to the stream at a time: big writes, few calls. */
 const FLUSH_AT = 64 * 1024;
+/** Input read at a time (and the line buffer's size): a long line grows the buffer for as long as it lasts. */
+export const READ_CHUNK = 256 * 1024;
 const Lf = 0x0a; // '\n' as a byte
 
 /**
- * Cuts a stream into lines for handle(), without the newline. Byte chunks (stdin) are cut at "\n"
- * bytes and each line decoded by itself: a flat string, which the parser reads faster than a slice
- * of a chunk's text, and the same text, since "\n" is never part of a multi-byte character. A line
- * that spans chunks is kept as its pieces until its end arrives. String chunks are cut as text.
+ * Cuts input bytes into lines in one Buffer that is reused for every chunk: new bytes are read
+ * (or copied) behind the part line still waiting for its end, each complete line is handed to
+ * `handle` as a range of the Buffer (without the newline), and the unfinished last line is moved
+ * to the front. A line longer than the Buffer grows it, and the Buffer shrinks back after it.
  */
-class LineSplitter {
-  private pieces: Buffer[] = [];
-  private pendingText = '';
+export class LineBuffer {
+  private buf: Buffer;
+  /** buf[0, filled) holds bytes not handed out yet (no newline among them). */
+  private filled = 0;
 
-  constructor(private readonly handle: (line: string) => void) {}
-
-  bytes(chunk: Buffer): void {
-    let start = 0;
-    let nl = chunk.indexOf(Lf);
-    if (nl >= 0 && this.pieces.length > 0) {
-      this.pieces.push(chunk.subarray(0, nl));
-      this.handle(Buffer.concat(this.pieces).toString('utf8'));
-      this.pieces = [];
-      start = nl + 1;
-      nl = chunk.indexOf(Lf, start);
-    }
-    while (nl >= 0) {
-      this.handle(chunk.toString('utf8', start, nl));
-      start = nl + 1;
-      nl = chunk.indexOf(Lf, start);
-    }
-    if (start < chunk.length) this.pieces.push(chunk.subarray(start));
+  constructor(
+    private readonly handle: (buf: Buffer, start: number, end: number) => void,
+    private readonly chunkBytes = READ_CHUNK,
+  ) {
+    this.buf = Buffer.allocUnsafe(chunkBytes);
   }
 
-  text(chunk: string): void {
-    const text = this.pendingText + chunk;
-    let start = 0;
-    for (let nl = text.indexOf('\n'); nl >= 0; nl = text.indexOf('\n', start)) {
-      this.handle(text.slice(start, nl));
-      start = nl + 1;
-    }
-    this.pendingText = text.slice(start);
+  /** Where the next bytes go: buf[offset, offset + length), at least chunkBytes / 2 long. */
+  space(): { buf: Buffer; offset: number; length: number } {
+    if (this.buf.length - this.filled < this.chunkBytes / 2) this.resize(2 * this.buf.length);
+    return { buf: this.buf, offset: this.filled, length: this.buf.length - this.filled };
   }
 
-  /** The last line, when the input does not end with a newline. */
+  /** n bytes were written into space(): hands out the lines they complete. */
+  added(n: number): void {
+    const buf = this.buf;
+    const end = this.filled + n;
+    let start = 0;
+    // the waiting part has no newline: search only the new bytes (the Buffer's rest is stale, hence `< end`)
+    let nl = buf.indexOf(Lf, this.filled);
+    while (nl >= 0 && nl < end) {
+      this.handle(buf, start, nl);
+      start = nl + 1;
+      nl = buf.indexOf(Lf, start);
+    }
+    if (start > 0) buf.copyWithin(0, start, end);
+    this.filled = end - start;
+    // the long line is done: give its memory back
+    if (this.buf.length > this.chunkBytes && this.filled <= this.chunkBytes / 2) this.resize(this.chunkBytes);
+  }
+
+  /** Copies a chunk of a stream in, handing out the lines it completes. */
+  push(chunk: Buffer): void {
+    for (let from = 0; from < chunk.length; ) {
+      const space = this.space();
+      const n = chunk.copy(space.buf, space.offset, from, from + space.length);
+      from += n;
+      this.added(n);
+    }
+  }
+
+  /** The input ended: the last line, when it has no newline. */
   end(): void {
-    const last = this.pendingText + Buffer.concat(this.pieces).toString('utf8');
-    if (last.length > 0) this.handle(last);
+    if (this.filled > 0) this.handle(this.buf, 0, this.filled);
+    this.filled = 0;
+  }
+
+  private resize(size: number): void {
+    const next = Buffer.allocUnsafe(Math.max(size, this.filled + this.chunkBytes / 2));
+    this.buf.copy(next, 0, 0, this.filled);
+    this.buf = next;
+  }
+}
+
+/** fs.read as a promise of the bytes read; EAGAIN (a non-blocking pipe with nothing in it yet) waits and retries. */
+function readSome(fd: number, buf: Buffer, offset: number, length: number): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const attempt = (): void =>
+      read(fd, buf, offset, length, null, (err, n) => {
+        if (err === null) resolve(n);
+        else if (err.code === 'EAGAIN') setTimeout(attempt, 5);
+        else reject(err);
+      });
+    attempt();
+  });
+}
+
+/** Whether fd is a file or a pipe, which fs.read reads as they come (a TTY or socket is left to the stream). */
+function readableByFs(fd: number): boolean {
+  try {
+    const st = fstatSync(fd);
+    return st.isFile() || st.isFIFO();
+  } catch {
+    return false;
   }
 }
 
@@ -93,8 +145,22 @@ export async function runDropsParse(opts: DropsParseOptions): Promise<{ parsed: 
   let parsed = 0;
   let skipped = 0;
 
-  const handle = (line: string): void => {
-    const skip = line.charCodeAt(0) === Ch.BraceOpen /* a journalctl -o json entry */ ? parser.readJournalEntry(line) : parser.read(line);
+  /** Hands the output written so far to the stream; its bytes are reused once written. */
+  let full = false;
+  const flush = (): void => {
+    const chunk = out.take();
+    if (!opts.output.write(chunk, () => out.written(chunk))) full = true;
+  };
+  /** Between chunks: waits while the stream is full (once() rejects on 'error'). */
+  const drained = async (): Promise<void> => {
+    if (!full) return;
+    full = false;
+    await once(opts.output, 'drain');
+  };
+
+  const handle = (buf: Buffer, start: number, end: number): void => {
+    // a journalctl -o json entry is JSON text; a log line is read from its bytes
+    const skip = end > start && buf[start] === Ch.BraceOpen ? parser.readJournalEntry(buf.toString('utf8', start, end)) : parser.readBytes(buf, start, end);
     if (skip === undefined) {
       parsed++;
       drops.drop(parser);
@@ -103,23 +169,29 @@ export async function runDropsParse(opts: DropsParseOptions): Promise<{ parsed: 
       out.ascii('{"skipped":"');
       out.ascii(skip);
       out.ascii('","line":');
-      out.string(parser.last.line);
+      drops.line(parser.last);
       out.ascii('}\n');
     }
+    if (out.pending >= FLUSH_AT) flush();
   };
-  /** Hands the output written so far to the stream, waiting while it is full (once() rejects on 'error'); its bytes are reused once written. */
-  const flush = async (): Promise<void> => {
-    const chunk = out.take();
-    if (!opts.output.write(chunk, () => out.written(chunk))) await once(opts.output, 'drain');
-  };
-
-  const lines = new LineSplitter(handle);
-  for await (const chunk of opts.input as AsyncIterable<Buffer | string>) {
-    if (typeof chunk === 'string') lines.text(chunk);
-    else lines.bytes(chunk);
-    if (out.pending >= FLUSH_AT) await flush();
+  const lines = new LineBuffer(handle);
+  if (opts.inputFd !== undefined && readableByFs(opts.inputFd)) {
+    for (;;) {
+      const space = lines.space();
+      const n = await readSome(opts.inputFd, space.buf, space.offset, space.length);
+      if (n === 0) break;
+      lines.added(n);
+      await drained();
+    }
+  } else {
+    const input = typeof opts.input === 'function' ? opts.input() : opts.input;
+    for await (const chunk of input as AsyncIterable<Buffer | string>) {
+      lines.push(typeof chunk === 'string' ? Buffer.from(chunk, 'utf8') : chunk);
+      await drained();
+    }
   }
   lines.end();
-  if (out.pending > 0) await flush();
+  if (out.pending > 0) flush();
+  await drained();
   return { parsed, skipped };
 }

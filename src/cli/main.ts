@@ -144,7 +144,7 @@ export function buildCli(): Command {
     .action(async (opts: { prefix: string[]; keepRaw: boolean }) => {
       // Skipped lines are part of the output (with their reason), not a failure of the command.
       const { runDropsParse } = await import('./drops.js');
-      const { parsed, skipped } = await runDropsParse({ prefixes: opts.prefix, input: process.stdin, output: process.stdout, keepRaw: opts.keepRaw });
+      const { parsed, skipped } = await runDropsParse({ prefixes: opts.prefix, inputFd: 0, input: () => process.stdin, output: process.stdout, keepRaw: opts.keepRaw });
       process.stderr.write(`${parsed} drops parsed, ${skipped} lines skipped\n`);
     });
 

@@ -46,6 +46,30 @@ export function isIPv4At(s: string, p: number, q: number): boolean {
   return dots === 3 && digits > 0;
 }
 
+/** Whether the bytes b[p, q) are a valid dotted quad, as isIPv4At (for parsers that read bytes). */
+export function isIPv4Bytes(b: Uint8Array, p: number, q: number): boolean {
+  const n = q - p;
+  if (n < 7 || n > 15) return false;
+  let dots = 0;
+  let octet = 0;
+  let digits = 0;
+  for (let i = p; i < q; i++) {
+    const c = b[i]!;
+    if (c === Ch.Dot) {
+      if (digits === 0 || ++dots > 3) return false;
+      octet = 0;
+      digits = 0;
+    } else if (c >= Ch.Digit0 && c <= Ch.Digit9) {
+      if (digits === 1 && octet === 0) return false; // leading zero
+      octet = octet * 10 + (c - Ch.Digit0);
+      if (octet > 255 || ++digits > 3) return false;
+    } else {
+      return false;
+    }
+  }
+  return dots === 3 && digits > 0;
+}
+
 const cache = new Map<string, string | null>();
 const CACHE_MAX = 8192;
 
@@ -94,6 +118,32 @@ type Groups = { [i: number]: number; readonly length: number };
 export function parseIPv6At(s: string, p: number, q: number, out: Groups, off: number): boolean {
   if (q - p === 39 && readExpanded(s, p, out, off)) return true;
   return parseGroups(s, p, q, out, off);
+}
+
+/**
+ * parseIPv6At for the bytes b[p, q): the kernel's expanded form is read in place; any other form
+ * (rare in kernel logs) as latin1 text, in which a non-ASCII byte is no hex digit either.
+ */
+export function parseIPv6Bytes(b: Buffer, p: number, q: number, out: Groups, off: number): boolean {
+  if (q - p === 39 && readExpandedBytes(b, p, out, off)) return true;
+  if (q - p < 2) return false;
+  const text = b.toString('latin1', p, q);
+  return parseGroups(text, 0, text.length, out, off);
+}
+
+/** readExpanded on bytes. */
+function readExpandedBytes(b: Uint8Array, p: number, out: Groups, off: number): boolean {
+  for (let g = 0; g < 8; g++) {
+    const i = p + g * 5;
+    if (g > 0 && b[i - 1] !== Ch.Colon) return false;
+    const x = hexVal(b[i]!);
+    const y = hexVal(b[i + 1]!);
+    const z = hexVal(b[i + 2]!);
+    const w = hexVal(b[i + 3]!);
+    if ((x | y | z | w) < 0) return false;
+    out[off + g] = (x << 12) | (y << 8) | (z << 4) | w;
+  }
+  return true;
 }
 
 /** "xxxx:xxxx:...:xxxx" (8 groups of 4 hex digits, as %pI6 prints) at p. */

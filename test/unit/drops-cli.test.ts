@@ -1,7 +1,9 @@
 import { expect } from 'chai';
-import { createReadStream } from 'node:fs';
+import { closeSync, createReadStream, mkdtempSync, openSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { PassThrough, Readable, Writable } from 'node:stream';
-import { runDropsParse } from '../../src/cli/drops.js';
+import { LineBuffer, runDropsParse } from '../../src/cli/drops.js';
 import { noDropMetrics } from '../../src/nodeagent/drops/metrics.js';
 
 function sink(): { stream: Writable; text: () => string } {
@@ -64,5 +66,71 @@ describe('drops: netwarden drops parse', () => {
     const out = sink();
     const res = await runDropsParse({ prefixes: [], input: Readable.from(['garbage\n', 'x: IN=a OUT= SRC=1.1.1.1 DST=2.2.2.2 LEN=1 PROTO=47']), output: out.stream, metrics: noDropMetrics });
     expect(res).to.deep.equal({ parsed: 1, skipped: 1 });
+  });
+});
+
+describe('drops: the line buffer of netwarden drops parse', () => {
+  /** The lines LineBuffer hands out for `input` pushed in pieces of `piece` bytes, its Buffer `chunk` bytes. */
+  function linesOf(input: Buffer, piece: number, chunk: number): string[] {
+    const lines: string[] = [];
+    const reader = new LineBuffer((buf, start, end) => lines.push(buf.toString('utf8', start, end)), chunk);
+    for (let i = 0; i < input.length; i += piece) reader.push(input.subarray(i, i + piece));
+    reader.end();
+    return lines;
+  }
+
+  it('hands out each line whole across chunk boundaries, with multi-byte characters, CRLF, empty lines and a line longer than the buffer', () => {
+    const long = `dröp: ${'x'.repeat(100)}😀`;
+    const text = `a\nhöst kernel: dröp: IN=eth0\r\n\n${long}\nlast without newline`;
+    const expected = ['a', 'höst kernel: dröp: IN=eth0\r', '', long, 'last without newline'];
+    for (const piece of [1, 2, 3, 7, 16, 1000]) {
+      expect(linesOf(Buffer.from(text), piece, 16), `pieces of ${piece}`).to.deep.equal(expected);
+    }
+  });
+
+  it('keeps lines intact after a long line (the buffer grows and shrinks back)', () => {
+    const lines = ['x'.repeat(50), 'short', 'y'.repeat(300), 'after'];
+    expect(linesOf(Buffer.from(lines.join('\n') + '\n'), 5, 8)).to.deep.equal(lines);
+  });
+});
+
+describe('drops: netwarden drops parse from a file descriptor', () => {
+  const text = [
+    'Sep  3 11:38:30 höst kernel: [  957.705811] dröp: IN=eth0 OUT= MAC=52:54:00:12:34:56:52:54:00:65:43:21:08:00 SRC=10.0.0.1 DST=10.0.0.2 LEN=40 TOS=0x00 PREC=0x00 TTL=64 ID=1 PROTO=UDP SPT=1 DPT=2 LEN=20\r',
+    'kernel: other "quoted" \u0001 line',
+    '{"MESSAGE":"dröp: IN=eth0 OUT= SRC=10.0.0.3 DST=10.0.0.4 LEN=40 PROTO=TCP SPT=1 DPT=22 SYN URGP=0","__REALTIME_TIMESTAMP":"1795404056123456","_TRANSPORT":"kernel"}',
+    '2026-11-23T03:20:56.5+00:00 h kernel: dröp: IN=et"h0 OUT= SRC=10.0.0.1 DST=10.0.0.2 LEN=40 PROTO=UDP SPT=1 DPT=2',
+  ].join('\n');
+
+  async function run(input: { fd: number } | { stream: Readable }): Promise<string> {
+    const out = sink();
+    const common = { prefixes: ['dröp:'], output: out.stream, bootTime: new Date('2026-11-23T00:00:00Z'), metrics: noDropMetrics, keepRaw: true };
+    const res = 'fd' in input ? await runDropsParse({ ...common, inputFd: input.fd, input: () => Readable.from([]) }) : await runDropsParse({ ...common, input: input.stream });
+    expect(res).to.deep.equal({ parsed: 3, skipped: 1 });
+    return out.text();
+  }
+
+  it('reads a file on the descriptor and writes what the stream path writes', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'nw-drops-cli-'));
+    try {
+      const file = join(dir, 'kern.log');
+      writeFileSync(file, text);
+      const fd = openSync(file, 'r');
+      let fromFd: string;
+      try {
+        fromFd = await run({ fd });
+      } finally {
+        closeSync(fd);
+      }
+      const fromStream = await run({ stream: createReadStream(file, { highWaterMark: 7 }) });
+      expect(fromFd).to.equal(fromStream);
+      const objs = fromFd.trimEnd().split('\n').map((l) => JSON.parse(l) as { drop?: Record<string, unknown>; skipped?: string; line?: string });
+      expect(objs[0]!.drop).to.deep.include({ prefix: 'dröp:', timeSource: 'syslog', srcPort: 1, raw: text.split('\n')[0]!.slice(0, -1) });
+      expect(objs[1]).to.deep.equal({ skipped: 'not-a-drop', line: 'kernel: other "quoted" \u0001 line' });
+      expect(objs[2]!.drop).to.deep.include({ timeSource: 'journal', dstPort: 22, tcpFlags: ['SYN'] });
+      expect(objs[3]!.drop).to.deep.include({ inInterface: 'et"h0' });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

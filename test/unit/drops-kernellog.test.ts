@@ -373,6 +373,29 @@ describe('drops: kernel log parser', () => {
       expect(d.tcpFlags).to.deep.equal(['SYN']);
     });
 
+    it('parses a line of bytes in place as it parses its text (the file source), multi-byte characters and CRLF included', () => {
+      const lines = [
+        `${DROPTAILER}\r\n`,
+        'Sep  3 11:38:30 höst kernel: [  957.705811] dröp 😀: IN=eth0 OUT= SRC=fd00:0000:0000:0000:0000:0000:0000:0001 DST=fd00:0000:0000:0000:0000:0000:0000:0002 LEN=80 TC=0 HOPLIMIT=64 FLOWLBL=1 PROTO=UDP SPT=1 DPT=2 LEN=40',
+        'dröp 😀: IN=br0 OUT=br0 PHYSIN=vethä PHYSOUT=veth2 SRC=10.0.0.1 DST=10.0.0.2 LEN=40 TOS=0x00 PREC=0x00 TTL=64 ID=1 MF FRAG:10 PROTO=UDP',
+        'no anchor here',
+        `x: IN=eth0 OUT= SRC=10.0.0.1 DST=10.0.0.2 LEN=1 ${'ä'.repeat(5000)}`,
+      ];
+      for (const keepRaw of [false, true]) {
+        const p = parser({ keepRaw, prefixes: ['nftables-metal-dropped:', 'dröp 😀:', 'x:'] });
+        for (const line of lines) {
+          const fromText = p.parse(line);
+          // in the middle of a bigger Buffer, as a chunk of a file holds it
+          const chunk = Buffer.from(`junk before\n${line}\njunk after`);
+          const start = chunk.indexOf('\n') + 1;
+          const fromBytes = p.parseBytes(chunk, start, chunk.lastIndexOf('\n'));
+          expect(fromBytes, line).to.deep.equal(fromText);
+        }
+      }
+      expect(drop(lines[2]!, { prefixes: ['dröp 😀:'] })).to.deep.include({ physInInterface: 'vethä', fragmentOffset: 80, prefix: 'dröp 😀:' });
+      expect(skip(lines[4]!, {})).to.equal('too-long'); // 10,000 bytes of UTF-8 in 5,000 characters
+    });
+
     it('counts skipped lines per reason in netwarden_agent_drop_lines_skipped_total', async () => {
       const reg = new Registry();
       const p = new KernelLogParser({ prefixes: ['nftables-metal-dropped:'], metrics: createDropMetrics(reg), now: () => NOW });

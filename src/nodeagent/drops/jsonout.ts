@@ -12,12 +12,16 @@ const enum Ch {
   Quote = 0x22, // '"'
   Backslash = 0x5c, // '\\'
   Digit0 = 0x30, // '0'
+  LowerU = 0x75, // 'u'
   /** The last printable ASCII character. */
   Tilde = 0x7e, // '~'
 }
 
 /** UTF-8 bytes per UTF-16 unit at most, and JSON's longest escape (\u001f). */
 const MAX_BYTES_PER_CHAR = 6; // also what an escape hook that writes \uXXXX for one character needs
+/** JSON.stringify's two-character escapes of C0 controls (\b \t \n \f \r), by code: the letter after the backslash. */
+const SHORT_ESCAPES: Readonly<Record<number, number>> = { 0x08: 0x62, 0x09: 0x74, 0x0a: 0x6e, 0x0c: 0x66, 0x0d: 0x72 };
+const HEX_DIGITS = '0123456789abcdef';
 /** Slabs kept for reuse beyond the one being written. */
 const SPARE_SLABS = 4;
 
@@ -89,6 +93,11 @@ export class JsonOut {
     return slab;
   }
 
+  /** The bytes of ASCII JSON text that is written often (a key with its punctuation, `,"dst":`), for bytes() and the *Field methods. */
+  static key(json: string): Uint8Array {
+    return Buffer.from(json, 'latin1');
+  }
+
   /** Text that needs no escaping and is ASCII (JSON punctuation, keys). */
   ascii(s: string): void {
     const n = s.length;
@@ -139,17 +148,39 @@ export class JsonOut {
     this.pos = pos;
   }
 
-  /** `key` (ASCII, as it is) and a non-negative integer as JSON.stringify writes it. */
-  numberField(key: string, n: number): void {
-    if (n > 0x7fffffff) return this.ascii(key + String(n));
+  /** `key` (JSON text as bytes, see JsonOut.key) and the JSON string of the UTF-8 bytes b[p, q), copied when no byte needs escaping. */
+  bytesField(key: Uint8Array, b: Buffer, p: number, q: number): void {
+    this.room(key.length + q - p + 2);
+    const buf = this.buf;
+    buf.set(key, this.pos);
+    let pos = this.pos + key.length;
+    const begin = pos;
+    buf[pos++] = Ch.Quote;
+    for (let i = p; i < q; i++) {
+      const c = b[i]!;
+      if (c < Ch.Space || c > Ch.Tilde || c === Ch.Quote || c === Ch.Backslash) {
+        this.pos = begin;
+        this.escapedBytes(b, p, q);
+        return;
+      }
+      buf[pos++] = c;
+    }
+    buf[pos++] = Ch.Quote;
+    this.pos = pos;
+  }
+
+  /** `key` (bytes, see JsonOut.key) and a non-negative integer as JSON.stringify writes it. */
+  numberField(key: Uint8Array, n: number): void {
+    if (n > 0x7fffffff) {
+      this.bytes(key);
+      return this.ascii(String(n));
+    }
     let digits = 1;
     for (let t = 10; t <= n; t *= 10) digits++;
-    const k = key.length;
-    this.room(k + digits);
+    this.room(key.length + digits);
     const buf = this.buf;
-    let pos = this.pos;
-    for (let i = 0; i < k; i++) buf[pos++] = key.charCodeAt(i);
-    pos += digits;
+    buf.set(key, this.pos);
+    let pos = this.pos + key.length + digits;
     this.pos = pos;
     do {
       const next = (n / 10) | 0;
@@ -159,13 +190,54 @@ export class JsonOut {
   }
 
   /** `key` and a JSON string of the RFC 5952 text of IPv6 groups g[off, off + 8). */
-  ipv6Field(key: string, g: ArrayLike<number>, off: number): void {
-    this.ascii(key);
+  ipv6Field(key: Uint8Array, g: ArrayLike<number>, off: number): void {
+    this.bytes(key);
     this.room(41);
     const buf = this.buf;
     buf[this.pos++] = Ch.Quote;
     this.pos = writeIPv6Groups(g, off, buf, this.pos);
     buf[this.pos++] = Ch.Quote;
+  }
+
+  /**
+   * The JSON string of bytes b[p, q) that need escapes: ASCII is escaped here as JSON.stringify
+   * does it ('"', '\\' and C0 controls, all ASCII, which the escape hook leaves alone); DEL and
+   * non-ASCII go through JSON.stringify and the hook.
+   */
+  private escapedBytes(b: Buffer, p: number, q: number): void {
+    for (let i = p; i < q; i++) {
+      if (b[i]! > Ch.Tilde) {
+        this.escaped(b.toString('utf8', p, q));
+        return;
+      }
+    }
+    this.room(MAX_BYTES_PER_CHAR * (q - p) + 2);
+    const buf = this.buf;
+    let pos = this.pos;
+    buf[pos++] = Ch.Quote;
+    for (let i = p; i < q; i++) {
+      const c = b[i]!;
+      if (c === Ch.Quote || c === Ch.Backslash) {
+        buf[pos++] = Ch.Backslash;
+        buf[pos++] = c;
+      } else if (c < Ch.Space) {
+        buf[pos++] = Ch.Backslash;
+        const short = SHORT_ESCAPES[c];
+        if (short !== undefined) {
+          buf[pos++] = short;
+        } else {
+          buf[pos++] = Ch.LowerU;
+          buf[pos++] = Ch.Digit0;
+          buf[pos++] = Ch.Digit0;
+          buf[pos++] = HEX_DIGITS.charCodeAt(c >> 4);
+          buf[pos++] = HEX_DIGITS.charCodeAt(c & 15);
+        }
+      } else {
+        buf[pos++] = c;
+      }
+    }
+    buf[pos++] = Ch.Quote;
+    this.pos = pos;
   }
 
   /** The slow path: escapes, and non-ASCII as UTF-8. */

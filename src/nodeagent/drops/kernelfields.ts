@@ -4,8 +4,8 @@
 // Keys keep their FIRST value: the quoted packet of an ICMP error ("[SRC=... DST=...]", bracket
 // depth 1) goes to the inner* fields, and UDP's own LEN= never overrides the IP header's.
 //
-// Characters are compared by code (charCodeAt) because this runs for every token of every line;
-// the Ch constants name them.
+// The line is read as bytes in place (b[from, end), positions are into b): this runs for every
+// token of every line, so nothing is decoded or sliced; the Ch constants name the bytes compared.
 import { TCP_FLAG_ORDER, type Protocol, type TcpFlag } from '../../apis/drops.js';
 import { PROTOCOL_NAMES } from './types.js';
 import type { LineFields } from './linefields.js';
@@ -83,12 +83,24 @@ export function tcpFlagMaskFromHeader(flagsByte: number, aeBit: number): number 
   return m;
 }
 
+/** Whether the ASCII `text` is at b[p]; the caller has checked that it fits before the line's end. */
+export function isAt(b: Buffer, p: number, text: string): boolean {
+  for (let k = 0; k < text.length; k++) if (b[p + k] !== text.charCodeAt(k)) return false;
+  return true;
+}
+
+/** Where the token at p ends: the next space before end, or end (a loop: tokens are short, Buffer.indexOf's call costs more). */
+export function spaceOrEnd(b: Buffer, p: number, end: number): number {
+  while (p < end && b[p] !== Ch.Space) p++;
+  return p;
+}
+
 /** Decimal unsigned integer in s[p, q), -1 if empty / not digits / absurdly long. */
-export function uint(s: string, p: number, q: number): number {
+export function uint(s: Buffer, p: number, q: number): number {
   if (q <= p || q - p > 10) return -1;
   let v = 0;
   for (let i = p; i < q; i++) {
-    const c = s.charCodeAt(i);
+    const c = s[i]!;
     if (c < Ch.Digit0 || c > Ch.Digit9) return -1;
     v = v * 10 + (c - Ch.Digit0);
   }
@@ -96,12 +108,12 @@ export function uint(s: string, p: number, q: number): number {
 }
 
 /** "0x1a2b" (or plain hex) in s[p, q) as a number, -1 if invalid. */
-function hex(s: string, p: number, q: number): number {
-  if (q - p > 2 && s.charCodeAt(p) === Ch.Digit0 && (s.charCodeAt(p + 1) | Ch.LowerCaseBit) === Ch.LowerX) p += 2;
+function hex(s: Buffer, p: number, q: number): number {
+  if (q - p > 2 && s[p]! === Ch.Digit0 && (s[p + 1]! | Ch.LowerCaseBit) === Ch.LowerX) p += 2;
   if (q <= p || q - p > 8) return -1;
   let v = 0;
   for (let i = p; i < q; i++) {
-    const c = s.charCodeAt(i) | Ch.LowerCaseBit;
+    const c = s[i]! | Ch.LowerCaseBit;
     let d: number;
     if (c >= Ch.Digit0 && c <= Ch.Digit9) d = c - Ch.Digit0;
     else if (c >= Ch.LowerA && c <= Ch.LowerF) d = c - Ch.LowerA + 10;
@@ -112,25 +124,25 @@ function hex(s: string, p: number, q: number): number {
 }
 
 /** Protocol word of PROTO= without allocating for the common ones. */
-function protocolAt(s: string, p: number, q: number): Protocol {
+function protocolAt(s: Buffer, p: number, q: number): Protocol {
   const n = q - p;
-  const c = s.charCodeAt(p);
+  const c = s[p]!;
   if (n === 3) {
-    if (c === Ch.T && s.startsWith('TCP', p)) return 'TCP';
-    if (c === Ch.U && s.startsWith('UDP', p)) return 'UDP';
-    if (c === Ch.E && s.startsWith('ESP', p)) return 'ESP';
+    if (c === Ch.T && isAt(s, p, 'TCP')) return 'TCP';
+    if (c === Ch.U && isAt(s, p, 'UDP')) return 'UDP';
+    if (c === Ch.E && isAt(s, p, 'ESP')) return 'ESP';
   } else if (n === 4) {
-    if (s.startsWith('ICMP', p)) return 'ICMP';
+    if (isAt(s, p, 'ICMP')) return 'ICMP';
   } else if (n === 6) {
-    if (s.startsWith('ICMPv6', p)) return 'ICMPv6';
+    if (isAt(s, p, 'ICMPv6')) return 'ICMPv6';
   } else if (n === 2) {
-    if (s.startsWith('AH', p)) return 'AH';
+    if (isAt(s, p, 'AH')) return 'AH';
   } else if (n === 7) {
-    if (s.startsWith('UDPLITE', p)) return 'UDPLITE';
+    if (isAt(s, p, 'UDPLITE')) return 'UDPLITE';
   }
   const v = uint(s, p, q);
   if (v >= 0) return PROTOCOL_NAMES[v] ?? String(v);
-  return s.slice(p, q);
+  return s.toString('utf8', p, q);
 }
 
 /**
@@ -138,44 +150,49 @@ function protocolAt(s: string, p: number, q: number): Protocol {
  * "OPT (...)" groups are skipped (noting a bare ESP inside one), "[" and "]" enter and leave the
  * quoted packet of an ICMP error (also "INCOMPLETE [8 bytes]").
  */
-export function scanFields(line: string, from: number, len: number, f: LineFields): void {
+export function scanFields(line: Buffer, from: number, len: number, f: LineFields): void {
   f.reset();
   let depth = 0;
   let paren = false;
   let p = from;
   while (p < len) {
-    let c = line.charCodeAt(p);
+    let c = line[p]!;
     if (c === Ch.Space) {
       p++;
       continue;
     }
-    let q = line.indexOf(' ', p);
-    if (q < 0) q = len;
+    // the token's end and its first '=' in one pass over its bytes
+    let q = p;
+    let eq = -1;
+    for (; q < len; q++) {
+      const b = line[q]!;
+      if (b === Ch.Space) break;
+      if (b === Ch.Equals && eq < 0) eq = q;
+    }
     const tokenEnd = q;
     if (paren) {
       // inside "OPT (...)": skip up to the token that ends with ')'
-      if (line.charCodeAt(q - 1) === Ch.ParenClose) paren = false;
-      else if (q - p === 3 && depth === 0 && line.startsWith('ESP', p) && f.proto === undefined) f.proto = 'ESP';
+      if (line[q - 1]! === Ch.ParenClose) paren = false;
+      else if (q - p === 3 && depth === 0 && isAt(line, p, 'ESP') && f.proto === undefined) f.proto = 'ESP';
       p = tokenEnd + 1;
       continue;
     }
     if (c === Ch.ParenOpen) {
-      if (line.charCodeAt(q - 1) !== Ch.ParenClose || q - p === 1) paren = true;
+      if (line[q - 1]! !== Ch.ParenClose || q - p === 1) paren = true;
       p = tokenEnd + 1;
       continue;
     }
     while (c === Ch.BracketOpen && p < q) {
       depth++;
       p++;
-      c = line.charCodeAt(p);
+      c = line[p]!;
     }
     let closes = 0;
-    while (q > p && line.charCodeAt(q - 1) === Ch.BracketClose) {
+    while (q > p && line[q - 1]! === Ch.BracketClose) {
       closes++;
       q--;
     }
     if (p < q) {
-      const eq = equalsIn(line, p, q);
       if (depth === 0) {
         if (eq < 0) {
           bareWord(line, p, q, f);
@@ -184,89 +201,89 @@ export function scanFields(line: string, from: number, len: number, f: LineField
           const v = eq + 1;
           switch (eq - p) {
             case 2:
-              if (c === Ch.I && line.charCodeAt(p + 1) === Ch.N) {
+              if (c === Ch.I && line[p + 1]! === Ch.N) {
                 if (f.inP < 0) {
                   f.inP = v; // IN
                   f.inQ = q;
                 }
-              } else if (c === Ch.T && line.charCodeAt(p + 1) === Ch.C) {
+              } else if (c === Ch.T && line[p + 1]! === Ch.C) {
                 f.onlyLink = false; // TC (IPv6)
               }
               break;
             case 3:
               switch (c) {
                 case Ch.O: // OUT
-                  if (f.outP < 0 && line.startsWith('UT', p + 1)) {
+                  if (f.outP < 0 && isAt(line, p + 1, 'UT')) {
                     f.outP = v;
                     f.outQ = q;
                   }
                   break;
                 case Ch.M: // MAC / MTU
-                  if (f.macP < 0 && line.startsWith('AC', p + 1)) {
+                  if (f.macP < 0 && isAt(line, p + 1, 'AC')) {
                     f.macP = v;
                     f.macQ = q;
                   }
                   break;
                 case Ch.S: // SRC / SPT / SEQ
-                  if (line.startsWith('RC', p + 1)) {
+                  if (isAt(line, p + 1, 'RC')) {
                     if (f.srcP < 0) {
                       f.srcP = v;
                       f.srcQ = q;
                       f.onlyLink = false;
                     }
-                  } else if (line.startsWith('PT', p + 1)) {
+                  } else if (isAt(line, p + 1, 'PT')) {
                     if (f.spt < 0) f.spt = uint(line, v, q);
                   }
                   break;
                 case Ch.D: // DST / DPT
-                  if (line.startsWith('ST', p + 1)) {
+                  if (isAt(line, p + 1, 'ST')) {
                     if (f.dstP < 0) {
                       f.dstP = v;
                       f.dstQ = q;
                     }
-                  } else if (line.startsWith('PT', p + 1)) {
+                  } else if (isAt(line, p + 1, 'PT')) {
                     if (f.dpt < 0) f.dpt = uint(line, v, q);
                   }
                   break;
                 case Ch.L: // LEN (first: IP; UDP's own LEN= comes later)
-                  if (f.ipLen < 0 && line.startsWith('EN', p + 1)) f.ipLen = uint(line, v, q);
+                  if (f.ipLen < 0 && isAt(line, p + 1, 'EN')) f.ipLen = uint(line, v, q);
                   break;
                 case Ch.T: // TTL
-                  if (f.ttl < 0 && line.startsWith('TL', p + 1)) f.ttl = uint(line, v, q);
+                  if (f.ttl < 0 && isAt(line, p + 1, 'TL')) f.ttl = uint(line, v, q);
                   break;
                 case Ch.U: // UID
-                  if (f.uid < 0 && line.startsWith('ID', p + 1)) f.uid = uint(line, v, q);
+                  if (f.uid < 0 && isAt(line, p + 1, 'ID')) f.uid = uint(line, v, q);
                   break;
                 case Ch.G: // GID
-                  if (f.gid < 0 && line.startsWith('ID', p + 1)) f.gid = uint(line, v, q);
+                  if (f.gid < 0 && isAt(line, p + 1, 'ID')) f.gid = uint(line, v, q);
                   break;
                 case Ch.V: // VID
-                  if (f.vid < 0 && line.startsWith('ID', p + 1)) f.vid = uint(line, v, q);
+                  if (f.vid < 0 && isAt(line, p + 1, 'ID')) f.vid = uint(line, v, q);
                   break;
               }
               break;
             case 4:
               if (c === Ch.T) {
-                if (f.icmpType < 0 && line.startsWith('YPE', p + 1)) f.icmpType = uint(line, v, q);
+                if (f.icmpType < 0 && isAt(line, p + 1, 'YPE')) f.icmpType = uint(line, v, q);
               } else if (c === Ch.C) {
-                if (f.icmpCode < 0 && line.startsWith('ODE', p + 1)) f.icmpCode = uint(line, v, q);
+                if (f.icmpCode < 0 && isAt(line, p + 1, 'ODE')) f.icmpCode = uint(line, v, q);
               } else if (c === Ch.M) {
-                if (f.mark < 0 && line.startsWith('ARK', p + 1)) f.mark = hex(line, v, q);
+                if (f.mark < 0 && isAt(line, p + 1, 'ARK')) f.mark = hex(line, v, q);
               }
               break;
             case 5:
               if (c === Ch.P) {
-                if (f.proto === undefined && line.startsWith('ROTO', p + 1)) {
+                if (f.proto === undefined && isAt(line, p + 1, 'ROTO')) {
                   f.proto = protocolAt(line, v, q);
                   f.onlyLink = false;
                 }
               } else if (c === Ch.I) {
-                if (line.startsWith('PSRC', p + 1)) {
+                if (isAt(line, p + 1, 'PSRC')) {
                   if (f.arpSrcP < 0) {
                     f.arpSrcP = v;
                     f.arpSrcQ = q;
                   }
-                } else if (line.startsWith('PDST', p + 1)) {
+                } else if (isAt(line, p + 1, 'PDST')) {
                   if (f.arpDstP < 0) {
                     f.arpDstP = v;
                     f.arpDstQ = q;
@@ -276,17 +293,17 @@ export function scanFields(line: string, from: number, len: number, f: LineField
               break;
             case 6:
               if (c === Ch.P) {
-                if (f.physInP < 0 && line.startsWith('HYSIN', p + 1)) {
+                if (f.physInP < 0 && isAt(line, p + 1, 'HYSIN')) {
                   f.physInP = v;
                   f.physInQ = q;
                 }
               } else if (c === Ch.M) {
-                if (line.startsWith('ACSRC', p + 1)) {
+                if (isAt(line, p + 1, 'ACSRC')) {
                   if (f.macSrcP < 0) {
                     f.macSrcP = v;
                     f.macSrcQ = q;
                   }
-                } else if (line.startsWith('ACDST', p + 1)) {
+                } else if (isAt(line, p + 1, 'ACDST')) {
                   if (f.macDstP < 0) {
                     f.macDstP = v;
                     f.macDstQ = q;
@@ -296,16 +313,16 @@ export function scanFields(line: string, from: number, len: number, f: LineField
               break;
             case 7:
               if (c === Ch.P) {
-                if (f.physOutP < 0 && line.startsWith('HYSOUT', p + 1)) {
+                if (f.physOutP < 0 && isAt(line, p + 1, 'HYSOUT')) {
                   f.physOutP = v;
                   f.physOutQ = q;
                 }
               } else if (c === Ch.F) {
-                if (line.startsWith('LOWLBL', p + 1)) f.flowlbl = true;
+                if (isAt(line, p + 1, 'LOWLBL')) f.flowlbl = true;
               }
               break;
             case 8:
-              if (c === Ch.H && f.hop < 0 && line.startsWith('OPLIMIT', p + 1)) f.hop = uint(line, v, q);
+              if (c === Ch.H && f.hop < 0 && isAt(line, p + 1, 'OPLIMIT')) f.hop = uint(line, v, q);
               break;
           }
         }
@@ -319,63 +336,57 @@ export function scanFields(line: string, from: number, len: number, f: LineField
   }
 }
 
-/** The position of the first "=" in line[p, q), -1 when there is none. */
-function equalsIn(line: string, p: number, q: number): number {
-  for (let i = p; i < q; i++) if (line.charCodeAt(i) === Ch.Equals) return i;
-  return -1;
-}
-
 /** A word without "=": TCP flags, ARP, FRAG:n, TRUNCATED, INCOMPLETE. */
-function bareWord(line: string, p: number, q: number, f: LineFields): void {
+function bareWord(line: Buffer, p: number, q: number, f: LineFields): void {
   const n = q - p;
   if (n === 3) {
-    if (line.startsWith('SYN', p)) f.flags |= Flag.SYN;
-    else if (line.startsWith('ACK', p)) f.flags |= Flag.ACK;
-    else if (line.startsWith('FIN', p)) f.flags |= Flag.FIN;
-    else if (line.startsWith('RST', p)) f.flags |= Flag.RST;
-    else if (line.startsWith('PSH', p)) f.flags |= Flag.PSH;
-    else if (line.startsWith('URG', p)) f.flags |= Flag.URG;
-    else if (line.startsWith('ECE', p)) f.flags |= Flag.ECE;
-    else if (line.startsWith('CWR', p)) f.flags |= Flag.CWR;
-    else if (line.startsWith('ARP', p)) {
+    if (isAt(line, p, 'SYN')) f.flags |= Flag.SYN;
+    else if (isAt(line, p, 'ACK')) f.flags |= Flag.ACK;
+    else if (isAt(line, p, 'FIN')) f.flags |= Flag.FIN;
+    else if (isAt(line, p, 'RST')) f.flags |= Flag.RST;
+    else if (isAt(line, p, 'PSH')) f.flags |= Flag.PSH;
+    else if (isAt(line, p, 'URG')) f.flags |= Flag.URG;
+    else if (isAt(line, p, 'ECE')) f.flags |= Flag.ECE;
+    else if (isAt(line, p, 'CWR')) f.flags |= Flag.CWR;
+    else if (isAt(line, p, 'ARP')) {
       f.arp = true;
       f.onlyLink = false;
     }
   } else if (n === 2) {
-    if (line.startsWith('AE', p)) f.flags |= Flag.AE;
-  } else if (n >= 6 && line.startsWith('FRAG:', p)) {
+    if (isAt(line, p, 'AE')) f.flags |= Flag.AE;
+  } else if (n >= 6 && isAt(line, p, 'FRAG:')) {
     if (f.frag < 0) {
       const u = uint(line, p + 5, q);
       if (u >= 0) f.frag = u * 8; // IPv4 FRAG: is in 8-byte units
     }
-  } else if (n === 9 && line.startsWith('TRUNCATED', p)) {
+  } else if (n === 9 && isAt(line, p, 'TRUNCATED')) {
     f.incomplete = true;
-  } else if (n === 10 && line.startsWith('INCOMPLETE', p)) {
+  } else if (n === 10 && isAt(line, p, 'INCOMPLETE')) {
     f.incomplete = true;
   }
 }
 
 /** KEY=value inside the quoted packet of an ICMP error: only what identifies its flow. */
-function quotedPacketField(line: string, p: number, eq: number, q: number, f: LineFields): void {
+function quotedPacketField(line: Buffer, p: number, eq: number, q: number, f: LineFields): void {
   const v = eq + 1;
   const n = eq - p;
   if (n === 3) {
-    if (line.startsWith('SRC', p)) {
+    if (isAt(line, p, 'SRC')) {
       if (f.iSrcP < 0) {
         f.iSrcP = v;
         f.iSrcQ = q;
       }
-    } else if (line.startsWith('DST', p)) {
+    } else if (isAt(line, p, 'DST')) {
       if (f.iDstP < 0) {
         f.iDstP = v;
         f.iDstQ = q;
       }
-    } else if (line.startsWith('SPT', p)) {
+    } else if (isAt(line, p, 'SPT')) {
       if (f.iSpt < 0) f.iSpt = uint(line, v, q);
-    } else if (line.startsWith('DPT', p)) {
+    } else if (isAt(line, p, 'DPT')) {
       if (f.iDpt < 0) f.iDpt = uint(line, v, q);
     }
-  } else if (n === 5 && f.iProto === undefined && line.startsWith('PROTO', p)) {
+  } else if (n === 5 && f.iProto === undefined && isAt(line, p, 'PROTO')) {
     f.iProto = protocolAt(line, v, q);
   }
 }

@@ -5,7 +5,8 @@
 //   dmesg -T              "[Tue Sep  3 11:38:30 2024] ..."                       (local time)
 //   /dev/kmsg             "4,1234,957705811,-;..."                              (microseconds since boot)
 //   syslog priority       "<4>..." in front of any of these (skipped)
-// All functions are pure and never throw; they return NaN when there is no usable time.
+// All functions are pure and never throw; they return NaN when there is no usable time. They read
+// the line's bytes b[start, lim) in place (positions are into b): no string is made per line.
 
 import { readFileSync } from 'node:fs';
 import type { TimeSource } from '../../apis/drops.js';
@@ -13,6 +14,8 @@ import type { TimeSource } from '../../apis/drops.js';
 /** The characters this module compares, by code (a const enum: the compiler writes the numbers in). */
 const enum Ch {
   Digit0 = 0x30, // '0'
+  GreaterThan = 0x3e, // '>'
+  Semicolon = 0x3b, // ';'
   Digit9 = 0x39, // '9'
   A = 0x41, // 'A'
   BracketClose = 0x5d, // ']'
@@ -41,8 +44,11 @@ export interface HeaderInfo {
 export interface TimeContext {
   /** Boot time in ms since the epoch, or NaN when unknown (dmesg stamps then fall back to receive time). */
   bootMs: number;
-  /** "now" for the year of BSD syslog stamps. */
-  nowMs: number;
+  /** The clock, for the year of BSD syslog stamps: read only when a line's stamp differs from the one before. */
+  now: () => number;
+  /** The stamp of the syslog line before (a key of its fields, -1: none) and its time: consecutive lines mostly share their second. */
+  syslogKey: number;
+  syslogMs: number;
 }
 
 const MONTHS = 'JanFebMarAprMayJunJulAugSepOctNovDec';
@@ -51,10 +57,15 @@ function isDigit(c: number): boolean {
   return c >= Ch.Digit0 && c <= Ch.Digit9;
 }
 
-function num(s: string, p: number, n: number): number {
+/** The byte at i of a line that ends at lim, -1 past its end (as charCodeAt's NaN, it is no character). */
+function at(b: Buffer, i: number, lim: number): number {
+  return i < lim ? b[i]! : -1;
+}
+
+function num(b: Buffer, p: number, n: number, lim: number): number {
   let v = 0;
   for (let i = p; i < p + n; i++) {
-    const c = s.charCodeAt(i);
+    const c = at(b, i, lim);
     if (c < Ch.Digit0 || c > Ch.Digit9) return -1;
     v = v * 10 + (c - Ch.Digit0);
   }
@@ -62,11 +73,11 @@ function num(s: string, p: number, n: number): number {
 }
 
 /** Month 0-11 of the "Mmm" at p, -1 if none; compared in place (once per syslog line, no slice). */
-function month(s: string, p: number): number {
-  if (p + 3 > s.length) return -1;
-  const a = s.charCodeAt(p);
-  const b = s.charCodeAt(p + 1);
-  const c = s.charCodeAt(p + 2);
+function month(s: Buffer, p: number, lim: number): number {
+  if (p + 3 > lim) return -1;
+  const a = s[p];
+  const b = s[p + 1];
+  const c = s[p + 2];
   for (let m = 0; m < MONTHS.length; m += 3) {
     if (MONTHS.charCodeAt(m) === a && MONTHS.charCodeAt(m + 1) === b && MONTHS.charCodeAt(m + 2) === c) return m / 3;
   }
@@ -78,8 +89,8 @@ let fractionEnd = 0;
  * Milliseconds of an optional fraction of a second at p (".123456"; ISO 8601 also allows ",");
  * sets fractionEnd to the index after it (p when there is none).
  */
-function fractionMsAt(s: string, p: number, allowComma: boolean): number {
-  const c = s.charCodeAt(p);
+function fractionMsAt(s: Buffer, p: number, allowComma: boolean, lim: number): number {
+  const c = at(s, p, lim);
   if (c !== Ch.Dot && !(allowComma && c === Ch.Comma)) {
     fractionEnd = p;
     return 0;
@@ -87,8 +98,8 @@ function fractionMsAt(s: string, p: number, allowComma: boolean): number {
   let i = p + 1;
   let ms = 0;
   let scale = 100;
-  while (i < s.length && isDigit(s.charCodeAt(i))) {
-    ms += (s.charCodeAt(i) - Ch.Digit0) * scale;
+  while (i < lim && isDigit(s[i]!)) {
+    ms += (s[i]! - Ch.Digit0) * scale;
     scale /= 10;
     i++;
   }
@@ -98,35 +109,35 @@ function fractionMsAt(s: string, p: number, allowComma: boolean): number {
 
 let isoEnd = 0;
 /** ISO 8601 date-time at p (date and time required); sets isoEnd. */
-export function parseIsoAt(s: string, p: number): number {
-  if (p + 19 > s.length) return NaN;
-  const y = num(s, p, 4);
-  const mo = num(s, p + 5, 2);
-  const d = num(s, p + 8, 2);
-  const h = num(s, p + 11, 2);
-  const mi = num(s, p + 14, 2);
-  const se = num(s, p + 17, 2);
-  const sep = s.charCodeAt(p + 10);
+export function parseIsoAt(s: Buffer, p: number, lim: number): number {
+  if (p + 19 > lim) return NaN;
+  const y = num(s, p, 4, lim);
+  const mo = num(s, p + 5, 2, lim);
+  const d = num(s, p + 8, 2, lim);
+  const h = num(s, p + 11, 2, lim);
+  const mi = num(s, p + 14, 2, lim);
+  const se = num(s, p + 17, 2, lim);
+  const sep = at(s, p + 10, lim);
   if (
     y < 0 || mo < 1 || mo > 12 || d < 1 || d > 31 || h < 0 || h > 23 || mi < 0 || mi > 59 || se < 0 || se > 60 ||
-    s.charCodeAt(p + 4) !== Ch.Minus || s.charCodeAt(p + 7) !== Ch.Minus || (sep !== Ch.T && sep !== Ch.LowerT && sep !== Ch.Space) ||
-    s.charCodeAt(p + 13) !== Ch.Colon || s.charCodeAt(p + 16) !== Ch.Colon
+    at(s, p + 4, lim) !== Ch.Minus || at(s, p + 7, lim) !== Ch.Minus || (sep !== Ch.T && sep !== Ch.LowerT && sep !== Ch.Space) ||
+    at(s, p + 13, lim) !== Ch.Colon || at(s, p + 16, lim) !== Ch.Colon
   ) {
     return NaN;
   }
-  const ms = fractionMsAt(s, p + 19, true);
+  const ms = fractionMsAt(s, p + 19, true, lim);
   let i = fractionEnd;
-  const c = s.charCodeAt(i);
+  const c = at(s, i, lim);
   let t: number;
   if (c === Ch.Z || c === Ch.LowerZ) {
     // Z
     t = Date.UTC(y, mo - 1, d, h, mi, se, ms);
     i++;
   } else if (c === Ch.Plus || c === Ch.Minus) {
-    const oh = num(s, i + 1, 2);
+    const oh = num(s, i + 1, 2, lim);
     let j = i + 3;
-    if (s.charCodeAt(j) === Ch.Colon) j++;
-    const om = num(s, j, 2);
+    if (at(s, j, lim) === Ch.Colon) j++;
+    const om = num(s, j, 2, lim);
     if (oh < 0 || om < 0) return NaN;
     const off = (oh * 60 + om) * (c === Ch.Minus ? -1 : 1);
     t = Date.UTC(y, mo - 1, d, h, mi, se, ms) - off * 60000;
@@ -139,114 +150,126 @@ export function parseIsoAt(s: string, p: number): number {
 }
 
 let syslogEnd = 0;
-/** "Mmm dd hh:mm:ss" at p in local time, year from nowMs (last year if it would be more than a day ahead). */
-export function parseSyslogAt(s: string, p: number, nowMs: number): number {
-  const mo = month(s, p);
-  if (mo < 0 || s.charCodeAt(p + 3) !== Ch.Space) return NaN;
+/** "Mmm dd hh:mm:ss" at p in local time, the year from ctx.now() (last year if it would be more than a day ahead). */
+export function parseSyslogAt(s: Buffer, p: number, lim: number, ctx: TimeContext): number {
+  const mo = month(s, p, lim);
+  if (mo < 0 || at(s, p + 3, lim) !== Ch.Space) return NaN;
   let i = p + 4;
-  if (s.charCodeAt(i) === Ch.Space) i++;
+  if (at(s, i, lim) === Ch.Space) i++;
   let day = 0;
   let nd = 0;
-  while (nd < 2 && isDigit(s.charCodeAt(i))) {
-    day = day * 10 + (s.charCodeAt(i) - Ch.Digit0);
+  while (nd < 2 && isDigit(at(s, i, lim))) {
+    day = day * 10 + (at(s, i, lim) - Ch.Digit0);
     i++;
     nd++;
   }
-  if (nd === 0 || day < 1 || day > 31 || s.charCodeAt(i) !== Ch.Space) return NaN;
+  if (nd === 0 || day < 1 || day > 31 || at(s, i, lim) !== Ch.Space) return NaN;
   i++;
-  const h = num(s, i, 2);
-  const mi = num(s, i + 3, 2);
-  const se = num(s, i + 6, 2);
-  if (h < 0 || h > 23 || mi < 0 || mi > 59 || se < 0 || se > 60 || s.charCodeAt(i + 2) !== Ch.Colon || s.charCodeAt(i + 5) !== Ch.Colon) {
+  const h = num(s, i, 2, lim);
+  const mi = num(s, i + 3, 2, lim);
+  const se = num(s, i + 6, 2, lim);
+  if (h < 0 || h > 23 || mi < 0 || mi > 59 || se < 0 || se > 60 || at(s, i + 2, lim) !== Ch.Colon || at(s, i + 5, lim) !== Ch.Colon) {
     return NaN;
   }
-  const ms = fractionMsAt(s, i + 8, false);
+  const ms = fractionMsAt(s, i + 8, false, lim);
   i = fractionEnd;
   syslogEnd = i;
-  // Consecutive lines mostly share the second: one-entry cache (the year depends on "now" too).
+  // Consecutive lines mostly share the second: one-entry cache. The year depends on "now" only
+  // around New Year, and each new second in the log reads the clock again.
   const key = ((((mo * 32 + day) * 24 + h) * 60 + mi) * 61 + se) * 1000 + ms;
-  const nowBucket = Math.floor(nowMs / 60_000);
-  if (key === lastSyslogKey && nowBucket === lastSyslogNow) return lastSyslogMs;
+  if (key === ctx.syslogKey) return ctx.syslogMs;
+  const nowMs = ctx.now();
   const year = new Date(nowMs).getFullYear();
   let t = new Date(year, mo, day, h, mi, se, ms).getTime();
   if (t > nowMs + 86_400_000) t = new Date(year - 1, mo, day, h, mi, se, ms).getTime();
-  lastSyslogKey = key;
-  lastSyslogNow = nowBucket;
-  lastSyslogMs = t;
+  ctx.syslogKey = key;
+  ctx.syslogMs = t;
   return t;
 }
-let lastSyslogKey = -1;
-let lastSyslogNow = -1;
-let lastSyslogMs = NaN;
 
 let bracketEnd = 0;
 /** "[  957.705811]" at p: seconds since boot (NaN if not that shape); sets bracketEnd past ']'. */
-export function parseDmesgStampAt(s: string, p: number): number {
-  if (s.charCodeAt(p) !== Ch.BracketOpen) return NaN;
+export function parseDmesgStampAt(s: Buffer, p: number, lim: number): number {
+  if (at(s, p, lim) !== Ch.BracketOpen) return NaN;
   let i = p + 1;
-  while (s.charCodeAt(i) === Ch.Space) i++;
+  while (at(s, i, lim) === Ch.Space) i++;
   let secs = 0;
   let nd = 0;
-  while (isDigit(s.charCodeAt(i))) {
-    secs = secs * 10 + (s.charCodeAt(i) - Ch.Digit0);
+  while (isDigit(at(s, i, lim))) {
+    secs = secs * 10 + (at(s, i, lim) - Ch.Digit0);
     i++;
     nd++;
   }
   if (nd === 0) return NaN;
   let frac = 0;
-  if (s.charCodeAt(i) === Ch.Dot) {
+  if (at(s, i, lim) === Ch.Dot) {
     i++;
     let scale = 0.1;
-    while (isDigit(s.charCodeAt(i))) {
-      frac += (s.charCodeAt(i) - Ch.Digit0) * scale;
+    while (isDigit(at(s, i, lim))) {
+      frac += (at(s, i, lim) - Ch.Digit0) * scale;
       scale /= 10;
       i++;
     }
   }
-  if (s.charCodeAt(i) !== Ch.BracketClose) return NaN;
+  if (at(s, i, lim) !== Ch.BracketClose) return NaN;
   bracketEnd = i + 1;
   return secs + frac;
 }
 
-function skipSpaces(s: string, i: number, end: number): number {
-  while (i < end && s.charCodeAt(i) === Ch.Space) i++;
+function skipSpaces(s: Buffer, i: number, end: number): number {
+  while (i < end && s[i] === Ch.Space) i++;
   return i;
 }
 
+/** The first position of byte c in s[from, to), -1 when there is none (bounded, unlike Buffer.indexOf). */
+function indexOfByte(s: Buffer, c: number, from: number, to: number): number {
+  for (let i = from; i < to; i++) if (s[i] === c) return i;
+  return -1;
+}
+
+const KERNEL_TAG = 'kernel:';
+
+/** Whether "kernel:" is at p, before `to`. */
+function isKernelTagAt(s: Buffer, p: number, to: number): boolean {
+  if (p + KERNEL_TAG.length > to) return false;
+  for (let k = 0; k < KERNEL_TAG.length; k++) if (s[p + k] !== KERNEL_TAG.charCodeAt(k)) return false;
+  return true;
+}
+
 /**
- * The time of a line and where its message starts. `end` bounds the header (the position of the
- * netfilter "IN=" anchor): nothing at or after it is looked at.
+ * The time of the line s[start, lim) and where its message starts. `end` bounds the header (the
+ * position of the netfilter "IN=" anchor): nothing at or after it is looked at for the message.
  */
-export function parseHeader(s: string, end: number, ctx: TimeContext, out?: HeaderInfo): HeaderInfo {
-  let p = 0;
+export function parseHeader(s: Buffer, start: number, end: number, lim: number, ctx: TimeContext, out?: HeaderInfo): HeaderInfo {
+  let p = start;
   // "<4>" syslog priority
-  if (s.charCodeAt(0) === Ch.LessThan) {
-    const gt = s.indexOf('>', 1);
-    if (gt > 0 && gt < 5 && gt < end) p = gt + 1;
+  if (at(s, start, lim) === Ch.LessThan) {
+    const gt = indexOfByte(s, Ch.GreaterThan, start + 1, end);
+    if (gt > 0 && gt - start < 5) p = gt + 1;
   }
   let ms = NaN;
   let source: TimeSource = 'received';
   let body = p;
-  const c = s.charCodeAt(p);
+  const c = at(s, p, lim);
   if (isDigit(c)) {
     // ISO date or /dev/kmsg record
-    if (s.charCodeAt(p + 4) === Ch.Minus) {
-      ms = parseIsoAt(s, p);
+    if (at(s, p + 4, lim) === Ch.Minus) {
+      ms = parseIsoAt(s, p, lim);
       if (!Number.isNaN(ms)) {
         source = 'rfc3339';
-        body = afterSyslogHost(s, isoEnd, end);
+        body = afterSyslogHost(s, isoEnd, end, lim);
       }
     } else {
-      const semi = s.indexOf(';', p);
-      if (semi > 0 && semi < end && semi < p + 64) {
-        const c1 = s.indexOf(',', p);
-        const c2 = c1 < 0 ? -1 : s.indexOf(',', c1 + 1);
-        if (c2 > 0 && c2 < semi) {
+      const semi = indexOfByte(s, Ch.Semicolon, p, Math.min(end, p + 64));
+      if (semi >= 0) {
+        const c1 = indexOfByte(s, Ch.Comma, p, semi);
+        const c2 = c1 < 0 ? -1 : indexOfByte(s, Ch.Comma, c1 + 1, semi);
+        if (c2 >= 0) {
           let usec = 0;
           let i = c2 + 1;
           let nd = 0;
-          while (isDigit(s.charCodeAt(i))) {
-            usec = usec * 10 + (s.charCodeAt(i) - Ch.Digit0);
+          while (isDigit(at(s, i, lim))) {
+            usec = usec * 10 + (s[i]! - Ch.Digit0);
             i++;
             nd++;
           }
@@ -261,13 +284,13 @@ export function parseHeader(s: string, end: number, ctx: TimeContext, out?: Head
       }
     }
   } else if (c >= Ch.A && c <= Ch.Z) {
-    ms = parseSyslogAt(s, p, ctx.nowMs);
+    ms = parseSyslogAt(s, p, lim, ctx);
     if (!Number.isNaN(ms)) {
       source = 'syslog';
-      body = afterSyslogHost(s, syslogEnd, end);
+      body = afterSyslogHost(s, syslogEnd, end, lim);
     }
   } else if (c === Ch.BracketOpen) {
-    const secs = parseDmesgStampAt(s, p);
+    const secs = parseDmesgStampAt(s, p, lim);
     if (!Number.isNaN(secs)) {
       body = skipSpaces(s, bracketEnd, end);
       if (!Number.isNaN(ctx.bootMs)) {
@@ -276,9 +299,9 @@ export function parseHeader(s: string, end: number, ctx: TimeContext, out?: Head
       }
     } else {
       // dmesg -T: "[Tue Sep  3 11:38:30 2024]"
-      const close = s.indexOf(']', p);
-      if (close > 0 && close < end && close - p < 32) {
-        const t = Date.parse(s.slice(p + 1, close));
+      const close = indexOfByte(s, Ch.BracketClose, p, Math.min(end, p + 32));
+      if (close >= 0) {
+        const t = Date.parse(s.toString('utf8', p + 1, close));
         if (!Number.isNaN(t)) {
           ms = t;
           source = 'dmesg-ctime';
@@ -287,10 +310,10 @@ export function parseHeader(s: string, end: number, ctx: TimeContext, out?: Head
       }
     }
   }
-  if (body === p && s.startsWith('kernel:', p)) {
+  if (body === p && isKernelTagAt(s, p, lim)) {
     // bare "kernel: [  957.705811] ..." (a syslog line with its date/host cut off)
     body = skipSpaces(s, p + 7, end);
-    const secs = parseDmesgStampAt(s, body);
+    const secs = parseDmesgStampAt(s, body, lim);
     if (!Number.isNaN(secs)) {
       body = skipSpaces(s, bracketEnd, end);
       if (!Number.isNaN(ctx.bootMs)) {
@@ -308,21 +331,27 @@ export function parseHeader(s: string, end: number, ctx: TimeContext, out?: Head
 }
 
 /** After a syslog time: skip " host tag: " (tag "kernel:" most of the time) and a dmesg "[ 957.7]" stamp. */
-function afterSyslogHost(s: string, i: number, end: number): number {
-  const k = s.indexOf('kernel:', i);
+function afterSyslogHost(s: Buffer, i: number, end: number, lim: number): number {
+  let k = -1;
+  for (let j = indexOfByte(s, KERNEL_TAG.charCodeAt(0), i, end); j >= 0; j = indexOfByte(s, KERNEL_TAG.charCodeAt(0), j + 1, end)) {
+    if (isKernelTagAt(s, j, end)) {
+      k = j;
+      break;
+    }
+  }
   let b: number;
-  if (k >= 0 && k < end) {
+  if (k >= 0) {
     b = skipSpaces(s, k + 7, end);
   } else {
     b = skipSpaces(s, i, end);
-    const hostEnd = s.indexOf(' ', b);
-    if (hostEnd < 0 || hostEnd >= end) return b;
+    const hostEnd = indexOfByte(s, Ch.Space, b, end);
+    if (hostEnd < 0) return b;
     const tagStart = skipSpaces(s, hostEnd, end);
-    const tagEnd = s.indexOf(' ', tagStart);
-    if (tagEnd > 0 && tagEnd < end && s.charCodeAt(tagEnd - 1) === Ch.Colon) b = skipSpaces(s, tagEnd, end);
+    const tagEnd = indexOfByte(s, Ch.Space, tagStart, end);
+    if (tagEnd > 0 && at(s, tagEnd - 1, lim) === Ch.Colon) b = skipSpaces(s, tagEnd, end);
     else b = tagStart;
   }
-  if (s.charCodeAt(b) === Ch.BracketOpen && !Number.isNaN(parseDmesgStampAt(s, b))) b = skipSpaces(s, bracketEnd, end);
+  if (at(s, b, lim) === Ch.BracketOpen && !Number.isNaN(parseDmesgStampAt(s, b, lim))) b = skipSpaces(s, bracketEnd, end);
   return b;
 }
 

@@ -64,7 +64,7 @@ export class FileSource implements DropSourceRunner {
         events.record();
         if (rec.oversize) sharedDropMetrics().lineSkipped('too-long');
         else {
-          const result = this.parser.parse(rec.line.toString('utf8'));
+          const result = this.parser.parseBytes(rec.line);
           if (result.ok) events.drop(result.drop);
         }
         this.readPosition = follower.position();
