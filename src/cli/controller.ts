@@ -57,6 +57,7 @@ export interface ControllerFlags {
   dropDedupeMaxBytes?: number;
   captureMaxBytesPerPod?: number;
   captureMaxFiles?: number;
+  captureMaxNodes?: number;
   captureMaxDuration?: string;
 }
 
@@ -136,6 +137,7 @@ export async function runController(flags: ControllerFlags): Promise<void> {
       maxBytesPerPod: flags.captureMaxBytesPerPod,
       maxFiles: flags.captureMaxFiles,
       maxDurationMs: flags.captureMaxDuration ? sumDurationTerms(flags.captureMaxDuration) : undefined,
+      maxNodes: flags.captureMaxNodes,
     },
   });
   registerAuditForwarder(ctx);

@@ -81,6 +81,7 @@ export function buildCli(): Command {
     .option('--capture-max-bytes-per-pod <size>', 'cluster limit: a PacketCapture may not ask for more pcap bytes per pod (e.g. 1Gi)', flagParser(parseByteSize))
     .option('--capture-max-files <n>', 'cluster limit: a PacketCapture may not keep more files per pod', positiveInteger)
     .option('--capture-max-duration <duration>', 'cluster limit: a PacketCapture may not run longer (e.g. 1h)', flagParser(durationFlag))
+    .option('--capture-max-nodes <n>', 'cluster limit: a PacketCapture may not select pods on more nodes (each writes its own status.files entry)', positiveInteger, 500)
     .option('--event-qps <rate>', 'DropTail Events the controller writes per second, for all drops together (creates and count bumps; over it, drops fold into one aggregated Event per Pod)', positiveRate, 10)
     .option('--event-burst <n>', 'DropTail Event writes allowed at once above --event-qps', positiveInteger, 50)
     .option('--event-pod-qps <rate>', "DropTail Event writes per second for one Pod (client-go's spam filter default: 1/300)", positiveRate, 1 / 300)

@@ -8,6 +8,7 @@ import { NodeCaptureBudget, type DiskProbe } from '../../src/nodeagent/capture/b
 import { ownershipRefusal } from '../../src/nodeagent/capture/ownership.js';
 import { ceilingsProblem, DEFAULT_CEILINGS, parseRingSize, RING_MEMORY_FACTOR, type NodeCaptureLimits } from '../../src/nodeagent/capture/plan.js';
 import { planCapture } from '../../src/reconcilers/packetcapture/reconciler.js';
+import { counterInterval } from '../../src/nodeagent/capture/reconciler.js';
 import { CachedPod } from '../../src/runtime/cachedpod.js';
 import { BUILTIN_NAMESPACE_QUOTA, parseQuotaConfig, quotaFor, type EffectiveQuota } from '../../src/apis/capturequota.js';
 import { quotaVerdict } from '../../src/reconcilers/packetcapture/quota.js';
@@ -287,5 +288,35 @@ describe('capture tenancy: the namespace quota', function () {
     c.status = { ...c.status, files: [{ node: NODE, state: 'Error', notCaptured: [{ pod: 'intruder', ip: '10.0.0.9', reason: 'TargetNotOwned', message: 'IP 10.0.0.9: no pod shop/intruder on node node-a' }] }] } as PacketCapture['status'];
     const verified = (planCapture(c, pods.map((p) => CachedPod.from(p)), NOW, {}, { captures: [c], quota: quota(5) }).status.conditions as Array<{ type: string; status: string; reason: string; message: string }>).find((x) => x.type === 'TargetsVerified');
     expect(verified).to.include({ status: 'False', reason: 'TargetNotOwned', message: 'not captured: node node-a: pod intruder: IP 10.0.0.9: no pod shop/intruder on node node-a' });
+  });
+});
+
+describe('capture tenancy: how wide one capture may be', function () {
+  const ready = (status: Record<string, unknown>) => (status.conditions as Array<{ type: string; status: string; reason: string; message: string }>).find((c) => c.type === 'Ready');
+  const podsOn = (nodes: number, perNode = 1) =>
+    Array.from({ length: nodes * perNode }, (_, i) => CachedPod.from(pod('shop', `web-${i}`, `10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}`, { node: `node-${i % nodes}` })));
+
+  it('captures pods on up to --capture-max-nodes nodes, and refuses a wider selector whole, saying how wide it is', function () {
+    const within = planCapture(capture('wide'), podsOn(3), NOW, { maxNodes: 3 }).status;
+    expect(within.podCount).to.equal(3);
+    const over = planCapture(capture('wide'), podsOn(4, 2), NOW, { maxNodes: 3 }).status;
+    expect(over).to.include({ phase: 'Failed', podCount: 0 });
+    expect(over.targets).to.deep.equal([]);
+    expect(ready(over)).to.include({ status: 'False', reason: 'ExceedsClusterLimit', message: 'spec.selector selects 8 pods on 4 nodes; a capture spans at most 3 nodes (controller flag --capture-max-nodes): narrow the selector' });
+  });
+
+  it('defaults to 500 nodes, and refuses more pods than status.targets holds', function () {
+    expect(planCapture(capture('wide'), podsOn(500), NOW).status.podCount).to.equal(500);
+    expect(ready(planCapture(capture('wide'), podsOn(501), NOW).status)).to.include({ reason: 'ExceedsClusterLimit' });
+    const many = planCapture(capture('many'), podsOn(10, 501), NOW, { maxNodes: 100 }).status;
+    expect(ready(many)?.message).to.equal('spec.selector selects 5010 pods; a capture takes at most 5000: narrow the selector');
+  });
+
+  it('spaces each node\'s counter updates by the nodes the capture spans, so all of them together write at most 5 a second', function () {
+    const spanning = (nodes: number) => ({ ...capture('c'), status: { targets: Array.from({ length: nodes * 2 }, (_, i) => ({ pod: `p${i}`, node: `n${i % nodes}`, ip: '10.0.0.1' })) } }) as unknown as PacketCapture;
+    expect(counterInterval(spanning(1))).to.equal(2_000);
+    expect(counterInterval(spanning(10))).to.equal(2_000);
+    expect(counterInterval(spanning(500))).to.equal(100_000);
+    for (const nodes of [50, 500]) expect(nodes / (counterInterval(spanning(nodes)) / 1000)).to.be.at.most(5);
   });
 });

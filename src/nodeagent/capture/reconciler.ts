@@ -19,6 +19,19 @@ import { captureDirectory, isCaptureUid, removeCaptureDirectory, removeCaptureFi
 
 /** Status writes at most this often per capture (the counters change with every packet). */
 export const STATUS_INTERVAL_MS = 2_000;
+/**
+ * Counter updates of all the capture's nodes together stay under 1000 / COUNTER_SPACING_PER_NODE_MS
+ * (5) writes per second: each node waits this long per node the capture spans, and at least
+ * STATUS_INTERVAL_MS. Each write is sent to every agent watching PacketCaptures, so a per-node
+ * interval alone would grow with the square of the nodes.
+ */
+export const COUNTER_SPACING_PER_NODE_MS = 200;
+
+/** How long this node holds back a counter-only change of its entry. */
+export function counterInterval(capture: PacketCapture): number {
+  const nodes = new Set((capture.status?.targets ?? []).map((t) => t.node)).size;
+  return Math.max(STATUS_INTERVAL_MS, nodes * COUNTER_SPACING_PER_NODE_MS);
+}
 
 interface Published {
   body: object;
@@ -133,7 +146,7 @@ export class CaptureAgentReconciler implements Reconciler {
   }
 
   /**
-   * Applies this node's entries when they changed, at most every STATUS_INTERVAL_MS; returns how
+   * Applies this node's entries when they changed, counters at most every counterInterval(); returns how
    * long to wait when a change is held back. Applying without an entry releases it.
    */
   private async publish(capture: PacketCapture, files: CaptureFiles | undefined, interfaces: CaptureTarget[]): Promise<ReconcileResult | undefined> {
@@ -146,7 +159,8 @@ export class CaptureAgentReconciler implements Reconciler {
     const since = last ? Date.now() - last.at : Infinity;
     // State changes and releases go out at once; counters wait for the interval.
     const urgent = !last || !files || (last.body as { files?: CaptureFiles[] }).files?.[0]?.state !== files.state;
-    if (!urgent && since < STATUS_INTERVAL_MS) return { requeueAfterMs: STATUS_INTERVAL_MS - since };
+    const interval = counterInterval(capture);
+    if (!urgent && since < interval) return { requeueAfterMs: interval - since };
     try {
       await applyStatus(this.ctx.kc, PacketCaptureType, ref, body, agentFieldManager(this.ctx.nodeName));
     } catch (err) {

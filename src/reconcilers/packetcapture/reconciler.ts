@@ -43,7 +43,14 @@ export interface ClusterCaptureCeilings {
   maxBytesPerPod?: number | undefined;
   maxFiles?: number | undefined;
   maxDurationMs?: number | undefined;
+  /** Nodes one capture may span (--capture-max-nodes): each writes its own entry into status.files. */
+  maxNodes?: number | undefined;
 }
+
+/** Nodes a capture may span unless --capture-max-nodes says otherwise: 500 entries of status.files stay well inside etcd's 1.5 MiB. */
+export const DEFAULT_CAPTURE_MAX_NODES = 500;
+/** status.targets' maxItems in the CRD: more would make the status write fail. */
+export const MAX_CAPTURE_TARGETS = 5000;
 
 /** NETWARDEN_CAPTURE_FILES_RELEASE_TIMEOUT, a duration such as "2m" or "30s". */
 function releaseTimeoutFromEnv(): number | undefined {
@@ -163,12 +170,15 @@ export const QUOTA_RECHECK_MS = 15_000;
 export function planCapture(capture: PacketCapture, podsInNamespace: readonly CachedPod[], now: Date, ceilings: ClusterCaptureCeilings = {}, quota?: QuotaInput): CapturePlan {
   const generation = capture.metadata.generation ?? 0;
   const selection = compileSelection(capture);
-  const rejection =
+  let rejection =
     schemaRejection(capture) ??
     (selection instanceof Error ? { reason: 'InvalidSelector', message: selection.message } : undefined) ??
     filterRejection(capture) ??
     ceilingRejection(capture, ceilings);
-  const selected = rejection || selection instanceof Error ? [] : selectTargets(podsInNamespace, selection);
+  const candidates = rejection || selection instanceof Error ? [] : selectTargets(podsInNamespace, selection);
+  const tooWide = spanRejection(candidates, ceilings.maxNodes ?? DEFAULT_CAPTURE_MAX_NODES);
+  if (tooWide) rejection = tooWide;
+  const selected = tooWide ? [] : candidates;
   const verdict = !rejection && quota && wantsToRun(capture, now) ? quotaVerdict(capture, quota.captures, quota.quota, now) : undefined;
   const queued = verdict?.admitted === false;
   // Held back: no targets, so no agent captures it; its files stay.
@@ -246,6 +256,22 @@ function selectTargets(pods: readonly CachedPod[], selected: PodPredicate): Capt
     .filter((p) => selected(p) && p.nodeName && p.podIP && !['Succeeded', 'Failed'].includes(p.phase ?? ''))
     .map((p) => ({ pod: p.name, node: p.nodeName ?? '', ip: p.podIP ?? '' }))
     .sort((a, b) => a.pod.localeCompare(b.pod));
+}
+
+/**
+ * Every node a capture spans writes its own entry into status.files (its files, counters, state):
+ * a capture over thousands of nodes would outgrow etcd's object limit and be rewritten by each of
+ * them. Refused as a whole, like the other ceilings, naming how wide it is.
+ */
+function spanRejection(targets: readonly CaptureTarget[], maxNodes: number): Rejection | undefined {
+  const nodes = new Set(targets.map((t) => t.node)).size;
+  if (targets.length > MAX_CAPTURE_TARGETS) {
+    return { reason: 'ExceedsClusterLimit', message: `spec.selector selects ${targets.length} pods; a capture takes at most ${MAX_CAPTURE_TARGETS}: narrow the selector` };
+  }
+  if (nodes > maxNodes) {
+    return { reason: 'ExceedsClusterLimit', message: `spec.selector selects ${targets.length} pods on ${nodes} nodes; a capture spans at most ${maxNodes} nodes (controller flag --capture-max-nodes): narrow the selector` };
+  }
+  return undefined;
 }
 
 /** The schema cannot see that a port range is reversed inside a protocol that has no ports, etc. */
