@@ -198,6 +198,10 @@ export async function benchScale(opts: ScaleOptions = {}): Promise<BenchResult> 
     t = performance.now();
     const nodes = await simulateNodes(cp, simulated, set, podCount, url, await netwardenCaFile(cp));
     for (const node of nodes) node.reporter.start();
+    // Every node's token reviewed once (its first report) before the probe, as in a running
+    // cluster; a probe behind 1,000 first reviews measured the review queue, not the pipeline.
+    await waitFor(async () => nodes.every((node) => node.reporter.accepted > 0), { timeoutMs: 300_000, intervalMs: 500, description: 'a first report accepted from every simulated node' });
+    say(`first reports of ${simulated} nodes accepted after ${((performance.now() - t) / 1000).toFixed(1)} s`);
     say(`${simulated} simulated nodes with their tokens in ${((performance.now() - t) / 1000).toFixed(1)} s`);
 
     const sentAt = new Map<string, number>();
