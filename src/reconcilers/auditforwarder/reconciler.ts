@@ -14,7 +14,7 @@ import { nodeMatches } from '../../apis/nodeselection.js';
 import { readyConditions, schemaRejection, type Rejection } from '../common.js';
 import { reportingNodes } from '../nodereports/metrics.js';
 import type { NodeReportStore } from '../nodereports/store.js';
-import { AUDIT_TOTALS, auditTotals, currentFields, StatusWriteLimiter, summarize, writeLimited } from '../nodereports/summary.js';
+import { AUDIT_TOTALS, auditTotals, StatusWriteLimiter, summaryFields, writeLimited } from '../nodereports/summary.js';
 
 const SUMMARY_FIELDS = ['nodeCount', 'unhealthyNodes', 'problems', ...AUDIT_TOTALS] as const;
 
@@ -40,19 +40,10 @@ export class AuditForwarderReconciler implements Reconciler {
       return;
     }
     const selected = this.nodes.list().filter((n) => nodeMatches(forwarder.spec.nodeSelector, n)).map((n) => n.metadata?.name ?? '');
-    const selectedSet = new Set(selected);
-    const entries = this.reports.reports(key.name, (node) => selectedSet.has(node));
-    const { summary, fresh } = summarize(this.reports, entries);
+    const { fields, fresh, reporting, graceMs } = summaryFields(this.reports, key.name, new Set(selected), forwarder.status, auditTotals, SUMMARY_FIELDS);
     reportingNodes.set({ kind: 'auditforwarder' }, this.reports.size());
-    let fields: Record<string, unknown> = { ...summary, ...auditTotals(entries) };
-    const requeue: number[] = [];
-    const grace = this.reports.graceLeftMs();
-    if (grace > 0 && summary.nodeCount < (forwarder.status?.nodeCount ?? 0)) {
-      // A new leader has not heard from every agent yet: no summary that drops nodes before then.
-      fields = currentFields(forwarder.status, SUMMARY_FIELDS);
-      requeue.push(grace);
-    }
-    const desired = { ...desiredStatus(forwarder, selected, fresh, entries.length, this.now(), this.namespace), ...fields };
+    const requeue: number[] = graceMs !== undefined ? [graceMs] : [];
+    const desired = { ...desiredStatus(forwarder, selected, fresh, reporting, this.now(), this.namespace), ...fields };
     const urgent = forwarder.status?.observedGeneration !== (forwarder.metadata.generation ?? 0);
     const wait = await writeLimited(this.kc, AuditForwarderType, forwarder, desired, this.limiter, urgent);
     if (wait !== undefined) requeue.push(wait);

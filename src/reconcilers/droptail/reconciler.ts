@@ -22,7 +22,7 @@ import { nodeMatches } from '../../apis/nodeselection.js';
 import { readyConditions, schemaRejection, type Rejection } from '../common.js';
 import { reportingNodes } from '../nodereports/metrics.js';
 import type { NodeReportStore } from '../nodereports/store.js';
-import { currentFields, dropTailTotals, StatusWriteLimiter, summarize, writeLimited } from '../nodereports/summary.js';
+import { dropTailTotals, StatusWriteLimiter, summaryFields, writeLimited } from '../nodereports/summary.js';
 import { settingsOf } from './settings.js';
 import { DropStats } from './stats.js';
 
@@ -62,20 +62,12 @@ export class DropTailReconciler implements Reconciler {
     const settings = settingsOf(dropTail);
     this.hooks.metricsEnabled?.(key.name, settings.metrics);
     const selected = new Set(this.nodes.list().filter((n) => nodeMatches(dropTail.spec.nodeSelector, n)).map((n) => n.metadata?.name ?? ''));
-    const entries = this.reports.reports(key.name, (node) => selected.has(node));
-    const { summary, fresh } = summarize(this.reports, entries);
+    const { fields, fresh, reporting, graceMs } = summaryFields(this.reports, key.name, selected, dropTail.status, dropTailTotals, SUMMARY_FIELDS);
     reportingNodes.set({ kind: 'droptail' }, this.reports.size());
-    let fields: Record<string, unknown> = { ...summary, ...dropTailTotals(entries) };
-    const requeue: number[] = [];
-    const grace = this.reports.graceLeftMs();
-    if (grace > 0 && summary.nodeCount < (dropTail.status?.nodeCount ?? 0)) {
-      // A new leader has not heard from every agent yet: no summary that drops nodes before then.
-      fields = currentFields(dropTail.status, SUMMARY_FIELDS);
-      requeue.push(grace);
-    }
+    const requeue: number[] = graceMs !== undefined ? [graceMs] : [];
     const drops = this.stats.statusFields(dropTail, settings.recentDropsLimit);
     if (drops.retryAfterMs !== undefined) requeue.push(drops.retryAfterMs);
-    const desired = { ...desiredStatus(dropTail, selected.size, fresh, entries.length, this.now()), ...fields, ...drops.fields };
+    const desired = { ...desiredStatus(dropTail, selected.size, fresh, reporting, this.now()), ...fields, ...drops.fields };
     const generation = dropTail.metadata.generation ?? 0;
     const current = (dropTail.status ?? {}) as Record<string, unknown>;
     const urgent = dropTail.status?.observedGeneration !== generation || DROP_FIELDS.some((f) => !isDeepStrictEqual(current[f], desired[f]));

@@ -15,6 +15,26 @@ export interface NodeSummary {
   problems: NodeProblem[];
 }
 
+/**
+ * The summary of one object's nodes as it goes into status: the reports of the selected nodes,
+ * summarized, with the kind's totals; while a new leader has not heard from every agent yet, the
+ * summary already in status instead of one that drops nodes (and how long until it may).
+ */
+export function summaryFields<R extends { node: string }>(
+  store: NodeReportStore<R>,
+  name: string,
+  selected: ReadonlySet<string>,
+  status: { nodeCount?: number } | undefined,
+  totals: (entries: readonly StoredReport<R>[]) => Record<string, unknown>,
+  fieldNames: readonly string[],
+): { fields: Record<string, unknown>; fresh: R[]; reporting: number; graceMs?: number } {
+  const entries = store.reports(name, (node) => selected.has(node));
+  const { summary, fresh } = summarize(store, entries);
+  const grace = store.graceLeftMs();
+  if (grace > 0 && summary.nodeCount < (status?.nodeCount ?? 0)) return { fields: currentFields(status, fieldNames), fresh, reporting: entries.length, graceMs: grace };
+  return { fields: { ...summary, ...totals(entries) }, fresh, reporting: entries.length };
+}
+
 /** The summary fields every kind has, and the reports that are fresh (the ones Ready looks at). */
 export function summarize<R extends { node: string }>(
   store: NodeReportStore<R>,
