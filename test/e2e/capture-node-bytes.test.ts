@@ -10,7 +10,7 @@ import { mkdirSync, readdirSync, statfsSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { cluster } from './hooks.js';
 import { registerExitCleanup } from '../env/controlplane.js';
-import { applyCapture, condition, entryOn, getCapture, sendUdp } from '../env/captures.js';
+import { applyCapture, condition, entryOn, getCapture, sendUdp, sendUdpUntil } from '../env/captures.js';
 import { createNamespace, createNode, createPod, waitFor } from '../env/fixtures.js';
 import { ensureInstalled, mustKubectl, nextNodeIP, startAgent, startController, type NetwardenProcess } from '../env/netwarden.js';
 import { createPodNetwork, type PodNetwork } from '../env/podnet.js';
@@ -183,17 +183,14 @@ describe("the node's disk floor (--capture-min-free-disk in bytes)", function ()
     // pc-dkeep: 1 MiB of files, then done; they stay until it is deleted.
     await applyCapture(cp, NS, 'pc-dkeep', spec(5811, `\n  maxBytesPerPod: ${16 * FILE}`, 'disk'));
     await waitFor(async () => (await entry('pc-dkeep'))?.state === 'WaitingForTraffic', { timeoutMs: 60_000, description: 'pc-dkeep capturing' });
-    // In bursts of 500: libpcap's ring loses some of a longer burst, and pc-dkeep must see 1 MiB.
-    for (let i = 0; i < 3; i++) await sendUdp(disk, DISK_DST_IP, 5811, `keep${i}`, 500, SIZE);
-    await waitFor(async () => (await entry('pc-dkeep'))?.state === 'Finished', { timeoutMs: 60_000, description: 'pc-dkeep finished at its maxBytesPerPod' });
+    await sendUdpUntil(disk, DISK_DST_IP, 5811, 'keep', SIZE, async () => ((await entry('pc-dkeep'))?.state === 'Finished' ? true : undefined), { description: 'pc-dkeep finished at its maxBytesPerPod' });
 
     await applyCapture(cp, NS, 'pc-dfill', spec(5810, '', 'disk'));
     await waitFor(async () => (await entry('pc-dfill'))?.state === 'WaitingForTraffic', { timeoutMs: 60_000, description: 'pc-dfill capturing' });
-    for (let i = 0; i < 5; i++) await sendUdp(disk, DISK_DST_IP, 5810, `fill${i}`, 500, SIZE);
-    const stopped = await waitFor(async () => {
+    const stopped = await sendUdpUntil(disk, DISK_DST_IP, 5810, 'fill', SIZE, async () => {
       const e = await entry('pc-dfill');
       return e?.state === 'Error' ? e : undefined;
-    }, { timeoutMs: 60_000, description: 'pc-dfill stopped at the floor' });
+    }, { description: 'pc-dfill stopped at the floor' });
     expect(stopped.message).to.match(new RegExp(`^disk: stopped writing: free disk \\d+ bytes \\(\\d+ more promised to files being written\\) would fall below the agent's floor of ${FLOOR} bytes \\(${FLOOR} bytes, --capture-min-free-disk\\) with another ${FILE}-byte file`));
     expect(free(), 'free bytes on the state directory').to.be.at.least(FLOOR);
 

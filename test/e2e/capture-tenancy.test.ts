@@ -14,7 +14,7 @@ import { registerExitCleanup } from '../env/controlplane.js';
 import { createNamespace, createNode, createPod, createServiceAccount, kubeconfigForToken, requestToken, waitFor } from '../env/fixtures.js';
 import { ensureInstalled, mustKubectl, netwardenCaFile, netwardenPorts, nextNodeIP, startAgent, startController, SYSTEM_NAMESPACE, type NetwardenProcess } from '../env/netwarden.js';
 import { createPodNetwork, type PodNetwork } from '../env/podnet.js';
-import { applyCapture, condition, entryOn as captureEntryOn, getCapture, sendUdp } from '../env/captures.js';
+import { applyCapture, condition, entryOn as captureEntryOn, getCapture, sendUdp, sendUdpUntil } from '../env/captures.js';
 import { agentAudience } from '../../src/apis/identity.js';
 import { PacketCaptureType } from '../../src/apis/meta.js';
 import type { CaptureFiles, PacketCapture } from '../../src/apis/packetcapture.js';
@@ -314,12 +314,11 @@ describe('capture tenancy: ownership, UIDs, quotas, the disk floor', function ()
     await apply(NS_A, 'pc-disk-fill', spec(100));
     for (const name of ['pc-disk-rotate', 'pc-disk-fill']) await waitFor(async () => (await entryOn(NS_A, name, DISK_NODE))?.state === 'WaitingForTraffic', { timeoutMs: 60_000, description: `${name} capturing` });
 
-    // 4 MB of datagrams: more than the tmpfs holds.
-    for (let i = 0; i < 8; i++) await sendUdp(disk, DB_IP, 5600, `fill${i}`, 500, 1000);
-    const stopped = await waitFor(async () => {
+    // Until the tmpfs is full: about 4 MB of datagrams, more where libpcap's ring loses some.
+    const stopped = await sendUdpUntil(disk, DB_IP, 5600, 'fill', 1000, async () => {
       const e = await entryOn(NS_A, 'pc-disk-fill', DISK_NODE);
       return e?.state === 'Error' ? e : undefined;
-    }, { timeoutMs: 60_000, description: 'pc-disk-fill stopped at the floor' });
+    }, { description: 'pc-disk-fill stopped at the floor' });
     expect(stopped.message).to.match(/^disk: stopped writing: free disk \d+ bytes \(\d+ more promised to files being written\) would fall below the agent's floor of \d+ bytes \(15% of the filesystem, --capture-min-free-disk\) with another 65536-byte file/);
     expect((stopped.fileNames ?? []).length).to.be.greaterThan(10);
     const fs = statfsSync(tmpfs);

@@ -1,6 +1,7 @@
 // PacketCapture helpers of the e2e suites: the resource as kubectl shows it, a node's status entry,
 // its conditions, and real UDP traffic from inside a pod network for the captures to see.
 import type { ControlPlane } from './controlplane.js';
+import { waitFor } from './fixtures.js';
 import { mustKubectl } from './netwarden.js';
 import type { PodNetwork } from './podnet.js';
 import type { CaptureFiles, PacketCapture } from '../../src/apis/packetcapture.js';
@@ -37,4 +38,23 @@ for i in range(n):
 `;
   const r = await pod.exec(['python3', '-c', py, dst, String(port), marker, String(count), String(size)], { timeoutMs: 120_000 });
   if (r.code !== 0) throw new Error(`sending UDP from ${pod.name} failed: ${r.stderr}`);
+}
+
+/**
+ * Bursts of `sendUdp` until `done` gives a value. libpcap's ring loses part of a burst when the
+ * machine is loaded, so a test that needs some amount captured (a quota, a disk floor) sends until
+ * the capture shows it, not a fixed amount that is enough only on a quiet machine.
+ */
+export async function sendUdpUntil<T>(
+  pod: PodNetwork, dst: string, port: number, marker: string, size: number,
+  done: () => Promise<T | undefined>, opts: { description: string; burst?: number; timeoutMs?: number },
+): Promise<Exclude<T, undefined | null | false>> {
+  let burst = 0;
+  return waitFor(async () => {
+    const value = await done();
+    if (value !== undefined) return value;
+    await sendUdp(pod, dst, port, `${marker}${burst++}`, opts.burst ?? 250, size);
+    await new Promise((r) => setTimeout(r, 1000)); // time for the agent to write its entry
+    return done();
+  }, { timeoutMs: opts.timeoutMs ?? 120_000, intervalMs: 0, description: opts.description });
 }
