@@ -242,13 +242,14 @@ export async function benchScale(opts: ScaleOptions = {}): Promise<BenchResult> 
     let nextDrop = 0;
     let peakRss = syncedRss;
     // Where the peak is: V8's heap in use and reserved, and memory outside it, at the highest RSS seen.
-    let atPeak = { rss: 0, heap: NaN, heapTotal: NaN, external: NaN };
+    let atPeak = { rss: 0, heap: NaN, heapTotal: NaN, external: NaN, connections: NaN };
     const sampler = setInterval(() => {
       void getLocal(controller.metricsPort, '/metrics').then(({ body }) => {
         const rss = procStatusMB(controller.child.pid!, 'VmRSS');
         if (rss <= atPeak.rss) return;
         const mb = (name: string) => Number(new RegExp(`^${name} (\\S+)`, 'm').exec(body)?.[1] ?? NaN) / 1024 / 1024;
-        atPeak = { rss, heap: mb('nodejs_heap_size_used_bytes'), heapTotal: mb('nodejs_heap_size_total_bytes'), external: mb('nodejs_external_memory_bytes') };
+        const connections = Number(/^netwarden_http_open_connections\{server="controller"\} (\S+)/m.exec(body)?.[1] ?? NaN);
+        atPeak = { rss, heap: mb('nodejs_heap_size_used_bytes'), heapTotal: mb('nodejs_heap_size_total_bytes'), external: mb('nodejs_external_memory_bytes'), connections };
       }, () => undefined);
     }, 1000);
     const started = performance.now();
@@ -306,6 +307,7 @@ export async function benchScale(opts: ScaleOptions = {}): Promise<BenchResult> 
       { metric: 'flood drop-to-Event p50 (waiting for the budget)', value: percentile(sorted, 50), unit: 'ms' },
       { metric: 'controller RSS peak while the nodes pushed', value: Math.max(peakRss, atPeak.rss), unit: 'MiB' },
       { metric: 'at the sampled peak: V8 heap used / reserved / external (MiB)', value: atPeak.heap, unit: `/ ${atPeak.heapTotal.toFixed(0)} / ${atPeak.external.toFixed(0)}` },
+      { metric: "at the sampled peak: connections open on the controller's HTTPS API", value: atPeak.connections, unit: 'connections' },
       { metric: 'apiserver writes by Netwarden (stored objects)', value: writesPerSecond, unit: 'writes/s', reference: TARGET_WRITES_PER_SECOND, ratio: writesPerSecond / TARGET_WRITES_PER_SECOND },
       { metric: 'nodes reporting in the DropTail summary', value: summary.status?.nodeCount ?? 0, unit: 'nodes', reference: simulated, ratio: (summary.status?.nodeCount ?? 0) / simulated },
       { metric: 'unhealthy nodes in the summary (1 in 100 simulated)', value: summary.status?.unhealthyNodes ?? 0, unit: 'nodes', reference: nodes.filter((_, k) => unhealthy(k)).length, ratio: (summary.status?.unhealthyNodes ?? 0) / Math.max(1, nodes.filter((_, k) => unhealthy(k)).length) },

@@ -55,6 +55,8 @@ export interface ControllerFlags {
   /** DropTail: memory bounds of the drop pipeline (queued drops, remembered dedupe ids). */
   dropQueueMaxBytes?: number;
   dropDedupeMaxBytes?: number;
+  /** Connections the HTTPS API keeps alive after an answer. */
+  httpsMaxKeptAlive: number;
   captureMaxBytesPerPod?: number;
   captureMaxFiles?: number;
   captureMaxNodes?: number;
@@ -108,7 +110,7 @@ export async function runController(flags: ControllerFlags): Promise<void> {
   const pki = certificateSettings(flags);
   // Needed whenever something is not brought: the controller's own certificate or the agents' CA.
   const ca = pki.ownServing && pki.ownAgentCa ? undefined : new CaStore(kc, { secretNamespace: flags.caSecretNamespace, secretName: CA_SECRET, configMapNamespace: namespace, configMapName: CA_CONFIGMAP, caValidityMs: pki.caValidityMs });
-  const api = new HttpsApiServer({ name: 'controller', port: flags.httpsPort, host: flags.httpsAddress, limits: CONTROLLER_API_LIMITS });
+  const api = new HttpsApiServer({ name: 'controller', port: flags.httpsPort, host: flags.httpsAddress, limits: { ...CONTROLLER_API_LIMITS, maxKeptAlive: flags.httpsMaxKeptAlive ?? CONTROLLER_API_LIMITS.maxKeptAlive } });
   // Not ready until the API serves: the Service then sends no agent or user to a replica still waiting for its certificate.
   manager.addReadinessCheck(() => (api.listening() ? undefined : 'HTTPS API not serving yet (waiting for its serving certificate)'));
   const agentTokens = new ServiceAccountTokens(kc, { namespace, serviceAccount: flags.serviceAccount });

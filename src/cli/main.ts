@@ -88,6 +88,7 @@ export function buildCli(): Command {
     .option('--event-pod-burst <n>', 'DropTail Event writes allowed at once for one Pod', positiveInteger, 25)
     .option('--dns-server <address>', 'reverse DNS server for DropTail, ip or ip:port (repeatable; default: the system resolvers)', collect, [])
     .option('--drop-queue-max-bytes <size>', 'DropTail: memory for accepted drops waiting for their Events; a batch over it is refused with 503 + Retry-After and the agent sends it again', flagParser(parseByteSize), 16 * 1024 * 1024)
+    .option('--https-max-kept-alive <n>', "connections of agents and users the HTTPS API keeps alive (~90 KB of TLS buffers each); above it, each connection is closed after its answer and the client reconnects, resuming its TLS session", positiveInteger, 512)
     .option('--drop-dedupe-max-bytes <size>', 'DropTail: memory for the ids of counted drops, so a re-sent batch is not counted twice (32 B per id; the oldest go first)', flagParser(parseByteSize), 8 * 1024 * 1024)
     .action(async (opts: ControllerFlags) => {
       const { runController } = await import('./controller.js');

@@ -7,7 +7,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { errorMessage, LogThrottle, loggerFor } from '../util/log.js';
 import { AccessDenied } from './auth.js';
-import { API_SERVER_LIMITS, limitConnections, serverOptions, type ServerLimits } from './limits.js';
+import { API_SERVER_LIMITS, limitConnections, serverOptions, type ConnectionBudget, type ServerLimits } from './limits.js';
 
 export class HttpError extends Error {
   constructor(
@@ -47,6 +47,7 @@ export interface HttpsServerOptions {
 export class HttpsApiServer {
   private readonly routes: Route[] = [];
   private server: https.Server | undefined;
+  private connections: ConnectionBudget | undefined;
   private credentials: ServingCredentials | undefined;
   private readonly log;
   private readonly unknownCallers = new LogThrottle();
@@ -85,7 +86,7 @@ export class HttpsApiServer {
     if (!credentials) throw new Error(`https/${this.opts.name}: no serving certificate yet`);
     const limits = this.opts.limits ?? API_SERVER_LIMITS;
     const server = https.createServer({ ...serverOptions(limits), ...credentials }, (req, res) => void this.dispatch(req, res));
-    limitConnections(server, limits, this.opts.name, this.log);
+    this.connections = limitConnections(server, limits, this.opts.name, this.log);
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
       server.listen(this.opts.port, this.opts.host ?? '0.0.0.0', () => resolve());
@@ -108,6 +109,8 @@ export class HttpsApiServer {
   }
 
   private async dispatch(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    // Decided on arrival: the header is sent with whatever answer follows.
+    this.connections?.onRequest(res);
     let pathMatched = false;
     try {
       // URL parsing folds "a/../b" away; a path that needs folding is refused, not reinterpreted.

@@ -8,7 +8,7 @@
 // client keeps reading. A client that stops reading is cut after idleTimeoutMs without progress.
 import type http from 'node:http';
 import type { Server as NetServer, Socket } from 'node:net';
-import { Counter } from 'prom-client';
+import { Counter, Gauge } from 'prom-client';
 import { LogThrottle, type Logger } from '../util/log.js';
 import { registry } from './metrics.js';
 
@@ -29,6 +29,13 @@ export interface ServerLimits {
   maxConnections: number;
   /** Open connections from one client address; more from it are closed as they arrive. */
   maxConnectionsPerClient: number;
+  /**
+   * Open connections kept alive after a response; above it, the connection that was just answered
+   * is closed (`Connection: close`) and its client opens a new one for its next request. Node holds
+   * ~90 KB of TLS buffers per open connection: 5,000 agents kept alive would take 440 MB.
+   * Unset: as many as maxConnections.
+   */
+  maxKeptAlive?: number;
   /** How often expired headers and requests are looked for (Node's default is 30 s). */
   checkIntervalMs: number;
 }
@@ -53,10 +60,12 @@ export const API_SERVER_LIMITS: ServerLimits = {
 };
 
 /**
- * The controller's HTTPS API: every agent may hold a keep-alive connection to it while it sends
- * drops (5,000 nodes), and users come on top. Each connection stays subject to the timeouts above.
+ * The controller's HTTPS API: every agent may connect to it while it sends drops (5,000 nodes),
+ * and users come on top; 512 of them stay kept alive (the busiest, since each answered request
+ * over the budget closes its connection), the others reconnect per request, resuming their TLS
+ * session. Each connection stays subject to the timeouts above.
  */
-export const CONTROLLER_API_LIMITS: ServerLimits = { ...API_SERVER_LIMITS, maxConnections: 8192 };
+export const CONTROLLER_API_LIMITS: ServerLimits = { ...API_SERVER_LIMITS, maxConnections: 8192, maxKeptAlive: 512 };
 
 /** /healthz, /readyz and /metrics: GETs without a body from the kubelet and a few Prometheus replicas. */
 export const METRICS_SERVER_LIMITS: ServerLimits = {
@@ -71,6 +80,20 @@ export const METRICS_SERVER_LIMITS: ServerLimits = {
   maxConnectionsPerClient: 16,
   checkIntervalMs: 1_000,
 };
+
+const openConnections = new Gauge({
+  name: 'netwarden_http_open_connections',
+  help: 'Connections open on the server now.',
+  labelNames: ['server'] as const,
+  registers: [registry],
+});
+
+const connectionsNotKeptAlive = new Counter({
+  name: 'netwarden_http_connections_not_kept_alive_total',
+  help: 'Connections closed after a response because the server had more open than it keeps alive (max_kept_alive); their clients reconnect.',
+  labelNames: ['server'] as const,
+  registers: [registry],
+});
 
 const connectionsRefused = new Counter({
   name: 'netwarden_http_connections_refused_total',
@@ -97,12 +120,18 @@ export function clientAddress(socket: Socket): string {
   return address.startsWith('::ffff:') ? address.slice(7) : address;
 }
 
+/** What a server asks of its connections after limitConnections. */
+export interface ConnectionBudget {
+  /** Called as a request arrives: its connection is closed after the answer when over maxKeptAlive. */
+  onRequest(res: http.ServerResponse): void;
+}
+
 /**
  * Applies what cannot be passed at creation (header count, idle timeout, connection caps) and
  * counts connections per client address. Refusals are counted by a metric and logged at most once
  * per 10 s per reason, so a flood does not become a flood of log lines.
  */
-export function limitConnections(server: http.Server, limits: ServerLimits, name: string, log: Logger): void {
+export function limitConnections(server: http.Server, limits: ServerLimits, name: string, log: Logger): ConnectionBudget {
   server.maxHeadersCount = limits.maxHeadersCount;
   server.maxConnections = limits.maxConnections;
   server.setTimeout(limits.idleTimeoutMs);
@@ -114,6 +143,9 @@ export function limitConnections(server: http.Server, limits: ServerLimits, name
   };
   (server as NetServer).on('drop', (data?: { remoteAddress?: string }) => refused('max_connections', data?.remoteAddress ?? ''));
   const open = new Map<string, number>();
+  let total = 0;
+  const gauge = openConnections.labels({ server: name });
+  gauge.set(0);
   // prependListener: refuse before the HTTP or TLS layer spends anything on the socket.
   server.prependListener('connection', (socket: Socket) => {
     const client = clientAddress(socket);
@@ -124,10 +156,21 @@ export function limitConnections(server: http.Server, limits: ServerLimits, name
       return;
     }
     open.set(client, count);
+    gauge.set(++total);
     socket.once('close', () => {
+      gauge.set(--total);
       const left = (open.get(client) ?? 1) - 1;
       if (left > 0) open.set(client, left);
       else open.delete(client);
     });
   });
+  const maxKeptAlive = limits.maxKeptAlive ?? limits.maxConnections;
+  return {
+    onRequest(res) {
+      if (total <= maxKeptAlive || res.headersSent) return;
+      connectionsNotKeptAlive.inc({ server: name });
+      // Node closes the connection after this response and tells the client so.
+      res.setHeader('connection', 'close');
+    },
+  };
 }

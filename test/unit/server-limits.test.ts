@@ -5,7 +5,7 @@ import { expect } from 'chai';
 import net from 'node:net';
 import tls from 'node:tls';
 import { AccessReviewer } from '../../src/runtime/auth.js';
-import { HttpsApiServer } from '../../src/runtime/https.js';
+import { HttpsApiServer, sendJson } from '../../src/runtime/https.js';
 import { API_SERVER_LIMITS, METRICS_SERVER_LIMITS, type ServerLimits } from '../../src/runtime/limits.js';
 import { registry } from '../../src/runtime/metrics.js';
 import { HealthServer, metricsServing } from '../../src/runtime/server.js';
@@ -44,13 +44,18 @@ function trickleHeaders(c: Connection): void {
 
 /** A keep-alive GET on an open connection; resolves with the status line once the answer is in. */
 async function getOn(c: Connection, path: string): Promise<string> {
+  return (await headOfAnswer(c, path)).split('\r\n')[0]!;
+}
+
+/** A keep-alive GET on an open connection; resolves with the answer's status line and headers. */
+async function headOfAnswer(c: Connection, path: string): Promise<string> {
   const answer = new Promise<string>((resolve) => {
     let text = '';
     const onData = (chunk: Buffer) => {
       text += chunk.toString('latin1');
       if (/\r\n\r\n/.test(text)) {
         c.socket.off('data', onData);
-        resolve(text.split('\r\n')[0]!);
+        resolve(text.split('\r\n\r\n')[0]!);
       }
     };
     c.socket.on('data', onData);
@@ -124,6 +129,26 @@ describe('server limits', function () {
     const other = await connect(healthPort, { localAddress: '127.0.0.2' });
     expect(await getOn(other, '/healthz')).to.equal('HTTP/1.1 200 OK');
     for (const c of [...held, other]) c.socket.destroy();
+  });
+
+  it('keeps at most maxKeptAlive connections open: over it, an answered connection is closed and says so', async function () {
+    const budgetApi = new HttpsApiServer({ name: 'unit-kept-alive', certFile: cert.certFile, keyFile: cert.keyFile, port: 0, host: '127.0.0.1', limits: { ...TIGHT, maxKeptAlive: 2 } });
+    budgetApi.route('GET', '/ping', async (_req, res) => sendJson(res, 200, { pong: true }));
+    const port = await budgetApi.start();
+    try {
+      const first = await connect(port, { tls: cert.cert });
+      const second = await connect(port, { tls: cert.cert });
+      for (const c of [first, second]) expect(await headOfAnswer(c, '/ping')).to.match(/^HTTP\/1.1 200 OK\r\n[^]*Connection: keep-alive/);
+      const third = await connect(port, { tls: cert.cert });
+      const over = await headOfAnswer(third, '/ping');
+      expect(over).to.match(/^HTTP\/1.1 200 OK\r\n/);
+      expect(over).to.match(/\r\nconnection: close/i);
+      await third.closed; // the server closed it after the answer: the client did nothing
+      expect(await headOfAnswer(first, '/ping'), 'two open again: kept alive').to.match(/Connection: keep-alive/);
+      for (const c of [first, second]) c.socket.destroy();
+    } finally {
+      await budgetApi.stop();
+    }
   });
 
   it('refuses connections over the server cap, and answers again once some close', async function () {
