@@ -12,8 +12,9 @@ for dir in /usr/sbin /sbin; do [[ ":$PATH:" == *":$dir:"* ]] || PATH="$PATH:$dir
 export PATH
 
 # 1. Debian packages: libpcap for cap, nftables/iproute2 for the pod network, tshark to read
-# captures, openssl for test certificates, dnsmasq for reverse DNS, journal-remote for journal files.
-debian_packages=(libpcap-dev nftables iproute2 iputils-ping tshark openssl dnsmasq-base systemd-journal-remote build-essential python3)
+# captures, openssl for test certificates, dnsmasq for reverse DNS, journal-remote for journal files,
+# Lua 5.1 (Argo CD's dialect) and 5.4 with the pure-Lua dkjson to run the Argo CD health checks.
+debian_packages=(libpcap-dev nftables iproute2 iputils-ping tshark openssl dnsmasq-base systemd-journal-remote build-essential python3 lua5.1 lua5.4 lua-dkjson)
 missing=()
 for p in "${debian_packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -1,6 +1,7 @@
 // npm run gen:crds: write crds/<plural>.netwarden.io.yaml from the schemas in src/apis/, their JSON
 // schemas for kubeconform schemas/<group>/<kind>_<version>.json (hack/crd-jsonschema.ts), and the
-// admission policies config/admission/<name>.yaml from src/apis/admission.ts.
+// admission policies config/admission/<name>.yaml from src/apis/admission.ts, and the argocd-cm
+// patch with the Argo CD health checks (hack/argocd-cm.ts).
 // Pass --check to only report (and exit 1) when a committed file is out of date.
 
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
@@ -9,6 +10,7 @@ import { fileURLToPath } from 'node:url';
 import { ADMISSION_POLICIES, renderAdmissionYaml } from '../src/apis/admission.js';
 import { CRD_DEFINITIONS, crdFileName, renderCrdYaml } from '../src/apis/crd.js';
 import { allCrdJsonSchemas, renderJsonSchema } from './crd-jsonschema.js';
+import { ARGOCD_CM_PATCH, renderArgocdCmPatch } from './argocd-cm.js';
 
 const repo = join(dirname(fileURLToPath(import.meta.url)), '..');
 const crdDir = join(repo, 'crds');
@@ -30,6 +32,7 @@ async function main(check: boolean): Promise<number> {
     ...CRD_DEFINITIONS.map((def) => ({ path: join(crdDir, crdFileName(def)), text: renderCrdYaml(def) })),
     ...ADMISSION_POLICIES.map((p) => ({ path: join(admissionDir, `${p.name}.yaml`), text: renderAdmissionYaml(p) })),
     ...allCrdJsonSchemas().map((f) => ({ path: join(repo, f.path), text: renderJsonSchema(f) })),
+    { path: join(repo, ARGOCD_CM_PATCH), text: renderArgocdCmPatch(repo) },
   ];
   for (const { path, text } of files) {
     if ((await readOrEmpty(path)) === text) continue;

@@ -24,7 +24,7 @@ function schemaPathFor(obj: { apiVersion: string; kind: string }): string {
 // OpenAPI formats without a JSON Schema meaning (int64, byte), and checks date-time and uri.
 const ajv = addFormats(new Ajv({ strict: false, allErrors: true, formats: { int32: true, int64: true, byte: true } }));
 const compiled = new Map<string, ValidateFunction>();
-function kubeconform(obj: { apiVersion: string; kind: string }): string[] {
+function kubeconform(obj: { apiVersion: string; kind: string; [field: string]: unknown }): string[] {
   const path = schemaPathFor(obj);
   let validate = compiled.get(path);
   if (!validate) {
