@@ -69,3 +69,7 @@ export PATH="$NETWARDEN_KUBE_BIN:$repo/node_modules/.bin:$PATH"
 # 5. A small S3-compatible server (gofakes3) for the AuditForwarder's S3 sink tests and benchmark.
 NETWARDEN_S3_SERVER="$("$repo/hack/s3/build.sh")"
 export NETWARDEN_S3_SERVER
+
+# 6. krew (the kubectl plugin manager), for the test that installs the krew package with it.
+NETWARDEN_KREW="$("$repo/hack/krew/build.sh")"
+export NETWARDEN_KREW
