@@ -1,7 +1,8 @@
 // npm run gen:crds: write crds/<plural>.netwarden.io.yaml from the schemas in src/apis/, their JSON
 // schemas for kubeconform schemas/<group>/<kind>_<version>.json (hack/crd-jsonschema.ts), and the
 // admission policies config/admission/<name>.yaml from src/apis/admission.ts, and the argocd-cm
-// patch with the Argo CD health checks (hack/argocd-cm.ts).
+// patch with the Argo CD health checks (hack/argocd-cm.ts), and the Grafana dashboard
+// (hack/grafana-dashboard.ts).
 // Pass --check to only report (and exit 1) when a committed file is out of date.
 
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
@@ -11,6 +12,7 @@ import { ADMISSION_POLICIES, renderAdmissionYaml } from '../src/apis/admission.j
 import { CRD_DEFINITIONS, crdFileName, renderCrdYaml } from '../src/apis/crd.js';
 import { allCrdJsonSchemas, renderJsonSchema } from './crd-jsonschema.js';
 import { ARGOCD_CM_PATCH, renderArgocdCmPatch } from './argocd-cm.js';
+import { DASHBOARD_PATH, renderDashboardJson } from './grafana-dashboard.js';
 
 const repo = join(dirname(fileURLToPath(import.meta.url)), '..');
 const crdDir = join(repo, 'crds');
@@ -33,6 +35,7 @@ async function main(check: boolean): Promise<number> {
     ...ADMISSION_POLICIES.map((p) => ({ path: join(admissionDir, `${p.name}.yaml`), text: renderAdmissionYaml(p) })),
     ...allCrdJsonSchemas().map((f) => ({ path: join(repo, f.path), text: renderJsonSchema(f) })),
     { path: join(repo, ARGOCD_CM_PATCH), text: renderArgocdCmPatch(repo) },
+    { path: join(repo, DASHBOARD_PATH), text: renderDashboardJson() },
   ];
   for (const { path, text } of files) {
     if ((await readOrEmpty(path)) === text) continue;
