@@ -70,6 +70,8 @@ export PATH="$NETWARDEN_KUBE_BIN:$repo/node_modules/.bin:$PATH"
 NETWARDEN_S3_SERVER="$("$repo/hack/s3/build.sh")"
 export NETWARDEN_S3_SERVER
 
-# 6. krew (the kubectl plugin manager), for the test that installs the krew package with it.
+# 6. krew (the kubectl plugin manager) and kubeconform, for the tests of the krew package and of
+# the CRDs' JSON schemas in schemas/.
 NETWARDEN_KREW="$("$repo/hack/krew/build.sh")"
-export NETWARDEN_KREW
+NETWARDEN_KUBECONFORM="$("$repo/hack/kubeconform/build.sh")"
+export NETWARDEN_KREW NETWARDEN_KUBECONFORM

@@ -3,12 +3,13 @@
 // would: unknown fields below the root refused, enums, types, patterns and date-time formats checked,
 // x-kubernetes-* extensions and CEL rules ignored.
 import { expect } from 'chai';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Ajv, type ValidateFunction } from 'ajv';
 import addFormatsModule from 'ajv-formats';
-import { parseAllDocuments } from 'yaml';
+import { parseAllDocuments, stringify } from 'yaml';
 import { allCrdJsonSchemas, renderJsonSchema } from '../../hack/crd-jsonschema.js';
 
 const repo = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -81,5 +82,40 @@ describe('CRD JSON schemas (kubeconform, CRDs-catalog)', () => {
   it('like kubeconform, leaves CEL rules to the API server: mutually exclusive fields pass here', () => {
     const [capture] = loadYaml(join(repo, 'examples', 'packetcapture-storefront-logging-dns.yaml'));
     expect(kubeconform({ ...capture!, spec: { ...capture!.spec, endTime: '2026-12-02T10:00:00Z' } })).to.deep.equal([]);
+  });
+
+  describe('with kubeconform itself (built from its Go module by hack/kubeconform/build.sh)', () => {
+    const LOCATION = 'schemas/{{.Group}}/{{.ResourceKind}}_{{.ResourceAPIVersion}}.json';
+    interface Result { kind: string; name: string; status: string; validationErrors?: Array<{ path: string; msg: string }> }
+    function kubeconformBin(): string {
+      return process.env.NETWARDEN_KUBECONFORM ?? execFileSync('bash', [join(repo, 'hack/kubeconform/build.sh')], { encoding: 'utf8' }).trim();
+    }
+    function runKubeconform(args: string[], input?: string): { code: number | null; resources: Result[] } {
+      const r = spawnSync(kubeconformBin(), ['-strict', '-verbose', '-output', 'json', '-schema-location', LOCATION, ...args], { cwd: repo, input, encoding: 'utf8', timeout: 30_000 });
+      return { code: r.status, resources: (JSON.parse(r.stdout) as { resources: Result[] }).resources };
+    }
+
+    it('finds every example valid', function () {
+      this.timeout(60_000);
+      const { code, resources } = runKubeconform(examples.map((f) => join('examples', f)));
+      expect(resources.map((r) => `${r.kind} ${r.status}`).sort()).to.deep.equal(['AuditForwarder statusValid', 'DropTail statusValid', 'PacketCapture statusValid']);
+      expect(code).to.equal(0);
+    });
+
+    it('refuses what the ajv check above refuses, at the same paths', function () {
+      this.timeout(60_000);
+      const [dropTail] = loadYaml(join(repo, 'examples', 'droptail.yaml'));
+      const [capture] = loadYaml(join(repo, 'examples', 'packetcapture-storefront-logging-dns.yaml'));
+      const bad = [
+        { ...dropTail!, spec: { ...dropTail!.spec, recentDropLimit: 5 } },
+        { ...capture!, spec: { ...capture!.spec, direction: 'sideways', startTime: 'tomorrow' } },
+      ];
+      const { code, resources } = runKubeconform(['-'], bad.map((o) => stringify(o)).join('---\n'));
+      expect(code).to.equal(1);
+      expect(resources.sort((a, b) => a.kind.localeCompare(b.kind)).map((r) => [r.kind, r.status, (r.validationErrors ?? []).map((e) => `${e.path}: ${e.msg}`).sort()])).to.deep.equal([
+        ['DropTail', 'statusInvalid', ["/spec: additional properties 'recentDropLimit' not allowed"]],
+        ['PacketCapture', 'statusInvalid', ["/spec/direction: value must be one of 'ingress', 'egress', 'both'", "/spec/startTime: 'tomorrow' is not valid date-time: less than 20 characters long"]],
+      ]);
+    });
   });
 });
