@@ -80,7 +80,13 @@ describe('Argo CD health checks against real statuses', function () {
     const cp = cluster();
     await cp.kubectl(['delete', 'configmap', QUOTAS, '-n', SYSTEM_NAMESPACE, '--ignore-not-found']);
     for (const name of ['ah-dt', 'ah-dt-broken', 'ah-af', 'ah-af-bad']) await cp.kubectl(['delete', 'droptail,auditforwarder', name, '--ignore-not-found']);
+    // The controller that would release the captures' file finalizers is gone (the last test stops it).
+    for (const ns of [NS, NS_B]) {
+      const names = (await cp.kubectl(['get', 'packetcapture', '-n', ns, '-o', 'name'])).stdout.split('\n').filter(Boolean);
+      for (const name of names) await cp.kubectl(['patch', name, '-n', ns, '--type=merge', '-p', '{"metadata":{"finalizers":null}}']);
+    }
     await cp.kubectl(['delete', 'namespace', NS, NS_B, '--wait=false', '--ignore-not-found']);
+    await cp.kubectl(['delete', 'node', NODE, '--ignore-not-found']);
   });
 
   it('is Progressing for every kind before the controller has seen the object', async function () {
