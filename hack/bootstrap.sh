@@ -12,8 +12,9 @@ for dir in /usr/sbin /sbin; do [[ ":$PATH:" == *":$dir:"* ]] || PATH="$PATH:$dir
 export PATH
 
 # 1. Debian packages: libpcap for cap, nftables/iproute2 for the pod network, tshark to read
-# captures, openssl for test certificates, dnsmasq for reverse DNS, journal-remote for journal files.
-debian_packages=(libpcap-dev nftables iproute2 iputils-ping tshark openssl dnsmasq-base systemd-journal-remote build-essential python3)
+# captures, openssl for test certificates, dnsmasq for reverse DNS, journal-remote for journal files,
+# Lua 5.1 (Argo CD's dialect) and 5.4 with the pure-Lua dkjson to run the Argo CD health checks.
+debian_packages=(libpcap-dev nftables iproute2 iputils-ping tshark openssl dnsmasq-base systemd-journal-remote build-essential python3 lua5.1 lua5.4 lua-dkjson)
 missing=()
 for p in "${debian_packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -68,3 +69,9 @@ export PATH="$NETWARDEN_KUBE_BIN:$repo/node_modules/.bin:$PATH"
 # 5. A small S3-compatible server (gofakes3) for the AuditForwarder's S3 sink tests and benchmark.
 NETWARDEN_S3_SERVER="$("$repo/hack/s3/build.sh")"
 export NETWARDEN_S3_SERVER
+
+# 6. krew (the kubectl plugin manager) and kubeconform, for the tests of the krew package and of
+# the CRDs' JSON schemas in schemas/.
+NETWARDEN_KREW="$("$repo/hack/krew/build.sh")"
+NETWARDEN_KUBECONFORM="$("$repo/hack/kubeconform/build.sh")"
+export NETWARDEN_KREW NETWARDEN_KUBECONFORM
