@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Sourced by hack/run.sh before the demo, the tests and the benchmarks. Installs what is missing
 # and skips what is there: Debian packages, a supported Node.js, node_modules, and the control plane
-# binaries built from Go modules. Exports PATH and NETWARDEN_KUBE_BIN for the TypeScript side.
+# binaries built from Go modules. Exports PATH, NETWARDEN_KUBE_BIN and NETWARDEN_TOOLS_BIN for the
+# TypeScript side.
 set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cache_root="${NETWARDEN_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/netwarden}"
@@ -68,3 +69,8 @@ export PATH="$NETWARDEN_KUBE_BIN:$repo/node_modules/.bin:$PATH"
 # 5. A small S3-compatible server (gofakes3) for the AuditForwarder's S3 sink tests and benchmark.
 NETWARDEN_S3_SERVER="$("$repo/hack/s3/build.sh")"
 export NETWARDEN_S3_SERVER
+
+# 6. helm and helm-docs for the chart's tests (charts/netwarden), built once per version into the cache.
+NETWARDEN_TOOLS_BIN="$("$repo/hack/tools/build.sh")"
+export NETWARDEN_TOOLS_BIN
+export PATH="$PATH:$NETWARDEN_TOOLS_BIN"
