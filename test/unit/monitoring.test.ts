@@ -93,18 +93,16 @@ describe('monitoring component: ServiceMonitors and PrometheusRule', function ()
 
   it('selects only jobs that a ServiceMonitor scrapes', function () {
     const objects = parseObjects(readFileSync(path.join(MONITORING, 'servicemonitor.yaml'), 'utf8'));
-    const services = objects.filter((o) => o.kind === 'Service');
+    // The agents' Service is the component's; the controller's is config/controller/deployment.yaml's.
+    const controllerObjects = parseObjects(readFileSync(path.join(REPO_ROOT, 'config', 'controller', 'deployment.yaml'), 'utf8'));
+    const services = [...objects, ...controllerObjects].filter((o) => o.kind === 'Service');
     const jobs = new Set<string>();
     for (const sm of objects.filter((o) => o.kind === 'ServiceMonitor')) {
       const spec = sm as unknown as { spec: { jobLabel: string; selector: { matchLabels: Record<string, string> } } };
-      const selected = [...services, { kind: 'Service', metadata: { name: 'netwarden-controller', labels: { 'app.kubernetes.io/name': 'netwarden-controller' } } }].filter((s) =>
-        Object.entries(spec.spec.selector.matchLabels).every(([k, v]) => s.metadata.labels?.[k] === v),
-      );
+      const selected = services.filter((s) => Object.entries(spec.spec.selector.matchLabels).every(([k, v]) => s.metadata.labels?.[k] === v));
+      expect(selected, sm.metadata.name).to.have.length(1);
       for (const s of selected) jobs.add(s.metadata.labels?.[spec.spec.jobLabel] ?? '');
     }
-    // The controller's Service is config/controller/deployment.yaml's; check it carries that label.
-    const controllerService = parseObjects(readFileSync(path.join(REPO_ROOT, 'config', 'controller', 'deployment.yaml'), 'utf8')).find((o) => o.kind === 'Service');
-    expect(controllerService?.metadata.labels?.['app.kubernetes.io/name']).to.equal('netwarden-controller');
     for (const a of alerts()) {
       for (const [, job] of a.expr.matchAll(/job="([^"]+)"/g)) expect(jobs.has(job!), `${a.alert}: job ${job}`).to.equal(true);
     }
