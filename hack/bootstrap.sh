@@ -70,7 +70,9 @@ export PATH="$NETWARDEN_KUBE_BIN:$repo/node_modules/.bin:$PATH"
 NETWARDEN_S3_SERVER="$("$repo/hack/s3/build.sh")"
 export NETWARDEN_S3_SERVER
 
-# 6. helm and helm-docs for the chart's tests (charts/netwarden), built once per version into the cache.
-NETWARDEN_TOOLS_BIN="$("$repo/hack/tools/build.sh")"
+# 6. helm and helm-docs for the chart's tests (charts/netwarden), built once per version into the
+# cache; with NETWARDEN_WITH_PROMTOOL=1 also promtool, which checks and unit-tests the alert rules
+# (a build of 5-10 minutes on 2 cores, so not by default: those tests skip without it).
+NETWARDEN_TOOLS_BIN="$("$repo/hack/tools/build.sh" ${NETWARDEN_WITH_PROMTOOL:+--with-promtool})"
 export NETWARDEN_TOOLS_BIN
 export PATH="$PATH:$NETWARDEN_TOOLS_BIN"

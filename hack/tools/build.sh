@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# Builds helm and helm-docs, which the chart's tests run, from pinned Go modules into the cache
-# outside the checkout, keyed by a hash of both wrapper modules and the Go version, so a fresh clone
-# reuses what an earlier one built. Prints the directory on stdout. Each tool has its own wrapper
-# module: helm-docs brings helm v3 and older k8s.io modules, which in one module with helm v4 make
-# ambiguous imports; apart, each builds with the dependency set its authors tested.
+# Builds the Go tools the chart's tests run from pinned Go modules into the cache outside the
+# checkout: helm and helm-docs, and with --with-promtool also promtool (for `promtool check rules`
+# and `promtool test rules` of the PrometheusRule). Each tool has its own wrapper module here
+# (helm-docs brings helm v3 and older k8s.io modules, which beside helm v4 in one module make
+# ambiguous imports) and its own cache directory, keyed by its module's version, go.mod, go.sum and
+# the Go version, so a change to one rebuilds only that one. Prints a directory of links to them.
 # Not in hack/kube/go.mod on purpose: changing that module rebuilds the control plane.
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -15,22 +16,39 @@ fi
 declare -A packages=(
   [helm]=helm.sh/helm/v4/cmd/helm
   [helm-docs]=github.com/norwoodj/helm-docs/cmd/helm-docs
+  [promtool]=github.com/prometheus/prometheus/cmd/promtool
 )
-key="$(cat "$here"/helm/go.mod "$here"/helm/go.sum "$here"/helm-docs/go.mod "$here"/helm-docs/go.sum <(go env GOVERSION) | sha256sum | cut -c1-12)"
-out="$cache_root/tools-$key"
-mkdir -p "$out"
-for name in helm helm-docs; do
+tools=(helm helm-docs)
+if [[ "${1:-}" == --with-promtool ]]; then tools+=(promtool); fi
+go_version="$(go env GOVERSION)"
+dirs=()
+for name in "${tools[@]}"; do
+  mod="${packages[$name]%%/cmd/*}"
+  version="$(awk -v m="$mod" '$1 == m {print $2; exit}' "$here/$name/go.mod")"
+  key="$(cat "$here/$name/go.mod" "$here/$name/go.sum" <(echo "$go_version") | sha256sum | cut -c1-12)"
+  out="$cache_root/$name-$version-$key"
+  dirs+=("$out")
   if [[ -x "$out/$name" ]]; then continue; fi
-  mod_version="$(awk -v m="${packages[$name]%%/cmd/*}" '$1 == m {print $2; exit}' "$here/$name/go.mod")"
-  echo "building $name $mod_version (${packages[$name]}) into $out" >&2
+  mkdir -p "$out"
+  echo "building $name $version (${packages[$name]}) into $out" >&2
   start=$SECONDS
   ldflags="-s -w"
-  # helm reports its version from these variables; without them `helm version` says v4.x-dev.
-  if [[ $name == helm ]]; then ldflags+=" -X helm.sh/helm/v4/internal/version.version=$mod_version"; fi
-  if [[ $name == helm-docs ]]; then ldflags+=" -X main.version=$mod_version"; fi
+  # The version each reports; without these helm says v4.3 and helm-docs nothing.
+  case "$name" in
+    helm) ldflags+=" -X helm.sh/helm/v4/internal/version.version=$version" ;;
+    helm-docs) ldflags+=" -X main.version=${version#v}" ;;
+    promtool) ldflags+=" -X github.com/prometheus/common/version.Version=${version#v0.}" ;;
+  esac
   # Build to a temporary name and rename, so an interrupted build never leaves a half binary.
   (cd "$here/$name" && CGO_ENABLED=0 nice -n 10 go build -trimpath -ldflags="$ldflags" -o "$out/.$name.tmp" "${packages[$name]}")
   mv "$out/.$name.tmp" "$out/$name"
   echo "built $name in $((SECONDS - start))s" >&2
 done
-echo "$out"
+# One directory for PATH: links to the tools built above, named by the set of their directories.
+bin="$cache_root/tools-$(printf '%s\n' "${dirs[@]}" | sha256sum | cut -c1-12)"
+if [[ ! -d "$bin" ]]; then
+  mkdir -p "$bin.tmp.$$"
+  for i in "${!tools[@]}"; do ln -sfn "${dirs[$i]}/${tools[$i]}" "$bin.tmp.$$/${tools[$i]}"; done
+  mv -T "$bin.tmp.$$" "$bin" 2>/dev/null || rm -rf "$bin.tmp.$$"
+fi
+echo "$bin"
