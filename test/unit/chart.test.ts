@@ -2,7 +2,8 @@
 // components, in every mode; the values a user sets reach the objects; helm lint passes; the
 // README's values table is the one helm-docs makes today. (The server's validation of the rendered
 // objects: test/e2e/chart.test.ts.)
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { expect } from 'chai';
 import YAML from 'yaml';
@@ -177,6 +178,20 @@ describe('Helm chart charts/netwarden', function () {
     const mode = await tool('helm', ['template', 'netwarden', CHART_DIR, '--namespace', 'netwarden-system', '--set', 'tls.mode=vault']);
     expect(mode.code).to.not.equal(0);
     expect(mode.stderr).to.contain('tls.mode must be self-managed or cert-manager, not "vault"');
+  });
+
+  it('renders the same from the packaged chart (helm package follows the symlinks into config/)', async function () {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'netwarden-chart-'));
+    try {
+      await mustTool('helm', ['package', CHART_DIR, '--destination', dir]);
+      const { version } = YAML.parse(readFileSync(path.join(CHART_DIR, 'Chart.yaml'), 'utf8')) as { version: string };
+      const archive = path.join(dir, `netwarden-${version}.tgz`);
+      const sets = ['--set', 'metrics.serviceMonitor.enabled=true', '--set', 'metrics.prometheusRule.enabled=true'];
+      const packaged = await mustTool('helm', ['template', 'netwarden', archive, '--namespace', 'netwarden-system', ...sets]);
+      expectSameObjects(packaged, await helmTemplate({ 'metrics.serviceMonitor.enabled': true, 'metrics.prometheusRule.enabled': true }));
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('passes helm lint --strict in each mode', async function () {
