@@ -72,7 +72,7 @@ export NETWARDEN_S3_SERVER
 
 # 6. helm and helm-docs for the chart's tests (charts/netwarden), built once per version into the
 # cache; with NETWARDEN_WITH_PROMTOOL=1 also promtool, which checks and unit-tests the alert rules
-# (a build of 5-10 minutes on 2 cores, so not by default: those tests skip without it).
+# (6 CPU-minutes, 15 min on a busy 2-core machine, so not by default: those tests skip without it).
 NETWARDEN_TOOLS_BIN="$("$repo/hack/tools/build.sh" ${NETWARDEN_WITH_PROMTOOL:+--with-promtool})"
 export NETWARDEN_TOOLS_BIN
 export PATH="$PATH:$NETWARDEN_TOOLS_BIN"

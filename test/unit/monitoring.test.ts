@@ -110,7 +110,7 @@ describe('monitoring component: ServiceMonitors and PrometheusRule', function ()
   });
 
   describe('with promtool', function () {
-    // Built only on request (NETWARDEN_WITH_PROMTOOL=1 for the bootstrap): a 5-10 minute build.
+    // Built only on request (NETWARDEN_WITH_PROMTOOL=1 for the bootstrap): 6 CPU-minutes to build.
     const toolsBin = process.env.NETWARDEN_TOOLS_BIN;
     const promtool = process.env.NETWARDEN_PROMTOOL || (toolsBin ? path.join(toolsBin, 'promtool') : '');
     let dir = '';
