@@ -37,7 +37,8 @@ for name in "${tools[@]}"; do
   case "$name" in
     helm) ldflags+=" -X helm.sh/helm/v4/internal/version.version=$version" ;;
     helm-docs) ldflags+=" -X main.version=${version#v}" ;;
-    promtool) ldflags+=" -X github.com/prometheus/common/version.Version=${version#v0.}" ;;
+    # Prometheus 3.16.0 is the Go module v0.316.0.
+    promtool) v="${version#v0.}"; m="${v%%.*}"; ldflags+=" -X github.com/prometheus/common/version.Version=${m:0:1}.${m:1}.${v#*.}" ;;
   esac
   # Build to a temporary name and rename, so an interrupted build never leaves a half binary.
   (cd "$here/$name" && CGO_ENABLED=0 nice -n 10 go build -trimpath -ldflags="$ldflags" -o "$out/.$name.tmp" "${packages[$name]}")
