@@ -67,6 +67,7 @@ interface PodSpecLike {
   nodeSelector?: Record<string, string>;
   tolerations?: unknown[];
   affinity?: unknown;
+  imagePullSecrets?: { name: string }[];
 }
 
 function podSpec(o: K8sObject): PodSpecLike {
@@ -119,13 +120,17 @@ describe('Helm chart charts/netwarden', function () {
         'agent.nodeSelector.kubernetes\\.io/os': 'linux',
         'agent.tolerations': 'null',
         'controller.extraArgs[0]': '--event-qps=20',
+        'imagePullSecrets[0].name': 'regcred',
+        'commonLabels.team': 'network',
       }),
     );
+    for (const o of objects) expect(o.metadata.labels?.team, objectKey(o)).to.equal('network');
     const controller = find(objects, 'Deployment', 'netwarden-controller');
     const agent = find(objects, 'DaemonSet', 'netwarden-agent');
     for (const o of [controller, agent]) {
       expect(podSpec(o).containers[0]!.image).to.equal('registry.example/netwarden:9.9.9');
       expect(podSpec(o).containers[0]!.imagePullPolicy).to.equal('Always');
+      expect(podSpec(o).imagePullSecrets).to.deep.equal([{ name: 'regcred' }]);
     }
     expect((controller as unknown as { spec: { replicas: number } }).spec.replicas).to.equal(3);
     expect(podSpec(controller).nodeSelector).to.deep.equal({ 'node-role.kubernetes.io/control-plane': '' });
