@@ -63,7 +63,7 @@ function find(objects: K8sObject[], kind: string, name: string): K8sObject {
 
 interface PodSpecLike {
   containers: { image: string; imagePullPolicy?: string; args: string[]; volumeMounts?: { name: string; mountPath: string }[]; resources?: unknown }[];
-  volumes?: { name: string; hostPath?: { path: string } }[];
+  volumes?: { name: string; hostPath?: { path: string }; secret?: { secretName: string } }[];
   nodeSelector?: Record<string, string>;
   tolerations?: unknown[];
   affinity?: unknown;
@@ -174,6 +174,23 @@ describe('Helm chart charts/netwarden', function () {
     expect(find(objects, 'PrometheusRule', 'netwarden').metadata.labels?.release).to.equal('kube-prometheus-stack');
     // Only the monitoring objects carry them.
     expect(find(objects, 'Deployment', 'netwarden-controller').metadata.labels?.release).to.equal(undefined);
+  });
+
+  it('with tls.certManager.issuerRef, renders the two Certificates whose Secrets it mounts', async function () {
+    const objects = parseObjects(
+      await helmTemplate({ 'tls.mode': 'cert-manager', 'tls.certManager.issuerRef.name': 'my-ca-issuer', 'tls.certManager.issuerRef.kind': 'ClusterIssuer', 'tls.certManager.agentIPAddresses': '{192.0.2.11,192.0.2.12}' }),
+    );
+    const spec = (name: string) => (find(objects, 'Certificate', name) as unknown as { spec: Record<string, unknown> }).spec;
+    const issuerRef = { name: 'my-ca-issuer', kind: 'ClusterIssuer' };
+    expect(spec('netwarden-controller')).to.deep.equal({ secretName: 'netwarden-controller-tls', dnsNames: ['netwarden-controller.netwarden-system.svc', 'localhost'], issuerRef });
+    expect(spec('netwarden-agent')).to.deep.equal({ secretName: 'netwarden-agent-tls', ipAddresses: ['192.0.2.11', '192.0.2.12'], issuerRef });
+    const volumes = [find(objects, 'Deployment', 'netwarden-controller'), find(objects, 'DaemonSet', 'netwarden-agent')].map((o) => (podSpec(o).volumes ?? []).find((v) => v.name === 'tls'));
+    expect(volumes).to.deep.equal([{ name: 'tls', secret: { secretName: 'netwarden-controller-tls' } }, { name: 'tls', secret: { secretName: 'netwarden-agent-tls' } }]);
+    // Not in self-managed mode, and not without the nodes' addresses.
+    expect(parseObjects(await helmTemplate({ 'tls.certManager.issuerRef.name': 'my-ca-issuer' })).some((o) => o.kind === 'Certificate')).to.equal(false);
+    const noIPs = await tool('helm', ['template', 'netwarden', CHART_DIR, '--namespace', 'netwarden-system', '--set', 'tls.mode=cert-manager', '--set', 'tls.certManager.issuerRef.name=my-ca-issuer']);
+    expect(noIPs.code).to.not.equal(0);
+    expect(noIPs.stderr).to.contain("tls.certManager.agentIPAddresses: list every node's InternalIP");
   });
 
   it('refuses another namespace than netwarden-system, and an unknown TLS mode, saying why', async function () {
