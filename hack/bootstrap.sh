@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Sourced by hack/run.sh before the demo, the tests and the benchmarks. Installs what is missing
 # and skips what is there: Debian packages, a supported Node.js, node_modules, and the control plane
-# binaries built from Go modules. Exports PATH and NETWARDEN_KUBE_BIN for the TypeScript side.
+# binaries built from Go modules. Exports PATH, NETWARDEN_KUBE_BIN and NETWARDEN_TOOLS_BIN for the
+# TypeScript side.
 set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cache_root="${NETWARDEN_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/netwarden}"
@@ -75,3 +76,9 @@ export NETWARDEN_S3_SERVER
 NETWARDEN_KREW="$("$repo/hack/krew/build.sh")"
 NETWARDEN_KUBECONFORM="$("$repo/hack/kubeconform/build.sh")"
 export NETWARDEN_KREW NETWARDEN_KUBECONFORM
+# 7. helm and helm-docs for the chart's tests (charts/netwarden), built once per version into the
+# cache; with NETWARDEN_WITH_PROMTOOL=1 also promtool, which checks and unit-tests the alert rules
+# (6 CPU-minutes, 15 min on a busy 2-core machine, so not by default: those tests skip without it).
+NETWARDEN_TOOLS_BIN="$("$repo/hack/tools/build.sh" ${NETWARDEN_WITH_PROMTOOL:+--with-promtool})"
+export NETWARDEN_TOOLS_BIN
+export PATH="$PATH:$NETWARDEN_TOOLS_BIN"

@@ -12,7 +12,7 @@ import path from 'node:path';
 import { cluster } from './hooks.js';
 import { registerExitCleanup } from '../env/controlplane.js';
 import { createNamespace, createNode, createPod, createServiceAccount, kubeconfigForToken, requestToken, waitFor } from '../env/fixtures.js';
-import { ensureInstalled, mustKubectl, netwardenCaFile, netwardenPorts, nextNodeIP, startAgent, startController, SYSTEM_NAMESPACE, type NetwardenProcess } from '../env/netwarden.js';
+import { ensureInstalled, getLocal, metricValue, mustKubectl, netwardenCaFile, netwardenPorts, nextNodeIP, startAgent, startController, SYSTEM_NAMESPACE, type NetwardenProcess } from '../env/netwarden.js';
 import { createPodNetwork, type PodNetwork } from '../env/podnet.js';
 import { applyCapture, condition, entryOn as captureEntryOn, getCapture, sendUdp, sendUdpUntil } from '../env/captures.js';
 import { agentAudience } from '../../src/apis/identity.js';
@@ -87,6 +87,7 @@ describe('capture tenancy: ownership, UIDs, quotas, the disk floor', function ()
   let db: PodNetwork;
   let stray: PodNetwork;
   let agent: NetwardenProcess;
+  let controller: NetwardenProcess;
   let nodeIP = '';
   let tmpfs = '';
   let unregisterUnmount: (() => void) | undefined;
@@ -106,7 +107,7 @@ describe('capture tenancy: ownership, UIDs, quotas, the disk floor', function ()
     await createPod(kc, { namespace: NS_B, name: 'db', nodeName: NODE, labels: { app: 'db' }, podIP: DB_IP });
     // The admin's quotas: room for the 13 captures of one node in ctn-a, one capture at a time in ctn-b.
     await setQuotas(`${NS_A}: {maxConcurrentCaptures: 20}\n${NS_B}: {maxConcurrentCaptures: 1}`);
-    processes.push(await startController(cp, 'ctn-controller'), (agent = await startAgent(cp, NODE)));
+    processes.push((controller = await startController(cp, 'ctn-controller')), (agent = await startAgent(cp, NODE)));
   });
 
   after(async function () {
@@ -210,7 +211,8 @@ describe('capture tenancy: ownership, UIDs, quotas, the disk floor', function ()
     const q = await createPodNetwork({ name: 'ctn-q', ip: Q_IP });
     nets.push(q);
     await createPod(kc, { namespace: NS_A, name: 'q', nodeName: QUOTA_NODE, labels: { app: 'q' }, podIP: Q_IP });
-    processes.push(await startAgent(cp, QUOTA_NODE)); // the agent's defaults: --capture-max-concurrent=12
+    const quotaAgent = await startAgent(cp, QUOTA_NODE); // the agent's defaults: --capture-max-concurrent=12
+    processes.push(quotaAgent);
     const names = Array.from({ length: 13 }, (_, i) => `pc-q-${String(i + 1).padStart(2, '0')}`);
     const spec = '  selector: app == "q"\n  filters: [{protocol: UDP, ports: [5400]}]';
     for (const name of names.slice(0, 12)) await apply(NS_A, name, spec);
@@ -230,6 +232,8 @@ describe('capture tenancy: ownership, UIDs, quotas, the disk floor', function ()
     const entry = held.status?.files?.find((f) => f.node === QUOTA_NODE);
     expect(entry?.state).to.equal('Scheduled');
     expect(entry?.notCaptured?.map((n) => [n.pod, n.reason])).to.deep.equal([['q', 'QuotaExceeded']]);
+    // What NetwardenCaptureNodeQuotaHit counts: one pod capture held back, once.
+    expect((await getLocal(quotaAgent.metricsPort, '/metrics')).body).to.match(/^netwarden_capture_node_quota_held_total 1$/m);
     // Held, so it captures nothing of what the others do.
     await sendUdp(q, DB_IP, 5400, 'early', 3);
     await waitFor(async () => ((await entryOn(NS_A, names[0]!, QUOTA_NODE))?.packets ?? 0) >= 3, { timeoutMs: 30_000, description: 'the first capture counting' });
@@ -272,6 +276,8 @@ describe('capture tenancy: ownership, UIDs, quotas, the disk floor', function ()
     expect(raise.code).to.not.equal(0);
     expect(raise.stderr).to.match(/forbidden/i);
 
+    // What NetwardenCaptureNamespaceQuotaHit counts: one capture of the namespace queued, not each recheck.
+    expect(await metricValue(controller.metricsPort, 'netwarden_capture_namespace_quota_exceeded_total', { namespace: NS_B })).to.equal(1);
     await mustKubectl(cp, ['delete', 'packetcapture', 'pc-b1', '-n', NS_B, '--timeout=60s']);
     await waitFor(async () => (await entryOn(NS_B, 'pc-b2', NODE))?.state === 'WaitingForTraffic', { timeoutMs: 60_000, description: 'pc-b2 started by itself' });
     const admitted = await get(NS_B, 'pc-b2');

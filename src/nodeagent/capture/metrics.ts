@@ -28,3 +28,10 @@ export const captureErrors = new Counter({
   labelNames: ['reason'] as const,
   registers: [registry],
 });
+
+// Counted once each time a pod capture is held back (not on every retry while it waits).
+export const captureNodeQuotaHeld = new Counter({
+  name: 'netwarden_capture_node_quota_held_total',
+  help: "Pod captures held back by this node's capture quota (--capture-max-concurrent, --capture-max-bytes, --capture-ring-budget); they start when there is room.",
+  registers: [registry],
+});

@@ -10,7 +10,7 @@ import type { NodeCaptureBudget } from './budget.js';
 import { compileCaptureFilter } from './filter.js';
 import { PodCapture } from './engine.js';
 import { diskSpace, hostInterfaceFor, networkSnapshot } from './host.js';
-import { capturedBytes, capturedPackets, captureErrors } from './metrics.js';
+import { capturedBytes, capturedPackets, captureErrors, captureNodeQuotaHeld } from './metrics.js';
 import { ownershipRefusal } from './ownership.js';
 import { requiredFreeBytes, type CapturePlan } from './plan.js';
 import { captureDirectory, listStoredFiles, metadataFileName, nextSequence, removeCaptureFiles, type CaptureRef } from './store.js';
@@ -261,6 +261,7 @@ export class CaptureSession {
       captureErrors.inc({ reason: 'not-owned' });
       this.log.warn('refusing a target: its IP is not owned by a running pod of the namespace on this node', { pod: target.pod, ip: target.ip, reason: message });
     } else {
+      captureNodeQuotaHeld.inc();
       this.log.info('pod capture held back by a node quota', { pod: target.pod, reason: message });
     }
   }

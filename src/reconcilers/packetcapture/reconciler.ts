@@ -21,6 +21,12 @@ import { capturePhase } from './phase.js';
 import { quotaFor, type EffectiveQuota, type QuotaConfig } from '../../apis/capturequota.js';
 import { QUOTA_CONDITION, quotaVerdict, wantsToRun } from './quota.js';
 import { sumDurationTerms } from '../../util/duration.js';
+import { captureQuotaExceeded } from './metrics.js';
+
+/** The reason of the Quota condition, if any. */
+function quotaReason(conditions: unknown): string | undefined {
+  return (conditions as Condition[] | undefined)?.find((c) => c.type === QUOTA_CONDITION)?.reason;
+}
 
 /** Held until the agents have removed the capture's files from their nodes. */
 export const CAPTURE_FILES_FINALIZER = 'netwarden.io/capture-files';
@@ -94,7 +100,9 @@ export class PacketCaptureReconciler implements Reconciler {
     const now = this.now();
     const namespace = capture.metadata.namespace ?? '';
     const quota = this.quotas ? { captures: this.captures.list(namespace).map((c) => this.asDecided(c, now)), quota: quotaFor(this.quotas(), namespace) } : undefined;
-    const plan = planCapture(this.asDecided(capture, now), this.pods.list(namespace), now, this.ceilings, quota);
+    const decided = this.asDecided(capture, now);
+    const plan = planCapture(decided, this.pods.list(namespace), now, this.ceilings, quota);
+    if (quotaReason(plan.status.conditions) === 'QuotaExceeded' && quotaReason(decided.status?.conditions) !== 'QuotaExceeded') captureQuotaExceeded.inc({ namespace });
     this.recordDecision(capture, plan, now);
     if (!sameAsCurrent(capture, plan.status)) await applyControllerStatus(this.kc, PacketCaptureType, capture, plan.status);
     // Level-triggered, but the schedule is time: come back when the next boundary passes.
