@@ -107,6 +107,8 @@ export function realNodeUnsupported(): string | undefined {
   if (process.getuid?.() !== 0) return 'not root';
   if (!existsSync('/sys/fs/cgroup/pids/cgroup.procs') && !existsSync('/sys/fs/cgroup/cgroup.controllers')) return 'no cgroups';
   if (spawnSync('go', ['version']).status !== 0) return 'no Go toolchain to build kubelet';
+  // kube-proxy runs in nftables mode: its rules live in tables of its own, deleted whole at the end.
+  if (spawnSync('nft', ['list', 'tables']).status !== 0) return 'no working nft (kube-proxy runs in nftables mode)';
   return undefined;
 }
 
@@ -239,7 +241,8 @@ function restoreHost(dir: string, socket: string, before: HostState): string[] {
   }
   // Mounts under our directory (rootfs overlays, netns, secrets, shm), deepest first.
   const mountsUnder = (): string[] => sh('findmnt', ['-rn', '-o', 'TARGET']).out.split('\n')
-    .filter((m) => m.startsWith(dir + '/') || m.startsWith('/run/containerd/') || m.startsWith('/var/lib/kubelet/'))
+    // Under the fixed paths only when they are ours: a machine's own containerd keeps its mounts.
+    .filter((m) => m.startsWith(dir + '/') || ['/run/containerd', '/var/lib/kubelet'].some((d) => !before.dirs[d] && m.startsWith(d + '/')))
     .sort().reverse();
   const mounts = mountsUnder();
   for (const m of mounts) if (sh('umount', [m]).code !== 0) sh('umount', ['-l', m]);
@@ -382,8 +385,13 @@ async function waitFor(what: string, check: () => Promise<boolean>, daemons: Dae
 export async function startRealNode(nodeName = 'realnode-1'): Promise<RealNode> {
   const unsupported = realNodeUnsupported();
   if (unsupported) throw new Error(`no real node on this machine: ${unsupported}`);
-  if (sh('ip', ['link', 'show', bridgeName]).code === 0) throw new Error(`${bridgeName} exists: another real-node run is in progress (or a dead one left it)`);
   const built = await setup();
+  // One real node per machine (fixed bridge, range, cgroup root): wait for another run to finish.
+  for (let waited = 0; sh('ip', ['link', 'show', bridgeName]).code === 0; waited += 2_000) {
+    if (waited === 0) log.info('waiting for another real-node run to end', { bridge: bridgeName });
+    if (waited > 600_000) throw new Error(`${bridgeName} still exists after 10 min: another real-node run, or a killed one left it (ip link del ${bridgeName})`);
+    await new Promise((r) => setTimeout(r, 2_000));
+  }
   const t0 = performance.now();
   const before = captureHostState();
   const dir = mkdtempSync(path.join(os.tmpdir(), 'netwarden-node-'));
@@ -391,10 +399,14 @@ export async function startRealNode(nodeName = 'realnode-1'): Promise<RealNode> 
   const daemons: Daemon[] = [];
   let cp: ControlPlane | undefined;
   let restored = false;
+  // Set once the bridge is ours: a run that lost the race for it must not tear down the winner's node.
+  let owner = false;
   const restore = (): string[] => {
     if (restored) return [];
     restored = true;
-    return restoreHost(dir, socket, before);
+    if (owner) return restoreHost(dir, socket, before);
+    rmSync(dir, { recursive: true, force: true });
+    return [];
   };
   // On a crash or signal controlplane.ts SIGKILLs every child first; this then undoes the rest.
   const unregister = registerExitCleanup(() => void restore());
@@ -434,6 +446,7 @@ export async function startRealNode(nodeName = 'realnode-1'): Promise<RealNode> 
     for (const args of [['link', 'add', bridgeName, 'type', 'bridge'], ['addr', 'add', `${nodeIP}/24`, 'dev', bridgeName], ['link', 'set', bridgeName, 'up']]) {
       const r = sh('ip', args);
       if (r.code !== 0) throw new Error(`ip ${args.join(' ')}: ${r.out}`);
+      owner = true;
     }
     // cgroup v1: kubelet's cgroupRoot must exist in every hierarchy.
     for (const h of cgroupHierarchies()) await mkdir(path.join(h, cgroupRootName), { recursive: true });
