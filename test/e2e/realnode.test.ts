@@ -5,7 +5,7 @@ import path from 'node:path';
 import { expect } from 'chai';
 import YAML from 'yaml';
 import { loggerFor } from '../../src/util/log.js';
-import { run } from '../env/controlplane.js';
+import { readAuditEvents, run } from '../env/controlplane.js';
 import { captureHostState, bridgeName, realNodeUnsupported, startRealNode, type HostState, type RealNode } from '../env/realnode.js';
 
 const log = loggerFor('realnode-test');
@@ -110,6 +110,18 @@ describe('real node: kubelet, containerd, kube-proxy and CoreDNS', function () {
   const podOf = async (app: string): Promise<string> =>
     (await kubectl(['-n', ns, 'get', 'pod', '-l', `app=${app}`, '-o', 'jsonpath={.items[0].metadata.name}'])).trim();
   const exec = (pod: string, args: string[]): Promise<string> => kubectl(['-n', ns, 'exec', pod, '--', '/bin/nwprobe', ...args]);
+  /** exec until it succeeds (kube-proxy and CoreDNS catch up with new Endpoints within seconds), 15 s at most. */
+  const execSoon = async (pod: string, args: string[]): Promise<string> => {
+    const deadline = Date.now() + 15_000;
+    for (;;) {
+      try {
+        return await exec(pod, args);
+      } catch (err) {
+        if (Date.now() > deadline) throw err;
+        await new Promise((r) => setTimeout(r, 500));
+      }
+    }
+  };
 
   it('registers the node and turns it Ready, with the versions it was built from', async function () {
     const n = JSON.parse(await kubectl(['get', 'node', node!.nodeName, '-o', 'json'])) as {
@@ -118,6 +130,9 @@ describe('real node: kubelet, containerd, kube-proxy and CoreDNS', function () {
     expect(n.status.conditions.find((c) => c.type === 'Ready')?.status).to.equal('True');
     expect(n.status.nodeInfo.kubeletVersion).to.equal('v1.35.4');
     expect(n.status.nodeInfo.containerRuntimeVersion).to.match(/^containerd:\/\//);
+    // The node's own identity, in the audit log the apiserver writes.
+    const users = new Set((await readAuditEvents(node!.cp)).map((e) => (e.user as { username?: string } | undefined)?.username));
+    expect(users).to.include(`system:node:${node!.nodeName}`);
     log.info('node up', {
       ...node!.timings, kubeletRssMiB: node!.rssMiB('kubelet'), containerdRssMiB: node!.rssMiB('containerd'),
       kubeProxyRssMiB: node!.rssMiB('kube-proxy'), corednsRssMiB: node!.rssMiB('coredns'),
@@ -140,9 +155,9 @@ describe('real node: kubelet, containerd, kube-proxy and CoreDNS', function () {
       const pod = await podOf(from);
       const clusterIP = (await kubectl(['-n', ns, 'get', 'svc', 'echo', '-o', 'jsonpath={.spec.clusterIP}'])).trim();
       const echoPod = await podOf('echo');
-      expect((await exec(pod, ['lookup', `echo.${ns}.svc`])).trim()).to.equal(clusterIP);
-      expect(await exec(pod, ['get', `http://echo.${ns}.svc/`])).to.equal(`200 hello from ${echoPod}\n`);
-      expect((await exec(pod, ['udp', `echo.${ns}.svc:9000`, 'ping'])).trim()).to.equal(`echo ${echoPod} ping`);
+      expect((await execSoon(pod, ['lookup', `echo.${ns}.svc`])).trim()).to.equal(clusterIP);
+      expect(await execSoon(pod, ['get', `http://echo.${ns}.svc/`])).to.equal(`200 hello from ${echoPod}\n`);
+      expect((await execSoon(pod, ['udp', `echo.${ns}.svc:9000`, 'ping'])).trim()).to.equal(`echo ${echoPod} ping`);
       expect((await exec(pod, ['lookup', 'kubernetes.default.svc'])).trim()).to.equal('10.96.0.1');
       const version = await exec(pod, ['get', 'https://kubernetes.default.svc/version']);
       expect(version).to.match(/^200 /);
