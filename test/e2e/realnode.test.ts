@@ -205,6 +205,7 @@ describe('real node: kubelet, containerd, kube-proxy and CoreDNS', function () {
     // Other suites may add tables of their own meanwhile: ours must be gone, the host's unchanged.
     for (const [t, text] of Object.entries(before.nftTables)) expect(after.nftTables[t], t).to.equal(text);
     expect(Object.keys(after.nftTables).filter((t) => !before.nftTables[t] && /kube-proxy|^ip6? (filter|nat|mangle)$/.test(t))).to.deep.equal([]);
+    expect(after.iptablesLegacy).to.equal(before.iptablesLegacy);
     expect(after.links).to.not.include(bridgeName);
     expect(after.links.filter((l) => l.startsWith('veth') && !before.links.includes(l))).to.deep.equal([]);
     expect(before.mounts.filter((m) => !after.mounts.includes(m))).to.deep.equal([]);

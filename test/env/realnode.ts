@@ -5,7 +5,7 @@
 // directories they create at fixed paths, nftables tables, cgroups, the bridge, mounts) is recorded
 // first and restored by stop(), and by a synchronous exit cleanup when a run dies or is interrupted.
 // hack/realnode/setup.sh installs and builds what it needs on first use.
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import http from 'node:http';
@@ -15,7 +15,7 @@ import { fileURLToPath } from 'node:url';
 import YAML from 'yaml';
 import { errorMessage, loggerFor } from '../../src/util/log.js';
 import {
-  freePorts, registerExitCleanup, run, startControlPlane, startDaemon, stopDaemon, tail,
+  freePorts, registerExitCleanup, run, startControlPlane, startDaemon, stopDaemon, tail, trackChild,
   type ControlPlane, type Daemon,
 } from './controlplane.js';
 
@@ -51,6 +51,8 @@ export interface HostState {
   dirs: Record<string, boolean>;
   /** `nft list ruleset` per table ("family name" → text). */
   nftTables: Record<string, string>;
+  /** iptables-legacy-save and ip6tables-legacy-save: the x_tables rules nft does not list. */
+  iptablesLegacy: string;
   links: string[];
   mounts: string[];
   cgroupRoots: string[];
@@ -96,6 +98,9 @@ export function captureHostState(): HostState {
     sysctls,
     dirs: Object.fromEntries(watchedDirs.map((d) => [d, existsSync(d)])),
     nftTables: nftTables(),
+    iptablesLegacy: ['iptables-legacy-save', 'ip6tables-legacy-save']
+      .map((c) => (spawnSync(c, [], { encoding: 'utf8' }).stdout ?? '').split('\n').filter((l) => !l.startsWith('#')).join('\n'))
+      .join('\n'),
     links,
     mounts,
     cgroupRoots: cgroupHierarchies().map((h) => path.join(h, cgroupRootName)).filter((d) => existsSync(d)),
@@ -122,9 +127,17 @@ interface SetupResult {
 /** hack/realnode/setup.sh: Debian packages and builds, each skipped when already there. */
 async function setup(): Promise<SetupResult> {
   const t0 = performance.now();
-  const r = await run('bash', [path.join(repo, 'hack/realnode/setup.sh')], { timeoutMs: 1_800_000 });
-  if (r.code !== 0) throw new Error(`hack/realnode/setup.sh failed (${r.code}):\n${r.stderr.slice(-4000)}`);
-  const vars = Object.fromEntries(r.stdout.split('\n').map((l) => l.split('=', 2)).filter((kv) => kv.length === 2));
+  // stderr goes straight to the run's output: a first run builds for minutes and says what.
+  const child = spawn('bash', [path.join(repo, 'hack/realnode/setup.sh')], { stdio: ['ignore', 'pipe', 'inherit'] });
+  trackChild(child);
+  const out: Buffer[] = [];
+  child.stdout.on('data', (b: Buffer) => out.push(b));
+  const code = await new Promise<number>((resolve) => {
+    child.on('error', () => resolve(127));
+    child.on('close', (c) => resolve(c ?? 128));
+  });
+  if (code !== 0) throw new Error(`hack/realnode/setup.sh failed (${code}); its output is above`);
+  const vars = Object.fromEntries(Buffer.concat(out).toString().split('\n').map((l) => l.split('=', 2)).filter((kv) => kv.length === 2));
   const need = (k: string): string => {
     const v = vars[k];
     if (!v) throw new Error(`hack/realnode/setup.sh printed no ${k}=`);
