@@ -64,6 +64,8 @@ export interface ControlPlane {
   adminCertPath: string;
   adminKeyPath: string;
   auditLogPath: string;
+  /** The ServiceAccount token signing key (kube-controller-manager's token controller needs it). */
+  saKeyPath: string;
   binDir: string;
   /** Milliseconds the last start (PKI + etcd + apiserver) took. */
   startupMs: number;
@@ -470,6 +472,7 @@ class LocalControlPlane implements ControlPlane {
   readonly adminCertPath: string;
   readonly adminKeyPath: string;
   readonly auditLogPath: string;
+  readonly saKeyPath: string;
   startupMs = 0;
   private etcd: Daemon | undefined;
   private apiserver: Daemon | undefined;
@@ -491,6 +494,7 @@ class LocalControlPlane implements ControlPlane {
     this.caKeyPath = pki.caKey;
     this.adminCertPath = pki.adminCert;
     this.adminKeyPath = pki.adminKey;
+    this.saKeyPath = pki.saKey;
     this.auditLogPath = path.join(dir, 'audit', 'audit.log');
   }
 

@@ -483,13 +483,12 @@ export async function startRealNode(nodeName = 'realnode-1'): Promise<RealNode> 
     await writeFile(kubeletKubeconfig, kubeconfigFor(cp, kubeletClient.certPath, kubeletClient.keyPath), { mode: 0o600 });
     const admin = cp.kubeconfigPath;
     const caKey = cp.caKeyPath;
-    const saKey = path.join(path.dirname(cp.caCertPath), 'sa.key');
 
     // The CSR API signs with the cluster CA: Netwarden's agents get their certificates that way.
     start('kube-controller-manager', bin('kube-controller-manager'), [
       `--kubeconfig=${admin}`, `--authentication-kubeconfig=${admin}`, `--authorization-kubeconfig=${admin}`,
       '--bind-address=127.0.0.1', `--secure-port=${kcmPort}`, '--leader-elect=false',
-      `--service-account-private-key-file=${saKey}`, `--root-ca-file=${cp.caCertPath}`, '--use-service-account-credentials=true',
+      `--service-account-private-key-file=${cp.saKeyPath}`, `--root-ca-file=${cp.caCertPath}`, '--use-service-account-credentials=true',
       `--cluster-signing-cert-file=${cp.caCertPath}`, `--cluster-signing-key-file=${caKey}`,
       '--controllers=*,-nodeipam', `--cert-dir=${path.join(dir, 'kcm-certs')}`, '--v=1',
     ]);
