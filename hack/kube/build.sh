@@ -2,6 +2,9 @@
 # Builds kube-apiserver, kubectl and etcd from the pinned Go modules in this directory into a cache
 # outside the checkout, keyed by the Kubernetes version and a hash of go.mod/go.sum and the Go
 # version, so a fresh clone reuses what an earlier clone built. Prints the directory on stdout.
+# `build.sh node` also builds what a real node needs (kubelet, kube-controller-manager,
+# kube-scheduler, kube-proxy) from the same k8s.io/kubernetes module: only the real-node suite asks
+# for them, so a unit-test run never pays for their build.
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 cache_root="${NETWARDEN_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/netwarden}"
@@ -16,7 +19,13 @@ declare -A packages=(
   [kube-apiserver]=k8s.io/kubernetes/cmd/kube-apiserver
   [kubectl]=k8s.io/kubernetes/cmd/kubectl
   [etcd]=go.etcd.io/etcd/server/v3
+  [kubelet]=k8s.io/kubernetes/cmd/kubelet
+  [kube-controller-manager]=k8s.io/kubernetes/cmd/kube-controller-manager
+  [kube-scheduler]=k8s.io/kubernetes/cmd/kube-scheduler
+  [kube-proxy]=k8s.io/kubernetes/cmd/kube-proxy
 )
+names=(kube-apiserver kubectl etcd)
+if [[ "${1:-}" == node ]]; then names+=(kubelet kube-controller-manager kube-scheduler kube-proxy); fi
 # Without these the binaries report v0.0.0 and kubectl warns about version skew.
 minor="${kube_version#v1.}"; minor="${minor%%.*}"
 version_flags=""
@@ -26,12 +35,12 @@ for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
 done
 mkdir -p "$out"
 cd "$here"
-for name in kube-apiserver kubectl etcd; do
+for name in "${names[@]}"; do
   if [[ -x "$out/$name" ]]; then continue; fi
   echo "building $name (${packages[$name]}) into $out" >&2
   start=$SECONDS
   # Build to a temporary name and rename, so an interrupted build never leaves a half binary.
-  CGO_ENABLED=0 go build -trimpath -ldflags="-s -w $version_flags" -o "$out/.$name.tmp" "${packages[$name]}"
+  CGO_ENABLED=0 nice -n 10 go build -trimpath -ldflags="-s -w $version_flags" -o "$out/.$name.tmp" "${packages[$name]}"
   mv "$out/.$name.tmp" "$out/$name"
   echo "built $name in $((SECONDS - start))s" >&2
 done

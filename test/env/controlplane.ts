@@ -28,6 +28,12 @@ export interface ControlPlaneOptions {
   extraApiServerArgs?: string[];
   /** Budget for each component to become ready (default 90 s). */
   startTimeoutMs?: number;
+  /**
+   * Address kube-apiserver binds to and advertises (default 127.0.0.1). A real node needs another:
+   * pods cannot reach the host's loopback. Off loopback, the "kubernetes" Service gets Endpoints
+   * and the apiserver holds a client certificate for the kubelets (logs, exec).
+   */
+  listenAddress?: string;
 }
 
 export interface ExecResult {
@@ -58,12 +64,16 @@ export interface ControlPlane {
   adminCertPath: string;
   adminKeyPath: string;
   auditLogPath: string;
+  /** The ServiceAccount token signing key (kube-controller-manager's token controller needs it). */
+  saKeyPath: string;
   binDir: string;
   /** Milliseconds the last start (PKI + etcd + apiserver) took. */
   startupMs: number;
   kubeConfig(): KubeConfig;
   kubectl(args: string[], opts?: KubectlOptions): Promise<ExecResult>;
   issueServingCert(name: string, hosts: string[]): Promise<ServingCert>;
+  /** A client certificate from the cluster CA; subject like /O=system:nodes/CN=system:node:n1. */
+  issueClientCert(name: string, subject: string): Promise<ServingCert>;
   stopApiServer(): Promise<void>;
   startApiServer(): Promise<void>;
   restartApiServer(): Promise<void>;
@@ -156,7 +166,7 @@ async function runOk(cmd: string, args: string[], input?: string): Promise<strin
 }
 
 /** A long-running child whose stdout+stderr go to a log file. */
-interface Daemon {
+export interface Daemon {
   name: string;
   child: ChildProcess;
   logPath: string;
@@ -164,7 +174,7 @@ interface Daemon {
   exitCode(): number | null | undefined;
 }
 
-function startDaemon(name: string, bin: string, args: string[], logPath: string): Daemon {
+export function startDaemon(name: string, bin: string, args: string[], logPath: string): Daemon {
   installExitHandlers();
   const fd = openSync(logPath, 'a');
   const child = spawn(bin, args, { stdio: ['ignore', fd, fd] });
@@ -188,7 +198,7 @@ function startDaemon(name: string, bin: string, args: string[], logPath: string)
 }
 
 /** Stops a daemon: SIGTERM, then SIGKILL after the grace period. */
-async function stopDaemon(d: Daemon, graceMs = 10_000): Promise<void> {
+export async function stopDaemon(d: Daemon, graceMs = 10_000): Promise<void> {
   if (d.exitCode() !== undefined) return;
   d.child.kill('SIGTERM');
   const timer = setTimeout(() => d.child.kill('SIGKILL'), graceMs);
@@ -197,7 +207,7 @@ async function stopDaemon(d: Daemon, graceMs = 10_000): Promise<void> {
 }
 
 /** The last lines of a log file, for startup errors. */
-function tail(file: string, lines = 30): string {
+export function tail(file: string, lines = 30): string {
   try {
     return readFileSync(file, 'utf8').trimEnd().split('\n').slice(-lines).join('\n');
   } catch (err) {
@@ -235,7 +245,7 @@ export function findKubeBinDir(): string {
 }
 
 /** n distinct free loopback ports (held open together so they cannot repeat). */
-async function freePorts(n: number): Promise<number[]> {
+export async function freePorts(n: number): Promise<number[]> {
   const servers = await Promise.all(
     Array.from({ length: n }, () => new Promise<net.Server>((resolve, reject) => {
       const s = net.createServer();
@@ -300,6 +310,8 @@ interface Pki {
   adminKey: string;
   saKey: string;
   saPub: string;
+  kubeletClientCert: string;
+  kubeletClientKey: string;
 }
 
 async function genRsaKey(keyPath: string): Promise<void> {
@@ -343,24 +355,28 @@ async function issueLeaf(dir: string, ca: { cert: string; key: string }, spec: L
   return { certPath, keyPath };
 }
 
-async function createPki(dir: string): Promise<Pki> {
+async function createPki(dir: string, listenAddress: string): Promise<Pki> {
   await mkdir(dir, { recursive: true });
   const ca = await createCa(dir);
   const saKey = path.join(dir, 'sa.key');
   const saPub = path.join(dir, 'sa.pub');
-  const [serving, admin] = await Promise.all([
+  const [serving, admin, , kubeletClient] = await Promise.all([
     // One serving cert for etcd and the apiserver; clientAuth too, as the apiserver's etcd client cert.
     issueLeaf(dir, ca, {
       name: 'serving', subject: '/CN=kube-apiserver', usage: 'both',
-      hosts: ['127.0.0.1', 'localhost', 'kubernetes', 'kubernetes.default', 'kubernetes.default.svc',
+      hosts: [...new Set(['127.0.0.1', listenAddress]), 'localhost', 'kubernetes', 'kubernetes.default', 'kubernetes.default.svc',
         'kubernetes.default.svc.cluster.local', '10.96.0.1'],
     }),
     issueLeaf(dir, ca, { name: 'admin', subject: '/O=system:masters/CN=admin', usage: 'client' }),
     genRsaKey(saKey).then(() => runOk('openssl', ['pkey', '-in', saKey, '-pubout', '-out', saPub])),
+    // The apiserver's identity towards kubelets (logs, exec); only a real node asks for it.
+    listenAddress === '127.0.0.1' ? undefined
+      : issueLeaf(dir, ca, { name: 'apiserver-kubelet-client', subject: '/O=system:masters/CN=kube-apiserver-kubelet-client', usage: 'client' }),
   ]);
   return {
     dir, caCert: ca.cert, caKey: ca.key, servingCert: serving.certPath, servingKey: serving.keyPath,
     adminCert: admin.certPath, adminKey: admin.keyPath, saKey, saPub,
+    kubeletClientCert: kubeletClient?.certPath ?? '', kubeletClientKey: kubeletClient?.keyPath ?? '',
   };
 }
 
@@ -405,8 +421,16 @@ interface ApiServerConfig {
 
 function apiServerArgs(c: ApiServerConfig): string[] {
   const o = c.options;
+  const address = o.listenAddress ?? '127.0.0.1';
+  const realNode = address === '127.0.0.1' ? [
+    // 127.0.0.1 is not a valid Endpoints IP, so reconciling the "kubernetes" Service would only log errors.
+    '--endpoint-reconciler-type=none',
+  ] : [
+    `--kubelet-client-certificate=${c.pki.kubeletClientCert}`, `--kubelet-client-key=${c.pki.kubeletClientKey}`,
+    `--kubelet-certificate-authority=${c.pki.caCert}`, '--kubelet-preferred-address-types=InternalIP',
+  ];
   return [
-    '--advertise-address=127.0.0.1', '--bind-address=127.0.0.1', `--secure-port=${c.ports.apiserver}`,
+    `--advertise-address=${address}`, `--bind-address=${address}`, `--secure-port=${c.ports.apiserver}`,
     `--tls-cert-file=${c.pki.servingCert}`, `--tls-private-key-file=${c.pki.servingKey}`,
     `--client-ca-file=${c.pki.caCert}`,
     `--etcd-servers=https://127.0.0.1:${c.ports.etcdClient}`, `--etcd-cafile=${c.pki.caCert}`,
@@ -415,8 +439,7 @@ function apiServerArgs(c: ApiServerConfig): string[] {
     '--service-account-issuer=https://kubernetes.default.svc.cluster.local',
     `--service-account-key-file=${c.pki.saPub}`, `--service-account-signing-key-file=${c.pki.saKey}`,
     '--service-cluster-ip-range=10.96.0.0/16',
-    // 127.0.0.1 is not a valid Endpoints IP, so reconciling the "kubernetes" Service would only log errors.
-    '--endpoint-reconciler-type=none',
+    ...realNode,
     `--audit-policy-file=${c.auditPolicyPath}`, `--audit-log-path=${c.auditLogPath}`,
     `--audit-log-maxsize=${o.auditLogMaxSizeMB ?? 1}`, `--audit-log-maxbackup=${o.auditLogMaxBackups ?? 10}`,
     `--audit-log-compress=${o.auditLogCompress ?? false}`,
@@ -449,6 +472,7 @@ class LocalControlPlane implements ControlPlane {
   readonly adminCertPath: string;
   readonly adminKeyPath: string;
   readonly auditLogPath: string;
+  readonly saKeyPath: string;
   startupMs = 0;
   private etcd: Daemon | undefined;
   private apiserver: Daemon | undefined;
@@ -464,12 +488,13 @@ class LocalControlPlane implements ControlPlane {
     private readonly unregisterCleanup: () => void,
   ) {
     this.port = ports.apiserver;
-    this.server = `https://127.0.0.1:${ports.apiserver}`;
+    this.server = `https://${options.listenAddress ?? '127.0.0.1'}:${ports.apiserver}`;
     this.kubeconfigPath = path.join(dir, 'admin.kubeconfig');
     this.caCertPath = pki.caCert;
     this.caKeyPath = pki.caKey;
     this.adminCertPath = pki.adminCert;
     this.adminKeyPath = pki.adminKey;
+    this.saKeyPath = pki.saKey;
     this.auditLogPath = path.join(dir, 'audit', 'audit.log');
   }
 
@@ -540,6 +565,13 @@ class LocalControlPlane implements ControlPlane {
     return issueLeaf(dir, { cert: this.pki.caCert, key: this.pki.caKey }, { name, subject: `/CN=${name}`, hosts, usage: 'server' });
   };
 
+  issueClientCert = async (name: string, subject: string): Promise<ServingCert> => {
+    if (!/^[a-z0-9][a-z0-9.-]*$/i.test(name)) throw new Error(`bad certificate name ${JSON.stringify(name)}`);
+    const dir = path.join(this.dir, 'pki', 'issued');
+    await mkdir(dir, { recursive: true });
+    return issueLeaf(dir, { cert: this.pki.caCert, key: this.pki.caKey }, { name, subject, usage: 'client' });
+  };
+
   stop = async (): Promise<void> => {
     if (this.stopped) return;
     this.stopped = true;
@@ -561,7 +593,7 @@ export async function startControlPlane(options: ControlPlaneOptions = {}): Prom
     if (process.env.NETWARDEN_KEEP_TMP !== '1') rmSync(dir, { recursive: true, force: true });
   });
   await mkdir(path.join(dir, 'logs'), { recursive: true });
-  const [pki, [etcdClient, etcdPeer, apiserver]] = await Promise.all([createPki(path.join(dir, 'pki')), freePorts(3)]);
+  const [pki, [etcdClient, etcdPeer, apiserver]] = await Promise.all([createPki(path.join(dir, 'pki'), options.listenAddress ?? '127.0.0.1'), freePorts(3)]);
   const t1 = performance.now();
   const cp = new LocalControlPlane(dir, binDir, pki, { etcdClient: etcdClient!, etcdPeer: etcdPeer!, apiserver: apiserver! }, options, unregister);
   try {
