@@ -46,12 +46,15 @@ runtime_packages="libpcap0.8,nftables,iproute2,systemd"
 host_ca="${NODE_EXTRA_CA_CERTS:-}"
 [[ -n $host_ca && -s $host_ca ]] || host_ca=""
 # Docs, man pages and translations are never read in a container (the Debian slim images drop them too).
-dpkg_opts=(--dpkgopt='path-exclude=/usr/share/man/*' --dpkgopt='path-exclude=/usr/share/doc/*'
+mmdebstrap_opts=(--dpkgopt='path-exclude=/usr/share/man/*' --dpkgopt='path-exclude=/usr/share/doc/*'
   --dpkgopt='path-include=/usr/share/doc/*/copyright' --dpkgopt='path-exclude=/usr/share/locale/*'
-  --dpkgopt='path-exclude=/usr/share/info/*')
+  --dpkgopt='path-exclude=/usr/share/info/*'
+  # merged-/usr by symlinks and usr-is-merged, as the Debian images have it: bookworm's default is
+  # the usrmerge package, which pulls in perl (46 MB) that nothing else in the image uses.
+  --hook-dir=/usr/share/mmdebstrap/hooks/maybe-merged-usr)
 base_key="$(
   {
-    echo "$suite $node_version $npm_version $build_packages $runtime_packages ${dpkg_opts[*]}"
+    echo "$suite $node_version $npm_version $build_packages $runtime_packages ${mmdebstrap_opts[*]}"
     [[ -n $sources ]] && cat "$sources"
     [[ -n $host_ca ]] && cat "$host_ca"
   } | sha256sum | cut -c1-12
@@ -77,7 +80,7 @@ make_base() {
   mkdir -p "$bases"
   say "making the $name base: mmdebstrap $suite + $include"
   local start=$SECONDS
-  mmdebstrap --quiet --variant=minbase --include="$include" "${dpkg_opts[@]}" \
+  mmdebstrap --quiet --variant=minbase --include="$include" "${mmdebstrap_opts[@]}" \
     --customize-hook="$hook" --format=tar "$suite" "$bases/.$name.tar.$$" ${sources:+"$sources"} >&2
   mv "$bases/.$name.tar.$$" "$bases/$name.tar"
   say "made the $name base in $((SECONDS - start))s ($(du -m "$bases/$name.tar" | cut -f1) MB)"
@@ -97,6 +100,8 @@ if [[ ! -s $bases/build.tar || ! -s $bases/runtime.tar ]]; then
   make_base runtime "$runtime_packages" "tar -xzf '$node_tgz' -C \"\$1/usr/local\" --strip-components=1 package/bin/node"
 fi
 
+touch "$bases"
+
 # 4. Keys of the images: everything that reaches them.
 image_name="ghcr.io/netwarden/netwarden:$(node -p "require('$repo/package.json').version")"
 pause_name="registry.k8s.io/pause:3.10"
@@ -111,7 +116,14 @@ app_key="$(
 pause_key="$(cat "$here/pause/pause.c" "$here/pause/Dockerfile" | sha256sum | cut -c1-12)"
 app_tar="$cache/netwarden-$app_key.docker.tar"
 pause_tar="$cache/pause-3.10-$pause_key.docker.tar"
+# Each change of src/ makes a new ~280 MB tar: keep the few used last (other checkouts may be on
+# other keys), and the bases in use. A reused tar is touched, so "used last" is its mtime.
+prune() {
+  local keep="$1"; shift
+  ls -1dt "$@" 2>/dev/null | tail -n +$((keep + 1)) | xargs -r rm -rf
+}
 if [[ -s $app_tar && -s $pause_tar ]]; then
+  touch "$app_tar" "$pause_tar"
   echo "image=$app_tar"; echo "pause=$pause_tar"; exit 0
 fi
 
@@ -159,6 +171,8 @@ if [[ ! -s $app_tar ]]; then
   mv "$app_tar.$$" "$app_tar"
   say "built $image_name in $((SECONDS - start))s ($(du -m "$app_tar" | cut -f1) MB)"
 fi
-# Older image tars of this checkout are left for other checkouts; nothing here deletes them.
+prune 4 "$cache"/netwarden-*.docker.tar
+prune 2 "$cache"/pause-*.docker.tar
+prune 2 "$cache"/bases-*/
 echo "image=$app_tar" >&3
 echo "pause=$pause_tar" >&3
