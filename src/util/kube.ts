@@ -1,5 +1,8 @@
+import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
-import { KubeConfig } from '@kubernetes/client-node';
+import type https from 'node:https';
+import { KubeConfig, type Cluster } from '@kubernetes/client-node';
+import type { Dispatcher } from 'undici';
 
 /** In-cluster config by default (as a Pod sees it), or the given kubeconfig file. */
 export function loadKubeConfig(kubeconfigPath?: string): KubeConfig {
@@ -7,7 +10,51 @@ export function loadKubeConfig(kubeconfigPath?: string): KubeConfig {
   if (kubeconfigPath) kc.loadFromFile(kubeconfigPath);
   else if (process.env.KUBERNETES_SERVICE_HOST) kc.loadFromCluster();
   else kc.loadFromDefault();
+  reuseConnections(kc);
   return kc;
+}
+
+type DispatcherFactory = (cluster: Cluster | null, agentOptions: https.AgentOptions) => Dispatcher | undefined;
+
+/** TLS settings a kubeconfig may rotate (client certificates from files): a new set, a new pool. */
+const MAX_POOLS = 2;
+
+/**
+ * Makes the KubeConfig's API clients share their connections to the API server. client-node 2.0
+ * builds a new undici Agent for every request (KubeConfig.createDispatcher), so each call of a
+ * generated API client opened its own TLS connection, kept it open for undici's keep-alive time,
+ * and left its buffers to the garbage collector: under a drop flood the controller's TokenReviews,
+ * SubjectAccessReviews and Event writes held 200+ MB of TLS state (heaptrack). Here the Agent is
+ * made once per set of TLS settings (server, CA, client certificate and key), as client-go's
+ * transport cache does, and requests multiplex over its pooled connections (HTTP/2 with the API
+ * server). Watches and our own clients do not go through this path.
+ */
+export function reuseConnections(kc: KubeConfig): void {
+  const target = kc as unknown as { createDispatcher?: DispatcherFactory };
+  const create = target.createDispatcher;
+  if (typeof create !== 'function') return; // another client-node: its own behaviour stands
+  const pools = new Map<string, Dispatcher | undefined>();
+  target.createDispatcher = (cluster, agentOptions) => {
+    const key = poolKey(cluster, agentOptions);
+    if (pools.has(key)) return pools.get(key);
+    const dispatcher = create.call(kc, cluster, agentOptions);
+    pools.set(key, dispatcher);
+    if (pools.size > MAX_POOLS) {
+      const [oldest, old] = pools.entries().next().value!;
+      pools.delete(oldest);
+      void old?.close().catch(() => undefined); // after the requests it is serving
+    }
+    return dispatcher;
+  };
+}
+
+function poolKey(cluster: Cluster | null, o: https.AgentOptions): string {
+  const hash = createHash('sha256');
+  for (const part of [cluster?.server, cluster?.proxyUrl, o.servername, String(o.rejectUnauthorized), o.ca, o.cert, o.key, o.pfx, o.passphrase]) {
+    hash.update(part === undefined ? '-' : typeof part === 'string' || Buffer.isBuffer(part) ? part : JSON.stringify(part));
+    hash.update('\0');
+  }
+  return hash.digest('hex');
 }
 
 /**

@@ -1,7 +1,8 @@
-// The runtime's write helpers against the real API server: finalizers hold a deleted object until
+// The runtime against the real API server: one KubeConfig's calls share connections; finalizers hold a deleted object until
 // removed, a stale resourceVersion is refused, and per-node status entries applied by different
 // field managers merge instead of overwriting each other.
-import { CustomObjectsApi, type KubernetesObject } from '@kubernetes/client-node';
+import diagnosticsChannel from 'node:diagnostics_channel';
+import { AuthenticationV1Api, CoreV1Api, CustomObjectsApi, type KubernetesObject } from '@kubernetes/client-node';
 import { expect } from 'chai';
 import { cluster } from './hooks.js';
 import { ensureInstalled, mustKubectl } from '../env/netwarden.js';
@@ -9,6 +10,7 @@ import { createNamespace } from '../env/fixtures.js';
 import { PacketCaptureType } from '../../src/apis/meta.js';
 import { ensureFinalizer, removeFinalizer } from '../../src/runtime/finalizers.js';
 import { applyStatus } from '../../src/runtime/status.js';
+import { loadKubeConfig } from '../../src/util/kube.js';
 
 const ns = 'runtime-e2e';
 const FINALIZER = 'netwarden.io/capture-files';
@@ -26,6 +28,24 @@ describe('runtime write helpers', function () {
   before(async function () {
     await ensureInstalled(cluster());
     await createNamespace(cluster().kubeConfig(), ns);
+  });
+
+  it("makes one KubeConfig's API calls share their connections to the API server", async function () {
+    // undici reports every connection it opens on this channel: the calls below are counted by it.
+    let opened = 0;
+    const count = (): void => void opened++;
+    diagnosticsChannel.subscribe('undici:client:connected', count);
+    try {
+      const kc = loadKubeConfig(cluster().kubeconfigPath);
+      const core = kc.makeApiClient(CoreV1Api);
+      const authn = kc.makeApiClient(AuthenticationV1Api);
+      for (let i = 0; i < 20; i++) await core.readNamespace({ name: ns });
+      await Promise.all(Array.from({ length: 20 }, () => authn.createTokenReview({ body: { spec: { token: 'not-a-token' } } })));
+      // client-node alone opens one connection per call: 40 here.
+      expect(opened, 'connections opened for 40 calls').to.be.at.most(2);
+    } finally {
+      diagnosticsChannel.unsubscribe('undici:client:connected', count);
+    }
   });
 
   it('keeps a deleted object until its finalizer is removed', async function () {
