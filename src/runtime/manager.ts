@@ -92,6 +92,11 @@ export class Manager {
     return controller;
   }
 
+  /** The Lease's holder as last seen ('' when none or without leader election). */
+  leaderIdentity(): string {
+    return this.elector?.observedLeader() ?? '';
+  }
+
   isLeader(): boolean {
     return this.elector ? this.elector.isLeader() : this.state === 'running';
   }
