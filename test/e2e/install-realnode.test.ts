@@ -167,7 +167,7 @@ describe('kubectl apply -k config/ on a real node', function () {
     expect(verified.stdout.trim(), verified.stderr).to.match(/: OK$/);
   });
 
-  it('hands the Lease to the other replica when the leader\'s pod is deleted', async function () {
+  it('hands the Lease to another replica when the leader\'s pod is deleted', async function () {
     const lease = async (): Promise<string> => {
       const leases = JSON.parse(await kubectl(['-n', ns, 'get', 'lease', '-o', 'json'])) as { items: { metadata: { name: string }; spec: { holderIdentity?: string } }[] };
       const l = leases.items.find((x) => x.metadata.name.startsWith('netwarden'));
@@ -178,19 +178,27 @@ describe('kubectl apply -k config/ on a real node', function () {
     const leader = await lease();
     const leaderPod = pods.find((p) => leader.includes(p));
     expect(leaderPod, `holder ${leader} of ${pods.join(', ')}`).to.not.equal(undefined);
-    const other = pods.find((p) => p !== leaderPod)!;
     const t0 = performance.now();
     await kubectl(['-n', ns, 'delete', 'pod', leaderPod!, '--wait=false']);
+    // The released Lease goes to whichever replica asks first: the standby, or the pod the
+    // ReplicaSet starts in the deleted one's place (seen here both ways).
     let holder = leader;
-    for (let i = 0; i < 120 && !holder.includes(other); i++) {
+    for (let i = 0; i < 120 && (holder === '' || holder === leader); i++) {
       await new Promise((r) => setTimeout(r, 500));
       holder = await lease();
     }
     timings.handoverMs = Math.round(performance.now() - t0);
-    if (!holder.includes(other)) {
+    if (holder === '' || holder === leader) {
       const old = await node!.cp.kubectl(['-n', ns, 'logs', leaderPod!, '--tail=30']);
-      throw new Error(`the Lease is still held by ${holder}, not ${other}, 60 s after deleting ${leaderPod!}\n--- ${leaderPod!}\n${old.stdout}${old.stderr}\n${await diagnose()}`);
+      throw new Error(`the Lease is still held by ${holder || 'nobody'} 60 s after deleting ${leaderPod!}\n--- ${leaderPod!}\n${old.stdout}${old.stderr}\n${await diagnose()}`);
     }
+    const live = (await kubectl(['-n', ns, 'get', 'pods', '-l', 'app.kubernetes.io/name=netwarden-controller', '-o', 'jsonpath={.items[*].metadata.name}'])).trim().split(/\s+/);
+    expect(live, `new holder ${holder}`).to.include(holder);
+    // Well under the lease duration (15 s): the deleted pod's node process, PID 1 in its container,
+    // took the kubelet's SIGTERM and released the Lease. Without that it would renew until the
+    // SIGKILL 30 s later and the Lease pass only 15 s after that.
+    expect(timings.handoverMs).to.be.below(15_000);
+    log.info('lease handed over', { from: leaderPod, to: holder, toTheStandby: holder === pods.find((p) => p !== leaderPod), ms: timings.handoverMs });
     await rollout('deployment/netwarden-controller', '120s');
   });
 
