@@ -261,11 +261,9 @@ describe('kubectl apply -k config/ on a real node', function () {
       }));
       // The agent pod reports the DropTail's node healthy to the controller through the Service.
       await waitNodesHealthy(node!.cp, 'droptail', 'install-drops', 1, 60_000);
-      // Each probe waits for its answer until its timeout (UDP 5 s, TCP 10 s): the drops happen at their start.
+      // Each probe waits for an answer until its timeout (UDP 5 s, TCP 10 s); the Events come while they wait.
       const t0 = performance.now();
-      const [udp, tcp] = await Promise.all([probe('client', ['udp', `${webIP}:8080`, 'ping']), probe('client', ['get', `http://${webIP}:8080/`])]);
-      expect(udp.code).to.not.equal(0);
-      expect(tcp.code).to.not.equal(0);
+      const probes = Promise.all([probe('client', ['udp', `${webIP}:8080`, 'ping']), probe('client', ['get', `http://${webIP}:8080/`])]);
       const received = `Packet dropped when receiving traffic from ${app}/client (IP: ${clientIP}, UDP/8080)`;
       const sent = `Packet dropped when sending traffic to ${app}/web (IP: ${webIP}, TCP/8080)`;
       await waitFor(async () => (await eventsOf('web')).includes(received) && (await eventsOf('client')).includes(sent), {
@@ -274,8 +272,11 @@ describe('kubectl apply -k config/ on a real node', function () {
         throw new Error(`${String(err)}\nweb: ${(await eventsOf('web')).join('; ')}\nclient: ${(await eventsOf('client')).join('; ')}\n${await diagnose()}`);
       });
       timings.dropToEventsMs = Math.round(performance.now() - t0);
-      const describe = await kubectl(['-n', app, 'describe', 'pod', 'web']);
-      expect(describe).to.match(/Warning\s+PacketDrop\s+.*Packet dropped when receiving traffic from shop\/client/);
+      const [udp, tcp] = await probes;
+      expect(udp.code).to.not.equal(0);
+      expect(tcp.code).to.not.equal(0);
+      const described = await kubectl(['-n', app, 'describe', 'pod', 'web']);
+      expect(described).to.match(/Warning\s+PacketDrop\s+.*Packet dropped when receiving traffic from shop\/client/);
       // Taken away again: traffic flows.
       expect((await run('nft', ['delete', 'table', 'ip', dropTable])).code).to.equal(0);
       unregisterTable();
