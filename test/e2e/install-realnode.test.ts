@@ -145,6 +145,10 @@ describe('kubectl apply -k config/ on a real node', function () {
     expect(deployment.status.readyReplicas).to.equal(2);
     const ds = JSON.parse(await kubectl(['-n', ns, 'get', 'daemonset', 'netwarden-agent', '-o', 'json'])) as { status: { numberReady?: number } };
     expect(ds.status.numberReady).to.equal(1);
+    // Ready by their readiness probes (/readyz), which say more than a started process.
+    const pods = JSON.parse(await kubectl(['-n', ns, 'get', 'pods', '-o', 'json'])) as { items: { metadata: { labels?: Record<string, string> }; spec: { containers: { readinessProbe?: { httpGet?: { path?: string } } }[] } }[] };
+    expect(pods.items.map((p) => `${p.metadata.labels?.['app.kubernetes.io/name']} ${p.spec.containers[0]?.readinessProbe?.httpGet?.path}`).sort())
+      .to.deep.equal(['netwarden-agent /readyz', 'netwarden-controller /readyz', 'netwarden-controller /readyz']);
   });
 
   it('gives the agent a certificate of the controller\'s CA through the CSR API, and publishes the CA bundle', async function () {
