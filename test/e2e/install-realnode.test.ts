@@ -2,8 +2,11 @@
 // hack/image/build.sh is imported into the node's containerd under the tag config/ names, then
 // `kubectl apply -k config/` and nothing else. The controller's two replicas and the agent
 // DaemonSet's pod must turn Ready by their probes, with the certificates of the controller's own
-// CA (the agent's through the CSR API), and the leader's Lease must pass to the other replica when
-// its pod is deleted. Host directories the DaemonSet's hostPath volumes create are removed after.
+// CA (the agent's through the CSR API), and the leader's Lease must pass to another replica when
+// its pod is deleted; then an nftables drop between two real pods becomes Events, and a capture of
+// a real pod is downloaded with the plugin through a port-forward to either controller pod. A
+// second suite, on a fresh node, runs `helm install` of charts/netwarden and one `helm upgrade`.
+// Host directories the DaemonSet's hostPath volumes create are removed after.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, rmSync } from 'node:fs';
 import { mkdtemp, readdir, writeFile } from 'node:fs/promises';
