@@ -314,6 +314,11 @@ describe('kubectl apply -k config/ on a real node', function () {
       }, { timeoutMs: 60_000, description: 'the capture running on the node' }).catch(async (err: unknown) => {
         throw new Error(`${String(err)}\n${await kubectl(['-n', app, 'get', 'packetcapture', 'web-http', '-o', 'yaml'])}\n${await diagnose()}`);
       });
+      // On the pod's own veth, not the node's bridge (where every pod's traffic passes).
+      const iface = await waitFor(async () => (await kubectl(['-n', app, 'get', 'packetcapture', 'web-http', '-o', 'jsonpath={.status.targets[0].interface}'])).trim(), {
+        timeoutMs: 30_000, description: 'the interface of the capture in status.targets',
+      });
+      expect(iface).to.match(/^veth/);
       for (let i = 0; i < 3; i++) expect((await probe('client', ['get', `http://${webIP}:8080/`])).stdout).to.equal('200 hello from web\n');
       await waitFor(async () => Number(await kubectl(['-n', app, 'get', 'packetcapture', 'web-http', '-o', 'jsonpath={.status.files[0].packets}'])) >= 10, {
         timeoutMs: 30_000, description: 'the agent counting the HTTP packets',
@@ -344,6 +349,7 @@ describe('kubectl apply -k config/ on a real node', function () {
           expect(got.code, `${target}: ${got.stderr}`).to.equal(0);
           const pcaps = (await readdir(out, { recursive: true })).filter((f) => f.endsWith('.pcap'));
           expect(pcaps, got.stdout).to.have.length(1);
+          expect(path.basename(pcaps[0]!)).to.match(new RegExp(`^web_${iface}_\\d+\\.pcap$`));
           const summary = await plugin(['capture', 'summary', '-n', app, 'web-http'], reader, port);
           expect(summary.code, summary.stderr).to.equal(0);
           // tcpdump-like lines of the client's requests to the web pod.
