@@ -14,7 +14,7 @@ export interface WatchListOptions {
   fieldSelector?: string;
 }
 
-/** The server refused the watch-list request itself (4xx but 429: the WatchList feature is off, or an old server). */
+/** The server refused the watch-list request itself (4xx: the WatchList feature is off, or an old server). */
 export class WatchListUnsupported extends Error {
   constructor(readonly statusCode: number | undefined, message: string) {
     super(message);
@@ -52,9 +52,7 @@ export function watchListAll<T extends KubernetesObject, In extends KubernetesOb
     };
     const onDone = (err: unknown) => {
       const status = (err as { statusCode?: number } | null)?.statusCode;
-      // 429 is not a refusal of watch-list: the API server sends it while a new CRD's watch cache
-      // is still initializing ("storage is (re)initializing") and under priority-and-fairness load.
-      if (status !== undefined && status >= 400 && status < 500 && status !== 429) finish(new WatchListUnsupported(status, `watch-list refused: HTTP ${status}`));
+      if (status !== undefined && status >= 400 && status < 500) finish(new WatchListUnsupported(status, `watch-list refused: HTTP ${status}`));
       else finish(err instanceof Error ? err : new Error('watch-list: the stream ended before the initial-events-end bookmark'));
     };
     const params = {
