@@ -1,10 +1,12 @@
 // `netwarden controller`: informers for the three kinds and what they depend on, one reconciler per
 // kind, the HTTPS API, leader election, health and metrics.
 import os from 'node:os';
+import { CoreV1Api } from '@kubernetes/client-node';
 import { agentAudience, CONTROLLER_AUDIENCE } from '../apis/identity.js';
 import { AGENT_SERVICE_ACCOUNT, agentCommonName, CA_CONFIGMAP, CA_SECRET, serviceAccountUsername } from '../apis/certificates.js';
 import { SYSTEM_NAMESPACE } from '../apis/limits.js';
 import { AccessReviewer } from '../runtime/auth.js';
+import { LeaderForwarder } from '../runtime/forward.js';
 import { HttpsApiServer } from '../runtime/https.js';
 import { CONTROLLER_API_LIMITS } from '../runtime/limits.js';
 import { CertificateRotator, FileCertificateSource, FileTrustBundle, serveWithCertificates, type CertificateSource, type TrustBundle } from '../runtime/tls.js';
@@ -113,6 +115,22 @@ export async function runController(flags: ControllerFlags): Promise<void> {
   const api = new HttpsApiServer({ name: 'controller', port: flags.httpsPort, host: flags.httpsAddress, limits: { ...CONTROLLER_API_LIMITS, maxKeptAlive: flags.httpsMaxKeptAlive ?? CONTROLLER_API_LIMITS.maxKeptAlive } });
   // Not ready until the API serves: the Service then sends no agent or user to a replica still waiting for its certificate.
   manager.addReadinessCheck(() => (api.listening() ? undefined : 'HTTPS API not serving yet (waiting for its serving certificate)'));
+  // A standby passes API requests to the leader: a Service or a port-forward may send them to either pod.
+  const replicaTrust = !pki.ownServing ? caTrust(ca!) : flags.caFile ? new FileTrustBundle(flags.caFile) : undefined;
+  if (flags.leaderElect && replicaTrust) {
+    const core = kc.makeApiClient(CoreV1Api);
+    const forwarder = new LeaderForwarder({
+      identity,
+      isLeader: () => manager.isLeader(),
+      leader: () => manager.leaderIdentity(),
+      // holderIdentity is the pod's name (POD_NAME) in the controller's own namespace.
+      addressOf: async (holder) => (await core.readNamespacedPod({ name: holder, namespace })).status?.podIP,
+      port: flags.httpsPort,
+      trust: replicaTrust,
+      servername: `${flags.serviceName}.${namespace}.svc`,
+    });
+    api.setForwarder((req, res) => forwarder.forward(req, res));
+  }
   const agentTokens = new ServiceAccountTokens(kc, { namespace, serviceAccount: flags.serviceAccount });
   const ctx: ControllerContext = {
     kc,

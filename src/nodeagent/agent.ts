@@ -64,6 +64,9 @@ export function buildAgent(kc: KubeConfig, opts: AgentOptions): Agent {
   const manager = new Manager(kc, { metricsPort: opts.metricsPort, healthPort: opts.metricsPort, host: opts.metricsAddress, metricsAuth: metrics.metricsAuth, metricsTls: metrics.tls });
   const node = manager.addInformer(coreInformer(kc, 'nodes', { fieldSelector: `metadata.name=${opts.nodeName}`, resyncMs: RESYNC_MS }));
   const api = opts.files ? new HttpsApiServer({ name: 'agent', port: opts.files.port, host: opts.files.bindAddress }) : undefined;
+  // Ready (the DaemonSet's readinessProbe, which paces its rolling updates) once the controller can
+  // reach the file API: its certificate from the CSR API arrived, not merely the process started.
+  if (api) manager.addReadinessCheck(() => (api.listening() ? undefined : 'file API not serving yet (waiting for its serving certificate)'));
   const context: AgentContext = {
     kc,
     nodeName: opts.nodeName,

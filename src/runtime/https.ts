@@ -18,6 +18,9 @@ export class HttpError extends Error {
   }
 }
 
+/** Takes a request before its route's handler (a standby passing it to the leader); true when it answered. */
+export type RequestForwarder = (req: IncomingMessage, res: ServerResponse) => Promise<boolean>;
+
 export type RouteHandler = (req: IncomingMessage, res: ServerResponse, params: Record<string, string>) => Promise<void>;
 
 interface Route {
@@ -51,6 +54,7 @@ export class HttpsApiServer {
   private credentials: ServingCredentials | undefined;
   private readonly log;
   private readonly unknownCallers = new LogThrottle();
+  private forwarder: RequestForwarder | undefined;
 
   constructor(private readonly opts: HttpsServerOptions) {
     this.log = loggerFor(`https/${opts.name}`);
@@ -65,6 +69,11 @@ export class HttpsApiServer {
       .join('/');
     this.routes.push({ method, pattern: new RegExp(`^${source}$`), names, handler });
     return this;
+  }
+
+  /** Every routed request goes to the forwarder first (src/runtime/forward.ts). */
+  setForwarder(forwarder: RequestForwarder): void {
+    this.forwarder = forwarder;
   }
 
   /**
@@ -123,6 +132,7 @@ export class HttpsApiServer {
         pathMatched = true;
         if (route.method !== req.method) continue;
         const params = Object.fromEntries(route.names.map((n, i) => [n, decodeURIComponent(match[i + 1]!)]));
+        if (this.forwarder && (await this.forwarder(req, res))) return;
         await route.handler(req, res, params);
         return;
       }

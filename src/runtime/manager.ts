@@ -17,6 +17,8 @@
 //    the lease duration). Standbys are deliberately ready: readiness gates rollouts and Service
 //    endpoints, and a never-ready standby would stall a rolling update of a 2-replica Deployment;
 //    one that cannot reach the API server could not take over either, so it is reported unready.
+//    The Service therefore sends requests to standbys too: they pass them on to the leader
+//    (forward.ts).
 
 import type { KubeConfig, KubernetesObject } from '@kubernetes/client-node';
 import { errorMessage, loggerFor } from '../util/log.js';
@@ -90,6 +92,11 @@ export class Manager {
     this.controllers.push(controller);
     for (const inf of controller.watchedInformers()) this.addInformer(inf);
     return controller;
+  }
+
+  /** The Lease's holder as last seen ('' when none or without leader election). */
+  leaderIdentity(): string {
+    return this.elector?.observedLeader() ?? '';
   }
 
   isLeader(): boolean {

@@ -1,6 +1,7 @@
 // A real local Kubernetes control plane (etcd + kube-apiserver, no kubelet, no controller-manager)
 // for the e2e tests and the demo. Certificates come from the openssl CLI; binaries from the cache
 // that hack/bootstrap.sh fills (NETWARDEN_KUBE_BIN).
+import { randomBytes } from 'node:crypto';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, openSync, closeSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
@@ -350,7 +351,10 @@ async function issueLeaf(dir: string, ca: { cert: string; key: string }, spec: L
   await writeFile(extPath, ext.join('\n') + '\n');
   await genRsaKey(keyPath);
   const csr = await runOk('openssl', ['req', '-new', '-key', keyPath, '-subj', spec.subject]);
-  await runOk('openssl', ['x509', '-req', '-CA', ca.cert, '-CAkey', ca.key, '-CAcreateserial', '-sha256', '-days', '825',
+  // A random serial of our own: -CAcreateserial shares one ca.srl file, and two certificates issued
+  // at once (realnode.ts issues the kubelet's client and serving ones together) raced on it.
+  const serial = `0x${randomBytes(16).toString('hex').replace(/^[89a-f]/, '1')}`;
+  await runOk('openssl', ['x509', '-req', '-CA', ca.cert, '-CAkey', ca.key, '-set_serial', serial, '-sha256', '-days', '825',
     '-extfile', extPath, '-out', certPath], csr);
   return { certPath, keyPath };
 }

@@ -1,6 +1,7 @@
 // What the agent asks the node itself: the host-side interface of a pod (from the host route to
-// its IP), free disk space, and a snapshot of the network state for includeMetadata.
+// its IP, or the bridge port its MAC is behind), free disk space, and a snapshot of the network state for includeMetadata.
 import { execFile } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { statfs } from 'node:fs/promises';
 import net from 'node:net';
 import { promisify } from 'node:util';
@@ -28,7 +29,31 @@ export async function hostInterfaceFor(podIP: string): Promise<string> {
   if (route.type === 'local') throw new Error(`pod IP ${podIP} is an address of this node, not a pod behind an interface`);
   if (route.gateway) throw new Error(`pod IP ${podIP} is routed via ${route.gateway} (${route.dev}), not to a pod interface on this node`);
   if (!isInterfaceName(route.dev)) throw new Error(`interface ${JSON.stringify(route.dev)} of pod IP ${podIP} has an unexpected name`);
+  // Bridge CNIs (the CNI bridge plugin, flannel's cni0, kubenet's cbr0) route every pod to the
+  // bridge: found on the real node, where captures opened the bridge and saw the pod's packets
+  // only through its promiscuous copy. The pod's own port is the one its MAC was learnt on.
+  if (existsSync(`/sys/class/net/${route.dev}/bridge`)) return (await bridgePortFor(route.dev, podIP).catch(() => undefined)) ?? route.dev;
   return route.dev;
+}
+
+interface NeighEntry {
+  lladdr?: string;
+}
+
+interface FdbEntry {
+  mac?: string;
+  ifname?: string;
+  master?: string;
+}
+
+/** The bridge port behind which the pod's MAC (from the neighbour table) was learnt; undefined when either is unknown. */
+async function bridgePortFor(bridge: string, podIP: string): Promise<string | undefined> {
+  const neigh = JSON.parse((await exec('ip', ['-j', 'neigh', 'show', 'to', podIP, 'dev', bridge], { timeout: 10_000 })).stdout || '[]') as NeighEntry[];
+  const mac = neigh.find((n) => n.lladdr)?.lladdr?.toLowerCase();
+  if (!mac) return undefined;
+  const fdb = JSON.parse((await exec('bridge', ['-j', 'fdb', 'show', 'br', bridge], { timeout: 10_000 })).stdout || '[]') as FdbEntry[];
+  const port = fdb.find((e) => e.mac?.toLowerCase() === mac && e.master === bridge && e.ifname)?.ifname;
+  return port && isInterfaceName(port) ? port : undefined;
 }
 
 export interface DiskSpace {

@@ -1,0 +1,423 @@
+// A user's first hour, on the real node (test/env/realnode.ts): the image built by
+// hack/image/build.sh is imported into the node's containerd under the tag config/ names, then
+// `kubectl apply -k config/` and nothing else. The controller's two replicas and the agent
+// DaemonSet's pod must turn Ready by their probes, with the certificates of the controller's own
+// CA (the agent's through the CSR API), and the leader's Lease must pass to another replica when
+// its pod is deleted; then an nftables drop between two real pods becomes Events, and a capture of
+// a real pod is downloaded with the plugin through a port-forward to either controller pod. A
+// second suite, on a fresh node, runs `helm install` of charts/netwarden and one `helm upgrade`.
+// Host directories the DaemonSet's hostPath volumes create are removed after.
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { existsSync, rmSync } from 'node:fs';
+import { mkdtemp, readdir, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { expect } from 'chai';
+import YAML from 'yaml';
+import { loggerFor } from '../../src/util/log.js';
+import { freePorts, registerExitCleanup, run, trackChild, type ExecResult } from '../env/controlplane.js';
+import { CHART_DIR, tool } from '../env/chart.js';
+import { REPO_ROOT, waitNodesHealthy } from '../env/netwarden.js';
+import { kubeconfigForToken, requestToken, waitFor } from '../env/fixtures.js';
+import { realNodeUnsupported, startRealNode, type RealNode } from '../env/realnode.js';
+
+const log = loggerFor('install-realnode-test');
+const ns = 'netwarden-system';
+/** The hostPath volumes of config/agent/daemonset.yaml (DirectoryOrCreate: the kubelet makes them on the host). */
+/** Two plain pods of the real node's probe image (hack/realnode/probe): a server and a client. */
+const app = 'shop';
+const probeImage = 'localhost/netwarden-probe:test';
+const dropTable = 'netwarden_install_e2e';
+const dropGroup = 87;
+const hostDirs = ['/var/lib/netwarden', '/var/log/kubernetes/audit', '/var/log/kubernetes', '/var/log/journal', '/run/log/journal'];
+
+/**
+ * Runs where a real node can (root, cgroups, nft, Go) and the image can be built (root for buildah);
+ * NETWARDEN_REALNODE=0 skips it. The reason is one line.
+ */
+let skipSaid = false;
+
+function skipReason(): string | undefined {
+  if (process.env.NETWARDEN_REALNODE === '0') return 'install on the real node skipped: NETWARDEN_REALNODE=0';
+  const why = realNodeUnsupported();
+  return why ? `install on the real node skipped: ${why}` : undefined;
+}
+
+interface NodeFixture {
+  node(): RealNode;
+  timings: Record<string, number>;
+  kubectl(args: string[], input?: string): Promise<string>;
+  /** Why the pods are not Ready: their states, the namespace's last Events and the pods' last log lines. */
+  diagnose(): Promise<string>;
+  rollout(what: string, timeout: string): Promise<void>;
+}
+
+/**
+ * Hooks of a suite on its own real node: the image built (cached) while the node starts, then
+ * imported into its containerd under the tag config/ and the chart use; at the end the node
+ * stopped and the hostPath directories the agent's pod made on the host removed.
+ */
+function realNodeWithImage(): NodeFixture {
+  let node: RealNode | undefined;
+  const createdDirs: string[] = [];
+  const timings: Record<string, number> = {};
+
+  before(async function () {
+    // A cold run builds the image (~8 min here) and the node's components (~13 min).
+    this.timeout(2_700_000);
+    const reason = skipReason();
+    if (reason) {
+      // One line for the file, not one per suite.
+      if (!skipSaid) console.log(`      ${reason}`);
+      skipSaid = true;
+      this.skip();
+    }
+    for (const d of hostDirs) if (!existsSync(d)) createdDirs.push(d);
+    const t0 = performance.now();
+    // The image build and the node's start share nothing: run them side by side.
+    const [built, started] = await Promise.allSettled([
+      run('bash', [path.join(REPO_ROOT, 'hack/image/build.sh')], { timeoutMs: 30 * 60_000 }),
+      startRealNode(),
+    ]);
+    if (started.status === 'fulfilled') node = started.value;
+    else throw started.reason;
+    if (built.status === 'rejected') throw built.reason;
+    if (built.value.code !== 0) throw new Error(`hack/image/build.sh failed (${built.value.code}):\n${built.value.stderr.trim().slice(-4000)}`);
+    timings.buildAndNodeMs = Math.round(performance.now() - t0);
+    const tars = Object.fromEntries(built.value.stdout.trim().split('\n').map((l) => l.split('=', 2) as [string, string]));
+    const t1 = performance.now();
+    const imported = await run('ctr', ['--address', path.join(node.dir, 'containerd', 'containerd.sock'), '-n', 'k8s.io', 'images', 'import', tars.image!], { timeoutMs: 300_000 });
+    if (imported.code !== 0) throw new Error(`ctr images import: ${imported.stderr}`);
+    timings.importMs = Math.round(performance.now() - t1);
+  });
+
+  after(async function () {
+    this.timeout(120_000);
+    if (node) {
+      const pods = await node.cp.kubectl(['-n', ns, 'get', 'pods', '-o', 'wide']).catch(() => undefined);
+      if (pods) log.info('pods at the end', { pods: pods.stdout });
+      await node.stop();
+    }
+    for (const d of createdDirs) rmSync(d, { recursive: true, force: true });
+    log.info('install timings', timings);
+  });
+
+  const get = (): RealNode => {
+    if (!node) throw new Error('no real node');
+    return node;
+  };
+  const kubectl = async (args: string[], input?: string): Promise<string> => {
+    const r = await get().cp.kubectl(args, { input, timeoutMs: 120_000 });
+    if (r.code !== 0) throw new Error(`kubectl ${args.join(' ')}: ${r.stderr}`);
+    return r.stdout;
+  };
+  const diagnose = async (): Promise<string> => {
+    const k = (args: string[]): Promise<ExecResult> => get().cp.kubectl(['-n', ns, ...args]);
+    const parts = [(await k(['get', 'pods', '-o', 'wide'])).stdout, (await k(['get', 'events', '--sort-by=.lastTimestamp'])).stdout.split('\n').slice(-25).join('\n')];
+    for (const p of (await k(['get', 'pods', '-o', 'jsonpath={.items[*].metadata.name}'])).stdout.trim().split(/\s+/).filter(Boolean)) {
+      const l = await k(['logs', p, '--tail=15']);
+      const prev = await k(['logs', p, '--previous', '--tail=15']);
+      parts.push(`--- ${p}\n${l.stdout}${l.stderr}${prev.code === 0 ? `--- previous\n${prev.stdout}` : ''}`);
+    }
+    return parts.join('\n');
+  };
+  const rollout = async (what: string, timeout: string): Promise<void> => {
+    const r = await get().cp.kubectl(['-n', ns, 'rollout', 'status', what, `--timeout=${timeout}`], { timeoutMs: 300_000 });
+    if (r.code !== 0) throw new Error(`${what} not rolled out: ${r.stderr}\n${await diagnose()}`);
+  };
+  return { node: get, timings, kubectl, diagnose, rollout };
+}
+
+describe('kubectl apply -k config/ on a real node', function () {
+  this.timeout(300_000);
+  const f = realNodeWithImage();
+  const { timings, kubectl, diagnose, rollout } = f;
+  let node: RealNode | undefined;
+  before(function () {
+    node = f.node();
+  });
+
+  it('installs with kubectl apply -k config/ and the controller\'s two replicas and the agent turn Ready', async function () {
+    const t0 = performance.now();
+    const out = await kubectl(['apply', '-k', path.join(REPO_ROOT, 'config')]);
+    expect(out).to.contain('deployment.apps/netwarden-controller created');
+    expect(out).to.contain('daemonset.apps/netwarden-agent created');
+    await rollout('deployment/netwarden-controller', '180s');
+    await rollout('daemonset/netwarden-agent', '180s');
+    timings.readyMs = Math.round(performance.now() - t0);
+    const deployment = JSON.parse(await kubectl(['-n', ns, 'get', 'deployment', 'netwarden-controller', '-o', 'json'])) as { status: { readyReplicas?: number } };
+    expect(deployment.status.readyReplicas).to.equal(2);
+    const ds = JSON.parse(await kubectl(['-n', ns, 'get', 'daemonset', 'netwarden-agent', '-o', 'json'])) as { status: { numberReady?: number } };
+    expect(ds.status.numberReady).to.equal(1);
+    // Ready by their readiness probes (/readyz), which say more than a started process.
+    const pods = JSON.parse(await kubectl(['-n', ns, 'get', 'pods', '-o', 'json'])) as { items: { metadata: { labels?: Record<string, string> }; spec: { containers: { readinessProbe?: { httpGet?: { path?: string } } }[] } }[] };
+    expect(pods.items.map((p) => `${p.metadata.labels?.['app.kubernetes.io/name']} ${p.spec.containers[0]?.readinessProbe?.httpGet?.path}`).sort())
+      .to.deep.equal(['netwarden-agent /readyz', 'netwarden-controller /readyz', 'netwarden-controller /readyz']);
+  });
+
+  it('gives the agent a certificate of the controller\'s CA through the CSR API, and publishes the CA bundle', async function () {
+    const csrs = JSON.parse(await kubectl(['get', 'csr', '-o', 'json'])) as {
+      items: { spec: { signerName: string; username: string }; status: { certificate?: string; conditions?: { type: string }[] } }[];
+    };
+    const agentCsrs = csrs.items.filter((c) => c.spec.signerName === 'netwarden.io/agent-serving');
+    expect(agentCsrs.length).to.be.greaterThan(0);
+    const issued = agentCsrs.find((c) => c.status.certificate);
+    expect(issued?.spec.username).to.equal(`system:serviceaccount:${ns}:netwarden-agent`);
+    expect(issued?.status.conditions?.map((c) => c.type)).to.include('Approved');
+    const bundle = await kubectl(['-n', ns, 'get', 'configmap', 'netwarden-ca', '-o', 'jsonpath={.data.ca\\.crt}']);
+    expect(bundle).to.contain('BEGIN CERTIFICATE');
+    // The agent's certificate chains to the published bundle, for the node's address.
+    const cert = Buffer.from(issued!.status.certificate!, 'base64').toString();
+    const dir = node!.dir;
+    await writeFile(path.join(dir, 'netwarden-ca.crt'), bundle);
+    await writeFile(path.join(dir, 'agent.crt'), cert);
+    const verified = await run('openssl', ['verify', '-CAfile', path.join(dir, 'netwarden-ca.crt'), path.join(dir, 'agent.crt')]);
+    expect(verified.stdout.trim(), verified.stderr).to.match(/: OK$/);
+  });
+
+  it('hands the Lease to another replica when the leader\'s pod is deleted', async function () {
+    const lease = async (): Promise<string> => {
+      const leases = JSON.parse(await kubectl(['-n', ns, 'get', 'lease', '-o', 'json'])) as { items: { metadata: { name: string }; spec: { holderIdentity?: string } }[] };
+      const l = leases.items.find((x) => x.metadata.name.startsWith('netwarden'));
+      return l?.spec.holderIdentity ?? '';
+    };
+    const pods = (await kubectl(['-n', ns, 'get', 'pods', '-l', 'app.kubernetes.io/name=netwarden-controller', '-o', 'jsonpath={.items[*].metadata.name}'])).trim().split(/\s+/);
+    expect(pods).to.have.length(2);
+    const leader = await lease();
+    const leaderPod = pods.find((p) => leader.includes(p));
+    expect(leaderPod, `holder ${leader} of ${pods.join(', ')}`).to.not.equal(undefined);
+    const t0 = performance.now();
+    await kubectl(['-n', ns, 'delete', 'pod', leaderPod!, '--wait=false']);
+    // The released Lease goes to whichever replica asks first: the standby, or the pod the
+    // ReplicaSet starts in the deleted one's place (seen here both ways).
+    let holder = leader;
+    for (let i = 0; i < 120 && (holder === '' || holder === leader); i++) {
+      await new Promise((r) => setTimeout(r, 500));
+      holder = await lease();
+    }
+    timings.handoverMs = Math.round(performance.now() - t0);
+    if (holder === '' || holder === leader) {
+      const old = await node!.cp.kubectl(['-n', ns, 'logs', leaderPod!, '--tail=30']);
+      throw new Error(`the Lease is still held by ${holder || 'nobody'} 60 s after deleting ${leaderPod!}\n--- ${leaderPod!}\n${old.stdout}${old.stderr}\n${await diagnose()}`);
+    }
+    const live = (await kubectl(['-n', ns, 'get', 'pods', '-l', 'app.kubernetes.io/name=netwarden-controller', '-o', 'jsonpath={.items[*].metadata.name}'])).trim().split(/\s+/);
+    expect(live, `new holder ${holder}`).to.include(holder);
+    // Well under the lease duration (15 s): the deleted pod's node process, PID 1 in its container,
+    // took the kubelet's SIGTERM and released the Lease. Without that it would renew until the
+    // SIGKILL 30 s later and the Lease pass only 15 s after that.
+    expect(timings.handoverMs).to.be.below(15_000);
+    log.info('lease handed over', { from: leaderPod, to: holder, toTheStandby: holder === pods.find((p) => p !== leaderPod), ms: timings.handoverMs });
+    await rollout('deployment/netwarden-controller', '120s');
+  });
+
+  describe('through real pods', function () {
+    const pod = (name: string, labels: Record<string, string>, args: string[], command?: string[]): Record<string, unknown> => ({
+      apiVersion: 'v1', kind: 'Pod', metadata: { name, namespace: app, labels },
+      spec: {
+        terminationGracePeriodSeconds: 1,
+        containers: [{
+          name, image: probeImage, imagePullPolicy: 'Never', args, ...(command ? { command } : {}),
+          ...(command ? {} : { ports: [{ name: 'http', containerPort: 8080 }], readinessProbe: { httpGet: { path: '/', port: 'http' }, periodSeconds: 1 } }),
+        }],
+      },
+    });
+    let webIP = '';
+    let clientIP = '';
+    let unregisterTable: (() => void) | undefined;
+    const probe = (from: string, args: string[]): Promise<ExecResult> =>
+      node!.cp.kubectl(['-n', app, 'exec', from, '--', '/bin/nwprobe', ...args], { timeoutMs: 60_000 });
+    const eventsOf = async (name: string): Promise<string[]> =>
+      (await kubectl(['-n', app, 'get', 'events', '--field-selector', `involvedObject.name=${name},reason=PacketDrop`, '-o', 'jsonpath={range .items[*]}{.message}{"\\n"}{end}']))
+        .split('\n').filter(Boolean);
+
+    before(async function () {
+      if (!node) this.skip();
+      await kubectl(['apply', '-f', '-'], YAML.stringify({ apiVersion: 'v1', kind: 'List', items: [
+        { apiVersion: 'v1', kind: 'Namespace', metadata: { name: app } },
+        pod('web', { app: 'web' }, ['serve', ':8080']),
+        pod('client', { app: 'client' }, ['86400'], ['/bin/sleep']),
+      ] }));
+      await kubectl(['-n', app, 'wait', '--for=condition=Ready', 'pod/web', 'pod/client', '--timeout=120s']);
+      webIP = (await kubectl(['-n', app, 'get', 'pod', 'web', '-o', 'jsonpath={.status.podIP}'])).trim();
+      clientIP = (await kubectl(['-n', app, 'get', 'pod', 'client', '-o', 'jsonpath={.status.podIP}'])).trim();
+    });
+
+    after(async function () {
+      if (unregisterTable) {
+        spawnSync('nft', ['delete', 'table', 'ip', dropTable], { stdio: 'ignore' });
+        unregisterTable();
+      }
+    });
+
+    it('turns a drop between two pods, by an nftables rule on the node, into Events on both pods', async function () {
+      // The node's own rule, as a NetworkPolicy engine writes it: log to an NFLOG group, then drop.
+      // Pod to pod on one bridge: br_netfilter passes the frames through the ip family's forward hook.
+      const rules = [
+        `table ip ${dropTable} {`,
+        '  chain forward {',
+        '    type filter hook forward priority -5; policy accept;',
+        `    ip saddr ${clientIP} ip daddr ${webIP} meta l4proto { tcp, udp } log prefix "nwinst: " group ${dropGroup} drop`,
+        '  }',
+        '}',
+      ].join('\n');
+      const added = await run('nft', ['-f', '-'], { input: rules });
+      expect(added.code, added.stderr).to.equal(0);
+      unregisterTable = registerExitCleanup(() => spawnSync('nft', ['delete', 'table', 'ip', dropTable], { stdio: 'ignore' }));
+      await kubectl(['apply', '-f', '-'], YAML.stringify({
+        apiVersion: 'netwarden.io/v1alpha1', kind: 'DropTail', metadata: { name: 'install-drops' },
+        spec: { sources: [{ type: 'nflog', group: dropGroup }], prefixes: ['nwinst: '] },
+      }));
+      // The agent pod reports the DropTail's node healthy to the controller through the Service.
+      await waitNodesHealthy(node!.cp, 'droptail', 'install-drops', 1, 60_000);
+      // Each probe waits for an answer until its timeout (UDP 5 s, TCP 10 s); the Events come while they wait.
+      const t0 = performance.now();
+      const probes = Promise.all([probe('client', ['udp', `${webIP}:8080`, 'ping']), probe('client', ['get', `http://${webIP}:8080/`])]);
+      const received = `Packet dropped when receiving traffic from ${app}/client (IP: ${clientIP}, UDP/8080)`;
+      const sent = `Packet dropped when sending traffic to ${app}/web (IP: ${webIP}, TCP/8080)`;
+      await waitFor(async () => (await eventsOf('web')).includes(received) && (await eventsOf('client')).includes(sent), {
+        timeoutMs: 30_000, description: `Events "${received}" on web and "${sent}" on client`,
+      }).catch(async (err: unknown) => {
+        throw new Error(`${String(err)}\nweb: ${(await eventsOf('web')).join('; ')}\nclient: ${(await eventsOf('client')).join('; ')}\n${await diagnose()}`);
+      });
+      timings.dropToEventsMs = Math.round(performance.now() - t0);
+      const [udp, tcp] = await probes;
+      expect(udp.code).to.not.equal(0);
+      expect(tcp.code).to.not.equal(0);
+      const described = await kubectl(['-n', app, 'describe', 'pod', 'web']);
+      expect(described).to.match(/Warning\s+PacketDrop\s+.*Packet dropped when receiving traffic from shop\/client/);
+      // Taken away again: traffic flows.
+      expect((await run('nft', ['delete', 'table', 'ip', dropTable])).code).to.equal(0);
+      unregisterTable();
+      unregisterTable = undefined;
+      expect((await probe('client', ['get', `http://${webIP}:8080/`])).stdout).to.equal('200 hello from web\n');
+    });
+
+    it('downloads a PacketCapture of a real pod with the plugin for a user with packetcaptures/files, and refuses one without (403)', async function () {
+      const dir = await mkdtemp(path.join(node!.dir, 'downloads-'));
+      const kubeconfigOf = async (sa: string, role: string): Promise<string> => {
+        await kubectl(['-n', app, 'create', 'serviceaccount', sa]);
+        await kubectl(['-n', app, 'create', 'rolebinding', sa, `--clusterrole=${role}`, `--serviceaccount=${app}:${sa}`]);
+        return kubeconfigForToken(node!.cp, await requestToken(node!.cp.kubeConfig(), app, sa), path.join(dir, `kubeconfig-${sa}`));
+      };
+      const editor = await kubeconfigOf('editor', 'netwarden-packetcapture-editor');
+      const reader = await kubeconfigOf('reader', 'netwarden-packetcapture-files-reader');
+      const created = await node!.cp.kubectl(['apply', '-f', '-'], {
+        kubeconfig: editor,
+        input: YAML.stringify({
+          apiVersion: 'netwarden.io/v1alpha1', kind: 'PacketCapture', metadata: { name: 'web-http', namespace: app },
+          spec: { selector: 'app == "web"', filters: [{ protocol: 'TCP', ports: [8080] }], direction: 'both', duration: '10m' },
+        }),
+      });
+      expect(created.code, created.stderr).to.equal(0);
+      await waitFor(async () => {
+        const files = JSON.parse((await kubectl(['-n', app, 'get', 'packetcapture', 'web-http', '-o', 'jsonpath={.status.files}'])) || '[]') as { state?: string }[];
+        return files.some((f) => f.state === 'WaitingForTraffic' || f.state === 'Capturing');
+      }, { timeoutMs: 60_000, description: 'the capture running on the node' }).catch(async (err: unknown) => {
+        throw new Error(`${String(err)}\n${await kubectl(['-n', app, 'get', 'packetcapture', 'web-http', '-o', 'yaml'])}\n${await diagnose()}`);
+      });
+      // On the pod's own veth, not the node's bridge (where every pod's traffic passes).
+      const iface = await waitFor(async () => (await kubectl(['-n', app, 'get', 'packetcapture', 'web-http', '-o', 'jsonpath={.status.targets[0].interface}'])).trim(), {
+        timeoutMs: 30_000, description: 'the interface of the capture in status.targets',
+      });
+      expect(iface).to.match(/^veth/);
+      for (let i = 0; i < 3; i++) expect((await probe('client', ['get', `http://${webIP}:8080/`])).stdout).to.equal('200 hello from web\n');
+      await waitFor(async () => Number(await kubectl(['-n', app, 'get', 'packetcapture', 'web-http', '-o', 'jsonpath={.status.files[0].packets}'])) >= 10, {
+        timeoutMs: 30_000, description: 'the agent counting the HTTP packets',
+      });
+      const plugin = (args: string[], kubeconfig: string, port: number): Promise<ExecResult> =>
+        run(path.join(REPO_ROOT, 'bin/kubectl-netwarden'), [...args, `--kubeconfig=${kubeconfig}`, `--controller-url=https://localhost:${port}`], {
+          timeoutMs: 120_000, env: { ...process.env, PATH: `${path.dirname(process.execPath)}:${process.env.PATH ?? ''}` },
+        });
+      // What a user does: a port-forward to the controller's Service (through the kubelet), then the plugin.
+      // kubectl picks one pod of the Service and keeps it: whichever replica that is must answer,
+      // so the standby's pod is tried by name too.
+      const holder = (await kubectl(['-n', ns, 'get', 'lease', '-o', 'jsonpath={.items[0].spec.holderIdentity}'])).trim();
+      const standby = (await kubectl(['-n', ns, 'get', 'pods', '-l', 'app.kubernetes.io/name=netwarden-controller', '-o', 'jsonpath={.items[*].metadata.name}']))
+        .trim().split(/\s+/).find((p) => p !== holder);
+      expect(standby, `a standby besides ${holder}`).to.be.a('string');
+      for (const [target, remote] of [['svc/netwarden-controller', 443], [`pod/${standby!}`, 8443]] as const) {
+        // A free local port instead of the default 8443: other runs share this machine.
+        const [port] = await freePorts(1) as [number];
+        const forward = spawn(path.join(node!.cp.binDir, 'kubectl'), ['--kubeconfig', node!.cp.kubeconfigPath, '-n', ns, 'port-forward', target, `${port}:${remote}`], { stdio: ['ignore', 'pipe', 'pipe'] });
+        trackChild(forward);
+        try {
+          await waitForForward(forward);
+          const denied = await plugin(['capture', 'download', '-n', app, 'web-http', '-o', dir], editor, port);
+          expect(denied.code, target).to.not.equal(0);
+          expect(denied.stderr, target).to.contain(`403 Forbidden: system:serviceaccount:${app}:editor may not get packetcaptures/files.netwarden.io in namespace ${app}`);
+          const out = path.join(dir, target.replace('/', '-'));
+          const got = await plugin(['capture', 'download', '-n', app, 'web-http', '-o', out, '--extract'], reader, port);
+          expect(got.code, `${target}: ${got.stderr}`).to.equal(0);
+          const pcaps = (await readdir(out, { recursive: true })).filter((f) => f.endsWith('.pcap'));
+          expect(pcaps, got.stdout).to.have.length(1);
+          expect(path.basename(pcaps[0]!)).to.match(new RegExp(`^web_${iface}_\\d+\\.pcap$`));
+          const summary = await plugin(['capture', 'summary', '-n', app, 'web-http'], reader, port);
+          expect(summary.code, summary.stderr).to.equal(0);
+          // tcpdump-like lines of the client's requests to the web pod.
+          expect(summary.stdout).to.match(new RegExp(`IP ${clientIP.replaceAll('.', '\\.')}\\.\\d+ > ${webIP.replaceAll('.', '\\.')}\\.8080: Flags \\[S\\]`));
+          log.info('capture downloaded', { through: target, files: pcaps });
+        } finally {
+          forward.kill();
+        }
+      }
+    });
+  });
+});
+
+describe('helm install and helm upgrade of charts/netwarden on a real node', function () {
+  this.timeout(300_000);
+  const { node, timings, kubectl, rollout } = realNodeWithImage();
+  const helm = async (args: string[]): Promise<string> => {
+    const r = await tool('helm', [...args, `--kubeconfig=${node().cp.kubeconfigPath}`]);
+    if (r.code !== 0) throw new Error(`helm ${args.join(' ')}: ${r.stderr}`);
+    return r.stdout;
+  };
+  const agentCsrs = async (): Promise<number> =>
+    (JSON.parse(await kubectl(['get', 'csr', '-o', 'json'])) as { items: { spec: { signerName: string }; status: { certificate?: string } }[] }).items
+      .filter((c) => c.spec.signerName === 'netwarden.io/agent-serving' && c.status.certificate).length;
+
+  it('installs with the README\'s helm install and the pods turn Ready', async function () {
+    const t0 = performance.now();
+    const out = await helm(['install', 'netwarden', CHART_DIR, '--namespace', ns, '--create-namespace']);
+    expect(out).to.match(/STATUS: deployed/);
+    await rollout('deployment/netwarden-controller', '180s');
+    await rollout('daemonset/netwarden-agent', '180s');
+    timings.helmReadyMs = Math.round(performance.now() - t0);
+    expect(await kubectl(['-n', ns, 'get', 'deployment', 'netwarden-controller', '-o', 'jsonpath={.status.readyReplicas}'])).to.equal('2');
+    await waitFor(async () => (await agentCsrs()) >= 1, { timeoutMs: 30_000, description: 'the agent\'s certificate signed' });
+  });
+
+  it('rolls the controller and the agent with helm upgrade, and they turn Ready again', async function () {
+    const t0 = performance.now();
+    const out = await helm(['upgrade', 'netwarden', CHART_DIR, '--namespace', ns, '--reuse-values',
+      '--set', 'controller.podAnnotations.netwarden\\.io/upgraded=yes', '--set', 'agent.podAnnotations.netwarden\\.io/upgraded=yes']);
+    expect(out).to.match(/REVISION: 2/);
+    await rollout('deployment/netwarden-controller', '180s');
+    await rollout('daemonset/netwarden-agent', '180s');
+    timings.helmUpgradeMs = Math.round(performance.now() - t0);
+    const pods = JSON.parse(await kubectl(['-n', ns, 'get', 'pods', '-o', 'json'])) as { items: { metadata: { name: string; annotations?: Record<string, string>; deletionTimestamp?: string } }[] };
+    const live = pods.items.filter((p) => !p.metadata.deletionTimestamp);
+    expect(live.map((p) => p.metadata.annotations?.['netwarden.io/upgraded'])).to.deep.equal(live.map(() => 'yes'));
+    // The new agent pod gets its own certificate (the old pod's key died with it).
+    await waitFor(async () => (await agentCsrs()) >= 2, { timeoutMs: 30_000, description: 'the new agent pod\'s certificate signed' });
+    expect(await helm(['history', 'netwarden', '--namespace', ns, '--max', '1'])).to.match(/^2\s.*deployed\s.*Upgrade complete/m);
+  });
+});
+
+/** Resolves once kubectl port-forward says it listens. */
+function waitForForward(child: ChildProcess): Promise<void> {
+  return new Promise((resolve, reject) => {
+    let err = '';
+    const timer = setTimeout(() => reject(new Error(`port-forward not listening after 30 s: ${err}`)), 30_000);
+    child.stdout?.on('data', (b: Buffer) => {
+      if (b.toString().includes('Forwarding from')) {
+        clearTimeout(timer);
+        resolve();
+      }
+    });
+    child.stderr?.on('data', (b: Buffer) => { err += b.toString(); });
+    child.on('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`port-forward exited ${code}: ${err}`));
+    });
+  });
+}
