@@ -224,7 +224,8 @@ describe('agent node identity (pod-bound tokens)', function () {
       }, { description: 'the intake answering' });
       expect(forged.status).to.equal(403);
       expect(messageOf(forged)).to.equal(`the agent on node ${A} may send drops only of node ${A}, not of node ${B}`);
-      const logged = processes[0]!.logs().find((l) => l.message === 'drop batch refused: it is for another node than the agent is on');
+      // The log line may reach the log file a moment after the answer reached us.
+      const logged = await waitFor(() => processes[0]!.logs().find((l) => l.message === 'drop batch refused: it is for another node than the agent is on'), { timeoutMs: 10_000, description: 'the log line of the refusal' });
       expect(logged).to.deep.include({ droptail: DT, callerNode: A, batchNode: B, user: 'system:serviceaccount:netwarden-system:netwarden-agent' });
 
       // The same drop path with A's own node works: once its Event is there, the forged one would be too.

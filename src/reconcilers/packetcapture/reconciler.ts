@@ -79,6 +79,12 @@ export class PacketCaptureReconciler implements Reconciler {
    * captures could take the last place.
    */
   private readonly decisions = new Map<string, { admitted: boolean; at: number }>();
+  /**
+   * Captures (by UID) held back by their namespace's quota and counted in the metric: each is
+   * counted once until it is admitted, whatever the cache shows at each recheck (a lagging cache
+   * had it counted twice).
+   */
+  private readonly heldByQuota = new Set<string>();
 
   constructor(
     private readonly kc: KubeConfig,
@@ -95,18 +101,31 @@ export class PacketCaptureReconciler implements Reconciler {
   async reconcile(key: ObjectKey): Promise<ReconcileResult | void> {
     const capture = this.captures.get(key.name, key.namespace);
     if (!capture) return;
-    if (capture.metadata.deletionTimestamp) return this.finalize(capture);
+    if (capture.metadata.deletionTimestamp) {
+      this.heldByQuota.delete(capture.metadata.uid ?? '');
+      return this.finalize(capture);
+    }
     await ensureFinalizer(this.kc, PacketCaptureType, capture, CAPTURE_FILES_FINALIZER);
     const now = this.now();
     const namespace = capture.metadata.namespace ?? '';
     const quota = this.quotas ? { captures: this.captures.list(namespace).map((c) => this.asDecided(c, now)), quota: quotaFor(this.quotas(), namespace) } : undefined;
     const decided = this.asDecided(capture, now);
     const plan = planCapture(decided, this.pods.list(namespace), now, this.ceilings, quota);
-    if (quotaReason(plan.status.conditions) === 'QuotaExceeded' && quotaReason(decided.status?.conditions) !== 'QuotaExceeded') captureQuotaExceeded.inc({ namespace });
+    this.countQuotaHold(capture.metadata.uid ?? '', namespace, quotaReason(plan.status.conditions) === 'QuotaExceeded');
     this.recordDecision(capture, plan, now);
     if (!sameAsCurrent(capture, plan.status)) await applyControllerStatus(this.kc, PacketCaptureType, capture, plan.status);
     // Level-triggered, but the schedule is time: come back when the next boundary passes.
     return plan.nextBoundary ? { requeueAfterMs: Math.max(0, plan.nextBoundary.getTime() - now.getTime()) + 100 } : undefined;
+  }
+
+  private countQuotaHold(uid: string, namespace: string, held: boolean): void {
+    if (!held) {
+      this.heldByQuota.delete(uid);
+      return;
+    }
+    if (this.heldByQuota.has(uid)) return;
+    this.heldByQuota.add(uid);
+    captureQuotaExceeded.inc({ namespace });
   }
 
   /** The capture with this controller's latest quota decision, should the cache not show it yet. */
