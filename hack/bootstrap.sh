@@ -5,6 +5,7 @@
 # TypeScript side.
 set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+source "$repo/hack/lib.sh"
 cache_root="${NETWARDEN_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/netwarden}"
 mkdir -p "$cache_root"
 say() { echo "[bootstrap] $*" >&2; }
@@ -16,16 +17,7 @@ export PATH
 # captures, openssl for test certificates, dnsmasq for reverse DNS, journal-remote for journal files,
 # Lua 5.1 (Argo CD's dialect) and 5.4 with the pure-Lua dkjson to run the Argo CD health checks.
 debian_packages=(libpcap-dev nftables iproute2 iputils-ping tshark openssl dnsmasq-base systemd-journal-remote build-essential python3 lua5.1 lua5.4 lua-dkjson)
-missing=()
-for p in "${debian_packages[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-done
-if ((${#missing[@]})); then
-  say "installing Debian packages: ${missing[*]}"
-  if [[ $(id -u) -ne 0 ]]; then say "need root to install ${missing[*]}"; exit 1; fi
-  apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-fi
+ensure_debian_packages "${debian_packages[@]}"
 
 # 2. Node.js: @kubernetes/client-node 2.x (through undici 8) needs Node >= 22.19, and Node 20 is
 # past its end of life. When the machine's node is older, use the official Node 24 build that the

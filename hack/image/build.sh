@@ -8,6 +8,7 @@
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 repo="$(cd "$here/../.." && pwd)"
+source "$repo/hack/lib.sh"
 cache_root="${NETWARDEN_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/netwarden}"
 cache="$cache_root/image"
 mkdir -p "$cache"
@@ -17,16 +18,7 @@ for dir in /usr/sbin /sbin; do [[ ":$PATH:" == *":$dir:"* ]] || PATH="$PATH:$dir
 # 1. Debian packages: buildah builds, mmdebstrap makes the bases, gcc/libc6-dev (static libc) the
 # pause binary.
 packages=(buildah mmdebstrap gcc libc6-dev)
-missing=()
-for p in "${packages[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-done
-if ((${#missing[@]})); then
-  if [[ $(id -u) -ne 0 ]]; then say "need root to install ${missing[*]}"; exit 1; fi
-  say "installing Debian packages: ${missing[*]}"
-  apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-fi
+ensure_debian_packages "${packages[@]}"
 if [[ $(id -u) -ne 0 ]]; then say "buildah with chroot isolation and mmdebstrap need root here"; exit 1; fi
 
 # Everything temporary (downloads, base tars, buildah's storage) goes into one scratch directory

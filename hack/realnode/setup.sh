@@ -9,21 +9,13 @@
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 repo="$(cd "$here/../.." && pwd)"
+source "$repo/hack/lib.sh"
 cache_root="${NETWARDEN_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/netwarden}"
 say() { echo "[realnode setup] $*" >&2; }
 for dir in /usr/sbin /sbin; do [[ ":$PATH:" == *":$dir:"* ]] || PATH="$PATH:$dir"; done
 
 packages=(containerd runc containernetworking-plugins buildah busybox-static build-essential)
-missing=()
-for p in "${packages[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-done
-if ((${#missing[@]})); then
-  say "installing Debian packages: ${missing[*]}"
-  if [[ $(id -u) -ne 0 ]]; then say "need root to install ${missing[*]}"; exit 1; fi
-  apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-fi
+ensure_debian_packages "${packages[@]}"
 
 kube_bin="$("$repo/hack/kube/build.sh" node)"
 coredns="$("$repo/hack/coredns/build.sh")"
