@@ -212,8 +212,18 @@ describe('agent node identity (pod-bound tokens)', function () {
     });
 
     after(async function () {
-      await mustKubectl(cluster(), ['delete', '--ignore-not-found', '--timeout=60s', 'packetcapture', PC, '-n', ns]);
-      await Promise.all(processes.map((p) => p.kill()));
+      this.timeout(150_000);
+      // The processes go whatever happens here: a controller left running would take the next files' Lease.
+      try {
+        const deleted = await cluster().kubectl(['delete', '--ignore-not-found', '--timeout=120s', 'packetcapture', PC, '-n', ns], { timeoutMs: 130_000 });
+        if (deleted.code !== 0) {
+          const left = await cluster().kubectl(['get', 'packetcapture', PC, '-n', ns, '-o', 'jsonpath={.metadata.finalizers} {.status.files}']);
+          const releases = processes.flatMap((p) => p.logs().filter((l) => /capture|finalizer/.test(String(l.message))).slice(-5));
+          throw new Error(`the capture's finalizer stayed: ${left.stdout} ${deleted.stderr}; last capture log lines: ${JSON.stringify(releases)}`);
+        }
+      } finally {
+        await Promise.all(processes.map((p) => p.kill()));
+      }
     });
 
     it("refuses agent A's batch for node B with 403 and a log line, and no Event comes of it", async function () {
