@@ -7,14 +7,15 @@
 // How an attempt fails says what to do next, as client-go's reflector decides it:
 //  - WatchListRetry: "not now". 429 (a new CRD's watch cache still initializing: "storage is
 //    (re)initializing", Retry-After: 1; or priority-and-fairness), 5xx but 501, the server
-//    unreachable, the stream cut or silent before the initial-events-end bookmark. The informer
-//    tries watch-list again after the Retry-After or its backoff, whichever is longer; a paginated
-//    list would only hide the moment (the reflector's isWatchErrorRetriable backs off the same way).
+//    unreachable, the stream cut before the initial-events-end bookmark. The informer tries
+//    watch-list again after the Retry-After or its backoff, whichever is longer; a paginated list
+//    would only hide the moment (the reflector's isWatchErrorRetriable backs off the same way).
 //  - WatchListUnsupported: "never here". The server refused the request itself (400, 403, 405,
 //    406, 415, 422 — what a server with the WatchList feature off answers —, 501) or answered
 //    with something that is not a watch stream (a plain list): paginated lists from then on.
 //  - WatchListFailed, anything else (401, 404 of a collection not served yet, an ERROR event of
-//    another code): a paginated list this time, watch-list again at the next list (the reflector's fallback for one ListAndWatch).
+//    another code, a stream silent for 30 s before its bookmark): a paginated list this time,
+//    watch-list again at the next list (the reflector's fallback for one ListAndWatch).
 // The request is made here rather than through client-node's Watch, which drops the answer's
 // headers (Retry-After) and body (the Status message) of a refusal.
 import { createInterface } from 'node:readline';
@@ -184,11 +185,14 @@ export async function watchListAll<T extends KubernetesObject, In extends Kubern
     throw new WatchListRetry(200, `${what}: the stream ended before the initial-events-end bookmark (${items.length} objects)`);
   } catch (err) {
     if (err instanceof WatchListRetry || err instanceof WatchListUnsupported || err instanceof WatchListFailed) throw err;
-    // fetch or the stream failed: refused or reset connection, TLS, DNS, the inactivity timeout.
-    throw new WatchListRetry(undefined, silent ? `${what}: nothing received for ${inactivityMs} ms` : `${what}: ${causeOf(err)}`);
+    // Silent before the bookmark is no "not now" (a server that ignored sendInitialEvents would
+    // stay silent every time): a paginated list makes progress this time.
+    if (silent) throw new WatchListFailed(undefined, `${what}: nothing received for ${inactivityMs} ms before the initial-events-end bookmark (${items.length} objects)`);
+    // fetch or the stream failed: refused or reset connection, TLS, DNS.
+    throw new WatchListRetry(undefined, `${what}: ${causeOf(err)}`);
   } finally {
     clearTimeout(timer);
-    // Done with the stream (the watch stays open on the server's side): close it without an
+    // Done with the stream (a watch goes on until the client leaves): close it without an
     // unhandled 'error' from the abort.
     body?.on('error', () => undefined).destroy();
     abort.abort();

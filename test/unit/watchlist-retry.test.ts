@@ -198,8 +198,8 @@ describe('watchListAll: what each failure is', () => {
     expect((err as Error).message).to.contain('HTTP 429: storage is (re)initializing');
   });
 
-  it('a silent stream and an unreachable server are "retry"', async () => {
-    expect(await attempt('silent', 150)).to.be.instanceOf(WatchListRetry).with.property('message').that.contains('nothing received for 150 ms');
+  it('an unreachable server is "retry"; a stream silent before its bookmark is neither: pages this time', async () => {
+    expect(await attempt('silent', 150)).to.be.instanceOf(WatchListFailed).with.property('message').that.contains('nothing received for 150 ms');
     const port = api.port;
     await api.close();
     api = new WatchListApi(); // afterEach closes this one
