@@ -29,7 +29,10 @@
 //    fields it reads;
 //  - the initial state (and every re-list) is read by watch-list, a stream of one event per object
 //    (watchlist.ts), where the server offers it, else by a paginated list decoded page by page
-//    (pager.ts); neither holds a whole list, nor copies one.
+//    (pager.ts); neither holds a whole list, nor copies one. A watch-list the server cannot serve
+//    now (429 while a new CRD's watch cache initializes) is tried again after the Retry-After or
+//    the restart backoff; only a server that does not offer it is listed in pages for good. Each
+//    list is counted by netwarden_informer_lists_total{via} and logged ('initial state read').
 
 import {
   KubeConfig,
@@ -48,12 +51,12 @@ import {
 import { resourcePath, type ResourceType } from '../apis/meta.js';
 import { errorMessage, loggerFor, type Logger } from '../util/log.js';
 import { keyOf, keyToString } from './keys.js';
-import { informerRestarts, informerSynced } from './metrics.js';
+import { informerLists, informerRestarts, informerSynced } from './metrics.js';
 import { backoffDelay } from '../util/backoff.js';
 import { CachedPod, CachedPodPools } from './cachedpod.js';
 import { listAllPages } from './pager.js';
 import { dropManagedFields, keepFields, type Transform } from './transform.js';
-import { watchListAll, WatchListUnsupported } from './watchlist.js';
+import { watchListAll, WatchListRetry, WatchListUnsupported } from './watchlist.js';
 
 export type InformerEvent = 'add' | 'update' | 'delete';
 export type InformerHandler<T> = (obj: T) => void;
@@ -233,10 +236,13 @@ export class Informer<T extends KubernetesObject> {
 
   private onError(err: unknown): void {
     if (this.stopped || this.restartTimer) return;
-    const delay = backoffDelay(this.failures, this.opts.minBackoffMs ?? 500, this.opts.maxBackoffMs ?? 30_000);
+    const maxMs = this.opts.maxBackoffMs ?? 30_000;
+    // A server that said when to come back (Retry-After of a 429) is not asked sooner.
+    const retryAfterMs = err instanceof WatchListRetry ? err.retryAfterMs : undefined;
+    const delay = Math.min(maxMs, Math.max(backoffDelay(this.failures, this.opts.minBackoffMs ?? 500, maxMs), retryAfterMs ?? 0));
     this.failures++;
     informerRestarts.inc({ informer: this.name });
-    this.log.warn('list/watch failed, restarting', { error: errorMessage(err), retryInMs: Math.round(delay), failures: this.failures });
+    this.log.warn('list/watch failed, restarting', { error: errorMessage(err), retryInMs: Math.round(delay), retryAfterMs, failures: this.failures });
     this.restartTimer = setTimeout(() => {
       this.restartTimer = undefined;
       if (this.stopped) return;
@@ -326,24 +332,29 @@ function informerFor<T extends KubernetesObject>(kc: KubeConfig, type: ResourceT
       onPage: (items, restarted) => log.debug('list page', { page: ++page, items, restarted }),
     });
   };
+  const listed = (via: ListVia, result: KubernetesListObject<T>): KubernetesListObject<T> => {
+    informerLists.inc({ informer: name, via });
+    log.info('initial state read', { via, objects: result.items.length, resourceVersion: result.metadata?.resourceVersion });
+    cfg.onList?.(via);
+    return result;
+  };
   const list: ListFn<T> = async (opts) => {
     if (watchList) {
       try {
-        const streamed = await watchListAll<T>(kc, path, transform, opts);
-        cfg.onList?.('watch-list');
-        return streamed;
+        return listed('watch-list', await watchListAll<T>(kc, path, transform, opts));
       } catch (err) {
+        // Not now (429 while a new CRD's watch cache initializes, 5xx, unreachable): the informer
+        // restarts after the Retry-After or its backoff and tries watch-list again (informer.onError).
+        if (err instanceof WatchListRetry) throw err;
         if (err instanceof WatchListUnsupported) {
           watchList = false; // the server's answer will not change: no second try each re-list
-          log.info('the API server does not offer watch-list, paginated lists from now on', { status: err.statusCode });
+          log.info('the API server does not offer watch-list, paginated lists from now on', { status: err.statusCode, error: err.message });
         } else {
-          log.warn('watch-list failed, paginated list instead', { error: errorMessage(err) });
+          log.warn('watch-list failed, a paginated list this time', { error: errorMessage(err) });
         }
       }
     }
-    const listed = await pages(opts);
-    cfg.onList?.('pages');
-    return listed;
+    return listed('pages', await pages(opts));
   };
   const informer = new Informer<T>(kc, { name, path, list, transform, labelSelector: cfg.labelSelector, fieldSelector: cfg.fieldSelector, resyncMs: cfg.resyncMs });
   cached = (objName, namespace) => informer.get(objName, namespace);

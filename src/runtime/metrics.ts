@@ -63,6 +63,13 @@ export const informerSynced = new Gauge({
   registers: [registry],
 });
 
+export const informerLists = new Counter({
+  name: 'netwarden_informer_lists_total',
+  help: 'Initial lists and re-lists of an informer by how they were read: via="watch-list" (a stream of events) or via="pages" (a paginated list: the API server does not offer watch-list).',
+  labelNames: ['informer', 'via'] as const,
+  registers: [registry],
+});
+
 export const informerRestarts = new Counter({
   name: 'netwarden_informer_restarts_total',
   help: 'List/watch restarts of an informer after an error (API server unreachable, watch broken).',
