@@ -9,8 +9,9 @@ ensure_debian_packages() {
   ((${#missing[@]})) || return 0
   echo "[$(basename "$0")] installing Debian packages: ${missing[*]}" >&2
   if [[ $(id -u) -ne 0 ]]; then echo "[$(basename "$0")] need root to install ${missing[*]}" >&2; return 1; fi
-  apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  # Two runs setting up at once (a test suite and the demo) wait for each other's dpkg lock.
+  apt-get -o DPkg::Lock::Timeout=600 update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 }
 
 # cached_go_build PREFIX BINARY PACKAGE [FILE...]: builds PACKAGE of the wrapper module in the
