@@ -36,10 +36,6 @@ export interface NodeWithImage {
  * When the build fails after the node started, the node is stopped before the error is thrown.
  */
 export async function startRealNodeWithImage(nodeName?: string): Promise<NodeWithImage> {
-  const createdDirs = AGENT_HOST_DIRS.filter((d) => !existsSync(d));
-  const removeDirs = (): void => {
-    for (const d of createdDirs) rmSync(d, { recursive: true, force: true });
-  };
   const t0 = performance.now();
   const [built, started] = await Promise.allSettled([
     run('bash', [path.join(REPO_ROOT, 'hack/image/build.sh')], { timeoutMs: 30 * 60_000 }),
@@ -47,8 +43,14 @@ export async function startRealNodeWithImage(nodeName?: string): Promise<NodeWit
   ]);
   if (started.status === 'rejected') throw started.reason;
   const node = started.value;
-  // Registered after the node's own restore, so it runs after it on an interrupted run: the agent's
-  // container is gone by then and cannot make the directories again.
+  // Looked at once the node is ours (startRealNode waits for another run's node to go, and its
+  // agent's directories with it); removed at the end, also when the run dies: a checkpoint left in
+  // /var/lib/netwarden would be resumed by the next run's agent. Registered after the node's own
+  // restore, so on an interrupted run it runs after it, when no agent container can make them again.
+  const createdDirs = AGENT_HOST_DIRS.filter((d) => !existsSync(d));
+  const removeDirs = (): void => {
+    for (const d of createdDirs) rmSync(d, { recursive: true, force: true });
+  };
   const unregister = registerExitCleanup(removeDirs);
   const stop = async (): Promise<string[]> => {
     const problems = await node.stop();
