@@ -7,28 +7,28 @@
 // a real pod is downloaded with the plugin through a port-forward to either controller pod. A
 // second suite, on a fresh node, runs `helm install` of charts/netwarden and one `helm upgrade`.
 // Host directories the DaemonSet's hostPath volumes create are removed after.
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, rmSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
 import { mkdtemp, readdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { expect } from 'chai';
 import YAML from 'yaml';
 import { loggerFor } from '../../src/util/log.js';
-import { freePorts, registerExitCleanup, run, trackChild, type ExecResult } from '../env/controlplane.js';
+import { registerExitCleanup, run, type ExecResult } from '../env/controlplane.js';
 import { CHART_DIR, tool } from '../env/chart.js';
 import { REPO_ROOT, waitNodesHealthy } from '../env/netwarden.js';
 import { kubeconfigForToken, requestToken, waitFor } from '../env/fixtures.js';
-import { realNodeUnsupported, startRealNode, type RealNode } from '../env/realnode.js';
+import {
+  diagnoseInstall, nodeKubectl, pluginThrough, podDropRules, portForward, probeIn, probePod, rolloutInstall, startRealNodeWithImage,
+  type NodeWithImage,
+} from '../env/install.js';
+import { realNodeUnsupported, type RealNode } from '../env/realnode.js';
 
 const log = loggerFor('install-realnode-test');
 const ns = 'netwarden-system';
-/** The hostPath volumes of config/agent/daemonset.yaml (DirectoryOrCreate: the kubelet makes them on the host). */
 /** Two plain pods of the real node's probe image (hack/realnode/probe): a server and a client. */
 const app = 'shop';
-const probeImage = 'localhost/netwarden-probe:test';
 const dropTable = 'netwarden_install_e2e';
 const dropGroup = 87;
-const hostDirs = ['/var/lib/netwarden', '/var/log/kubernetes/audit', '/var/log/kubernetes', '/var/log/journal', '/run/log/journal'];
 
 /**
  * Runs where a real node can (root, cgroups, nft, Go) and the image can be built (root for buildah);
@@ -57,8 +57,8 @@ interface NodeFixture {
  * stopped and the hostPath directories the agent's pod made on the host removed.
  */
 function realNodeWithImage(): NodeFixture {
+  let started: NodeWithImage | undefined;
   let node: RealNode | undefined;
-  const createdDirs: string[] = [];
   const timings: Record<string, number> = {};
 
   before(async function () {
@@ -71,33 +71,18 @@ function realNodeWithImage(): NodeFixture {
       skipSaid = true;
       this.skip();
     }
-    for (const d of hostDirs) if (!existsSync(d)) createdDirs.push(d);
-    const t0 = performance.now();
-    // The image build and the node's start share nothing: run them side by side.
-    const [built, started] = await Promise.allSettled([
-      run('bash', [path.join(REPO_ROOT, 'hack/image/build.sh')], { timeoutMs: 30 * 60_000 }),
-      startRealNode(),
-    ]);
-    if (started.status === 'fulfilled') node = started.value;
-    else throw started.reason;
-    if (built.status === 'rejected') throw built.reason;
-    if (built.value.code !== 0) throw new Error(`hack/image/build.sh failed (${built.value.code}):\n${built.value.stderr.trim().slice(-4000)}`);
-    timings.buildAndNodeMs = Math.round(performance.now() - t0);
-    const tars = Object.fromEntries(built.value.stdout.trim().split('\n').map((l) => l.split('=', 2) as [string, string]));
-    const t1 = performance.now();
-    const imported = await run('ctr', ['--address', path.join(node.dir, 'containerd', 'containerd.sock'), '-n', 'k8s.io', 'images', 'import', tars.image!], { timeoutMs: 300_000 });
-    if (imported.code !== 0) throw new Error(`ctr images import: ${imported.stderr}`);
-    timings.importMs = Math.round(performance.now() - t1);
+    started = await startRealNodeWithImage();
+    node = started.node;
+    Object.assign(timings, started.timings);
   });
 
   after(async function () {
     this.timeout(120_000);
-    if (node) {
-      const pods = await node.cp.kubectl(['-n', ns, 'get', 'pods', '-o', 'wide']).catch(() => undefined);
+    if (started) {
+      const pods = await started.node.cp.kubectl(['-n', ns, 'get', 'pods', '-o', 'wide']).catch(() => undefined);
       if (pods) log.info('pods at the end', { pods: pods.stdout });
-      await node.stop();
+      await started.stop();
     }
-    for (const d of createdDirs) rmSync(d, { recursive: true, force: true });
     log.info('install timings', timings);
   });
 
@@ -105,25 +90,9 @@ function realNodeWithImage(): NodeFixture {
     if (!node) throw new Error('no real node');
     return node;
   };
-  const kubectl = async (args: string[], input?: string): Promise<string> => {
-    const r = await get().cp.kubectl(args, { input, timeoutMs: 120_000 });
-    if (r.code !== 0) throw new Error(`kubectl ${args.join(' ')}: ${r.stderr}`);
-    return r.stdout;
-  };
-  const diagnose = async (): Promise<string> => {
-    const k = (args: string[]): Promise<ExecResult> => get().cp.kubectl(['-n', ns, ...args]);
-    const parts = [(await k(['get', 'pods', '-o', 'wide'])).stdout, (await k(['get', 'events', '--sort-by=.lastTimestamp'])).stdout.split('\n').slice(-25).join('\n')];
-    for (const p of (await k(['get', 'pods', '-o', 'jsonpath={.items[*].metadata.name}'])).stdout.trim().split(/\s+/).filter(Boolean)) {
-      const l = await k(['logs', p, '--tail=15']);
-      const prev = await k(['logs', p, '--previous', '--tail=15']);
-      parts.push(`--- ${p}\n${l.stdout}${l.stderr}${prev.code === 0 ? `--- previous\n${prev.stdout}` : ''}`);
-    }
-    return parts.join('\n');
-  };
-  const rollout = async (what: string, timeout: string): Promise<void> => {
-    const r = await get().cp.kubectl(['-n', ns, 'rollout', 'status', what, `--timeout=${timeout}`], { timeoutMs: 300_000 });
-    if (r.code !== 0) throw new Error(`${what} not rolled out: ${r.stderr}\n${await diagnose()}`);
-  };
+  const kubectl = (args: string[], input?: string): Promise<string> => nodeKubectl(get(), args, input);
+  const diagnose = (): Promise<string> => diagnoseInstall(get());
+  const rollout = (what: string, timeout: string): Promise<void> => rolloutInstall(get(), what, timeout);
   return { node: get, timings, kubectl, diagnose, rollout };
 }
 
@@ -210,21 +179,11 @@ describe('kubectl apply -k config/ on a real node', function () {
   });
 
   describe('through real pods', function () {
-    const pod = (name: string, labels: Record<string, string>, args: string[], command?: string[]): Record<string, unknown> => ({
-      apiVersion: 'v1', kind: 'Pod', metadata: { name, namespace: app, labels },
-      spec: {
-        terminationGracePeriodSeconds: 1,
-        containers: [{
-          name, image: probeImage, imagePullPolicy: 'Never', args, ...(command ? { command } : {}),
-          ...(command ? {} : { ports: [{ name: 'http', containerPort: 8080 }], readinessProbe: { httpGet: { path: '/', port: 'http' }, periodSeconds: 1 } }),
-        }],
-      },
-    });
+    const pod = (name: string, labels: Record<string, string>, args: string[], command?: string[]): Record<string, unknown> => probePod(app, name, labels, args, command);
     let webIP = '';
     let clientIP = '';
     let unregisterTable: (() => void) | undefined;
-    const probe = (from: string, args: string[]): Promise<ExecResult> =>
-      node!.cp.kubectl(['-n', app, 'exec', from, '--', '/bin/nwprobe', ...args], { timeoutMs: 60_000 });
+    const probe = (from: string, args: string[]): Promise<ExecResult> => probeIn(node!, app, from, args);
     const eventsOf = async (name: string): Promise<string[]> =>
       (await kubectl(['-n', app, 'get', 'events', '--field-selector', `involvedObject.name=${name},reason=PacketDrop`, '-o', 'jsonpath={range .items[*]}{.message}{"\\n"}{end}']))
         .split('\n').filter(Boolean);
@@ -250,15 +209,7 @@ describe('kubectl apply -k config/ on a real node', function () {
 
     it('turns a drop between two pods, by an nftables rule on the node, into Events on both pods', async function () {
       // The node's own rule, as a NetworkPolicy engine writes it: log to an NFLOG group, then drop.
-      // Pod to pod on one bridge: br_netfilter passes the frames through the ip family's forward hook.
-      const rules = [
-        `table ip ${dropTable} {`,
-        '  chain forward {',
-        '    type filter hook forward priority -5; policy accept;',
-        `    ip saddr ${clientIP} ip daddr ${webIP} meta l4proto { tcp, udp } log prefix "nwinst: " group ${dropGroup} drop`,
-        '  }',
-        '}',
-      ].join('\n');
+      const rules = podDropRules({ table: dropTable, group: dropGroup, prefix: 'nwinst: ', fromIP: clientIP, toIP: webIP });
       const added = await run('nft', ['-f', '-'], { input: rules });
       expect(added.code, added.stderr).to.equal(0);
       unregisterTable = registerExitCleanup(() => spawnSync('nft', ['delete', 'table', 'ip', dropTable], { stdio: 'ignore' }));
@@ -323,10 +274,7 @@ describe('kubectl apply -k config/ on a real node', function () {
       await waitFor(async () => Number(await kubectl(['-n', app, 'get', 'packetcapture', 'web-http', '-o', 'jsonpath={.status.files[0].packets}'])) >= 10, {
         timeoutMs: 30_000, description: 'the agent counting the HTTP packets',
       });
-      const plugin = (args: string[], kubeconfig: string, port: number): Promise<ExecResult> =>
-        run(path.join(REPO_ROOT, 'bin/kubectl-netwarden'), [...args, `--kubeconfig=${kubeconfig}`, `--controller-url=https://localhost:${port}`], {
-          timeoutMs: 120_000, env: { ...process.env, PATH: `${path.dirname(process.execPath)}:${process.env.PATH ?? ''}` },
-        });
+      const plugin = (args: string[], kubeconfig: string, port: number): Promise<ExecResult> => pluginThrough(port, args, kubeconfig);
       // What a user does: a port-forward to the controller's Service (through the kubelet), then the plugin.
       // kubectl picks one pod of the Service and keeps it: whichever replica that is must answer,
       // so the standby's pod is tried by name too.
@@ -335,12 +283,9 @@ describe('kubectl apply -k config/ on a real node', function () {
         .trim().split(/\s+/).find((p) => p !== holder);
       expect(standby, `a standby besides ${holder}`).to.be.a('string');
       for (const [target, remote] of [['svc/netwarden-controller', 443], [`pod/${standby!}`, 8443]] as const) {
-        // A free local port instead of the default 8443: other runs share this machine.
-        const [port] = await freePorts(1) as [number];
-        const forward = spawn(path.join(node!.cp.binDir, 'kubectl'), ['--kubeconfig', node!.cp.kubeconfigPath, '-n', ns, 'port-forward', target, `${port}:${remote}`], { stdio: ['ignore', 'pipe', 'pipe'] });
-        trackChild(forward);
+        const forward = await portForward(node!, target, remote);
+        const port = forward.port;
         try {
-          await waitForForward(forward);
           const denied = await plugin(['capture', 'download', '-n', app, 'web-http', '-o', dir], editor, port);
           expect(denied.code, target).to.not.equal(0);
           expect(denied.stderr, target).to.contain(`403 Forbidden: system:serviceaccount:${app}:editor may not get packetcaptures/files.netwarden.io in namespace ${app}`);
@@ -356,7 +301,7 @@ describe('kubectl apply -k config/ on a real node', function () {
           expect(summary.stdout).to.match(new RegExp(`IP ${clientIP.replaceAll('.', '\\.')}\\.\\d+ > ${webIP.replaceAll('.', '\\.')}\\.8080: Flags \\[S\\]`));
           log.info('capture downloaded', { through: target, files: pcaps });
         } finally {
-          forward.kill();
+          forward.stop();
         }
       }
     });
@@ -402,22 +347,3 @@ describe('helm install and helm upgrade of charts/netwarden on a real node', fun
     expect(await helm(['history', 'netwarden', '--namespace', ns, '--max', '1'])).to.match(/^2\s.*deployed\s.*Upgrade complete/m);
   });
 });
-
-/** Resolves once kubectl port-forward says it listens. */
-function waitForForward(child: ChildProcess): Promise<void> {
-  return new Promise((resolve, reject) => {
-    let err = '';
-    const timer = setTimeout(() => reject(new Error(`port-forward not listening after 30 s: ${err}`)), 30_000);
-    child.stdout?.on('data', (b: Buffer) => {
-      if (b.toString().includes('Forwarding from')) {
-        clearTimeout(timer);
-        resolve();
-      }
-    });
-    child.stderr?.on('data', (b: Buffer) => { err += b.toString(); });
-    child.on('exit', (code) => {
-      clearTimeout(timer);
-      reject(new Error(`port-forward exited ${code}: ${err}`));
-    });
-  });
-}
