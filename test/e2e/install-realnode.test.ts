@@ -4,12 +4,18 @@
 // DaemonSet's pod must turn Ready by their probes, with the certificates of the controller's own
 // CA (the agent's through the CSR API), and the leader's Lease must pass to another replica when
 // its pod is deleted; then an nftables drop between two real pods becomes Events, and a capture of
-// a real pod is downloaded with the plugin through a port-forward to either controller pod. A
-// second suite, on a fresh node, runs `helm install` of charts/netwarden and one `helm upgrade`.
+// a real pod is downloaded with the plugin through a port-forward to either controller pod, and
+// the node's apiserver audit log reaches a webhook receiver through the agent pod, without a loss
+// while the DaemonSet rolls. A second suite, on a fresh node, runs `helm install` of
+// charts/netwarden and one `helm upgrade`.
 // Host directories the DaemonSet's hostPath volumes create are removed after.
 import { spawnSync } from 'node:child_process';
-import { mkdtemp, readdir, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, writeFile } from 'node:fs/promises';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import path from 'node:path';
+import { gunzipSync } from 'node:zlib';
+import { CoreV1Api } from '@kubernetes/client-node';
 import { expect } from 'chai';
 import YAML from 'yaml';
 import { loggerFor } from '../../src/util/log.js';
@@ -21,7 +27,7 @@ import {
   diagnoseInstall, nodeKubectl, pluginThrough, podDropRules, portForward, probeIn, probePod, rolloutInstall, startRealNodeWithImage,
   type NodeWithImage,
 } from '../env/install.js';
-import { realNodeUnsupported, type RealNode } from '../env/realnode.js';
+import { hostAuditLogDir, nodeIP, realNodeUnsupported, type RealNode } from '../env/realnode.js';
 
 const log = loggerFor('install-realnode-test');
 const ns = 'netwarden-system';
@@ -306,6 +312,148 @@ describe('kubectl apply -k config/ on a real node', function () {
       }
     });
   });
+
+  describe('the apiserver\'s audit log, through the agent pod', function () {
+    const fwd = 'to-receiver';
+    const trafficNs = 'audit-traffic';
+    const receiver = new AuditReceiver();
+    const logged = (): Promise<LoggedEvent[]> => auditLogEvents(node!.cp.auditLogPath);
+    const forwarder = async (): Promise<ForwarderStatus> =>
+      (JSON.parse(await kubectl(['get', 'auditforwarder', fwd, '-o', 'json'])) as { status?: ForwarderStatus }).status ?? {};
+    const readyOf = async (): Promise<string> => (await forwarder()).conditions?.find((c) => c.type === 'Ready')?.status ?? '';
+    const agentPod = async (): Promise<string> =>
+      (await kubectl(['-n', ns, 'get', 'pods', '-l', 'app.kubernetes.io/name=netwarden-agent', '--field-selector=status.phase=Running', '-o', 'jsonpath={.items[*].metadata.name}'])).trim();
+    /** Waits until the receiver holds every one of `events` (by auditID and stage); says which are missing. */
+    const waitDelivered = async (events: LoggedEvent[], what: string, timeoutMs: number): Promise<void> => {
+      let missing: LoggedEvent[] = [];
+      await waitFor(() => {
+        missing = events.filter((e) => !receiver.has(e.key));
+        return missing.length === 0;
+      }, { timeoutMs, intervalMs: 250, description: `${what}: all ${events.length} events at the receiver` }).catch(async (err: unknown) => {
+        const m = missing.slice(0, 5).map((e) => `${e.key} ${e.verb} ${e.uri} at ${new Date(e.at).toISOString()}`).join('; ');
+        const agentLog = await node!.cp.kubectl(['-n', ns, 'logs', '-l', 'app.kubernetes.io/name=netwarden-agent', '--tail=30']);
+        throw new Error(`${String(err)}; ${missing.length} missing, e.g. ${m}\nstatus: ${JSON.stringify(await forwarder())}\n--- agent\n${agentLog.stdout}${agentLog.stderr}`);
+      });
+    };
+
+    before(async function () {
+      if (!node) this.skip();
+      // On the node's bridge address: the agent pod is in the host's network namespace, like a
+      // collector on the node's network would be.
+      await receiver.start(nodeIP);
+      await kubectl(['create', 'namespace', trafficNs]);
+    });
+
+    after(async function () {
+      await receiver.stop();
+    });
+
+    it('ships the audit events of a user\'s requests to a webhook receiver, and kubectl get auditforwarders shows them shipped', async function () {
+      this.timeout(240_000);
+      const t0 = performance.now();
+      const defaultPath = `${hostAuditLogDir}/audit.log`;
+      await kubectl(['apply', '-f', '-'], YAML.stringify({
+        apiVersion: 'netwarden.io/v1alpha1', kind: 'AuditForwarder', metadata: { name: fwd },
+        spec: {
+          // Left to their defaults: nodeSelector (the control-plane label kubeadm puts on the node)
+          // and source.path, unless this host had an audit directory of its own (realnode.ts).
+          ...(node!.cp.auditLogPath === defaultPath ? {} : { source: { path: node!.cp.auditLogPath } }),
+          batch: { maxWait: '2s' },
+          sink: { webhook: { url: receiver.url('/audit'), allowInsecure: true } },
+        },
+      }));
+      await waitFor(async () => (await readyOf()) === 'True', { timeoutMs: 60_000, description: `AuditForwarder ${fwd} Ready` }).catch(async (err: unknown) => {
+        throw new Error(`${String(err)}\n${JSON.stringify(await forwarder())}\n${await diagnose()}`);
+      });
+      timings.auditReadyMs = Math.round(performance.now() - t0);
+      // With no checkpoint the agent starts at the oldest file on disk: the log from before the
+      // forwarder existed (the install itself) is shipped too.
+      const backlog = await logged();
+      const install = backlog.find((e) => e.verb === 'create' && e.resource === 'daemonsets' && e.name === 'netwarden-agent');
+      await waitDelivered(backlog, 'the log written before the forwarder', 90_000);
+      timings.auditBacklogMs = Math.round(performance.now() - t0);
+      log.info('audit backlog shipped', { events: backlog.length, since: new Date(backlog[0]!.at).toISOString(), installCreateShipped: install ? receiver.has(install.key) : 'rotated away before' });
+
+      // A user's requests: each ConfigMap's create event, found in the log by its name, reaches the receiver.
+      const latencies: number[] = [];
+      for (let i = 0; i < 5; i++) {
+        const name = `audit-probe-${i}`;
+        const sent = Date.now();
+        await kubectl(['-n', trafficNs, 'create', 'configmap', name, '--from-literal=k=v']);
+        const event = await waitFor(async () => (await logged()).find((e) => e.verb === 'create' && e.resource === 'configmaps' && e.name === name), {
+          timeoutMs: 10_000, description: `the apiserver's audit event of creating ${name}`,
+        });
+        await waitDelivered([event], name, 30_000);
+        latencies.push(receiver.receivedAt(event.key)! - sent);
+        const item = receiver.item(event.key)!;
+        expect(item.objectRef, name).to.deep.include({ resource: 'configmaps', namespace: trafficNs, name });
+        expect((item.user as { username?: string }).username).to.equal('admin');
+      }
+      timings.auditRequestToReceiverMaxMs = Math.max(...latencies);
+      log.info('audit events of the requests at the receiver', { msFromRequest: latencies, maxWait: '2s' });
+
+      // What the user sees: Ready, one node, and the counts shipped.
+      const got = receiver.distinct();
+      await waitFor(async () => ((await forwarder()).shippedEvents ?? 0) >= got, { timeoutMs: 60_000, description: `status.shippedEvents >= the ${got} events received` });
+      const table = await kubectl(['get', 'auditforwarders']);
+      const row = table.split('\n').find((l) => l.startsWith(`${fwd} `)) ?? '';
+      const [, nodes, unhealthy, shipped, , ready] = row.trim().split(/\s+/);
+      expect({ nodes, unhealthy, ready }, table).to.deep.equal({ nodes: '1', unhealthy: '0', ready: 'True' });
+      expect(Number(shipped), table).to.be.greaterThan(0);
+      log.info('kubectl get auditforwarders', { table, receivedEvents: got, receivedBatches: receiver.batches });
+    });
+
+    it('loses no audit event while the agent DaemonSet rolls (kubectl rollout restart), and the new pod resumes from the checkpoint', async function () {
+      this.timeout(300_000);
+      const oldPod = await agentPod();
+      const shippedBefore = (await forwarder()).shippedEvents ?? 0;
+      // Everything logged until here is at the receiver (the test above waited for it): a new pod
+      // that started over instead of resuming from its checkpoint would send it all again.
+      const settled = new Set(receiver.keys());
+      const windowStart = Date.now();
+      const traffic = new Traffic(node!.cp, trafficNs);
+      traffic.start();
+      await new Promise((r) => setTimeout(r, 5_000));
+      const r0 = Date.now();
+      await kubectl(['-n', ns, 'rollout', 'restart', 'daemonset/netwarden-agent']);
+      await rollout('daemonset/netwarden-agent', '180s');
+      const r1 = Date.now();
+      // Requests go on while the new pod catches up.
+      await new Promise((r) => setTimeout(r, 5_000));
+      await traffic.stop();
+      const windowEnd = Date.now();
+      const newPod = await agentPod();
+      expect(newPod).to.not.equal(oldPod);
+      expect(newPod).to.not.equal('');
+
+      const all = await logged();
+      // Nothing of the window rotated away before it could be checked (lumberjack keeps 10 files of 1 MB).
+      expect(all[0]!.at, 'the oldest event on disk is older than the window').to.be.below(windowStart);
+      const window = all.filter((e) => e.at >= windowStart && e.at <= windowEnd);
+      const duringRollout = window.filter((e) => e.at >= r0 && e.at <= r1).length;
+      const trafficCreates = window.filter((e) => e.verb === 'create' && e.namespace === trafficNs).length;
+      expect(trafficCreates, 'the traffic\'s creates are in the log').to.be.greaterThan(0);
+      const d0 = Date.now();
+      await waitDelivered(window, 'the rollout window', 120_000);
+      const drainMs = Date.now() - d0;
+      const inWindow = new Set(window.map((e) => e.key));
+      const duplicates = receiver.copies().filter(([k]) => inWindow.has(k)).reduce((n, [, c]) => n + c - 1, 0);
+      const resent = receiver.keysReceivedAfter(r0).filter((k) => settled.has(k));
+      expect(resent, 'events delivered before the rollout, sent again by the new pod').to.have.length(0);
+      const status = await waitFor(async () => {
+        const s = await forwarder();
+        return (s.shippedEvents ?? 0) - shippedBefore >= window.length ? s : undefined;
+      }, { timeoutMs: 60_000, description: `status.shippedEvents up by the window's ${window.length} events from ${shippedBefore}` });
+      expect(status.gaps ?? 0, 'lines skipped').to.equal(0);
+      expect(status.conditions?.find((c) => c.type === 'Ready')?.status).to.equal('True');
+      timings.auditRolloutMs = r1 - r0;
+      log.info('audit log through the rollout', {
+        oldPod, newPod, rolloutMs: r1 - r0, windowMs: windowEnd - windowStart, eventsInWindow: window.length,
+        eventsDuringRollout: duringRollout, lost: 0, duplicates, drainAfterTrafficMs: drainMs,
+        requests: traffic.requests, failedRequests: traffic.failures, shippedEvents: status.shippedEvents,
+      });
+    });
+  });
 });
 
 describe('helm install and helm upgrade of charts/netwarden on a real node', function () {
@@ -347,3 +495,173 @@ describe('helm install and helm upgrade of charts/netwarden on a real node', fun
     expect(await helm(['history', 'netwarden', '--namespace', ns, '--max', '1'])).to.match(/^2\s.*deployed\s.*Upgrade complete/m);
   });
 });
+
+
+/** The AuditForwarder status fields these tests read. */
+interface ForwarderStatus {
+  conditions?: { type: string; status: string; message?: string }[];
+  nodeCount?: number;
+  shippedEvents?: number;
+  gaps?: number;
+}
+
+/** One audit event as kube-apiserver logged it: what the receiver is checked against. */
+interface LoggedEvent {
+  /** auditID/stage: one request logs ResponseComplete, a watch ResponseStarted as well. */
+  key: string;
+  /** stageTimestamp in ms: when the apiserver wrote this line. */
+  at: number;
+  verb: string;
+  uri: string;
+  resource?: string;
+  namespace?: string;
+  name?: string;
+}
+
+/**
+ * Every complete event in the audit log and its lumberjack rotations (<base>-<time>.log[.gz]),
+ * oldest first. A file renamed or gzipped while it is read makes the whole listing start again:
+ * an event missed here would make the loss check weaker without anyone seeing it.
+ */
+async function auditLogEvents(logPath: string): Promise<LoggedEvent[]> {
+  const dir = path.dirname(logPath);
+  const base = path.basename(logPath, '.log');
+  for (let attempt = 0; ; attempt++) {
+    try {
+      const names = await readdir(dir);
+      // lumberjack's backup names carry a sortable UTC time; the live file comes last.
+      const files = [...names.filter((n) => n.startsWith(`${base}-`) && /\.log(\.gz)?$/.test(n)).sort(), `${base}.log`];
+      const out: LoggedEvent[] = [];
+      for (const n of files) {
+        const raw = await readFile(path.join(dir, n));
+        const lines = (n.endsWith('.gz') ? gunzipSync(raw) : raw).toString('utf8').split('\n');
+        lines.pop(); // after the last newline: empty, or a line still being written
+        for (const l of lines) {
+          const e = JSON.parse(l) as { auditID: string; stage: string; stageTimestamp: string; verb: string; requestURI: string; objectRef?: { resource?: string; namespace?: string; name?: string } };
+          out.push({
+            key: `${e.auditID}/${e.stage}`, at: Date.parse(e.stageTimestamp), verb: e.verb, uri: e.requestURI,
+            resource: e.objectRef?.resource, namespace: e.objectRef?.namespace, name: e.objectRef?.name,
+          });
+        }
+      }
+      return out;
+    } catch (err) {
+      if (attempt >= 20) throw err;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+}
+
+/** A webhook sink: takes audit.k8s.io/v1 EventLists (or NDJSON) and keeps every copy of every event. */
+class AuditReceiver {
+  batches = 0;
+  private server: http.Server | undefined;
+  private address = '';
+  private port = 0;
+  /** key → when each copy arrived. */
+  private readonly arrivals = new Map<string, number[]>();
+  private readonly items = new Map<string, Record<string, unknown>>();
+
+  async start(host: string): Promise<void> {
+    const server = http.createServer((req, res) => {
+      const parts: Buffer[] = [];
+      req.on('data', (b: Buffer) => parts.push(b));
+      req.on('end', () => {
+        const raw = Buffer.concat(parts);
+        const text = (req.headers['content-encoding'] === 'gzip' ? gunzipSync(raw) : raw).toString('utf8');
+        const items = req.headers['content-type'] === 'application/json'
+          ? (JSON.parse(text) as { items: Record<string, unknown>[] }).items
+          : text.split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>);
+        const now = Date.now();
+        for (const item of items) {
+          const key = `${String(item.auditID)}/${String(item.stage)}`;
+          this.arrivals.set(key, [...(this.arrivals.get(key) ?? []), now]);
+          this.items.set(key, item);
+        }
+        this.batches += 1;
+        res.writeHead(200).end();
+      });
+    });
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(0, host, resolve);
+    });
+    this.server = server;
+    this.address = host;
+    this.port = (server.address() as AddressInfo).port;
+  }
+
+  async stop(): Promise<void> {
+    const s = this.server;
+    this.server = undefined;
+    if (s) await new Promise<void>((resolve) => s.close(() => resolve()));
+  }
+
+  url(p: string): string {
+    return `http://${this.address}:${this.port}${p}`;
+  }
+
+  has(key: string): boolean {
+    return this.arrivals.has(key);
+  }
+
+  item(key: string): Record<string, unknown> | undefined {
+    return this.items.get(key);
+  }
+
+  /** When the first copy arrived. */
+  receivedAt(key: string): number | undefined {
+    return this.arrivals.get(key)?.[0];
+  }
+
+  keys(): string[] {
+    return [...this.arrivals.keys()];
+  }
+
+  distinct(): number {
+    return this.arrivals.size;
+  }
+
+  /** [key, copies received] for every key. */
+  copies(): [string, number][] {
+    return [...this.arrivals].map(([k, times]) => [k, times.length]);
+  }
+
+  /** Keys of which a copy arrived at or after `ms`. */
+  keysReceivedAfter(ms: number): string[] {
+    return [...this.arrivals].filter(([, times]) => times.some((t) => t >= ms)).map(([k]) => k);
+  }
+}
+
+/** Requests that make the audit log grow: loops of ConfigMap create, get and list, as a user's client would. */
+class Traffic {
+  requests = 0;
+  failures = 0;
+  private running = false;
+  private loops: Promise<void>[] = [];
+  private n = 0;
+  constructor(private readonly cp: RealNode['cp'], private readonly namespace: string) {}
+
+  start(concurrency = 2, pauseMs = 100): void {
+    const api = this.cp.kubeConfig().makeApiClient(CoreV1Api);
+    const call = async (p: Promise<unknown>): Promise<void> => {
+      this.requests += 1;
+      await p.catch(() => { this.failures += 1; });
+    };
+    this.running = true;
+    this.loops = Array.from({ length: concurrency }, async () => {
+      while (this.running) {
+        const name = `rollout-${this.n++}`;
+        await call(api.createNamespacedConfigMap({ namespace: this.namespace, body: { metadata: { name }, data: { k: 'v' } } }));
+        await call(api.readNamespacedConfigMap({ namespace: this.namespace, name }));
+        await call(api.listNamespacedConfigMap({ namespace: this.namespace, limit: 1 }));
+        await new Promise((r) => setTimeout(r, pauseMs));
+      }
+    });
+  }
+
+  async stop(): Promise<void> {
+    this.running = false;
+    await Promise.all(this.loops);
+  }
+}

@@ -25,6 +25,11 @@ export interface ControlPlaneOptions {
   auditLogMaxBackups?: number;
   /** --audit-log-compress (default false). */
   auditLogCompress?: boolean;
+  /**
+   * --audit-log-path (default <temp dir>/audit/audit.log). Elsewhere, its directory is the caller's:
+   * created here if missing, never removed by stop().
+   */
+  auditLogPath?: string;
   /** Extra kube-apiserver flags, appended last so they win. */
   extraApiServerArgs?: string[];
   /** Budget for each component to become ready (default 90 s). */
@@ -499,7 +504,7 @@ class LocalControlPlane implements ControlPlane {
     this.adminCertPath = pki.adminCert;
     this.adminKeyPath = pki.adminKey;
     this.saKeyPath = pki.saKey;
-    this.auditLogPath = path.join(dir, 'audit', 'audit.log');
+    this.auditLogPath = options.auditLogPath ?? path.join(dir, 'audit', 'audit.log');
   }
 
   private get tls(): TlsFiles {

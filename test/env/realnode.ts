@@ -1,8 +1,10 @@
 // A real Kubernetes node for the e2e tests: etcd and kube-apiserver (controlplane.ts, listening on a
 // bridge this module creates), kube-controller-manager, kube-scheduler, containerd + runc + the CNI
 // bridge plugin, kubelet, kube-proxy (nftables mode) and CoreDNS behind the kube-dns Service. All
-// state lives under one temporary directory; everything the components change on the host (sysctls,
-// directories they create at fixed paths, nftables tables, cgroups, the bridge, mounts) is recorded
+// state lives under one temporary directory but the apiserver's audit log, which goes where a
+// kubeadm control plane writes it (/var/log/kubernetes/audit); everything the components change on
+// the host (sysctls, directories they create at fixed paths, that audit directory, nftables tables,
+// cgroups, the bridge, mounts) is recorded
 // first and restored by stop(), and by a synchronous exit cleanup when a run dies or is interrupted.
 // hack/realnode/setup.sh installs and builds what it needs on first use.
 import { spawn, spawnSync } from 'node:child_process';
@@ -39,10 +41,20 @@ export const watchedSysctls = [
   'net/netfilter/nf_conntrack_tcp_timeout_close_wait',
 ];
 
-/** Fixed paths kubelet, containerd and libcni create even when told to keep state elsewhere. */
+/**
+ * Where this control-plane node's kube-apiserver writes its audit log: kubeadm's documented place,
+ * and Netwarden's defaults (the agent's --audit-log-dir, the DaemonSet's hostPath, an
+ * AuditForwarder's spec.source.path), so that `kubectl apply -k config/` needs no patch to ship it.
+ */
+export const hostAuditLogDir = '/var/log/kubernetes/audit';
+
+/**
+ * Fixed paths kubelet, containerd and libcni create even when told to keep state elsewhere, and the
+ * audit log directory above (the parent first: removing it takes the child along).
+ */
 export const watchedDirs = [
   '/var/lib/kubelet', '/var/log/containers', '/var/log/pods', '/var/lib/cni', '/run/containerd', '/var/run/kubernetes',
-  '/etc/cni', '/var/lib/containerd', '/opt/containerd', '/run/runc',
+  '/etc/cni', '/var/lib/containerd', '/opt/containerd', '/run/runc', '/var/log/kubernetes', hostAuditLogDir,
 ];
 
 /** What the suite compares before and after: the host as a user sees it. */
@@ -227,7 +239,7 @@ function sleepSync(ms: number): void {
  * and the shims, unmounts, removes cgroups, the bridge, kube-proxy's tables, restores sysctls and
  * removes the fixed directories that were not there before. Returns what it could not undo.
  */
-function restoreHost(dir: string, socket: string, before: HostState): string[] {
+function restoreHost(dir: string, socket: string, before: HostState, ownDirs: string[]): string[] {
   const problems: string[] = [];
   // What was undone, logged so that a reader sees what a real node changes on a host.
   const restored: string[] = [];
@@ -300,6 +312,13 @@ function restoreHost(dir: string, socket: string, before: HostState): string[] {
   }
   for (const [d, existed] of Object.entries(before.dirs)) {
     if (!existed && existsSync(d)) {
+      rmSync(d, { recursive: true, force: true });
+      restored.push(`removed ${d}`);
+    }
+  }
+  // Directories of this run inside host directories that were there before (and stay).
+  for (const d of ownDirs) {
+    if (existsSync(d)) {
       rmSync(d, { recursive: true, force: true });
       restored.push(`removed ${d}`);
     }
@@ -409,6 +428,9 @@ export async function startRealNode(nodeName = 'realnode-1'): Promise<RealNode> 
   const before = captureHostState();
   const dir = mkdtempSync(path.join(os.tmpdir(), 'netwarden-node-'));
   const socket = path.join(dir, 'containerd', 'containerd.sock');
+  // A host that has the audit directory already (its own control plane?) keeps its files: this run
+  // writes into a subdirectory of its own, removed at the end, and a forwarder names it in spec.source.path.
+  const auditDir = before.dirs[hostAuditLogDir] ? path.join(hostAuditLogDir, path.basename(dir)) : hostAuditLogDir;
   const daemons: Daemon[] = [];
   let cp: ControlPlane | undefined;
   let restored = false;
@@ -417,7 +439,7 @@ export async function startRealNode(nodeName = 'realnode-1'): Promise<RealNode> 
   const restore = (): string[] => {
     if (restored) return [];
     restored = true;
-    if (owner) return restoreHost(dir, socket, before);
+    if (owner) return restoreHost(dir, socket, before, auditDir === hostAuditLogDir ? [] : [auditDir]);
     rmSync(dir, { recursive: true, force: true });
     return [];
   };
@@ -464,7 +486,8 @@ export async function startRealNode(nodeName = 'realnode-1'): Promise<RealNode> 
     // cgroup v1: kubelet's cgroupRoot must exist in every hierarchy.
     for (const h of cgroupHierarchies()) await mkdir(path.join(h, cgroupRootName), { recursive: true });
 
-    cp = await startControlPlane({ binDir: built.kubeBin, listenAddress: nodeIP });
+    await mkdir(auditDir, { recursive: true, mode: 0o700 });
+    cp = await startControlPlane({ binDir: built.kubeBin, listenAddress: nodeIP, auditLogPath: path.join(auditDir, 'audit.log') });
     const bin = (name: string): string => path.join(built.kubeBin, name);
     const logFile = (name: string): string => path.join(dir, 'logs', `${name}.log`);
     const start = (name: string, cmd: string, args: string[]): Daemon => {
@@ -588,6 +611,11 @@ export async function startRealNode(nodeName = 'realnode-1'): Promise<RealNode> 
       return r.stdout.trim() === 'True';
     };
     await waitFor(`node ${nodeName} Ready`, ready, all);
+    // The node runs the control plane: labelled as kubeadm's mark-control-plane phase does (the
+    // kubelet may not set node-role labels itself), without kubeadm's NoSchedule taint, since
+    // the tests' pods run here too. AuditForwarders select nodes by this label by default.
+    const labelled = await cp.kubectl(['label', 'node', nodeName, 'node-role.kubernetes.io/control-plane=']);
+    if (labelled.code !== 0) throw new Error(`kubectl label node ${nodeName}: ${labelled.stderr}`);
     await waitFor('kube-proxy healthz', () => httpOk(`http://127.0.0.1:${proxyHealthz}/healthz`), [proxy]);
     await waitFor('CoreDNS ready', () => httpOk(`http://127.0.0.1:${dnsReady}/ready`), [coredns]);
     await waitFor('default ServiceAccount', async () => (await cp!.kubectl(['get', 'sa', 'default'])).code === 0, all);
