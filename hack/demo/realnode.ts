@@ -4,7 +4,8 @@
 // containerd, `kubectl apply -k config/`, the pods turning Ready, examples/, then the drop story
 // (an nftables drop between two real pods becomes Events on both) and the capture story (a capture
 // of a real pod downloaded with the plugin through `kubectl port-forward`, 403 first without
-// `packetcaptures/files`). Every command is printed with its output, as the user would see it.
+// `packetcaptures/files`), and the audit story (this node's apiserver audit log shipped through the
+// agent pod to a receiver on the node's address). Every command is printed with its output, as the user would see it.
 // The node's stop() restores the host, at the end and on Ctrl-C (its exit cleanup).
 import { spawnSync } from 'node:child_process';
 import { mkdtemp, readdir } from 'node:fs/promises';
@@ -16,7 +17,8 @@ import {
   diagnoseInstall, nodeKubectl, pluginThrough, podDropRules, portForward, probeIn, probePod, rolloutInstall, startRealNodeWithImage,
 } from '../../test/env/install.js';
 import { REPO_ROOT, SYSTEM_NAMESPACE, waitNodesHealthy } from '../../test/env/netwarden.js';
-import { bridgeName, podSubnet, type RealNode } from '../../test/env/realnode.js';
+import { bridgeName, hostAuditLogDir, nodeIP, podSubnet, type RealNode } from '../../test/env/realnode.js';
+import { auditLogEvents, AuditReceiver } from '../../test/env/audit-receiver.js';
 
 const NODE = 'demo-node';
 const APP = 'shop';
@@ -27,6 +29,8 @@ const DROP_TABLE = 'netwarden_demo_realnode';
 const DROP_GROUP = 3982;
 const DROP_PREFIX = 'shop-drop: ';
 const CAPTURE = 'web-http';
+const AUDIT_FORWARDER = 'to-receiver';
+const AUDIT_PROBE = 'audit-hello';
 
 function step(text: string): void {
   process.stdout.write(`\n\x1b[1m==> ${text}\x1b[0m\n`);
@@ -75,7 +79,7 @@ export async function realNodeDemo(keep: boolean): Promise<void> {
     await examples(node);
     await dropStory(node, timings);
     await captureStory(node, timings);
-    await auditForwarders(node);
+    await auditStory(node, timings);
 
     step('Everything at the end');
     await show(node, ['get', 'netwarden', '-A']);
@@ -266,11 +270,47 @@ async function captureStory(node: RealNode, timings: Record<string, string>): Pr
   }
 }
 
-/** The AuditForwarder of examples/, as it stands on this node. */
-async function auditForwarders(node: RealNode): Promise<void> {
-  step('AuditForwarder: the example as applied');
-  say('It ships the audit log of the nodes its nodeSelector picks (control-plane nodes by default) to https://audit-collector.example.com with the token of the Secret made above:');
-  await show(node, ['get', 'auditforwarders']);
+/**
+ * The AuditForwarder story: the example's forwarder (its collector does not exist here) and one
+ * shipping this node's apiserver audit log to a receiver on the node's address, through the agent pod.
+ */
+async function auditStory(node: RealNode, timings: Record<string, string>): Promise<void> {
+  step('AuditForwarder: the example as applied, then this node\'s audit log shipped to a receiver');
+  say('The example ships to https://audit-collector.example.com, which does not exist here; its status says so:');
   const ready = 'jsonpath={.status.conditions[?(@.type=="Ready")].reason}: {.status.conditions[?(@.type=="Ready")].message}';
   await show(node, ['get', 'auditforwarder', 'to-collector', '-o', ready]);
+  say('');
+  const receiver = new AuditReceiver();
+  await receiver.start(nodeIP);
+  try {
+    say(`A webhook receiver listens on ${receiver.url('/audit')} (the node's address: the agent pod is on the host network).`);
+    say(`The apiserver of this control-plane node writes its audit log to ${node.cp.auditLogPath}, where the agent reads it.`);
+    const forwarder = {
+      apiVersion: 'netwarden.io/v1alpha1', kind: 'AuditForwarder', metadata: { name: AUDIT_FORWARDER },
+      spec: {
+        ...(node.cp.auditLogPath === `${hostAuditLogDir}/audit.log` ? {} : { source: { path: node.cp.auditLogPath } }),
+        batch: { maxWait: '2s' },
+        sink: { webhook: { url: receiver.url('/audit'), allowInsecure: true } },
+      },
+    };
+    const yaml = YAML.stringify(forwarder);
+    say(yaml);
+    await show(node, ['apply'], yaml);
+    const t0 = Date.now();
+    await show(node, ['-n', APP, 'create', 'configmap', AUDIT_PROBE, '--from-literal=hello=audit']);
+    const event = await waitFor(async () => (await auditLogEvents(node.cp.auditLogPath)).find((e) => e.verb === 'create' && e.resource === 'configmaps' && e.name === AUDIT_PROBE), {
+      timeoutMs: 10_000, description: `the audit event of creating configmap ${AUDIT_PROBE}`,
+    });
+    await waitFor(() => receiver.has(event.key), { timeoutMs: 60_000, description: 'the audit event at the receiver' });
+    const item = receiver.item(event.key)!;
+    const user = (item.user as { username?: string } | undefined)?.username;
+    say(`The receiver got it ${seconds(receiver.receivedAt(event.key)! - t0)} after the request: ${String(item.verb)} ${String(item.requestURI)} by ${user} (auditID ${String(item.auditID)}), among ${receiver.distinct()} events in ${receiver.batches} batches (the log from before the forwarder too)`);
+    timings.auditToReceiver = seconds(receiver.receivedAt(event.key)! - t0);
+    await waitFor(async () => Number(await nodeKubectl(node, ['get', 'auditforwarder', AUDIT_FORWARDER, '-o', 'jsonpath={.status.shippedEvents}'])) > 0, {
+      timeoutMs: 60_000, description: 'the forwarder\'s status counting what it shipped',
+    });
+    await show(node, ['get', 'auditforwarders']);
+  } finally {
+    await receiver.stop();
+  }
 }
