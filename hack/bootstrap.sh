@@ -15,8 +15,9 @@ export PATH
 
 # 1. Debian packages: libpcap for cap, nftables/iproute2 for the pod network, tshark to read
 # captures, openssl for test certificates, dnsmasq for reverse DNS, journal-remote for journal files,
-# Lua 5.1 (Argo CD's dialect) and 5.4 with the pure-Lua dkjson to run the Argo CD health checks.
-debian_packages=(libpcap-dev nftables iproute2 iputils-ping tshark openssl dnsmasq-base systemd-journal-remote build-essential python3 lua5.1 lua5.4 lua-dkjson)
+# Lua 5.1 (Argo CD's dialect) and 5.4 with the pure-Lua dkjson to run the Argo CD health checks,
+# clang, llvm, bpftool and libbpf for the kernel drop source's eBPF program (libbpf1 loads it).
+debian_packages=(libpcap-dev nftables iproute2 iputils-ping tshark openssl dnsmasq-base systemd-journal-remote build-essential python3 lua5.1 lua5.4 lua-dkjson clang llvm bpftool libbpf-dev)
 ensure_debian_packages "${debian_packages[@]}"
 
 # 2. Node.js: @kubernetes/client-node 2.x (through undici 8) needs Node >= 22.19, and Node 20 is
@@ -58,6 +59,10 @@ fi
 NETWARDEN_KUBE_BIN="$("$repo/hack/kube/build.sh")"
 export NETWARDEN_KUBE_BIN
 export PATH="$NETWARDEN_KUBE_BIN:$repo/node_modules/.bin:$PATH"
+
+# 4b. The kernel drop source's eBPF program, compiled against this kernel's BTF (CO-RE). Without
+# BTF the kernel source cannot run here at all: its tests say so and skip.
+if NETWARDEN_BPF_OBJECT="$("$repo/hack/bpf/build.sh")"; then export NETWARDEN_BPF_OBJECT; else say "no eBPF program: the kernel drop source's tests will skip"; fi
 
 # 5. A small S3-compatible server (gofakes3) for the AuditForwarder's S3 sink tests and benchmark.
 NETWARDEN_S3_SERVER="$("$repo/hack/s3/build.sh")"

@@ -52,8 +52,8 @@ sources=""
 for f in /etc/apt/sources.list.d/debian.sources /etc/apt/sources.list; do
   if [[ -s $f ]] && grep -q "$suite" "$f"; then sources="$f"; break; fi
 done
-build_packages="ca-certificates,libpcap-dev,python3,build-essential"
-runtime_packages="libpcap0.8,nftables,iproute2,systemd"
+build_packages="ca-certificates,libpcap-dev,python3,build-essential,clang,llvm,bpftool,libbpf-dev"
+runtime_packages="libpcap0.8,nftables,iproute2,systemd,libbpf1"
 # A TLS-intercepting egress proxy (as on this machine) signs with a CA only the host trusts: the
 # build stage's npm ci must trust it too. Only the local build base gets it; the runtime does not.
 host_ca="${NODE_EXTRA_CA_CERTS:-$(npm config get cafile 2>/dev/null || true)}"

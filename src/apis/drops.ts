@@ -32,6 +32,7 @@ export type TimeSource =
   | 'dmesg-ctime' // dmesg -T "[Tue Sep  3 11:38:30 2024]"
   | 'journal' // journald __REALTIME_TIMESTAMP
   | 'nflog' // NFULA_TIMESTAMP of an NFLOG packet
+  | 'kernel' // the eBPF program's clock at the drop (CLOCK_MONOTONIC, converted)
   | 'received'; // no time in the input: the time the line/packet was received
 
 export type AddressFamily = 'ipv4' | 'ipv6';
@@ -108,6 +109,11 @@ export interface PacketDrop {
   fragmentOffset?: number;
   /** The kernel wrote TRUNCATED / INCOMPLETE: some header was cut off. */
   incomplete?: true;
+  /**
+   * The kernel's drop reason (enum skb_drop_reason without its SKB_DROP_REASON_ prefix, e.g.
+   * NETFILTER_DROP, NO_SOCKET), from the kernel source; absent for logged drops.
+   */
+  reason?: string;
   /** The input line (only when asked for with `keepRaw`). */
   raw?: string;
 }
@@ -119,7 +125,7 @@ export interface DropKeyOptions {
 
 /**
  * Stable aggregation key of "the same drop": prefix, interfaces, family, protocol, addresses,
- * destination port (and source port if asked), ICMP type/code. Time, length, TTL, flags, mark, MAC
+ * destination port (and source port if asked), ICMP type/code, the kernel's reason. Time, length, TTL, flags, mark, MAC
  * and the like are left out on purpose.
  */
 export function dropKey(d: PacketDrop, opts: DropKeyOptions = {}): string {
@@ -127,10 +133,15 @@ export function dropKey(d: PacketDrop, opts: DropKeyOptions = {}): string {
   const dp = d.dstPort !== undefined ? String(d.dstPort) : '';
   const icmp = d.icmpType !== undefined ? `${d.icmpType}/${d.icmpCode ?? ''}` : '';
   // A template rather than [...].join('|'): this runs once per drop in the agent's aggregator.
-  return `${d.prefix}|${d.inInterface ?? ''}|${d.outInterface ?? ''}|${d.family}|${d.protocol}|${d.src}|${sp}|${d.dst}|${dp}|${icmp}`;
+  const reason = d.reason === undefined ? '' : `|${d.reason}`;
+  return `${d.prefix}|${d.inInterface ?? ''}|${d.outInterface ?? ''}|${d.family}|${d.protocol}|${d.src}|${sp}|${d.dst}|${dp}|${icmp}${reason}`;
 }
 
-export type DropSourceType = 'nflog' | 'journal' | 'file';
+export type DropSourceType = 'nflog' | 'journal' | 'file' | 'kernel';
+/** A drop reason's name: the kernel's enum member, or "SUBSYSTEM:code" for a subsystem's reason. */
+export const DROP_REASON_PATTERN = /^[A-Z][A-Z0-9_]{0,47}(:[0-9]{1,5})?$/;
+
+export const DROP_SOURCE_TYPES: readonly DropSourceType[] = ['nflog', 'journal', 'file', 'kernel'];
 
 /** Identical drops aggregated over the agent's window: one entry, counted. */
 export interface AggregatedDrop {

@@ -25,12 +25,24 @@ import { nodeSummaryProperties, unhealthyColumn } from './nodesummary.js';
  */
 export const DEFAULT_PREFIXES = ['nftables-metal-dropped: ', 'iptables-dropped: ', 'calico-packet: ', 'DROP: '] as const;
 
+/**
+ * The kernel source's default reasons: drops that a policy made (netfilter, tc, cgroup BPF, IPsec
+ * policy, reverse-path filter), not the kernel's own protocol and resource drops.
+ */
+export const DEFAULT_KERNEL_REASONS = ['NETFILTER_DROP', 'TC_INGRESS', 'TC_EGRESS', 'BPF_CGROUP_EGRESS', 'XFRM_POLICY', 'IP_RPFILTER'] as const;
+/** In `reasons`: every drop reason but NOT_SPECIFIED (which must be named to be seen). */
+export const ALL_REASONS = 'all';
+
 /** Where the drop lines come from. Exactly the fields of the chosen type may be set. */
 export const dropSourceSchema = {
   type: 'object',
   required: ['type'],
   properties: {
-    type: { type: 'string', enum: ['nflog', 'journal', 'file'], description: 'nflog: a netlink log group; journal: the systemd journal; file: a kernel log file.' },
+    type: {
+      type: 'string',
+      enum: ['nflog', 'journal', 'file', 'kernel'],
+      description: "nflog: a netlink log group; journal: the systemd journal; file: a kernel log file; kernel: the kernel's own drops with their reason, through eBPF (no log rule needed).",
+    },
     group: { type: 'integer', minimum: 0, maximum: 65535, description: 'nflog group the drop rules log to (nflog only).' },
     directory: { type: 'string', maxLength: 4096, description: 'Journal directory; the system journal when unset (journal only).' },
     matches: {
@@ -41,11 +53,20 @@ export const dropSourceSchema = {
       items: { type: 'string', maxLength: 256, pattern: '^[A-Z0-9_]+=.*$' },
     },
     path: { type: 'string', minLength: 1, maxLength: 4096, description: 'Log file to follow, e.g. /var/log/kern.log (file only).' },
+    reasons: {
+      type: 'array',
+      minItems: 1,
+      maxItems: 64,
+      'x-kubernetes-list-type': 'set',
+      description: `Kernel drop reasons to report (kernel only): names of enum skb_drop_reason without SKB_DROP_REASON_, e.g. NETFILTER_DROP, NO_SOCKET, TCP_INVALID_SEQUENCE; "${ALL_REASONS}" for every reason but NOT_SPECIFIED. Default: ${DEFAULT_KERNEL_REASONS.join(', ')}.`,
+      items: { type: 'string', minLength: 1, maxLength: 48, pattern: '^([A-Z][A-Z0-9_]*|all)$' },
+    },
   },
   'x-kubernetes-validations': [
     { rule: "has(self.group) == (self.type == 'nflog')", message: 'group must be set for nflog sources and only for them', fieldPath: '.group' },
     { rule: "has(self.path) == (self.type == 'file')", message: 'path must be set for file sources and only for them', fieldPath: '.path' },
     { rule: "self.type == 'journal' || (!has(self.directory) && !has(self.matches))", message: 'directory and matches are only valid for journal sources' },
+    { rule: "self.type == 'kernel' || !has(self.reasons)", message: 'reasons are only valid for kernel sources', fieldPath: '.reasons' },
   ],
 } as const satisfies JSONSchemaProps;
 
@@ -117,6 +138,7 @@ export const dropRecordSchema = {
     direction: { type: 'string', enum: ['ingress', 'egress', 'forward'] },
     count: { type: 'integer', minimum: 1 },
     prefix: { type: 'string', maxLength: 64 },
+    reason: { type: 'string', maxLength: 64, description: "The kernel's drop reason (kernel sources), e.g. NETFILTER_DROP." },
   },
 } as const satisfies JSONSchemaProps;
 

@@ -32,7 +32,7 @@ function contains(a: string, b: string): boolean {
 }
 
 describe('agent DaemonSet (config/agent/daemonset.yaml)', function () {
-  it('runs every container with seccomp RuntimeDefault, unprivileged, with only NET_ADMIN and NET_RAW', function () {
+  it('runs every container with seccomp RuntimeDefault, unprivileged, with only NET_ADMIN, NET_RAW, BPF and PERFMON', function () {
     const ds = daemonSet();
     const podProfile = ds.spec!.template.spec!.securityContext?.seccompProfile?.type;
     for (const c of containers(ds)) {
@@ -42,7 +42,7 @@ describe('agent DaemonSet (config/agent/daemonset.yaml)', function () {
       expect(sc.allowPrivilegeEscalation, `${c.name}: allowPrivilegeEscalation`).to.equal(false);
       expect(sc.readOnlyRootFilesystem, `${c.name}: readOnlyRootFilesystem`).to.equal(true);
       expect(sc.capabilities?.drop, `${c.name}: capabilities.drop`).to.deep.equal(['ALL']);
-      expect([...(sc.capabilities?.add ?? [])].sort(), `${c.name}: capabilities.add`).to.deep.equal(['NET_ADMIN', 'NET_RAW']);
+      expect([...(sc.capabilities?.add ?? [])].sort(), `${c.name}: capabilities.add`).to.deep.equal(['BPF', 'NET_ADMIN', 'NET_RAW', 'PERFMON']);
     }
   });
 

@@ -207,7 +207,7 @@ describe('apis: validation', () => {
     ],
     'auditforwarder-two-sinks.yaml': [{ path: 'spec.sink', message: 'exactly one of webhook, s3 or file must be set' }],
     'droptail-bad-sources.yaml': [
-      { path: 'spec.sources[2].type', message: 'Unsupported value: "pcap": supported values: "nflog", "journal", "file"' },
+      { path: 'spec.sources[2].type', message: 'Unsupported value: "pcap": supported values: "nflog", "journal", "file", "kernel"' },
       { path: 'spec.recentDropsLimit', message: 'Invalid value: 500: should be less than or equal to 200' },
       { path: 'spec.sources[0].group', message: 'group must be set for nflog sources and only for them' },
       { path: 'spec.sources[1].path', message: 'path must be set for file sources and only for them' },

@@ -68,7 +68,7 @@ describe('DropTail controller: drop batches', function () {
     expect(refusal(batchJson({ sequence: -1 }))).to.match(/^\$\.sequence: must be an integer from 0/);
     expect(refusal(batchJson({ sentAt: 'yesterday' }))).to.equal('$.sentAt: "yesterday" is not an RFC 3339 time');
     expect(refusal(batchJson({ drops: [aggregated(), aggregated({ count: 0 })] }))).to.match(/^\$\.drops\[1\]\.count: must be an integer from 1/);
-    expect(refusal(batchJson({ drops: [aggregated({ source: 'pcap' as never })] }))).to.equal('$.drops[0].source: must be one of nflog, journal, file');
+    expect(refusal(batchJson({ drops: [aggregated({ source: 'pcap' as never })] }))).to.equal('$.drops[0].source: must be one of nflog, journal, file, kernel');
     expect(refusal(batchJson({ drops: [aggregated({ drop: drop({ src: '10.1.2' }) })] }))).to.equal('$.drops[0].drop.src: "10.1.2" is not an IP address');
     expect(refusal(batchJson({ drops: [aggregated({ drop: drop({ dstPort: 70000 }) })] }))).to.match(/^\$\.drops\[0\]\.drop\.dstPort: must be an integer from 0 to 65535/);
     expect(refusal(batchJson({ drops: [aggregated({ firstSeen: '2026-11-23T03:21:00Z', lastSeen: '2026-11-23T03:20:00Z' })] }))).to.match(/lastSeen .* is before firstSeen/);

@@ -77,3 +77,18 @@ export function forgetDropTailMetrics(droptail: string, sourceIds: readonly stri
     sourceSkippedBytes.remove({ droptail, source });
   }
 }
+
+export const kernelDuplicates = new Counter({
+  name: 'netwarden_agent_droptail_kernel_duplicates_total',
+  help: 'Kernel NETFILTER_DROP drops not counted because a log or NFLOG source of the same DropTail saw the same packet (counted once, as the logged drop).',
+  labelNames: ['droptail'] as const,
+  registers: [registry],
+});
+
+/** Read from the kernel program's own counters when scraped (one program per agent). */
+export const kernelSamples = new Counter({
+  name: 'netwarden_agent_droptail_kernel_samples_total',
+  help: "Drop samples of the kernel source's eBPF program: result=submitted reached the ring buffer, result=lost did not fit in it (the agent read too slowly) and were never seen.",
+  labelNames: ['result'] as const,
+  registers: [registry],
+});

@@ -8,12 +8,13 @@
 // re-reads, and may re-send, what was still queued or in flight; the controller de-duplicates a
 // re-sent aggregated drop by (node, source, dropKey, firstSeen). A graceful stop first tries to
 // send what is queued, for a few seconds.
-import type { DropSourceType } from '../../apis/drops.js';
+import type { DropSourceType, PacketDrop } from '../../apis/drops.js';
 import { errorMessage, loggerFor, type Logger } from '../../util/log.js';
 import { DropAggregator, type AggregatorOptions } from './aggregator.js';
 import { sleep } from '../../util/sleep.js';
 import { Backoff, type BackoffOptions } from '../../util/backoff.js';
-import { dropsSeen as dropsSeenMetric, forgetDropTailMetrics, recordsRead, sourceGaps, sourceHealthy, sourceSkippedBytes } from './metrics.js';
+import { dropsSeen as dropsSeenMetric, forgetDropTailMetrics, kernelDuplicates, recordsRead, sourceGaps, sourceHealthy, sourceSkippedBytes } from './metrics.js';
+import { LoggedDropMatcher } from './logged.js';
 import { DropQueue, type CheckpointMark, type QueueOptions } from './queue.js';
 import { DropSender, type BatchPoster, type SenderOptions } from './sender.js';
 import type { DropSourceRunner, SourceEvents } from './sources/types.js';
@@ -50,7 +51,12 @@ export interface DropTailPipelineOptions {
   initialDropsSeen?: number;
   /** Called when anything the status entry shows has changed. */
   onChange?: () => void;
+  /** How long a kernel drop waits for a logged twin (with kernel and log sources). */
+  matcher?: { holdMs?: number };
 }
+
+/** How often held kernel drops are looked at. */
+const MATCH_TICK_MS = 100;
 
 export const DEFAULT_WINDOW_MS = 1_000;
 /** A source that ran this long before failing starts its backoff afresh. */
@@ -76,6 +82,10 @@ export class DropTailPipeline {
   private readonly unpublished = new Map<string, { records: number; drops: number }>();
   private seen: number;
   private stopping: Promise<void> | undefined;
+  /** With a kernel source beside a log source: one packet seen by both is counted once. */
+  private readonly matcher: LoggedDropMatcher | undefined;
+  private matchTimer: NodeJS.Timeout | undefined;
+  private matchedPublished = 0;
 
   constructor(private readonly opts: DropTailPipelineOptions) {
     this.name = opts.name;
@@ -89,6 +99,9 @@ export class DropTailPipeline {
       this.unpublished.set(source.id, { records: 0, drops: 0 });
       sourceHealthy.set({ droptail: opts.name, source: source.id }, 0);
     }
+    const kernel = opts.sources.some((s) => s.type === 'kernel');
+    const logged = opts.sources.some((s) => s.type !== 'kernel');
+    if (kernel && logged) this.matcher = new LoggedDropMatcher(opts.matcher);
   }
 
   start(): void {
@@ -96,6 +109,7 @@ export class DropTailPipeline {
     for (const source of this.opts.sources) this.tasks.push(this.supervise(source, signal));
     this.tasks.push(this.sender.run(signal));
     this.timer = setInterval(() => this.flush(), this.opts.windowMs ?? DEFAULT_WINDOW_MS);
+    if (this.matcher) this.matchTimer = setInterval(() => this.releaseHeld(this.matcher!.released()), MATCH_TICK_MS);
     this.log.info('started', { sources: this.opts.sources.map((s) => s.id) });
   }
 
@@ -119,9 +133,11 @@ export class DropTailPipeline {
 
   private async doStop(drainMs: number): Promise<void> {
     clearInterval(this.timer);
+    clearInterval(this.matchTimer);
     this.abort.abort();
     this.queue.wakeAll();
     await Promise.all(this.tasks);
+    if (this.matcher) this.releaseHeld(this.matcher.releaseAll());
     this.flush();
     await this.sender.drain(Date.now() + drainMs);
     if (this.queue.drops > 0) this.log.warn('stopped with drops still queued; they are read again after a restart', { queued: this.queue.drops });
@@ -143,6 +159,10 @@ export class DropTailPipeline {
   }
 
   private publishCounts(): void {
+    if (this.matcher && this.matcher.matched > this.matchedPublished) {
+      kernelDuplicates.inc({ droptail: this.name }, this.matcher.matched - this.matchedPublished);
+      this.matchedPublished = this.matcher.matched;
+    }
     for (const [source, counts] of this.unpublished) {
       const labels = { droptail: this.name, source };
       if (counts.records > 0) recordsRead.inc(labels, counts.records);
@@ -166,9 +186,12 @@ export class DropTailPipeline {
         counts.records += 1;
       },
       drop: (drop) => {
-        this.seen += 1;
-        counts.drops += 1;
-        if (this.aggregator.add(drop, source.type)) this.flush();
+        const matcher = this.matcher;
+        if (matcher) {
+          if (source.type !== 'kernel') matcher.noteLogged(drop);
+          else if (LoggedDropMatcher.mayBeLogged(drop) && matcher.hold(drop) !== 'pass') return;
+        }
+        this.accept(drop, source.type, counts);
       },
       health: (healthy, message) => this.setHealth(source, healthy, message),
       skipped: (what, bytes) => this.recordGap(source, what, bytes),
@@ -190,6 +213,21 @@ export class DropTailPipeline {
       this.log.warn('source failed, retrying', { source: source.id, error: failure, retryInMs: delayMs });
       await sleep(delayMs, signal);
     }
+  }
+
+  private accept(drop: PacketDrop, type: DropSourceType, counts: { drops: number }): void {
+    this.seen += 1;
+    counts.drops += 1;
+    if (this.aggregator.add(drop, type)) this.flush();
+  }
+
+  /** Kernel drops no logged drop stood for: counted now, under the kernel source. */
+  private releaseHeld(drops: PacketDrop[]): void {
+    if (drops.length === 0) return;
+    const kernel = this.opts.sources.find((s) => s.type === 'kernel');
+    const counts = kernel ? this.unpublished.get(kernel.id) : undefined;
+    if (!counts) return;
+    for (const drop of drops) this.accept(drop, 'kernel', counts);
   }
 
   /** Lines this source will never read: counted in its status entry, the metrics and the log. */

@@ -8,7 +8,7 @@ import { rm } from 'node:fs/promises';
 import path from 'node:path';
 import type { V1Node } from '@kubernetes/client-node';
 import type { DropTail, DropTailSpec } from '../../apis/droptail.js';
-import { DEFAULT_PREFIXES } from '../../apis/droptail.js';
+import { DEFAULT_KERNEL_REASONS, DEFAULT_PREFIXES } from '../../apis/droptail.js';
 import { dropsPath } from '../../apis/drops.js';
 import { REPORT_MIN_INTERVAL_MS, reportPath, type DropTailNodeReport } from '../../apis/nodereport.js';
 import { Controller, type Reconciler } from '../../runtime/controller.js';
@@ -23,6 +23,7 @@ import { DropTailPipeline, type PipelineSnapshot } from './pipeline.js';
 import { DropsSeenFile } from './seen.js';
 import { FileSource } from './sources/file.js';
 import { JournalSource } from './sources/journal.js';
+import { KernelSource } from './sources/kernel.js';
 import { NflogSource } from './sources/nflog.js';
 import type { DropSourceRunner } from './sources/types.js';
 
@@ -76,6 +77,7 @@ export class DropTailAgentReconciler implements Reconciler {
     const prefixes = obj.spec.prefixes ?? [...DEFAULT_PREFIXES];
     const sources = obj.spec.sources.map((source): DropSourceRunner => {
       if (source.type === 'nflog') return new NflogSource(source.group ?? 0, prefixes);
+      if (source.type === 'kernel') return new KernelSource(source.reasons ?? [...DEFAULT_KERNEL_REASONS]);
       if (source.type === 'journal') return new JournalSource({ directory: source.directory, matches: source.matches, prefixes, stateDir, logKey: name });
       return new FileSource({ path: source.path ?? '', prefixes, stateDir, logKey: name });
     });

@@ -1,12 +1,12 @@
 // Checks a drop batch (src/apis/drops.ts) before anything of it is used: a batch is taken whole or
 // refused whole with the first reason found, named by its JSON path so the agent's log says which
 // entry was wrong. Addresses are normalised here, once.
-import { MAX_DROPS_PER_BATCH, type AggregatedDrop, type DropBatch, type DropSourceType, type PacketDrop } from '../../apis/drops.js';
+import { DROP_REASON_PATTERN, DROP_SOURCE_TYPES, MAX_DROPS_PER_BATCH, type AggregatedDrop, type DropBatch, type DropSourceType, type PacketDrop } from '../../apis/drops.js';
 import { normalizeIP } from '../../util/ip.js';
 
 export class BatchError extends Error {}
 
-const SOURCES: readonly DropSourceType[] = ['nflog', 'journal', 'file'];
+const SOURCES = DROP_SOURCE_TYPES;
 const NODE_NAME = /^(?=.{1,253}$)[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
 const ISO_TIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$/;
 
@@ -60,6 +60,12 @@ function packetDrop(value: unknown, path: string): PacketDrop {
   for (const field of ['srcPort', 'dstPort'] as const) if (drop[field] !== undefined) checked[field] = integer(drop[field], `${path}.${field}`, 0, 65535);
   for (const field of ['icmpType', 'icmpCode'] as const) if (drop[field] !== undefined) checked[field] = integer(drop[field], `${path}.${field}`, 0, 255);
   for (const field of ['inInterface', 'outInterface'] as const) if (drop[field] !== undefined) checked[field] = string(drop[field], `${path}.${field}`, 64, true);
+  // A label value of the drop metrics and a word of the Event: the kernel's names only.
+  if (drop.reason !== undefined) {
+    const reason = string(drop.reason, `${path}.reason`, 64);
+    if (!DROP_REASON_PATTERN.test(reason)) throw new BatchError(`${path}.reason: ${JSON.stringify(reason)} is not a kernel drop reason name`);
+    checked.reason = reason;
+  }
   return checked as unknown as PacketDrop;
 }
 

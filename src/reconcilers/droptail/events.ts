@@ -1,6 +1,7 @@
 // Events on the Pods a drop involves, in the words kube-iptables-tailer users know:
 //   receiver: "Packet dropped when receiving traffic from storefront/logging-7d9 (IP: 10.1.2.3, UDP/53)"
 //   sender:   "Packet dropped when sending traffic to service storefront/web (IP: 10.96.0.10, TCP/80)"
+//   kernel:   "Packet dropped when receiving traffic from storefront/logging-7d9 (IP: 10.1.2.3, UDP/53): NETFILTER_DROP"
 //
 // One Event per (DropTail, Pod, direction, peer IP, protocol/port) "pair". A repeat of the pair
 // within repeatInterval of its previous drop raises that Event's count and lastTimestamp (core/v1
@@ -43,6 +44,8 @@ export interface DropEventRequest {
   peer: DropEndpoint;
   /** "UDP/53", "TCP/443", "ICMP type 8", "GRE". */
   service: string;
+  /** The kernel's drop reason (kernel sources): NETFILTER_DROP, NO_SOCKET, ... */
+  dropReason?: string;
   node: string;
   count: number;
   firstSeen: string;
@@ -279,9 +282,10 @@ export class DropEventWriter {
 }
 
 /** The Event message, kube-iptables-tailer's sentence with the peer's identity, IP and service. */
-export function message(req: Pick<DropEventRequest, 'direction' | 'peer' | 'service'>): string {
+export function message(req: Pick<DropEventRequest, 'direction' | 'peer' | 'service' | 'dropReason'>): string {
   const verb = req.direction === 'receiving' ? 'receiving traffic from' : 'sending traffic to';
-  return `Packet dropped when ${verb} ${describeEndpoint(req.peer)} (IP: ${req.peer.ip}, ${req.service})`;
+  const reason = req.dropReason ? `: ${req.dropReason}` : '';
+  return `Packet dropped when ${verb} ${describeEndpoint(req.peer)} (IP: ${req.peer.ip}, ${req.service})${reason}`;
 }
 
 /** "storefront/logging-7d9", "service storefront/web", "node worker-1", "dns.example.org", "unknown". */
@@ -330,7 +334,8 @@ function annotations(dropIds: string[], folded: number | undefined): Record<stri
 }
 
 function pairId(req: DropEventRequest): string {
-  const key = [req.dropTail, req.eventReason, req.pod.namespace, req.pod.name, req.direction, req.peer.ip, req.service].join('|');
+  // A drop reason makes a pair of its own (its message differs); logged drops keep their old pair ids.
+  const key = [req.dropTail, req.eventReason, req.pod.namespace, req.pod.name, req.direction, req.peer.ip, req.service, ...(req.dropReason ? [req.dropReason] : [])].join('|');
   return createHash('sha1').update(key).digest('hex').slice(0, 20);
 }
 

@@ -6,8 +6,8 @@ import { registry } from '../../runtime/metrics.js';
 
 export const packetDrops = new Counter({
   name: 'netwarden_packet_drops_total',
-  help: 'Dropped packets by DropTail, node, protocol and namespace pair. A namespace is the Pod\'s; "node" for Nodes and hostNetwork Pods, "service:<ns>" for Service IPs, "external" for anything else.',
-  labelNames: ['droptail', 'node', 'protocol', 'src_namespace', 'dst_namespace'] as const,
+  help: 'Dropped packets by DropTail, node, protocol, namespace pair and kernel drop reason. A namespace is the Pod\'s; "node" for Nodes and hostNetwork Pods, "service:<ns>" for Service IPs, "external" for anything else. reason is the kernel\'s (NETFILTER_DROP, NO_SOCKET, ...) for kernel sources, empty for logged drops.',
+  labelNames: ['droptail', 'node', 'protocol', 'src_namespace', 'dst_namespace', 'reason'] as const,
   registers: [registry],
 });
 

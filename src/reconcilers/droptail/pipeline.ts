@@ -50,6 +50,8 @@ export const DEFAULT_MAX_PENDING_BYTES = 16 * 1024 * 1024;
 export const DEFAULT_DEDUPE_BYTES = 8 * 1024 * 1024;
 /** What a queued drop costs besides its text: the string's header and its slot in the batch's array. */
 const QUEUED_DROP_OVERHEAD = 24;
+/** Distinct values of the metrics' reason label; the kernel has about 130 reasons. */
+const MAX_REASON_LABELS = 256;
 
 interface WorkItem {
   dropTail: string;
@@ -90,6 +92,7 @@ export class DropPipeline {
   private readonly rebuilt = new Map<string, Promise<void>>();
   /** Metric label sets per DropTail, so turning metrics off (or deleting it) removes its series. */
   private readonly seriesByDropTail = new Map<string, Map<string, Record<string, string>>>();
+  private readonly reasonLabels = new Set<string>();
   private readonly idleWaiters: Array<() => void> = [];
   private readonly log = loggerFor('droptail/pipeline');
 
@@ -267,11 +270,21 @@ export class DropPipeline {
       protocol: isKnownProtocol(entry.drop.protocol) ? entry.drop.protocol : 'other',
       src_namespace: namespaceBucket(src),
       dst_namespace: namespaceBucket(dst),
+      reason: this.reasonLabel(entry.drop.reason),
     };
     packetDrops.inc(labels, entry.count);
     let series = this.seriesByDropTail.get(dropTail);
     if (!series) this.seriesByDropTail.set(dropTail, (series = new Map()));
     series.set(Object.values(labels).join('\0'), labels);
+  }
+
+  /** The kernel's reason names are a bounded set (about 130), but a label never takes more than MAX_REASON_LABELS. */
+  private reasonLabel(reason: string | undefined): string {
+    if (reason === undefined) return '';
+    if (this.reasonLabels.has(reason)) return reason;
+    if (this.reasonLabels.size >= MAX_REASON_LABELS) return 'other';
+    this.reasonLabels.add(reason);
+    return reason;
   }
 
   private async emitEvents(item: WorkItem, dropTail: DropTail, settings: DropTailSettings, src: ResolvedEndpoint, dst: ResolvedEndpoint, id: string, countedForId: number): Promise<void> {
@@ -290,6 +303,7 @@ export class DropPipeline {
           direction,
           peer,
           service,
+          ...(item.entry.drop.reason ? { dropReason: item.entry.drop.reason } : {}),
           node: item.node,
           count: item.entry.count,
           firstSeen: item.entry.firstSeen,
@@ -349,5 +363,6 @@ export function dropRecord(node: string, entry: AggregatedDrop, src: DropEndpoin
   const dir = direction(drop);
   if (dir) record.direction = dir;
   if (drop.prefix) record.prefix = drop.prefix.slice(0, 64);
+  if (drop.reason) record.reason = drop.reason;
   return record;
 }
