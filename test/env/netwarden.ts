@@ -70,7 +70,7 @@ export interface NetwardenProcess {
 }
 
 /** Starts `netwarden <args>` from the sources (tsx), logging to a file in the control plane's directory. */
-export async function startNetwarden(cp: ControlPlane, name: string, args: string[], env: NodeJS.ProcessEnv = {}): Promise<NetwardenProcess> {
+export async function startNetwarden(cp: ControlPlane, name: string, args: string[], env: NodeJS.ProcessEnv = {}, wrapper: string[] = []): Promise<NetwardenProcess> {
   const metricsPort = await freePort();
   rememberMetricsEndpoint(cp, metricsPort, args);
   const logFile = path.join(cp.dir, `${name}.log`);
@@ -80,7 +80,9 @@ export async function startNetwarden(cp: ControlPlane, name: string, args: strin
   const compiledCli = process.env[COMPILED_CLI_ENV];
   const runtime = runtimeOf(args[0] === 'controller' ? 'controller' : 'agent');
   const entry = [...runtime.nodeArgs, ...(compiledCli ? [compiledCli] : ['--import', 'tsx', path.join(REPO_ROOT, 'src/cli/main.ts')])];
-  const child = spawn(process.execPath, [...entry, ...args, `--metrics-port=${metricsPort}`, '--metrics-address=127.0.0.1'], {
+  // A wrapper (setpriv dropping capabilities, ...) runs node in turn.
+  const command = [...wrapper, process.execPath, ...entry, ...args, `--metrics-port=${metricsPort}`, '--metrics-address=127.0.0.1'];
+  const child = spawn(command[0]!, command.slice(1), {
     cwd: REPO_ROOT,
     // Tests read the processes' info lines (status writes, leadership), whatever the test run logs.
     env: { ...process.env, ...runtime.env, NETWARDEN_LOG_LEVEL: process.env.NETWARDEN_CHILD_LOG_LEVEL ?? 'info', ...env },
@@ -136,6 +138,8 @@ export interface CertificateOptions {
    * controller keeps its own CA and signs the agents' certificates through the CSR API.
    */
   ownCertificates?: boolean;
+  /** A command the agent runs under, e.g. setpriv dropping capabilities. */
+  wrapper?: string[];
 }
 
 /**
@@ -200,7 +204,7 @@ export async function startAgent(cp: ControlPlane, nodeName: string, extraArgs: 
   } else {
     args.push('--no-files-api');
   }
-  return startNetwarden(cp, `agent-${nodeName}`, [...args, ...extraArgs]);
+  return startNetwarden(cp, `agent-${nodeName}`, [...args, ...extraArgs], {}, opts.wrapper);
 }
 
 /**

@@ -270,7 +270,8 @@ export class DropPipeline {
       protocol: isKnownProtocol(entry.drop.protocol) ? entry.drop.protocol : 'other',
       src_namespace: namespaceBucket(src),
       dst_namespace: namespaceBucket(dst),
-      reason: this.reasonLabel(entry.drop.reason),
+      // Logged drops have no reason: their series keep the labels they had before kernel sources.
+      ...(entry.drop.reason === undefined ? {} : { reason: this.reasonLabel(entry.drop.reason) }),
     };
     packetDrops.inc(labels, entry.count);
     let series = this.seriesByDropTail.get(dropTail);
@@ -279,8 +280,7 @@ export class DropPipeline {
   }
 
   /** The kernel's reason names are a bounded set (about 130), but a label never takes more than MAX_REASON_LABELS. */
-  private reasonLabel(reason: string | undefined): string {
-    if (reason === undefined) return '';
+  private reasonLabel(reason: string): string {
     if (this.reasonLabels.has(reason)) return reason;
     if (this.reasonLabels.size >= MAX_REASON_LABELS) return 'other';
     this.reasonLabels.add(reason);
