@@ -15,6 +15,7 @@ import { benchControllerMemory } from './controller-memory.js';
 import { benchDropsAgent } from './drops-agent.js';
 import { benchDropsLatency } from './drops-latency.js';
 import { benchDropsNflog } from './drops-nflog.js';
+import { benchDropsKernel } from './drops-kernel.js';
 import { benchDropsParse } from './drops-parse.js';
 import { benchScale } from './scale.js';
 import { benchEventBudget } from './event-budget.js';
@@ -22,6 +23,7 @@ import { benchEventBudget } from './event-budget.js';
 const BENCHES: Record<string, Bench> = {
   'drops-parse': () => benchDropsParse(),
   'drops-nflog': () => benchDropsNflog(),
+  'drops-kernel': () => benchDropsKernel(),
   'drops-agent': () => benchDropsAgent(),
   'drops-latency': () => benchDropsLatency(),
   'event-budget': () => benchEventBudget(),

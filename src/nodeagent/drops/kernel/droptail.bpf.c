@@ -69,7 +69,7 @@ struct {
 	__type(value, __u64);
 } counters SEC(".maps");
 
-// 256 KiB: about 3,600 records of slack between two reads of user space. The loader may resize it.
+// Sized by the loader (RING_BUFFER_BYTES in sources/kernel.ts); 256 KiB until then.
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
 	__uint(max_entries, 256 * 1024);

@@ -188,11 +188,15 @@ export class RingBuffer {
   private readonly callback: Pointer;
   private freed = false;
 
+  private taken = 0;
+  private budget = Infinity;
+
   constructor(mapFd: number, handler: SampleHandler) {
     const fns = lib();
     const onSample = (_ctx: Pointer | null, data: Pointer, size: number | bigint): number => {
       handler(new DataView(koffi.view(data, Number(size))));
-      return 0;
+      // A negative answer makes libbpf stop with this sample consumed: the rest waits in the ring.
+      return ++this.taken >= this.budget ? -1 : 0;
     };
     this.callback = koffi.register(onSample, koffi.pointer(SampleCallback));
     try {
@@ -203,9 +207,15 @@ export class RingBuffer {
     }
   }
 
-  /** Hands every sample waiting to the handler; returns how many. */
-  consume(): number {
+  /**
+   * Hands the samples waiting to the handler, at most `budget` of them (the event loop gets a turn
+   * between two reads, so a burst is not handed to the pipeline all at once); returns how many.
+   */
+  consume(budget = Infinity): number {
+    this.taken = 0;
+    this.budget = budget;
     const n = lib().ringConsume(this.ring);
+    if (n < 0 && this.taken >= budget) return this.taken;
     check('ring_buffer__consume', n);
     return n;
   }

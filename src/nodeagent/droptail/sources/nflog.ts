@@ -6,6 +6,7 @@
 // "Unknown linktype 239", which is expected. Handles go through ../../libpcap.ts, which keeps
 // closed and failed ones from the garbage collector (the binding would crash the process).
 import { decodeNflogPacket } from '../../drops/nflog.js';
+import { hardenNewNflogSockets, socketFds } from '../../drops/netlinksocket.js';
 import { openPacketSource, type PacketSource } from '../../libpcap.js';
 import { errorMessage } from '../../../util/log.js';
 import type { CommitFn } from '../queue.js';
@@ -54,7 +55,15 @@ class NflogGroups {
       for (const listener of listeners) listener(packet);
     };
     try {
-      return { source: openPacketSource(`nflog:${group}`, '', CAPTURE_BUFFER_BYTES, buffer, onPacket), listeners };
+      const before = socketFds();
+      const source = openPacketSource(`nflog:${group}`, '', CAPTURE_BUFFER_BYTES, buffer, onPacket);
+      try {
+        hardenNewNflogSockets(before, CAPTURE_BUFFER_BYTES);
+      } catch (err) {
+        source.close();
+        throw err;
+      }
+      return { source, listeners };
     } catch (err) {
       throw new Error(`nflog:${group}: ${errorMessage(err)}${hint(errorMessage(err))}`);
     }
