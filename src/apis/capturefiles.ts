@@ -73,8 +73,8 @@ export interface CaptureFileListing {
 
 // --- file names ----------------------------------------------------------------------------------
 
-/** <pod>_<interface>_<5-digit sequence>.pcap */
-const PCAP_FILE = /^([a-z0-9][-a-z0-9.]*)_([A-Za-z0-9_.@-]{1,15})_(\d{5})\.pcap$/;
+/** <pod>_<interface>_<5-digit sequence>.pcap (or .pcapng: spec.format) */
+const PCAP_FILE = /^([a-z0-9][-a-z0-9.]*)_([A-Za-z0-9_.@-]{1,15})_(\d{5})\.(pcap|pcapng)$/;
 /** metadata-<node>.txt */
 const METADATA_FILE = /^metadata-[a-z0-9][-a-z0-9.]*\.txt$/;
 
@@ -89,7 +89,7 @@ export function isCaptureFileName(fileName: string): boolean {
 }
 
 /** The pod and sequence number a pcap file's name carries; undefined for other names. */
-export function pcapFileNameParts(fileName: string): { pod: string; iface: string; sequence: number } | undefined {
+export function pcapFileNameParts(fileName: string): { pod: string; iface: string; sequence: number; format: 'pcap' | 'pcapng' } | undefined {
   const m = PCAP_FILE.exec(fileName);
-  return m ? { pod: m[1]!, iface: m[2]!, sequence: Number(m[3]) } : undefined;
+  return m ? { pod: m[1]!, iface: m[2]!, sequence: Number(m[3]), format: m[4] === 'pcapng' ? 'pcapng' : 'pcap' } : undefined;
 }
