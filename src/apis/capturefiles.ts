@@ -4,6 +4,7 @@
 //
 // The controller's endpoints, for users:
 //   GET    /packet-capture/download/:namespace/:name/files.zip  one zip of every node's files
+//          (spec.format pcapng: one merged pcapng per node; ?merge=true: one across all nodes)
 //   DELETE /packet-capture/files/:namespace/:name               removes the files once the capture ended
 // The agents' endpoints, for the controller only:
 //   GET    /captures/:namespace/:name/files            -> CaptureFileListing
@@ -23,8 +24,22 @@ export type CaptureFilesVerb = 'get' | 'delete';
 export const DOWNLOAD_ROUTE = '/packet-capture/download/:namespace/:name/files.zip';
 export const DELETE_FILES_ROUTE = '/packet-capture/files/:namespace/:name';
 
-export function downloadPath(namespace: string, name: string): string {
-  return `/packet-capture/download/${encodeURIComponent(namespace)}/${encodeURIComponent(name)}/files.zip`;
+/** Query parameter of a download: true merges every node's pcapng into one file sorted by time. */
+export const MERGE_PARAM = 'merge';
+
+export function downloadPath(namespace: string, name: string, opts: { merge?: boolean } = {}): string {
+  const base = `/packet-capture/download/${encodeURIComponent(namespace)}/${encodeURIComponent(name)}/files.zip`;
+  return opts.merge ? `${base}?${MERGE_PARAM}=true` : base;
+}
+
+/** A pcapng capture's zip entry per node, under <node>/: that node's pod files merged. */
+export function nodeFileName(node: string): string {
+  return `${node}.pcapng`;
+}
+
+/** A pcapng capture's zip entry with ?merge=true: every node's packets in one file. */
+export function mergedFileName(namespace: string, name: string): string {
+  return `${namespace}-${name}.pcapng`;
 }
 
 export function deleteFilesPath(namespace: string, name: string): string {
