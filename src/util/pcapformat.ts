@@ -130,7 +130,8 @@ export function epbBytes(capturedLength: number, optionBytes: number): number {
  * packet costs a few integer writes and two copies. Timestamps are microseconds (if_tsresol 6).
  */
 export function writeEnhancedPacket(out: Buffer, at: number, interfaceId: number, timestampMicros: number, data: Buffer, capturedLength: number, originalLength: number, options: Buffer): number {
-  const total = epbBytes(capturedLength, options.length);
+  const padded = (capturedLength + 3) & ~3;
+  const total = EPB_HEADER_BYTES + padded + options.length + BLOCK_TRAILER_BYTES;
   const high = Math.floor(timestampMicros / 0x1_0000_0000);
   out.writeUInt32LE(PCAPNG_EPB, at);
   out.writeUInt32LE(total, at + 4);
@@ -139,10 +140,11 @@ export function writeEnhancedPacket(out: Buffer, at: number, interfaceId: number
   out.writeUInt32LE(timestampMicros - high * 0x1_0000_0000, at + 16);
   out.writeUInt32LE(capturedLength, at + 20);
   out.writeUInt32LE(originalLength, at + 24);
+  // The padding: zero the last word the data ends in before the data goes over its first bytes.
+  if (padded !== capturedLength) out.writeUInt32LE(0, at + EPB_HEADER_BYTES + padded - 4);
   data.copy(out, at + EPB_HEADER_BYTES, 0, capturedLength);
-  const padded = at + EPB_HEADER_BYTES + capturedLength;
-  out.fill(0, padded, at + EPB_HEADER_BYTES + pad4(capturedLength));
-  options.copy(out, at + EPB_HEADER_BYTES + pad4(capturedLength));
+  // set() rather than copy() or fill() calls: measured the cheapest for a few dozen bytes.
+  out.set(options, at + EPB_HEADER_BYTES + padded);
   out.writeUInt32LE(total, at + total - 4);
   return total;
 }

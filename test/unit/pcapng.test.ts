@@ -15,7 +15,7 @@ import { CaptureFileLayout, PcapFileWriter } from '../../src/nodeagent/capture/p
 import { DEFAULT_CEILINGS } from '../../src/nodeagent/capture/plan.js';
 import { readCapture } from '../../src/pcap/reader.js';
 import { writeSummary } from '../../src/pcap/summary.js';
-import type { PodInterfaceLabel } from '../../src/util/pcapformat.js';
+import { epbBytes, podPacketOptions, writeEnhancedPacket, type PodInterfaceLabel } from '../../src/util/pcapformat.js';
 import { mergePcapng, PcapngMergeError, type MergeInput } from '../../src/util/pcapngmerge.js';
 
 const isRoot = process.getuid?.() === 0;
@@ -149,6 +149,20 @@ describe('pcapng: the agent writer', function () {
       expect(b.body.subarray(20 + capLen, 20 + padded).every((x) => x === 0)).to.equal(true);
       expect(options(b.body, 20 + padded)).to.deep.equal([[1, 'shop/web-0']]);
     });
+  });
+
+  it('zeroes the padding even in a reused buffer (the writer\'s block is never cleared)', function () {
+    const options = podPacketOptions({ namespace: 'shop', pod: 'web-0' });
+    for (const length of [40, 41, 42, 43]) {
+      const out = Buffer.alloc(epbBytes(length, options.length) + 8, 0xff);
+      const total = writeEnhancedPacket(out, 4, 0, 1, Buffer.alloc(length, 0x11), length, length, options);
+      expect(total).to.equal(28 + ((length + 3) & ~3) + options.length + 4);
+      expect(out.subarray(4 + 28 + length, 4 + 28 + ((length + 3) & ~3)).every((b) => b === 0), `padding after ${length} bytes`).to.equal(true);
+      expect(out.subarray(4 + 28 + ((length + 3) & ~3), 4 + total - 4).equals(options)).to.equal(true);
+      expect(out.readUInt32LE(4 + total - 4)).to.equal(total);
+      expect(out[4 + total], 'nothing written past the block').to.equal(0xff);
+      expect(out[3], 'nothing written before the block').to.equal(0xff);
+    }
   });
 
   it('round-trips through the reader, and tshark reads the pod from frame.comment and frame.interface_name', async function () {
