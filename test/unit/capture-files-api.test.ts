@@ -322,6 +322,13 @@ describe('capture file API', function () {
       expect(readCapture(await mergedZip.file(`${NS}-${NG_NAME}.pcapng`)!.async('nodebuffer')).map((p) => p.comment)).to.deep.equal(packets.map((p) => p.comment));
     });
 
+    it('the agent serves a pcapng file as application/x-pcapng', async () => {
+      const file = await call(agentPort, tls.cert, 'GET', agentFilesPath(NS, NG_NAME, 'db-0_cali1234_00001.pcapng'), { token: FOR_NODE });
+      expect(file.status).to.equal(200);
+      expect(file.headers['content-type']).to.equal('application/x-pcapng');
+      expect(readCapture(file.body).map((p) => p.comment)).to.deep.equal([`${NS}/db-0`, `${NS}/db-0`, `${NS}/db-0`]);
+    });
+
     it('?merge=true on a pcap capture is a 400 that says why', async () => {
       const answer = await call(port, tls.cert, 'GET', downloadPath(NS, NAME, { merge: true }), { token: 'bob-token' });
       expect(answer.status).to.equal(400);
