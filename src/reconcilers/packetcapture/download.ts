@@ -206,10 +206,19 @@ async function sendZip(agents: AgentFilesClient, capture: PacketCapture, res: Se
     // jszip's typings only know its own stream type; a Node Readable is what it reads (nodestream input).
     zip.file(entry, stream as unknown as NodeJS.ReadableStream, { binary: true });
   };
+  // The agent responses a merge reads: destroyed at once if the download fails, without waiting
+  // for the merge (which may be awaiting one of them) to notice.
+  const merging = new Set<IncomingMessage>();
+  const openForMerge = async (node: string, fileName: string): Promise<IncomingMessage> => {
+    const res = await agents.open(node, namespace, name, fileName, uid);
+    merging.add(res);
+    res.once('close', () => merging.delete(res));
+    return res;
+  };
   const inputsOf = (listing: CaptureFileListing): MergeInput[] =>
     [...pcapngInputs(listing)].map(([key, files]) => ({
       name: `${listing.node}/${key}`,
-      chunks: concatenated(files.map((f) => () => agents.open(listing.node, namespace, name, f.fileName, uid))),
+      chunks: concatenated(files.map((f) => () => openForMerge(listing.node, f.fileName))),
     }));
   const allInputs: MergeInput[] = [];
   for (const listing of listings) {
@@ -250,6 +259,7 @@ async function sendZip(agents: AgentFilesClient, capture: PacketCapture, res: Se
   } catch (err) {
     captureDownloads.inc({ result: 'failed' });
     for (const source of sources) source.destroy();
+    for (const res of merging) res.destroy();
     throw err; // headers are out: the server cuts the connection so the client sees an incomplete zip
   }
 }
