@@ -210,10 +210,10 @@ async function sendZip(agents: AgentFilesClient, capture: PacketCapture, res: Se
   // for the merge (which may be awaiting one of them) to notice.
   const merging = new Set<IncomingMessage>();
   const openForMerge = async (node: string, fileName: string): Promise<IncomingMessage> => {
-    const res = await agents.open(node, namespace, name, fileName, uid);
-    merging.add(res);
-    res.once('close', () => merging.delete(res));
-    return res;
+    const response = await agents.open(node, namespace, name, fileName, uid);
+    merging.add(response);
+    response.once('close', () => merging.delete(response));
+    return response;
   };
   const inputsOf = (listing: CaptureFileListing): MergeInput[] =>
     [...pcapngInputs(listing)].map(([key, files]) => ({
@@ -259,7 +259,7 @@ async function sendZip(agents: AgentFilesClient, capture: PacketCapture, res: Se
   } catch (err) {
     captureDownloads.inc({ result: 'failed' });
     for (const source of sources) source.destroy();
-    for (const res of merging) res.destroy();
+    for (const response of merging) response.destroy();
     throw err; // headers are out: the server cuts the connection so the client sees an incomplete zip
   }
 }
