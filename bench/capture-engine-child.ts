@@ -10,6 +10,8 @@ export interface EngineConfig {
   filter: string;
   /** libpcap buffer; the agent's default when unset. */
   ringBytes?: number;
+  /** spec.format; pcap when unset. */
+  format?: 'pcap' | 'pcapng';
 }
 
 export interface EngineReport {
@@ -23,6 +25,7 @@ function runEngineChild(config: EngineConfig): void {
   const capture = new PodCapture({
     dir: config.dir, pod: 'bench', device: config.device, filter: config.filter, snapLen: 262144, fileSizeBytes: 1024 ** 3, maxFiles: 10, maxBytes: 4 * 1024 ** 3,
     existingFiles: [], existingBytes: 0, firstSequence: 1, ringBytes: config.ringBytes ?? DEFAULT_CEILINGS.ringBytes, gate: OPEN_GATE,
+    format: config.format ?? 'pcap', label: { namespace: 'bench', node: 'bench-node', direction: 'egress', capture: 'bench/bench' },
   });
   let peakRss = process.memoryUsage().rss;
   const sampler = setInterval(() => (peakRss = Math.max(peakRss, process.memoryUsage().rss)), 50);

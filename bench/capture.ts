@@ -55,8 +55,8 @@ async function offerTraffic(sender: PodNetwork): Promise<{ offered: number; seco
  * The engine runs in a child process of its own, compiled, as the agent would run it: its CPU and
  * RSS are then the engine's, not those of this bench process and the benchmarks before it.
  */
-async function withEngine(sender: PodNetwork, dir: string, filter: string, ringBytes: number): Promise<EngineReport & { offered: number; pps: number }> {
-  const config: EngineConfig = { dir, device: sender.hostInterface, filter, ringBytes };
+async function withEngine(sender: PodNetwork, dir: string, filter: string, ringBytes: number, format: EngineConfig['format'] = 'pcap'): Promise<EngineReport & { offered: number; pps: number }> {
+  const config: EngineConfig = { dir, device: sender.hostInterface, filter, ringBytes, format };
   const { report, result } = await measureChild<EngineReport, { offered: number; seconds: number }>('bench/capture-engine-child.ts', config, () => offerTraffic(sender));
   return { ...report, offered: result.offered, pps: result.offered / result.seconds };
 }
@@ -92,6 +92,9 @@ export async function benchCapture(): Promise<BenchResult> {
     // ring is twice the buffer): how much of a burst each keeps.
     const ours = await withEngine(sender, mkdtempSync(path.join(dir, 'default-')), filter, DEFAULT_CEILINGS.ringBytes);
     const big = await withEngine(sender, mkdtempSync(path.join(dir, 'big-')), filter, 32 * MIB);
+    // spec.format pcapng: the same burst, each packet an EPB with the pod in opt_comment.
+    const ng = await withEngine(sender, mkdtempSync(path.join(dir, 'pcapng-')), filter, DEFAULT_CEILINGS.ringBytes, 'pcapng');
+    const ngRatio = ng.captured / ng.offered;
     const ref = await withDumpcap(sender, dir, filter);
     const oursRatio = ours.captured / ours.offered;
     const bigRatio = big.captured / big.offered;
@@ -104,7 +107,9 @@ export async function benchCapture(): Promise<BenchResult> {
         { metric: `captured per offered: agent engine (${ring}) vs dumpcap -w`, value: oursRatio, unit: 'ratio', reference: refRatio, ratio: oursRatio / refRatio },
         { metric: `captured per offered: agent engine (${ring}) vs target 0.9 of dumpcap`, value: oursRatio / refRatio, unit: 'ratio', reference: 0.9, ratio: oursRatio / refRatio / 0.9 },
         { metric: 'captured per offered: agent engine (32 MiB buffer) vs dumpcap -w', value: bigRatio, unit: 'ratio', reference: refRatio, ratio: bigRatio / refRatio },
+        { metric: `captured per offered: agent engine pcapng (${ring}) vs dumpcap -w`, value: ngRatio, unit: 'ratio', reference: refRatio, ratio: ngRatio / refRatio },
         { metric: `agent engine CPU per 100k offered packets (${ring})`, value: (ours.cpuSeconds / ours.offered) * 100_000, unit: 'CPU s' },
+        { metric: `agent engine CPU per 100k offered packets, pcapng vs pcap (${ring})`, value: (ng.cpuSeconds / ng.offered) * 100_000, unit: 'CPU s', reference: (ours.cpuSeconds / ours.offered) * 100_000, ratio: ng.cpuSeconds / ng.offered / (ours.cpuSeconds / ours.offered) },
         { metric: `agent engine peak RSS (compiled JS, own process, ${ring})`, value: ours.peakRssMiB, unit: 'MiB' },
         { metric: 'agent engine peak RSS (compiled JS, own process, 32 MiB buffer)', value: big.peakRssMiB, unit: 'MiB' },
         { metric: 'packets offered (agent run / dumpcap run)', value: ours.offered, unit: 'packets', reference: ref.offered },

@@ -29,6 +29,7 @@ const BENCHES: Record<string, Bench> = {
   'event-budget': () => benchEventBudget(),
   capture: () => benchCapture(),
   'capture-download': () => benchCaptureDownload(),
+  'capture-download-pcapng': () => benchCaptureDownload('pcapng'),
   audit: () => benchAudit(),
   'audit-chaos': () => benchAuditChaos(),
   'controller-memory': () => benchControllerMemory(),

@@ -4,6 +4,7 @@
 //
 // The controller's endpoints, for users:
 //   GET    /packet-capture/download/:namespace/:name/files.zip  one zip of every node's files
+//          (spec.format pcapng: one merged pcapng per node; ?merge=true: one across all nodes)
 //   DELETE /packet-capture/files/:namespace/:name               removes the files once the capture ended
 // The agents' endpoints, for the controller only:
 //   GET    /captures/:namespace/:name/files            -> CaptureFileListing
@@ -23,8 +24,22 @@ export type CaptureFilesVerb = 'get' | 'delete';
 export const DOWNLOAD_ROUTE = '/packet-capture/download/:namespace/:name/files.zip';
 export const DELETE_FILES_ROUTE = '/packet-capture/files/:namespace/:name';
 
-export function downloadPath(namespace: string, name: string): string {
-  return `/packet-capture/download/${encodeURIComponent(namespace)}/${encodeURIComponent(name)}/files.zip`;
+/** Query parameter of a download: true merges every node's pcapng into one file sorted by time. */
+export const MERGE_PARAM = 'merge';
+
+export function downloadPath(namespace: string, name: string, opts: { merge?: boolean } = {}): string {
+  const base = `/packet-capture/download/${encodeURIComponent(namespace)}/${encodeURIComponent(name)}/files.zip`;
+  return opts.merge ? `${base}?${MERGE_PARAM}=true` : base;
+}
+
+/** A pcapng capture's zip entry per node, under <node>/: that node's pod files merged. */
+export function nodeFileName(node: string): string {
+  return `${node}.pcapng`;
+}
+
+/** A pcapng capture's zip entry with ?merge=true: every node's packets in one file. */
+export function mergedFileName(namespace: string, name: string): string {
+  return `${namespace}-${name}.pcapng`;
 }
 
 export function deleteFilesPath(namespace: string, name: string): string {
@@ -73,8 +88,8 @@ export interface CaptureFileListing {
 
 // --- file names ----------------------------------------------------------------------------------
 
-/** <pod>_<interface>_<5-digit sequence>.pcap */
-const PCAP_FILE = /^([a-z0-9][-a-z0-9.]*)_([A-Za-z0-9_.@-]{1,15})_(\d{5})\.pcap$/;
+/** <pod>_<interface>_<5-digit sequence>.pcap (or .pcapng: spec.format) */
+const PCAP_FILE = /^([a-z0-9][-a-z0-9.]*)_([A-Za-z0-9_.@-]{1,15})_(\d{5})\.(pcap|pcapng)$/;
 /** metadata-<node>.txt */
 const METADATA_FILE = /^metadata-[a-z0-9][-a-z0-9.]*\.txt$/;
 
@@ -89,7 +104,7 @@ export function isCaptureFileName(fileName: string): boolean {
 }
 
 /** The pod and sequence number a pcap file's name carries; undefined for other names. */
-export function pcapFileNameParts(fileName: string): { pod: string; iface: string; sequence: number } | undefined {
+export function pcapFileNameParts(fileName: string): { pod: string; iface: string; sequence: number; format: 'pcap' | 'pcapng' } | undefined {
   const m = PCAP_FILE.exec(fileName);
-  return m ? { pod: m[1]!, iface: m[2]!, sequence: Number(m[3]) } : undefined;
+  return m ? { pod: m[1]!, iface: m[2]!, sequence: Number(m[3]), format: m[4] === 'pcapng' ? 'pcapng' : 'pcap' } : undefined;
 }

@@ -24,6 +24,10 @@ export const PROTOCOL_NAMES = ['TCP', 'UDP', 'ICMP', 'ICMPv6', 'SCTP', 'UDPLite'
 
 export const MIB = 1024 * 1024;
 
+/** spec.format: pcap stays the default, as Calico writes it. */
+export const CAPTURE_FORMATS = ['pcap', 'pcapng'] as const;
+export type CaptureFormat = (typeof CAPTURE_FORMATS)[number];
+
 // int-or-string: minimum/maximum only constrain numbers and pattern only strings, both in JSON
 // Schema and in the API server, so the two forms are validated side by side without CEL.
 export const protocolSchema = {
@@ -98,6 +102,12 @@ export const packetCaptureSpecSchema = {
     fileSizeBytes: { type: 'integer', format: 'int64', default: 10 * MIB, minimum: 64 * 1024, maximum: 1024 * MIB, description: 'Rotate pcap files at this size.' },
     maxFiles: { type: 'integer', default: 10, minimum: 1, maximum: 1000, description: 'Pcap files kept per pod; the oldest is deleted on rotation.' },
     snapLen: { type: 'integer', default: 262144, minimum: 64, maximum: 262144, description: 'Bytes kept of each packet.' },
+    format: {
+      type: 'string',
+      enum: CAPTURE_FORMATS,
+      default: 'pcap',
+      description: "File format: pcap (Calico's), or pcapng with one interface per pod (namespace/pod, node, interface, direction) and each packet's pod in its comment.",
+    },
     includeMetadata: {
       type: 'boolean',
       default: false,

@@ -346,7 +346,10 @@ export function formatTimestamp(timestampNs: bigint): string {
   return `${new Date(ms).toISOString().slice(0, 19).replace('T', ' ')}.${micros}`;
 }
 
-/** One summary line per packet: time, then the protocol summary, with whatever the packet carried escaped for a terminal. */
+/** One summary line per packet: time, the packet's comment in brackets when it has one (in
+ * Netwarden's pcapng, the pod: namespace/pod), then the protocol summary, with whatever the packet
+ * carried escaped for a terminal. */
 export function summarizePacket(packet: CapturedPacket): string {
-  return escapeForTerminal(`${formatTimestamp(packet.timestampNs)} ${describePacket(packet)}`);
+  const comment = packet.comment ? ` [${packet.comment}]` : '';
+  return escapeForTerminal(`${formatTimestamp(packet.timestampNs)}${comment} ${describePacket(packet)}`);
 }

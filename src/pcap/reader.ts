@@ -26,6 +26,8 @@ export interface CapturedPacket {
   originalLength: number;
   /** pcapng only: the interface name from its description block, when recorded. */
   interfaceName?: string | undefined;
+  /** pcapng only: the packet's opt_comment (Netwarden's pcapng: "namespace/pod"). */
+  comment?: string | undefined;
 }
 
 export class CaptureFormatError extends Error {}
@@ -134,12 +136,14 @@ class PcapngFormat implements Format {
         const capturedLength = u32(body, 12, this.endian);
         const originalLength = u32(body, 16, this.endian);
         if (20 + capturedLength > body.length) throw new CaptureFormatError('pcapng packet data runs past its block');
+        const comment = type === 6 ? this.readComment(body, 20 + ((capturedLength + 3) & ~3)) : undefined;
         out.push({
           timestampNs: (ticks * 1_000_000_000n) / iface.ticksPerSecond,
           linkType: iface.linkType,
           data: Buffer.from(body.subarray(20, 20 + capturedLength)),
           originalLength,
           interfaceName: iface.name,
+          ...(comment !== undefined ? { comment } : {}),
         });
         return;
       }
@@ -154,6 +158,18 @@ class PcapngFormat implements Format {
       default:
         return; // name resolution, statistics, custom blocks: nothing to list
     }
+  }
+
+  /** The first opt_comment among the options from `offset`, if any. */
+  private readComment(body: Buffer, offset: number): string | undefined {
+    while (offset + 4 <= body.length) {
+      const code = u16(body, offset, this.endian);
+      const length = u16(body, offset + 2, this.endian);
+      if (code === 0 || offset + 4 + length > body.length) return undefined;
+      if (code === 1) return body.toString('utf8', offset + 4, offset + 4 + length);
+      offset += 4 + length + ((4 - (length % 4)) % 4);
+    }
+    return undefined;
   }
 
   private readInterface(body: Buffer): PcapngInterface {

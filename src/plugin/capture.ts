@@ -21,8 +21,8 @@ export interface DownloadResult {
 }
 
 /** Downloads the capture's zip into dir (written under a temporary name, renamed when complete). */
-export async function downloadCapture(conn: Connection, name: string, dir: string, opts: { progress?: boolean } = {}): Promise<DownloadResult> {
-  const res = await request(conn, 'GET', downloadPath(conn.namespace, name));
+export async function downloadCapture(conn: Connection, name: string, dir: string, opts: { progress?: boolean; merge?: boolean } = {}): Promise<DownloadResult> {
+  const res = await request(conn, 'GET', downloadPath(conn.namespace, name, { merge: opts.merge === true }));
   const expectedHeader = res.headers[EXPECTED_BYTES_HEADER];
   const expected = typeof expectedHeader === 'string' && /^\d+$/.test(expectedHeader) ? Number(expectedHeader) : undefined;
   const missingHeader = res.headers[MISSING_NODES_HEADER];
@@ -72,11 +72,12 @@ export async function deleteCaptureFiles(conn: Connection, name: string): Promis
   return responseMessage(await request(conn, 'DELETE', deleteFilesPath(conn.namespace, name)));
 }
 
-/** Downloads to a temporary directory and prints each pcap file's packets, tcpdump-like. */
-export async function summarizeCapture(conn: Connection, name: string, out: Writable): Promise<number> {
+/** Downloads to a temporary directory and prints each pcap file's packets, tcpdump-like (a pcapng
+ * capture's lines carry each packet's pod). */
+export async function summarizeCapture(conn: Connection, name: string, out: Writable, opts: { merge?: boolean } = {}): Promise<number> {
   const dir = await mkdtemp(path.join(tmpdir(), 'netwarden-capture-'));
   try {
-    const { zipPath, missingNodes } = await downloadCapture(conn, name, dir);
+    const { zipPath, missingNodes } = await downloadCapture(conn, name, dir, { merge: opts.merge === true });
     // Each pcap is read straight out of the zip, in <node>/<file> order: nothing is unpacked to disk.
     const entries = (await listZip(zipPath)).filter((e) => /\.pcap(ng)?$/.test(e.name)).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
     let packets = 0;

@@ -41,9 +41,10 @@ export function buildPlugin(): Command {
     .argument('<name>', 'PacketCapture name')
     .option('-o, --output-dir <dir>', 'where to write <namespace>-<name>.zip', '.')
     .option('-x, --extract', 'also unpack the zip into <dir>/<namespace>-<name>/<node>/<file>', false)
-    .action(async (name: string, flags: GlobalFlags & { outputDir: string; extract: boolean }) => {
+    .option('--merge', 'spec.format pcapng: one pcapng of every node, sorted by time (else one per node)', false)
+    .action(async (name: string, flags: GlobalFlags & { outputDir: string; extract: boolean; merge: boolean }) => {
       const conn = await connect(flags);
-      const result = await downloadCapture(conn, name, flags.outputDir);
+      const result = await downloadCapture(conn, name, flags.outputDir, { merge: flags.merge });
       if (result.missingNodes.length) process.stderr.write(`warning: node(s) ${escapeForTerminal(result.missingNodes.join(', '))} could not be reached; their files are missing (see MISSING-NODES.txt in the zip)\n`);
       process.stdout.write(`${escapeForTerminal(result.zipPath)}\n`);
       if (flags.extract) {
@@ -63,9 +64,10 @@ export function buildPlugin(): Command {
 
   withConnectionFlags(capture.command('summary').description('download a PacketCapture and list its packets, tcpdump-like'))
     .argument('<name>', 'PacketCapture name')
-    .action(async (name: string, flags: GlobalFlags) => {
+    .option('--merge', 'spec.format pcapng: every node\'s packets in one time-ordered list', false)
+    .action(async (name: string, flags: GlobalFlags & { merge: boolean }) => {
       const conn = await connect(flags);
-      const packets = await summarizeCapture(conn, name, process.stdout);
+      const packets = await summarizeCapture(conn, name, process.stdout, { merge: flags.merge });
       process.stderr.write(`${packets} packet(s)\n`);
     });
 

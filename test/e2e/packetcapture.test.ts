@@ -290,6 +290,68 @@ describe('PacketCapture files: the storefront story', function () {
     }
   });
 
+  it('spec.format pcapng: one pcapng per node whose packets name their pod for tshark, and ?merge=true one file of both nodes sorted by time', async function () {
+    const cp = cluster();
+    const yaml = ['apiVersion: netwarden.io/v1alpha1', 'kind: PacketCapture', `metadata: {name: pc-ng, namespace: ${NS}}`, 'spec:', '  selector: app in {"logging", "web"}', '  filters: [{protocol: ICMP}]', '  format: pcapng'].join('\n');
+    await mustKubectl(cp, ['apply', '-f', '-'], yaml);
+    await waitCapturing('pc-ng', [NODE_A, NODE_B]);
+    // Both nodes must have written their pcapng header before the pings, or WaitingForTraffic would
+    // say Capturing too early; the ping's request and reply cross both pods' interfaces.
+    await pods[2]!.ping(LOGGING_IP);
+    await pods[2]!.ping(LOGGING_IP);
+    await waitFor(async () => {
+      const raw = JSON.parse((await jsonpath('packetcapture', 'pc-ng', '.status.files')) || '[]') as Array<{ node: string; packets?: number; state?: string }>;
+      return raw.filter((e) => (e.packets ?? 0) >= 2 && e.state === 'Capturing').length === 2;
+    }, { timeoutMs: 30_000, description: 'both nodes Capturing pcapng' });
+    const admin = await serviceAccountKubeconfig(NS, 'capture-editor');
+    const podOf = { [NODE_A]: 'logging-7d9', [NODE_B]: 'web-5f4' };
+
+    // Per node: <node>/<node>.pcapng, and nothing else but what the nodes wrote besides (no pcap).
+    const perNode = path.join(workDir, 'ng-per-node');
+    const r = await plugin(['capture', 'download', '-n', NS, 'pc-ng', '-o', perNode, '--extract'], admin);
+    expect(r.code, r.stderr).to.equal(0);
+    const root = path.join(perNode, `${NS}-pc-ng`);
+    const files = (await filesUnder(root)).map((f) => path.relative(root, f));
+    expect(files).to.deep.equal([`${NODE_A}/${NODE_A}.pcapng`, `${NODE_B}/${NODE_B}.pcapng`]);
+    let total = 0;
+    for (const [node, pod] of Object.entries(podOf)) {
+      const rows = await tshark(path.join(root, node, `${node}.pcapng`), ['frame.comment', 'frame.interface_name', 'ip.proto']);
+      expect(rows.length, node).to.be.at.least(2);
+      for (const [comment, iface, proto] of rows) {
+        expect(comment, node).to.equal(`${NS}/${pod}`);
+        expect(iface, node).to.match(new RegExp(`^${NS}/${pod}@${node}/\\S+$`));
+        expect(proto, node).to.equal('1');
+      }
+      total += rows.length;
+    }
+
+    // Merged: one file at the top of the zip, both pods' packets, in time order.
+    const mergedDir = path.join(workDir, 'ng-merged');
+    const m = await plugin(['capture', 'download', '-n', NS, 'pc-ng', '--merge', '-o', mergedDir, '--extract'], admin);
+    expect(m.code, m.stderr).to.equal(0);
+    const mergedRoot = path.join(mergedDir, `${NS}-pc-ng`);
+    expect((await filesUnder(mergedRoot)).map((f) => path.relative(mergedRoot, f))).to.deep.equal([`${NS}-pc-ng.pcapng`]);
+    const rows = await tshark(path.join(mergedRoot, `${NS}-pc-ng.pcapng`), ['frame.time_epoch', 'frame.comment', 'frame.interface_name']);
+    // At least what the per-node download had (the capture still runs: it may have more).
+    expect(rows.length).to.be.at.least(total);
+    expect(new Set(rows.map((x) => x[1]))).to.deep.equal(new Set([`${NS}/logging-7d9`, `${NS}/web-5f4`]));
+    expect(new Set(rows.map((x) => x[2]!.split('@')[1]!.split('/')[0]))).to.deep.equal(new Set([NODE_A, NODE_B]));
+    const micros = rows.map((x) => BigInt(x[0]!.replace('.', '')));
+    for (let i = 1; i < micros.length; i++) expect(micros[i]! >= micros[i - 1]!, `packet ${i + 1} is not before packet ${i}`).to.equal(true);
+
+    // The summary shows each packet's pod.
+    const summary = await plugin(['capture', 'summary', '-n', NS, 'pc-ng', '--merge'], admin);
+    expect(summary.code, summary.stderr).to.equal(0);
+    expect(summary.stdout).to.match(new RegExp(`\\[${NS}/web-5f4\\] IP ${WEB_IP.replaceAll('.', '\\.')} > ${LOGGING_IP.replaceAll('.', '\\.')}: ICMP echo request`));
+    expect(summary.stdout).to.match(new RegExp(`\\[${NS}/logging-7d9\\] IP ${LOGGING_IP.replaceAll('.', '\\.')} > ${WEB_IP.replaceAll('.', '\\.')}: ICMP echo reply`));
+
+    // A pcap capture cannot be merged: a 400 that says why.
+    const pcapMerge = await call('GET', `/packet-capture/download/${NS}/pc-two-nodes/files.zip?merge=true`, await tokenOf(NS, 'capture-editor'));
+    expect(pcapMerge.status).to.equal(400);
+    expect(pcapMerge.message).to.contain('?merge=true needs spec.format: pcapng');
+    await mustKubectl(cp, ['delete', 'packetcapture', 'pc-ng', '-n', NS, '--timeout=60s']);
+  });
+
   it('removes the files from every node when the resource is deleted', async function () {
     const cp = cluster();
     expect(existsSync(captureDir(NODE_A, NS, 'pc-two-nodes'))).to.equal(true);

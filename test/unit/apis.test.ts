@@ -157,9 +157,9 @@ describe('apis: defaults', () => {
     });
   });
 
-  it('an empty PacketCapture captures all() in both directions with bounded files', () => {
+  it('an empty PacketCapture captures all() in both directions with bounded files, in pcap (Calico\'s format)', () => {
     const obj = withDefaults(pc({})) as PacketCapture;
-    expect(obj.spec).to.deep.equal({ selector: 'all()', direction: 'both', fileSizeBytes: 10 * 1024 * 1024, maxFiles: 10, snapLen: 262144, includeMetadata: false });
+    expect(obj.spec).to.deep.equal({ selector: 'all()', direction: 'both', fileSizeBytes: 10 * 1024 * 1024, maxFiles: 10, snapLen: 262144, includeMetadata: false, format: 'pcap' });
   });
 
   it('an AuditForwarder with only a sink reads the control-plane audit log and drops nothing', () => {

@@ -23,6 +23,8 @@ import { AccessReviewer } from '../../src/runtime/auth.js';
 import { HttpsApiServer } from '../../src/runtime/https.js';
 import { FileTrustBundle } from '../../src/runtime/tls.js';
 import { captureDirectory, type CaptureRef } from '../../src/nodeagent/capture/store.js';
+import { CaptureFileLayout, PcapFileWriter } from '../../src/nodeagent/capture/pcapfile.js';
+import { readCapture } from '../../src/pcap/reader.js';
 import { registerCaptureFileRoutes } from '../../src/nodeagent/capture/api.js';
 import { AgentError, AgentFilesClient } from '../../src/reconcilers/packetcapture/agentclient.js';
 import { registerCaptureFileApi } from '../../src/reconcilers/packetcapture/download.js';
@@ -41,6 +43,17 @@ const UID = '2f0c4a8e-3b1d-4c6e-9a7f-0d1e2f3a4b5c';
 /** An older capture of the same name, deleted while its files stayed on the disk. */
 const OLD_UID = '9a8b7c6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d';
 const PARTIAL_UID = '11111111-2222-4333-8444-555555555555';
+/** A spec.format: pcapng capture: web-0's files rotated once, db-0's one file. */
+const NG_NAME = 'pc-ng';
+const NG_UID = '44444444-2222-4333-8444-555555555555';
+const T0 = 1_764_000_000_000_000;
+
+/** A pcapng file as the agent writes it, one UDP-ish frame of `size` bytes per timestamp. */
+function writePcapng(file: string, pod: string, times: readonly number[], size: number): void {
+  const w = new PcapFileWriter(file, new CaptureFileLayout('pcapng', 65535, { namespace: NS, pod, node: NODE, iface: 'cali1234', direction: 'both', capture: `${NS}/${NG_NAME}` }), 1);
+  for (const t of times) w.write(Buffer.alloc(size, 1), size, T0 + t);
+  w.close();
+}
 
 const files = (verb: string, user: string, namespace = NS) => ({ user, verb, group: GROUP, resource: 'packetcaptures', subresource: 'files', namespace });
 
@@ -75,6 +88,12 @@ describe('capture file API', function () {
     writeFileSync(path.join(dir, 'logging-7d9_cali1234_00001.pcap'), PCAP);
     writeFileSync(path.join(dir, `metadata-${NODE}.txt`), METADATA);
     writeFileSync(path.join(dir, 'notes.txt'), 'not a capture file');
+    const ng = captureDirectory(stateDir, { namespace: NS, name: NG_NAME }, NG_UID);
+    mkdirSync(ng, { recursive: true });
+    writePcapng(path.join(ng, 'web-0_cali1234_00001.pcapng'), 'web-0', [1, 5], 60);
+    writePcapng(path.join(ng, 'web-0_cali1234_00002.pcapng'), 'web-0', [7, 20], 61);
+    writePcapng(path.join(ng, 'db-0_cali1234_00001.pcapng'), 'db-0', [3, 6, 30], 62);
+    writeFileSync(path.join(ng, `metadata-${NODE}.txt`), METADATA);
     const old = captureDirectory(stateDir, { namespace: NS, name: NAME }, OLD_UID);
     mkdirSync(old, { recursive: true });
     writeFileSync(path.join(old, 'logging-7d9_cali1234_00001.pcap'), Buffer.alloc(64, 1));
@@ -83,7 +102,7 @@ describe('capture file API', function () {
     agent = new HttpsApiServer({ name: 'unit-agent', certFile: tls.certFile, keyFile: tls.keyFile, port: 0, host: '127.0.0.1' });
     const reviewer = new AccessReviewer(kube.kubeConfig('agent-token'), { audiences: [agentAudience(NODE)] });
     // The captures this agent knows, by name: what its informer would hold.
-    const known = new Map([[`${NS}/${NAME}`, UID], [`${NS}/pc-partial`, PARTIAL_UID]]);
+    const known = new Map([[`${NS}/${NAME}`, UID], [`${NS}/pc-partial`, PARTIAL_UID], [`${NS}/${NG_NAME}`, NG_UID]]);
     const current = (ref: CaptureRef, uid?: string) => {
       const knownUid = known.get(`${ref.namespace}/${ref.name}`);
       return knownUid && (uid === undefined || uid === knownUid) ? { uid: knownUid, dir: captureDirectory(stateDir, ref, knownUid) } : undefined;
@@ -216,12 +235,12 @@ describe('capture file API', function () {
     let port: number;
     let leader = true;
     const captures = new Map<string, PacketCapture>();
-    const capture = (name: string, phase: 'Capturing' | 'Finished', nodes: string[]): PacketCapture =>
+    const capture = (name: string, phase: 'Capturing' | 'Finished', nodes: string[], spec: Partial<PacketCapture['spec']> = {}): PacketCapture =>
       ({
         apiVersion: 'netwarden.io/v1alpha1',
         kind: 'PacketCapture',
-        metadata: { namespace: NS, name, uid: name === NAME ? UID : name === 'pc-partial' ? PARTIAL_UID : '33333333-2222-4333-8444-555555555555' },
-        spec: {},
+        metadata: { namespace: NS, name, uid: name === NAME ? UID : name === 'pc-partial' ? PARTIAL_UID : name === NG_NAME ? NG_UID : '33333333-2222-4333-8444-555555555555' },
+        spec,
         status: { phase, files: nodes.map((node) => ({ node, directory: `/var/lib/netwarden/captures/${NS}/${name}`, fileNames: [] })) },
       }) as unknown as PacketCapture;
 
@@ -229,6 +248,7 @@ describe('capture file API', function () {
       captures.set(NAME, capture(NAME, 'Finished', [NODE]));
       captures.set('pc-running', capture('pc-running', 'Capturing', [NODE]));
       captures.set('pc-partial', capture('pc-partial', 'Finished', [NODE, 'node-gone']));
+      captures.set(NG_NAME, capture(NG_NAME, 'Finished', [NODE], { format: 'pcapng' }));
       controller = new HttpsApiServer({ name: 'unit-controller', certFile: tls.certFile, keyFile: tls.keyFile, port: 0, host: '127.0.0.1' });
       const nodes = { get: (name: string): V1Node | undefined => (name === NODE ? { metadata: { name }, status: { addresses: [{ type: 'InternalIP', address: '127.0.0.1' }] } } : undefined) };
       registerCaptureFileApi(
@@ -278,6 +298,44 @@ describe('capture file API', function () {
       const zip = await JSZip.loadAsync(answer.body);
       expect(Object.keys(zip.files).filter((f) => !f.endsWith('/')).sort()).to.deep.equal([`${NODE}/logging-7d9_cali1234_00001.pcap`, `${NODE}/metadata-${NODE}.txt`]);
       expect((await zip.file(`${NODE}/logging-7d9_cali1234_00001.pcap`)!.async('nodebuffer')).equals(PCAP)).to.equal(true);
+    });
+
+    it('pcapng: one file per node merging its pods by time, one interface per pod interface; ?merge=true one file for the capture', async () => {
+      const answer = await call(port, tls.cert, 'GET', downloadPath(NS, NG_NAME), { token: 'bob-token' });
+      expect(answer.status).to.equal(200);
+      const zip = await JSZip.loadAsync(answer.body);
+      expect(Object.keys(zip.files).filter((f) => !f.endsWith('/')).sort()).to.deep.equal([`${NODE}/metadata-${NODE}.txt`, `${NODE}/${NODE}.pcapng`]);
+      const packets = readCapture(await zip.file(`${NODE}/${NODE}.pcapng`)!.async('nodebuffer'));
+      expect(packets.map((p) => [Number(p.timestampNs / 1000n) - T0, p.comment, p.interfaceName, p.data.length])).to.deep.equal([
+        [1, `${NS}/web-0`, `${NS}/web-0@${NODE}/cali1234`, 60],
+        [3, `${NS}/db-0`, `${NS}/db-0@${NODE}/cali1234`, 62],
+        [5, `${NS}/web-0`, `${NS}/web-0@${NODE}/cali1234`, 60],
+        [6, `${NS}/db-0`, `${NS}/db-0@${NODE}/cali1234`, 62],
+        [7, `${NS}/web-0`, `${NS}/web-0@${NODE}/cali1234`, 61],
+        [20, `${NS}/web-0`, `${NS}/web-0@${NODE}/cali1234`, 61],
+        [30, `${NS}/db-0`, `${NS}/db-0@${NODE}/cali1234`, 62],
+      ]);
+      const merged = await call(port, tls.cert, 'GET', downloadPath(NS, NG_NAME, { merge: true }), { token: 'bob-token' });
+      expect(merged.status).to.equal(200);
+      const mergedZip = await JSZip.loadAsync(merged.body);
+      expect(Object.keys(mergedZip.files).filter((f) => !f.endsWith('/')).sort()).to.deep.equal([`${NODE}/metadata-${NODE}.txt`, `${NS}-${NG_NAME}.pcapng`]);
+      expect(readCapture(await mergedZip.file(`${NS}-${NG_NAME}.pcapng`)!.async('nodebuffer')).map((p) => p.comment)).to.deep.equal(packets.map((p) => p.comment));
+    });
+
+    it('the agent serves a pcapng file as application/x-pcapng', async () => {
+      const file = await call(agentPort, tls.cert, 'GET', agentFilesPath(NS, NG_NAME, 'db-0_cali1234_00001.pcapng'), { token: FOR_NODE });
+      expect(file.status).to.equal(200);
+      expect(file.headers['content-type']).to.equal('application/x-pcapng');
+      expect(readCapture(file.body).map((p) => p.comment)).to.deep.equal([`${NS}/db-0`, `${NS}/db-0`, `${NS}/db-0`]);
+    });
+
+    it('?merge=true on a pcap capture is a 400 that says why', async () => {
+      const answer = await call(port, tls.cert, 'GET', downloadPath(NS, NAME, { merge: true }), { token: 'bob-token' });
+      expect(answer.status).to.equal(400);
+      expect(messageOf(answer)).to.match(/^\?merge=true needs spec\.format: pcapng \(packetcapture storefront\/pc-dns writes pcap/);
+      const bad = await call(port, tls.cert, 'GET', `${downloadPath(NS, NG_NAME)}?merge=yes`, { token: 'bob-token' });
+      expect(bad.status).to.equal(400);
+      expect(messageOf(bad)).to.equal('?merge= takes true or false, not "yes"');
     });
 
     it('says which nodes are missing, in a header and in the zip', async () => {

@@ -98,7 +98,7 @@ describe('CRD JSON schemas (kubeconform, CRDs-catalog)', () => {
     it('finds every example valid', function () {
       this.timeout(60_000);
       const { code, resources } = runKubeconform(examples.map((f) => join('examples', f)));
-      expect(resources.map((r) => `${r.kind} ${r.status}`).sort()).to.deep.equal(['AuditForwarder statusValid', 'DropTail statusValid', 'PacketCapture statusValid']);
+      expect(resources.map((r) => `${r.kind} ${r.status}`).sort()).to.deep.equal(['AuditForwarder statusValid', 'DropTail statusValid', 'PacketCapture statusValid', 'PacketCapture statusValid']);
       expect(code).to.equal(0);
     });
 
@@ -108,13 +108,13 @@ describe('CRD JSON schemas (kubeconform, CRDs-catalog)', () => {
       const [capture] = loadYaml(join(repo, 'examples', 'packetcapture-storefront-logging-dns.yaml'));
       const bad = [
         { ...dropTail!, spec: { ...dropTail!.spec, recentDropLimit: 5 } },
-        { ...capture!, spec: { ...capture!.spec, direction: 'sideways', startTime: 'tomorrow' } },
+        { ...capture!, spec: { ...capture!.spec, direction: 'sideways', startTime: 'tomorrow', format: 'pcapx' } },
       ];
       const { code, resources } = runKubeconform(['-'], bad.map((o) => stringify(o)).join('---\n'));
       expect(code).to.equal(1);
       expect(resources.sort((a, b) => a.kind.localeCompare(b.kind)).map((r) => [r.kind, r.status, (r.validationErrors ?? []).map((e) => `${e.path}: ${e.msg}`).sort()])).to.deep.equal([
         ['DropTail', 'statusInvalid', ["/spec: additional properties 'recentDropLimit' not allowed"]],
-        ['PacketCapture', 'statusInvalid', ["/spec/direction: value must be one of 'ingress', 'egress', 'both'", "/spec/startTime: 'tomorrow' is not valid date-time: less than 20 characters long"]],
+        ['PacketCapture', 'statusInvalid', ["/spec/direction: value must be one of 'ingress', 'egress', 'both'", "/spec/format: value must be one of 'pcap', 'pcapng'", "/spec/startTime: 'tomorrow' is not valid date-time: less than 20 characters long"]],
       ]);
     });
   });

@@ -85,7 +85,7 @@ async function sendFile(res: ServerResponse, file: string, fileName: string): Pr
     throw new HttpError(404, `no capture file ${fileName}`);
   });
   res.writeHead(200, {
-    'content-type': fileName.endsWith('.pcap') ? 'application/vnd.tcpdump.pcap' : 'text/plain; charset=utf-8',
+    'content-type': fileName.endsWith('.pcap') ? 'application/vnd.tcpdump.pcap' : fileName.endsWith('.pcapng') ? 'application/x-pcapng' : 'text/plain; charset=utf-8',
     'content-length': size,
     'content-disposition': `attachment; filename="${fileName}"`,
   });

@@ -4,9 +4,10 @@
 import { statSync, unlinkSync } from 'node:fs';
 import path from 'node:path';
 import { openLiveCapture, type LiveCapture } from '../libpcap.js';
-import { PCAP_HEADER_BYTES, RECORD_HEADER_BYTES } from '../../util/pcapformat.js';
+import type { CaptureFormat } from '../../apis/packetcapture.js';
+import type { PodInterfaceLabel } from '../../util/pcapformat.js';
 import type { FileGate, FileRefusal } from './budget.js';
-import { microClock, PcapFileWriter } from './pcapfile.js';
+import { CaptureFileLayout, microClock, PcapFileWriter } from './pcapfile.js';
 import { pcapFileName } from './store.js';
 
 /** paused: the node's gate refused a new file (a node quota or the disk floor); it may resume. */
@@ -33,6 +34,11 @@ export interface PodCaptureOptions {
   ringBytes: number;
   /** Asked before each new file: the node's byte quota and disk floor. */
   gate: FileGate;
+  /** pcap when unset. */
+  format?: CaptureFormat;
+  /** What the pcapng interface and packet comments say (namespace, node, direction); pod and
+   * interface default to the ones above. Needed for pcapng. */
+  label?: Omit<PodInterfaceLabel, 'pod' | 'iface'>;
   /** Called for each packet written (metrics). */
   onRecord?: (recordBytes: number) => void;
   /** Called once when the capture stops by itself (limit, disk, write error). */
@@ -54,8 +60,13 @@ export class PodCapture {
   private writer: PcapFileWriter | undefined;
   private live: LiveCapture | undefined;
   private readonly clock = microClock();
+  /** pcap or pcapng, with this pod's interface label. */
+  readonly layout: CaptureFileLayout;
 
   constructor(private readonly opts: PodCaptureOptions) {
+    const format = opts.format ?? 'pcap';
+    if (format === 'pcapng' && !opts.label) throw new Error('a pcapng capture needs the label of its pod interface');
+    this.layout = new CaptureFileLayout(format, opts.snapLen, opts.label && { ...opts.label, pod: opts.pod, iface: opts.device });
     this.files = [...opts.existingFiles];
     this.bytes = opts.existingBytes;
     this.sequence = opts.firstSequence;
@@ -63,7 +74,7 @@ export class PodCapture {
 
   /** Opens libpcap and the first file; throws libpcap's message (bad filter, no such device). */
   start(): void {
-    if (this.bytes + PCAP_HEADER_BYTES > this.opts.maxBytes) {
+    if (this.bytes + this.layout.headerBytes > this.opts.maxBytes) {
       this.finish('finished', `reached maxBytesPerPod (${this.opts.maxBytes} bytes)`);
       return;
     }
@@ -137,10 +148,10 @@ export class PodCapture {
 
   private onPacket(packet: Buffer, length: number): void {
     if (this.state !== 'running' || !this.writer) return;
-    const recordBytes = RECORD_HEADER_BYTES + length;
+    const recordBytes = this.layout.recordBytes(length);
     try {
       if (this.writer.packets > 0 && this.writer.bytes + recordBytes > this.opts.fileSizeBytes) {
-        if (this.bytes + PCAP_HEADER_BYTES + recordBytes > this.opts.maxBytes) return this.finish('finished', `reached maxBytesPerPod (${this.opts.maxBytes} bytes)`);
+        if (this.bytes + this.layout.headerBytes + recordBytes > this.opts.maxBytes) return this.finish('finished', `reached maxBytesPerPod (${this.opts.maxBytes} bytes)`);
         this.rotate();
         if (this.state !== 'running') return;
       }
@@ -176,11 +187,11 @@ export class PodCapture {
   private openNextFile(): void {
     const refusal = this.opts.gate.refuse(this.opts.fileSizeBytes);
     if (refusal) return this.finish('paused', refusal.message, refusal.kind);
-    const name = pcapFileName(this.opts.pod, this.opts.device, this.sequence++);
-    const writer = new PcapFileWriter(path.join(this.opts.dir, name), this.opts.snapLen, this.live?.linkType ?? 1);
+    const name = pcapFileName(this.opts.pod, this.opts.device, this.sequence++, this.layout.extension);
+    const writer = new PcapFileWriter(path.join(this.opts.dir, name), this.layout, this.live?.linkType ?? 1);
     this.writer = writer;
     this.files.push(name);
-    this.bytes += PCAP_HEADER_BYTES;
+    this.bytes += this.layout.headerBytes;
     this.opts.gate.opened(writer.path, this.opts.fileSizeBytes, () => this.opts.fileSizeBytes - writer.onDisk);
   }
 }

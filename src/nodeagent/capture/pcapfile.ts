@@ -1,7 +1,19 @@
-// Writes standard pcap files (the format: src/util/pcapformat.ts) as packets arrive. Records are gathered in memory and written in blocks: the packet callback runs
-// for every packet, and one write per packet would cost more than the capture itself.
+// Writes standard pcap or pcapng files (the formats: src/util/pcapformat.ts) as packets arrive.
+// Records are gathered in memory and written in blocks: the packet callback runs for every packet,
+// and one write per packet would cost more than the capture itself.
 import { closeSync, openSync, writeSync } from 'node:fs';
-import { PCAP_HEADER_BYTES, pcapFileHeader, RECORD_HEADER_BYTES } from '../../util/pcapformat.js';
+import type { CaptureFormat } from '../../apis/packetcapture.js';
+import {
+  epbBytes,
+  pcapFileHeader,
+  pcapngInterfaceDescription,
+  pcapngSectionHeader,
+  podInterfaceDescription,
+  podPacketOptions,
+  RECORD_HEADER_BYTES,
+  writeEnhancedPacket,
+  type PodInterfaceLabel,
+} from '../../util/pcapformat.js';
 
 const BLOCK_BYTES = 1024 * 1024;
 
@@ -45,22 +57,70 @@ export function originalLength(packet: Buffer, capturedLength: number, linkType:
   return Math.max(capturedLength, ipLength > 0 ? l3 + ipLength : 0);
 }
 
-/** One pcap file being written. `bytes` counts what is written or buffered. */
+/**
+ * What one pod's files look like: pcap, or pcapng whose single interface (IDB) names the pod and
+ * whose every packet carries the pod in opt_comment. The comment's option bytes are encoded here
+ * once, so a packet costs the same copies as in pcap plus one small one.
+ */
+export class CaptureFileLayout {
+  readonly extension: CaptureFormat;
+  /** Bytes before the first packet: the pcap header, or the SHB and the IDB. */
+  readonly headerBytes: number;
+  private readonly packetOptions: Buffer | undefined;
+
+  constructor(
+    format: CaptureFormat,
+    readonly snapLen: number,
+    private readonly label?: PodInterfaceLabel,
+  ) {
+    this.extension = format;
+    if (format === 'pcapng') {
+      if (!label) throw new Error('a pcapng capture file needs its pod interface label');
+      this.packetOptions = podPacketOptions(label);
+    }
+    this.headerBytes = this.header(1).length; // the link type does not change the length
+  }
+
+  get pcapng(): boolean {
+    return this.packetOptions !== undefined;
+  }
+
+  header(linkType: number): Buffer {
+    if (!this.packetOptions) return pcapFileHeader(linkType, this.snapLen);
+    return Buffer.concat([pcapngSectionHeader(), pcapngInterfaceDescription(podInterfaceDescription(this.label!, linkType, this.snapLen))]);
+  }
+
+  /** Bytes one packet with this captured length takes in the file. */
+  recordBytes(capturedLength: number): number {
+    return this.packetOptions ? epbBytes(capturedLength, this.packetOptions.length) : RECORD_HEADER_BYTES + capturedLength;
+  }
+
+  /** The EPB options (pcapng only). */
+  get options(): Buffer | undefined {
+    return this.packetOptions;
+  }
+}
+
+/** One pcap or pcapng file being written. `bytes` counts what is written or buffered. */
 export class PcapFileWriter {
   private fd: number | undefined;
   private block = Buffer.allocUnsafe(BLOCK_BYTES);
   private used = 0;
+  /** pcapng: the EPB options of every packet (the pod); undefined for pcap. */
+  private readonly epbOptions: Buffer | undefined;
   bytes = 0;
   packets = 0;
 
   constructor(
     readonly path: string,
-    snapLen: number,
+    private readonly layout: CaptureFileLayout,
     private readonly linkType: number,
   ) {
+    this.epbOptions = layout.options;
     // 'wx': a file that exists is never overwritten (sequence numbers only grow).
     this.fd = openSync(path, 'wx', 0o600);
-    this.append(pcapFileHeader(linkType, snapLen), PCAP_HEADER_BYTES);
+    const header = layout.header(linkType);
+    this.append(header, header.length);
     this.flush();
   }
 
@@ -71,17 +131,21 @@ export class PcapFileWriter {
 
   /** Appends one record; `packet` is only read during the call. */
   write(packet: Buffer, capturedLength: number, timestampMicros: number): number {
-    const header = RECORD_HEADER_BYTES;
-    const recordBytes = header + capturedLength;
+    const recordBytes = this.layout.recordBytes(capturedLength);
     if (this.used + recordBytes > this.block.length) this.flush();
     if (recordBytes > this.block.length) this.block = Buffer.allocUnsafe(recordBytes);
     const at = this.used;
-    const seconds = Math.floor(timestampMicros / 1_000_000);
-    this.block.writeUInt32LE(seconds, at);
-    this.block.writeUInt32LE(timestampMicros - seconds * 1_000_000, at + 4);
-    this.block.writeUInt32LE(capturedLength, at + 8);
-    this.block.writeUInt32LE(originalLength(packet, capturedLength, this.linkType), at + 12);
-    packet.copy(this.block, at + header, 0, capturedLength);
+    if (this.epbOptions) {
+      // Interface 0: each file holds one pod interface (the download merges them).
+      writeEnhancedPacket(this.block, at, 0, timestampMicros, packet, capturedLength, originalLength(packet, capturedLength, this.linkType), this.epbOptions);
+    } else {
+      const seconds = Math.floor(timestampMicros / 1_000_000);
+      this.block.writeUInt32LE(seconds, at);
+      this.block.writeUInt32LE(timestampMicros - seconds * 1_000_000, at + 4);
+      this.block.writeUInt32LE(capturedLength, at + 8);
+      this.block.writeUInt32LE(originalLength(packet, capturedLength, this.linkType), at + 12);
+      packet.copy(this.block, at + RECORD_HEADER_BYTES, 0, capturedLength);
+    }
     this.used += recordBytes;
     this.bytes += recordBytes;
     this.packets += 1;
@@ -104,6 +168,7 @@ export class PcapFileWriter {
   }
 
   private append(data: Buffer, length: number): void {
+    if (this.used + length > this.block.length) this.block = Buffer.allocUnsafe(this.used + length);
     data.copy(this.block, this.used, 0, length);
     this.used += length;
     this.bytes += length;

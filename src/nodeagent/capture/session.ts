@@ -4,7 +4,7 @@
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { V1Pod } from '@kubernetes/client-node';
-import type { CaptureFiles, CaptureTarget, NotCaptured, NotCapturedReason, PacketCapture } from '../../apis/packetcapture.js';
+import type { CaptureFiles, CaptureFormat, CaptureTarget, NotCaptured, NotCapturedReason, PacketCapture } from '../../apis/packetcapture.js';
 import { errorMessage, loggerFor, type Logger } from '../../util/log.js';
 import type { NodeCaptureBudget } from './budget.js';
 import { compileCaptureFilter } from './filter.js';
@@ -141,7 +141,7 @@ export class CaptureSession {
     let state: FileState;
     if (errors.length > 0) state = 'Error';
     else if (scheduled) state = 'Scheduled';
-    else if (this.running()) state = packets > 0 || stored.some((f) => f.pod !== '' && f.bytes > 24) ? 'Capturing' : 'WaitingForTraffic';
+    else if (this.running()) state = packets > 0 || stored.some((f) => f.pod !== '' && f.bytes > this.headerBytes(f)) ? 'Capturing' : 'WaitingForTraffic';
     // Held back by a node quota: it starts (or goes on) by itself when there is room.
     else if (held.length > 0) state = 'Scheduled';
     // Every target here failed the ownership check: nothing to capture on this node.
@@ -161,6 +161,14 @@ export class CaptureSession {
       ...(message ? { message } : {}),
       ...(notCaptured.length > 0 ? { notCaptured } : {}),
     };
+  }
+
+  /** Bytes of a stored file before its first packet: a pcap header, or a pcapng SHB and IDB (the
+   * pod's running capture knows; an older pcapng file without one counts as empty). */
+  private headerBytes(file: { pod: string; fileName: string }): number {
+    if (!file.fileName.endsWith('.pcapng')) return 24;
+    const layout = this.pods.get(file.pod)?.capture?.layout;
+    return layout?.pcapng ? layout.headerBytes : Number.POSITIVE_INFINITY;
   }
 
   /** Refuses to start (and pauses running pods) below the free disk floor. */
@@ -192,7 +200,8 @@ export class CaptureSession {
     } catch (err) {
       return this.failPod(target, current, errorMessage(err));
     }
-    const config = JSON.stringify([iface, filter, limits, this.node.budget.limits.ringBytes]);
+    const format = capture.spec.format ?? 'pcap';
+    const config = JSON.stringify([iface, filter, limits, this.node.budget.limits.ringBytes, format]);
     const same = current?.config === config && current.ip === target.ip;
     // Running, finished or failed with these settings: nothing to do. Paused or held: try again.
     if (same && current.capture && current.capture.state !== 'paused' && !current.notCaptured && !current.waitingForDisk) return;
@@ -203,10 +212,10 @@ export class CaptureSession {
     if (gate?.kind === 'disk') return this.waitForDisk(target, kept, gate.message, { config, iface });
     const held = gate?.message ?? this.node.budget.acquire({ id: this.slotId(target.pod), createdAt: this.createdAt, ref: this.ref }, limits.fileSizeBytes);
     if (held) return this.setAside(target, kept, 'QuotaExceeded', held, { config, iface });
-    this.startPod(target, limits, iface, filter, config);
+    this.startPod(target, limits, iface, filter, config, format);
   }
 
-  private startPod(target: LocalTarget, limits: CapturePlan['limits'], iface: string, filter: string, config: string): void {
+  private startPod(target: LocalTarget, limits: CapturePlan['limits'], iface: string, filter: string, config: string, format: CaptureFormat): void {
     const stored = listStoredFiles(this.dir).filter((f) => f.pod === target.pod);
     // Bound once: onRecord runs for every packet.
     const labels = { namespace: this.ref.namespace, name: this.ref.name };
@@ -226,6 +235,8 @@ export class CaptureSession {
       firstSequence: nextSequence(stored),
       ringBytes: this.node.budget.limits.ringBytes,
       gate: this.node.budget,
+      format,
+      label: { namespace: this.ref.namespace, node: this.node.name, direction: limits.direction, capture: `${this.ref.namespace}/${this.ref.name}` },
       onRecord: (bytes) => {
         packetsCounter.inc();
         bytesCounter.inc(bytes);

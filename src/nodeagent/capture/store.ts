@@ -1,6 +1,6 @@
 // Where capture files live on the node, and what counts as one of ours. Every path is built here
 // from checked Kubernetes names and the capture's UID:
-//   <stateDir>/captures/<namespace>/<name>/<uid>/<pod>_<interface>_<seq>.pcap  (+ metadata-<node>.txt)
+//   <stateDir>/captures/<namespace>/<name>/<uid>/<pod>_<interface>_<seq>.pcap or .pcapng (+ metadata-<node>.txt)
 // The UID level means a capture deleted and created again under the same name never finds, reuses
 // or serves its predecessor's files: anything else under <namespace>/<name>/ is stale and removed.
 // A name from a request is only ever compared with the patterns of src/apis/capturefiles.ts
@@ -53,10 +53,10 @@ export function captureDirectory(stateDir: string, ref: CaptureRef, uid: string)
   return path.join(captureNameDirectory(stateDir, ref), uid);
 }
 
-export function pcapFileName(pod: string, iface: string, sequence: number): string {
+export function pcapFileName(pod: string, iface: string, sequence: number, extension: 'pcap' | 'pcapng' = 'pcap'): string {
   if (!DNS_SUBDOMAIN.test(pod)) throw new Error(`not a pod name: ${pod}`);
   if (!isInterfaceName(iface)) throw new Error(`not an interface name: ${iface}`);
-  return `${pod}_${iface}_${String(sequence).padStart(5, '0')}.pcap`;
+  return `${pod}_${iface}_${String(sequence).padStart(5, '0')}.${extension}`;
 }
 
 export function metadataFileName(node: string): string {

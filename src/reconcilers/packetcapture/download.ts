@@ -12,7 +12,12 @@ import {
   DOWNLOAD_ROUTE,
   EXPECTED_BYTES_HEADER,
   MISSING_NODES_FILE,
+  MERGE_PARAM,
   MISSING_NODES_HEADER,
+  mergedFileName,
+  nodeFileName,
+  pcapFileNameParts,
+  type CaptureFile,
   type CaptureFileListing,
   type CaptureFilesVerb,
 } from '../../apis/capturefiles.js';
@@ -22,6 +27,7 @@ import { HttpError, checkObjectName, sendJson, type HttpsApiServer } from '../..
 import type { Informer } from '../../runtime/informer.js';
 import type { TrustBundle } from '../../runtime/tls.js';
 import { errorMessage, loggerFor } from '../../util/log.js';
+import { concatenated, mergePcapng, type MergeInput } from '../../util/pcapngmerge.js';
 import { AgentError, AgentFilesClient } from './agentclient.js';
 import { captureDownloadBytes, captureDownloads } from './metrics.js';
 import { captureEnded, nodesWithFiles } from './phase.js';
@@ -48,7 +54,12 @@ export function registerCaptureFileApi(ctx: CaptureFileApiContext, captures: Pic
   const agents = new AgentFilesClient({ token: (node) => ctx.agentToken(node), nodes: ctx.nodes, port: ctx.agentPort, trust: ctx.agentTrust, expectedCommonName: ctx.agentCommonName });
   ctx.api.route('GET', DOWNLOAD_ROUTE, async (req, res, params) => {
     const capture = await authorizedCapture(ctx, captures, req, params, 'get');
-    await sendZip(agents, capture, res);
+    const merge = mergeRequested(req);
+    // pcap files have no per-packet interface: merged, no reader could tell the pods apart.
+    if (merge && capture.spec.format !== 'pcapng') {
+      throw new HttpError(400, `?${MERGE_PARAM}=true needs spec.format: pcapng (packetcapture ${capture.metadata.namespace}/${capture.metadata.name} writes ${capture.spec.format ?? 'pcap'}, whose packets cannot say which pod they belong to); download without it for one pcap file per pod`);
+    }
+    await sendZip(agents, capture, res, merge);
   });
   ctx.api.route('DELETE', DELETE_FILES_ROUTE, async (req, res, params) => {
     const capture = await authorizedCapture(ctx, captures, req, params, 'delete');
@@ -111,9 +122,17 @@ class Slots {
   }
 }
 
-/** A Readable that fetches one agent file only when jszip starts reading it. */
-function lazyAgentFile(open: () => Promise<IncomingMessage>, slots: Slots): Readable {
-  let source: IncomingMessage | undefined;
+/** ?merge=true (or 1); anything else but false/0/empty is a 400. */
+function mergeRequested(req: IncomingMessage): boolean {
+  const value = new URL(req.url ?? '/', 'https://controller.invalid').searchParams.get(MERGE_PARAM);
+  if (value === null || value === '' || value === 'false' || value === '0') return false;
+  if (value === 'true' || value === '1') return true;
+  throw new HttpError(400, `?${MERGE_PARAM}= takes true or false, not ${JSON.stringify(value)}`);
+}
+
+/** A Readable that fetches one agent file (or starts one merge) only when jszip starts reading it. */
+function lazyAgentFile(open: () => Promise<Readable>, slots: Slots): Readable {
+  let source: Readable | undefined;
   let started = false;
   let released = false;
   const release = () => {
@@ -153,7 +172,26 @@ function lazyAgentFile(open: () => Promise<IncomingMessage>, slots: Slots): Read
   return stream;
 }
 
-async function sendZip(agents: AgentFilesClient, capture: PacketCapture, res: ServerResponse): Promise<void> {
+/** A pcapng file's pod interface: its files, in sequence order, are one merge input. */
+function pcapngInputs(listing: CaptureFileListing): Map<string, CaptureFile[]> {
+  const groups = new Map<string, CaptureFile[]>();
+  for (const file of listing.files) {
+    const parts = pcapFileNameParts(file.fileName);
+    if (parts?.format !== 'pcapng') continue;
+    const key = `${parts.pod}_${parts.iface}`;
+    groups.set(key, [...(groups.get(key) ?? []), file]);
+  }
+  for (const files of groups.values()) files.sort((a, b) => pcapFileNameParts(a.fileName)!.sequence - pcapFileNameParts(b.fileName)!.sequence);
+  return groups;
+}
+
+/**
+ * pcap captures: every file as the agent wrote it, under <node>/. pcapng captures: per node one
+ * <node>/<node>.pcapng merging its pod files (one interface per pod interface), or with merge one
+ * <namespace>-<name>.pcapng merging every node's, both sorted by time and streamed; other files
+ * (the metadata snapshot, pcap files from before a format change) as they are.
+ */
+async function sendZip(agents: AgentFilesClient, capture: PacketCapture, res: ServerResponse, merge: boolean): Promise<void> {
   const { namespace = '', name = '', uid } = capture.metadata;
   const log = loggerFor('capture-download', `${namespace}/${name}`);
   const { listings, missing } = await listAll(agents, capture);
@@ -161,15 +199,44 @@ async function sendZip(agents: AgentFilesClient, capture: PacketCapture, res: Se
   const slots = new Slots(PARALLEL_FETCHES);
   let expected = 0;
   const sources: Readable[] = [];
+  const pcapng = capture.spec.format === 'pcapng';
+  const add = (entry: string, open: () => Promise<Readable>) => {
+    const stream = lazyAgentFile(open, slots);
+    sources.push(stream);
+    // jszip's typings only know its own stream type; a Node Readable is what it reads (nodestream input).
+    zip.file(entry, stream as unknown as NodeJS.ReadableStream, { binary: true });
+  };
+  // The agent responses a merge reads: destroyed at once if the download fails, without waiting
+  // for the merge (which may be awaiting one of them) to notice.
+  const merging = new Set<IncomingMessage>();
+  const openForMerge = async (node: string, fileName: string): Promise<IncomingMessage> => {
+    const response = await agents.open(node, namespace, name, fileName, uid);
+    merging.add(response);
+    response.once('close', () => merging.delete(response));
+    return response;
+  };
+  const inputsOf = (listing: CaptureFileListing): MergeInput[] =>
+    [...pcapngInputs(listing)].map(([key, files]) => ({
+      name: `${listing.node}/${key}`,
+      chunks: concatenated(files.map((f) => () => openForMerge(listing.node, f.fileName))),
+    }));
+  const allInputs: MergeInput[] = [];
   for (const listing of listings) {
+    const merged = pcapng ? pcapngInputs(listing) : new Map<string, CaptureFile[]>();
+    const inMerge = new Set([...merged.values()].flat().map((f) => f.fileName));
     for (const file of listing.files) {
       expected += file.bytes;
-      const stream = lazyAgentFile(() => agents.open(listing.node, namespace, name, file.fileName, uid), slots);
-      sources.push(stream);
-      // jszip's typings only know its own stream type; a Node Readable is what it reads (nodestream input).
-      zip.file(`${listing.node}/${file.fileName}`, stream as unknown as NodeJS.ReadableStream, { binary: true });
+      if (inMerge.has(file.fileName)) continue;
+      add(`${listing.node}/${file.fileName}`, () => agents.open(listing.node, namespace, name, file.fileName, uid));
+    }
+    if (merged.size === 0) continue;
+    if (merge) allInputs.push(...inputsOf(listing));
+    else {
+      const inputs = inputsOf(listing);
+      add(`${listing.node}/${nodeFileName(listing.node)}`, async () => Readable.from(mergePcapng(inputs), { objectMode: false }));
     }
   }
+  if (allInputs.length > 0) add(mergedFileName(namespace, name), async () => Readable.from(mergePcapng(allInputs), { objectMode: false }));
   if (missing.length) zip.file(MISSING_NODES_FILE, `${missing.map((m) => m.message).join('\n')}\n`);
   for (const m of missing) log.warn('node left out of the download', { node: m.node, error: m.message });
 
@@ -188,10 +255,11 @@ async function sendZip(agents: AgentFilesClient, capture: PacketCapture, res: Se
   try {
     await pipeUntilDone(out, res);
     captureDownloads.inc({ result: missing.length ? 'partial' : 'ok' });
-    log.info('capture downloaded', { bytes: sent, nodes: listings.length, missingNodes: missing.map((m) => m.node) });
+    log.info('capture downloaded', { bytes: sent, nodes: listings.length, merge, missingNodes: missing.map((m) => m.node) });
   } catch (err) {
     captureDownloads.inc({ result: 'failed' });
     for (const source of sources) source.destroy();
+    for (const response of merging) response.destroy();
     throw err; // headers are out: the server cuts the connection so the client sees an incomplete zip
   }
 }
