@@ -6,7 +6,7 @@ import http from 'node:http';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { REQUEST_HEADER, sendJson, startConsoleServer, TOKEN_COOKIE, type ConsoleServer } from '../../src/plugin/ui/server.js';
+import { REQUEST_HEADER, sendJson, startConsoleServer, tokenCookie, type ConsoleServer } from '../../src/plugin/ui/server.js';
 
 interface Answer {
   status: number;
@@ -80,12 +80,12 @@ describe('console server: token, Host and Origin checks', function () {
     expect(first.status).to.equal(303);
     expect(first.headers.location).to.equal('/');
     const cookie = String(first.headers['set-cookie']);
-    expect(cookie).to.contain(`${TOKEN_COOKIE}=${token}`).and.to.contain('HttpOnly').and.to.contain('SameSite=Strict');
-    const page = await call(server.port, { path: '/', headers: { cookie: `${TOKEN_COOKIE}=${token}` } });
+    expect(cookie).to.contain(`${tokenCookie(server.port)}=${token}`).and.to.contain('HttpOnly').and.to.contain('SameSite=Strict');
+    const page = await call(server.port, { path: '/', headers: { cookie: `${tokenCookie(server.port)}=${token}` } });
     expect(page.status).to.equal(200);
     expect(page.body).to.equal('<p>console</p>');
     expect(page.headers['content-security-policy']).to.contain("default-src 'self'");
-    const api = await call(server.port, { headers: { cookie: `other=1; ${TOKEN_COOKIE}=${token}` } });
+    const api = await call(server.port, { headers: { cookie: `other=1; ${tokenCookie(server.port)}=${token}` } });
     expect(api.status).to.equal(200);
     expect(apiCalls).to.deep.equal(['GET /api/ping', 'GET /api/ping']);
   });
@@ -114,13 +114,27 @@ describe('console server: token, Host and Origin checks', function () {
     expect(preflight.headers['access-control-allow-origin']).to.equal(undefined);
   });
 
+  it('names its cookie after its port, so a second console in the same browser does not replace the token', async function () {
+    const other = await startConsoleServer({ token: 'tok-other', staticDir: dir, api: async () => false });
+    try {
+      expect(tokenCookie(other.port)).to.not.equal(tokenCookie(server.port));
+      const r = await call(other.port, { path: `/?token=tok-other` });
+      expect(String(r.headers['set-cookie'])).to.match(new RegExp(`^${tokenCookie(other.port)}=tok-other;`));
+      // The first console's cookie, sent to the second (same host), does not open it.
+      const cross = await call(other.port, { path: '/', headers: { cookie: `${tokenCookie(server.port)}=${token}` } });
+      expect(cross.status).to.equal(401);
+    } finally {
+      await other.close();
+    }
+  });
+
   it(`refuses a POST or DELETE without the ${REQUEST_HEADER} header, as a cross-site form would send it`, async function () {
-    const form = await call(server.port, { method: 'POST', path: '/api/captures', headers: { cookie: `${TOKEN_COOKIE}=${token}`, 'content-type': 'application/x-www-form-urlencoded' } });
+    const form = await call(server.port, { method: 'POST', path: '/api/captures', headers: { cookie: `${tokenCookie(server.port)}=${token}`, 'content-type': 'application/x-www-form-urlencoded' } });
     expect(form.status).to.equal(403);
-    const del = await call(server.port, { method: 'DELETE', path: '/api/captures/a/b', headers: { cookie: `${TOKEN_COOKIE}=${token}` } });
+    const del = await call(server.port, { method: 'DELETE', path: '/api/captures/a/b', headers: { cookie: `${tokenCookie(server.port)}=${token}` } });
     expect(del.status).to.equal(403);
     expect(apiCalls).to.deep.equal([]);
-    const ok = await call(server.port, { method: 'DELETE', path: '/api/captures/a/b', headers: { cookie: `${TOKEN_COOKIE}=${token}`, [REQUEST_HEADER]: '1' } });
+    const ok = await call(server.port, { method: 'DELETE', path: '/api/captures/a/b', headers: { cookie: `${tokenCookie(server.port)}=${token}`, [REQUEST_HEADER]: '1' } });
     expect(ok.status).to.equal(200);
     expect(apiCalls).to.deep.equal(['DELETE /api/captures/a/b']);
   });

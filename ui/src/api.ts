@@ -37,7 +37,7 @@ export interface Progress {
 }
 
 /** Streams a download, reporting bytes as they come, and hands the finished file to the browser. */
-export async function download(path: string, fileName: string, onProgress: (p: Progress) => void): Promise<{ bytes: number; missingNodes: string[] }> {
+export async function download(path: string, fileName: string, onProgress: (p: Progress) => void): Promise<{ bytes: number; expected: number | undefined; missingNodes: string[] }> {
   const res = await check(await fetch(path));
   const expectedHeader = res.headers.get('x-netwarden-expected-bytes');
   const expected = expectedHeader && /^\d+$/.test(expectedHeader) ? Number(expectedHeader) : undefined;
@@ -60,7 +60,7 @@ export async function download(path: string, fileName: string, onProgress: (p: P
   a.click();
   a.remove();
   setTimeout(() => URL.revokeObjectURL(url), 60_000);
-  return { bytes, missingNodes: missing ? missing.split(',') : [] };
+  return { bytes, expected, missingNodes: missing ? missing.split(',') : [] };
 }
 
 export function formatBytes(n: number | undefined): string {

@@ -1,12 +1,17 @@
-import type { AuditOverview } from '../../src/plugin/ui/types.js';
+import type { AccessDecision, AuditOverview } from '../../src/plugin/ui/types.js';
 import { age, formatBytes } from './api.js';
-import { Card, ErrorBox, usePoll } from './common.js';
+import { Card, ErrorBox, ForbiddenList, usePoll } from './common.js';
 
-export function AuditPage() {
+export function AuditPage(props: { access: AccessDecision | undefined; nodesAccess: AccessDecision | undefined }) {
   const { data, error } = usePoll<AuditOverview>('/api/auditforwarders', 3000);
+  const forbidden = props.access !== undefined && !props.access.allowed;
+  const decisions: Array<[string, AccessDecision]> = [];
+  if (props.access) decisions.push(['Listing AuditForwarders', props.access]);
+  if (props.nodesAccess) decisions.push(['Per-node reports', props.nodesAccess]);
   return (
     <div>
-      <ErrorBox error={error ?? data?.error} />
+      <ForbiddenList decisions={decisions} />
+      {forbidden ? null : <ErrorBox error={error ?? data?.error} />}
       {data && !data.forwarders.length ? <p class="muted">No AuditForwarders.</p> : null}
       {(data?.forwarders ?? []).map((f) => (
         <Card key={f.name} testId={`af-${f.name}`} title={<span>{f.name} <span class="muted">→ {f.sink}</span></span>}>
@@ -18,7 +23,7 @@ export function AuditPage() {
             <div class={f.lagBytes ? 'warnc' : ''}><span>lag</span><b>{formatBytes(f.lagBytes)}</b></div>
             <div class={f.gaps ? 'bad' : ''}><span>gaps</span><b>{f.gaps}</b></div>
           </div>
-          {f.nodesError ? <div class="forbidden-list">Per-node reports are not shown: {f.nodesError}</div> : null}
+          {f.nodesError && props.nodesAccess?.allowed !== false ? <div class="forbidden-list">Per-node reports are not shown: {f.nodesError}</div> : null}
           <table data-testid="af-nodes">
             <thead><tr><th>Node</th><th>Lag</th><th>Shipped events</th><th>Shipped</th><th>Gaps</th><th>Last shipped</th><th>Report</th><th>Last error</th></tr></thead>
             <tbody>

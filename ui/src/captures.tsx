@@ -146,8 +146,9 @@ function Row(props: { c: CaptureView; list: CaptureList; onChange: () => void; o
           onClick={() => void act('stop', async () => (await send<CaptureView>('POST', `${base}/stop`), 'stopping: spec.endTime set to now'))} />
         <ActionButton access={list.access.download} label={busy === 'download' ? 'Downloading…' : 'Download'} testId="download" busy={busy !== undefined} disabledWhy={noFiles}
           onClick={() => void act('download', async () => {
+            setProgress(undefined);
             const r = await download(`${base}/files.zip`, `${c.namespace}-${c.name}.zip`, setProgress);
-            return `downloaded ${formatBytes(r.bytes)}${r.missingNodes.length ? ` (missing nodes: ${r.missingNodes.join(', ')})` : ''}`;
+            return `downloaded ${formatBytes(r.bytes)}${r.expected ? ` (${formatBytes(r.expected)} of pcap expected)` : ''}${r.missingNodes.length ? ` (missing nodes: ${r.missingNodes.join(', ')})` : ''}`;
           })} />
         <ActionButton access={list.access.download} label={busy === 'summary' ? 'Reading…' : 'Summary'} testId="summary-button" busy={busy !== undefined} disabledWhy={noFiles}
           onClick={() => void act('summary', async () => {
@@ -159,9 +160,9 @@ function Row(props: { c: CaptureView; list: CaptureList; onChange: () => void; o
           onClick={() => void act('deleteFiles', async () => (await send<{ message: string }>('DELETE', `${base}/files`)).message)} />
         <ActionButton access={list.access.delete} label="Delete" danger testId="delete" busy={busy !== undefined}
           onClick={() => { if (confirm(`Delete packetcapture ${c.namespace}/${c.name} and its files?`)) void act('delete', async () => (await send<{ message: string }>('DELETE', base)).message); }} />
-        {progress && busy === 'download' ? (
+        {progress ? (
           <div class="progress" data-testid="download-progress">
-            <progress value={progress.bytes} max={progress.expected ?? undefined} /> {formatBytes(progress.bytes)}{progress.expected ? ` of ~${formatBytes(progress.expected)}` : ''}{pct !== undefined ? ` (${pct}%)` : ''}
+            <progress value={progress.bytes} max={progress.expected ?? undefined} /> {formatBytes(progress.bytes)}{progress.expected ? ` of ~${formatBytes(progress.expected)}` : ''}{pct !== undefined ? ` (${pct}%)` : ''}{busy === 'download' ? '' : ' done'}
           </div>
         ) : null}
         {note ? <div class="ok small" data-testid="row-note">{note}</div> : null}

@@ -45,8 +45,19 @@ export function ActionButton(props: { access: AccessDecision | undefined; onClic
       title={title}
       onClick={props.onClick}
     >
-      {forbidden ? `🔒 ${props.label}` : props.label}
+      {forbidden ? <Lock /> : null}
+      {props.label}
     </button>
+  );
+}
+
+/** A padlock drawn inline: the machine's fonts may have no emoji. */
+function Lock() {
+  return (
+    <svg class="lock" width="10" height="12" viewBox="0 0 10 12" aria-label="forbidden">
+      <path d="M2.5 5V3.5a2.5 2.5 0 0 1 5 0V5" fill="none" stroke="currentColor" stroke-width="1.4" />
+      <rect x="1" y="5" width="8" height="6.5" rx="1.2" fill="currentColor" />
+    </svg>
   );
 }
 

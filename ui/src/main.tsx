@@ -14,6 +14,7 @@ function useHash(): string {
   useEffect(() => {
     const on = (): void => setHash(location.hash || '#/drops');
     addEventListener('hashchange', on);
+    on(); // the hash may have changed before this effect ran
     return () => removeEventListener('hashchange', on);
   }, []);
   return hash;
@@ -48,11 +49,11 @@ function App() {
       <main>
         <ErrorBox error={error} />
         {ctx?.controllerError ? <div class="error">Controller {ctx.controllerUrl} not usable: {ctx.controllerError}</div> : null}
-        {page === 'drops' ? <DropsPage /> : null}
+        {page === 'drops' ? <DropsPage access={ctx?.access.listDropTails} /> : null}
         {page === 'captures' && ctx ? (
           <CapturesPage namespace={namespace} namespaces={ctx.namespaces.includes(namespace) ? ctx.namespaces : [namespace, ...ctx.namespaces]} setNamespace={(ns) => (location.hash = `#/captures/${encodeURIComponent(ns)}`)} />
         ) : null}
-        {page === 'audit' ? <AuditPage /> : null}
+        {page === 'audit' ? <AuditPage access={ctx?.access.listAuditForwarders} nodesAccess={ctx?.access.auditNodes} /> : null}
         {page === 'events' && parts[1] && parts[2] ? <EventsPage namespace={parts[1]} pod={parts[2]} /> : null}
       </main>
     </div>

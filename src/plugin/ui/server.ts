@@ -16,7 +16,13 @@ import path from 'node:path';
 import { timingSafeEqual } from 'node:crypto';
 import { logger } from '../../util/log.js';
 
-export const TOKEN_COOKIE = 'netwarden_ui_token';
+/**
+ * The cookie's name carries the port: cookies are per host, not per port, so two consoles on this
+ * machine (two users, two clusters) would otherwise overwrite each other's token in one browser.
+ */
+export function tokenCookie(port: number): string {
+  return `netwarden_ui_token_${port}`;
+}
 export const REQUEST_HEADER = 'x-netwarden-request';
 
 /** Why a request is refused before any route sees it; undefined when it may go on. */
@@ -51,12 +57,12 @@ export function allowedHosts(port: number): string[] {
 }
 
 /** Where the request carried the token, if it did. */
-export function presentedToken(req: Pick<IncomingMessage, 'headers' | 'url'>): { token: string; via: 'query' | 'cookie' | 'header' } | undefined {
+export function presentedToken(req: Pick<IncomingMessage, 'headers' | 'url'>, port: number): { token: string; via: 'query' | 'cookie' | 'header' } | undefined {
   const auth = req.headers.authorization;
   if (typeof auth === 'string' && auth.startsWith('Bearer ')) return { token: auth.slice(7), via: 'header' };
   const query = new URL(req.url ?? '/', 'http://x').searchParams.get('token');
   if (query) return { token: query, via: 'query' };
-  const cookie = cookieValue(req.headers.cookie, TOKEN_COOKIE);
+  const cookie = cookieValue(req.headers.cookie, tokenCookie(port));
   if (cookie) return { token: cookie, via: 'cookie' };
   return undefined;
 }
@@ -72,7 +78,7 @@ export function checkRequest(req: Pick<IncomingMessage, 'headers' | 'url' | 'met
     return { status: 403, message: `cross-origin requests are refused (Origin ${JSON.stringify(origin)})` };
   }
   if (origin === 'null') return { status: 403, message: 'requests from an opaque origin are refused' };
-  const presented = presentedToken(req);
+  const presented = presentedToken(req, opts.port);
   if (!presented) return { status: 401, message: 'this console needs the token of the URL that `kubectl netwarden ui` printed' };
   if (!safeEqual(presented.token, opts.token)) return { status: 401, message: 'wrong token: use the URL that `kubectl netwarden ui` printed' };
   const method = (req.method ?? 'GET').toUpperCase();
@@ -145,13 +151,13 @@ export async function startConsoleServer(opts: ServeOptions): Promise<ConsoleSer
       return;
     }
     const url = new URL(req.url ?? '/', `http://${req.headers.host}`);
-    const presented = presentedToken(req);
+    const presented = presentedToken(req, port);
     if (presented?.via === 'query' && req.method === 'GET' && !url.pathname.startsWith('/api/')) {
       // The token moves into a cookie only this origin sends (SameSite=Strict), and out of the
       // address bar and history.
       url.searchParams.delete('token');
       res.writeHead(303, {
-        'set-cookie': `${TOKEN_COOKIE}=${encodeURIComponent(opts.token)}; HttpOnly; SameSite=Strict; Path=/`,
+        'set-cookie': `${tokenCookie(port)}=${encodeURIComponent(opts.token)}; HttpOnly; SameSite=Strict; Path=/`,
         location: `${url.pathname}${url.search}`,
       });
       res.end();
