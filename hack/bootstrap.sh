@@ -58,7 +58,7 @@ fi
 
 # 3b. The console's page (ui/), bundled by esbuild into dist/ui (well under a second), so the
 # plugin run from the sources, as the tests run it, serves the page of this checkout.
-node "$repo/hack/build-ui.mjs"
+node --import "file://$repo/node_modules/tsx/dist/loader.mjs" "$repo/hack/build-ui.ts"
 
 # 4. kube-apiserver, kubectl and etcd, built once per version into the cache.
 NETWARDEN_KUBE_BIN="$("$repo/hack/kube/build.sh")"

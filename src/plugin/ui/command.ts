@@ -9,13 +9,14 @@ import { ConsoleApi } from './api.js';
 import { startConsoleServer, type ConsoleServer } from './server.js';
 
 /**
- * The built front end: dist/ui beside the compiled plugin (dist/src/plugin/ui -> dist/ui), or the
- * repository's dist/ui when run from the TypeScript sources. NETWARDEN_UI_DIR overrides both.
+ * The built front end: ui/ beside a bundled plugin (the krew archive), dist/ui beside the compiled
+ * plugin (dist/src/plugin/ui -> dist/ui), or the repository's dist/ui when run from the TypeScript
+ * sources. NETWARDEN_UI_DIR overrides them.
  */
 export function findStaticDir(): string {
   const here = path.dirname(fileURLToPath(import.meta.url));
   const up = path.resolve(here, '../../..');
-  const candidates = [process.env.NETWARDEN_UI_DIR, path.join(up, 'ui'), path.join(up, 'dist', 'ui')].filter((d): d is string => !!d);
+  const candidates = [process.env.NETWARDEN_UI_DIR, path.join(here, 'ui'), path.join(up, 'ui'), path.join(up, 'dist', 'ui')].filter((d): d is string => !!d);
   const found = candidates.find((d) => existsSync(path.join(d, 'app.js')) && existsSync(path.join(d, 'index.html')));
   if (!found) throw new PluginError(`the console's front end is not built (looked in ${candidates.join(', ')}): run npm run build`);
   return found;
