@@ -192,10 +192,23 @@ describe('kubectl netwarden ui: the web console in a real browser', function () 
     const stored = JSON.parse(await mustKubectl(cluster(), ['get', 'packetcapture', CAPTURE, '-n', NS, '-o', 'json'])) as { spec: Record<string, unknown> };
     for (const [k, v] of Object.entries(shown.spec)) expect(stored.spec[k], k).to.deep.equal(v);
     const row = page.locator(`[data-testid=capture-row][data-name=${CAPTURE}]`);
-    await waitFor(async () => ['WaitingForTraffic', 'Capturing'].includes((await row.getByTestId('capture-phase').textContent()) ?? ''), { timeoutMs: 60_000, description: 'the capture running on its nodes' });
-    // Real traffic between the two pods, on both nodes' veths.
-    for (let i = 0; i < 4; i++) expect((await pods[0]!.ping(API_IP)).code).to.equal(0);
-    await row.getByTestId('capture-phase').getByText('Capturing', { exact: true }).waitFor({ timeout: 60_000 });
+    // Each node's agent says WaitingForTraffic once its capture is open (the Nodes column).
+    const nodesCell = row.locator('td').nth(3);
+    await waitFor(
+      async () => {
+        const text = (await nodesCell.textContent()) ?? '';
+        return [NODE_A, NODE_B].every((n) => new RegExp(`${n}: (WaitingForTraffic|Capturing)`).test(text));
+      },
+      { timeoutMs: 60_000, description: 'the capture open on both nodes' },
+    );
+    // Real traffic between the two pods, on both nodes' veths, until the page says Capturing.
+    await waitFor(
+      async () => {
+        expect((await pods[0]!.ping(API_IP)).code).to.equal(0);
+        return (await row.getByTestId('capture-phase').textContent()) === 'Capturing';
+      },
+      { timeoutMs: 60_000, description: 'phase Capturing in the page' },
+    );
     await waitFor(async () => (await row.locator('td').nth(4).textContent()) === '2', { timeoutMs: 30_000, description: 'one file per pod' });
   });
 
@@ -259,12 +272,16 @@ describe('kubectl netwarden ui: the web console in a real browser', function () 
     }
   });
 
-  it('stops the capture, then deletes it', async function () {
+  it('stops the capture, deletes its files, then deletes it', async function () {
     await page.goto(new URL(`/#/captures/${NS}`, adminUrl).toString());
     const row = page.locator(`[data-testid=capture-row][data-name=${CAPTURE}]`);
     await row.getByTestId('stop').click();
     await waitFor(async () => ['Finished', 'Stopped'].includes((await row.getByTestId('capture-phase').textContent()) ?? ''), { timeoutMs: 60_000, description: 'the capture ended' });
     expect(await mustKubectl(cluster(), ['get', 'packetcapture', CAPTURE, '-n', NS, '-o', 'jsonpath={.spec.endTime}'])).to.match(/^\d{4}-\d\d-\d\dT/);
+    // Once ended, its files can be deleted on every node, leaving the object.
+    await waitFor(async () => !(await row.getByTestId('delete-files').isDisabled()), { timeoutMs: 20_000, description: 'Delete files enabled' });
+    await row.getByTestId('delete-files').click();
+    await waitFor(async () => (await row.locator('td').nth(4).textContent()) === '0', { timeoutMs: 60_000, description: 'no files left' });
     await row.getByTestId('delete').click();
     await row.waitFor({ state: 'detached', timeout: 60_000 });
     const left = await cluster().kubectl(['get', 'packetcapture', CAPTURE, '-n', NS]);
