@@ -151,6 +151,9 @@ describe('kubectl netwarden ui: the web console in a real browser', function () 
   after(async function () {
     await context?.close();
     for (const c of consoles) c.kill('SIGTERM');
+    // The shared control plane outlives this file: no DropTail or AuditForwarder of ours is left for later controllers.
+    await cluster().kubectl(['delete', 'droptail/dt-console', 'auditforwarder/af-console-archive', 'auditforwarder/af-console-siem', '--ignore-not-found', '--wait=false']);
+    await cluster().kubectl(['delete', 'clusterrolebinding', 'console-admin', '--ignore-not-found']);
     await Promise.all(processes.map((p) => p.kill()));
     for (const pod of pods) await pod.destroy();
     if (userDataDir) await rm(userDataDir, { recursive: true, force: true });
