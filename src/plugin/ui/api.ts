@@ -40,6 +40,8 @@ import type {
 /** Lines of packet summary sent per file: a page of text, not a whole capture. */
 export const SUMMARY_LINES_PER_FILE = 500;
 const MAX_BODY_BYTES = 256 * 1024;
+/** How long an access decision is reused: a Role granted or taken away shows within this. */
+export const ACCESS_CACHE_MS = 5_000;
 
 export interface ApiContext {
   kc: KubeConfig;
@@ -88,6 +90,8 @@ export class ConsoleApi {
   private readonly authz: AuthorizationV1Api;
   private readonly authn: AuthenticationV1Api;
   private whoAmI: Promise<{ user: string; groups: string[] }> | undefined;
+  /** The pages poll every few seconds: an access decision is reused this long instead of asked again. */
+  private readonly decisions = new Map<string, { at: number; decision: Promise<AccessDecision> }>();
 
   constructor(private readonly ctx: ApiContext) {
     this.custom = ctx.kc.makeApiClient(CustomObjectsApi);
@@ -125,8 +129,17 @@ export class ConsoleApi {
     }
   };
 
-  /** One SelfSubjectAccessReview: what the API server's authorizers say this user may do. */
-  async can(check: AccessCheck): Promise<AccessDecision> {
+  /** One SelfSubjectAccessReview (reused for ACCESS_CACHE_MS): what the API server's authorizers say this user may do. */
+  can(check: AccessCheck): Promise<AccessDecision> {
+    const key = `${check.group ?? GROUP}|${describe(check)}`;
+    const cached = this.decisions.get(key);
+    if (cached && Date.now() - cached.at < ACCESS_CACHE_MS) return cached.decision;
+    const decision = this.review(check);
+    this.decisions.set(key, { at: Date.now(), decision });
+    return decision;
+  }
+
+  private async review(check: AccessCheck): Promise<AccessDecision> {
     const action = describe(check);
     try {
       const review = await this.authz.createSelfSubjectAccessReview({
@@ -389,7 +402,7 @@ export function captureView(pc: PacketCapture): CaptureView {
     fileCount: s.fileCount ?? 0,
     totalBytes: s.totalBytes ?? 0,
     pods: (s.targets ?? []).map((t) => ({ pod: t.pod, node: t.node, ip: t.ip })),
-    files: (s.files ?? []).map((f) => ({ node: f.node, state: f.state, bytes: f.bytes, packets: f.packets, fileNames: f.fileNames, message: f.message })),
+    files: (s.files ?? []).map((f) => ({ node: f.node, state: f.state, bytes: f.bytes, packets: f.packets, fileNames: f.fileNames, message: f.message })).sort((a, b) => (a.node < b.node ? -1 : 1)),
     ended: ENDED_PHASES.has(phase),
     extraStatus,
     ...(ready?.message ? { message: ready.message } : {}),
