@@ -16,8 +16,10 @@ export PATH
 # 1. Debian packages: libpcap for cap, nftables/iproute2 for the pod network, tshark to read
 # captures, openssl for test certificates, dnsmasq for reverse DNS, journal-remote for journal files,
 # Lua 5.1 (Argo CD's dialect) and 5.4 with the pure-Lua dkjson to run the Argo CD health checks,
-# clang, llvm, bpftool and libbpf for the kernel drop source's eBPF program (libbpf1 loads it).
-debian_packages=(libpcap-dev nftables iproute2 iputils-ping tshark openssl dnsmasq-base systemd-journal-remote build-essential python3 lua5.1 lua5.4 lua-dkjson clang llvm bpftool libbpf-dev)
+# clang, llvm, bpftool and libbpf for the kernel drop source's eBPF program (libbpf1 loads it),
+# chromium (with a font, as --no-install-recommends leaves it none) for the console's browser test,
+# driven by playwright-core: Playwright's own browser download is not used.
+debian_packages=(libpcap-dev nftables iproute2 iputils-ping tshark openssl dnsmasq-base systemd-journal-remote build-essential python3 lua5.1 lua5.4 lua-dkjson clang llvm bpftool libbpf-dev chromium fonts-liberation)
 ensure_debian_packages "${debian_packages[@]}"
 
 # 2. Node.js: @kubernetes/client-node 2.x (through undici 8) needs Node >= 22.19, and Node 20 is
@@ -54,6 +56,10 @@ if ! (cd "$repo" && node -e "require('cap')" 2>/dev/null); then
   say "rebuilding cap for node $(node --version)"
   (cd "$repo" && npm rebuild cap --foreground-scripts >/dev/null)
 fi
+
+# 3b. The console's page (ui/), bundled by esbuild into dist/ui (well under a second), so the
+# plugin run from the sources, as the tests run it, serves the page of this checkout.
+node --import "file://$repo/node_modules/tsx/dist/loader.mjs" "$repo/hack/build-ui.ts"
 
 # 4. kube-apiserver, kubectl and etcd, built once per version into the cache.
 NETWARDEN_KUBE_BIN="$("$repo/hack/kube/build.sh")"

@@ -22,6 +22,7 @@ case "$what" in
     NETWARDEN_TEST_TALLY="$(mktemp)"; export NETWARDEN_TEST_TALLY
     status=0
     tsc --noEmit -p . || status=1
+    tsc --noEmit -p ui || status=1 # the console's page: DOM types, JSX
     # The import rules of src/ (.dependency-cruiser.cjs); a violation names the import that broke it.
     depcruise src --config .dependency-cruiser.cjs --output-type err || status=1
     suite unit "$@" || status=1

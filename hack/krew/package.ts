@@ -12,6 +12,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
 import { stringify } from 'yaml';
+import { buildUi, UI_FILES } from '../build-ui.js';
 
 const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 export const PLUGIN_NAME = 'netwarden';
@@ -87,17 +88,19 @@ export async function packagePlugin(outDir: string, baseUrl?: string): Promise<K
       metafile: true,
       logLevel: 'warning',
     });
+    // The console's page, beside the bundle, where `kubectl netwarden ui` looks for it.
+    const uiInputs = await buildUi(path.join(stage, 'ui'));
     copyFileSync(path.join(repo, 'hack/krew/kubectl-netwarden.sh'), path.join(stage, BIN));
     chmodSync(path.join(stage, BIN), 0o755);
     chmodSync(path.join(stage, `${BIN}.mjs`), 0o644);
-    writeFileSync(path.join(stage, 'THIRD-PARTY-LICENSES'), thirdPartyLicenses(Object.keys(result.metafile.inputs)));
+    writeFileSync(path.join(stage, 'THIRD-PARTY-LICENSES'), thirdPartyLicenses([...Object.keys(result.metafile.inputs), ...uiInputs]));
     writeFileSync(path.join(stage, 'LICENSE'), `Netwarden ${version}: ${license}. The bundled dependencies' licenses are in THIRD-PARTY-LICENSES.\n`);
 
     mkdirSync(outDir, { recursive: true });
     const archiveName = `${BIN}-${version}.tar.gz`;
     const archive = path.join(outDir, archiveName);
     const epoch = process.env.SOURCE_DATE_EPOCH ?? commitTime();
-    const tar = execFileSync('tar', ['--sort=name', '--owner=0', '--group=0', '--numeric-owner', `--mtime=@${epoch}`, '-C', stage, '-cf', '-', BIN, `${BIN}.mjs`, 'LICENSE', 'THIRD-PARTY-LICENSES'], { maxBuffer: 256 * 1024 * 1024 });
+    const tar = execFileSync('tar', ['--sort=name', '--owner=0', '--group=0', '--numeric-owner', `--mtime=@${epoch}`, '-C', stage, '-cf', '-', BIN, `${BIN}.mjs`, 'LICENSE', 'THIRD-PARTY-LICENSES', ...UI_FILES.map((f) => `ui/${f}`)], { maxBuffer: 256 * 1024 * 1024 });
     writeFileSync(archive, execFileSync('gzip', ['-n', '-9'], { input: tar, maxBuffer: 256 * 1024 * 1024 }));
     const sha256 = createHash('sha256').update(readFileSync(archive)).digest('hex');
 
@@ -113,7 +116,8 @@ export async function packagePlugin(outDir: string, baseUrl?: string): Promise<K
           'The kubectl side of Netwarden, the operator that shows packet drops, packet captures and\n' +
           'the audit log as Kubernetes resources. Downloads the pcap files of a PacketCapture from every\n' +
           "node as one zip (for callers RBAC allows get packetcaptures/files), summarizes them like\n" +
-          'tcpdump, and deletes them once the capture has ended.\n',
+          'tcpdump, and deletes them once the capture has ended. `kubectl netwarden ui` serves a web\n' +
+          'console on 127.0.0.1 (drops graph, captures, audit forwarders) that acts with your kubeconfig.\n',
         caveats:
           'Needs Node.js 22.19 or newer on PATH.\n' +
           "It talks to the Netwarden controller's HTTPS API; from outside the cluster:\n" +

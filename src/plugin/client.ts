@@ -54,7 +54,7 @@ export interface Connection {
   insecure: boolean;
 }
 
-function loadConfig(flags: ConnectionFlags): KubeConfig {
+export function loadConfig(flags: ConnectionFlags): KubeConfig {
   const kc = new KubeConfig();
   if (flags.kubeconfig) kc.loadFromFile(flags.kubeconfig);
   else kc.loadFromDefault();

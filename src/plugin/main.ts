@@ -6,6 +6,7 @@ import { Command } from 'commander';
 import { connect, DEFAULT_CONTROLLER_URL, PluginError, type ConnectionFlags } from './client.js';
 import { deleteCaptureFiles, downloadCapture, extractZip, summarizeCapture } from './capture.js';
 import { escapeForTerminal } from '../util/terminal.js';
+import { openBrowser, startUi, type UiFlags } from './ui/command.js';
 
 /** Each line of text escaped for the terminal; the line breaks our own messages put in stay. */
 function printable(text: string): string {
@@ -69,6 +70,24 @@ export function buildPlugin(): Command {
       const conn = await connect(flags);
       const packets = await summarizeCapture(conn, name, process.stdout, { merge: flags.merge });
       process.stderr.write(`${packets} packet(s)\n`);
+    });
+
+  withConnectionFlags(program.command('ui').description('serve a web console on 127.0.0.1 that acts with your kubeconfig (Drops, Captures, Audit forwarders)'))
+    .option('--port <port>', 'port on 127.0.0.1 (default: a random free one)')
+    .option('--open', 'open the console in the default browser', false)
+    .action(async (flags: UiFlags) => {
+      const server = await startUi(flags);
+      // The token in the URL is the only key to the console: print it for this user only.
+      process.stdout.write(`Netwarden console: ${server.url}\n`);
+      process.stderr.write('It acts with your kubeconfig; anyone with this URL can too. Ctrl-C stops it.\n');
+      if (flags.open) openBrowser(server.url);
+      await new Promise<void>((resolve) => {
+        const stop = (): void => {
+          void server.close().then(resolve);
+        };
+        process.once('SIGINT', stop);
+        process.once('SIGTERM', stop);
+      });
     });
 
   return program;

@@ -3,7 +3,7 @@
 // the bin, and krew (built from its Go module by hack/krew/build.sh) installs it offline with
 // --manifest/--archive, after which `kubectl netwarden` runs with no checkout or node_modules near it.
 import { expect } from 'chai';
-import { execFileSync, spawnSync, type SpawnSyncReturns } from 'node:child_process';
+import { execFileSync, spawn, spawnSync, type SpawnSyncReturns } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { lstatSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -35,13 +35,14 @@ describe('krew plugin manifest and archive', function () {
   let krew: string;
   let root: string;
   let run: (cmd: string, args: string[]) => SpawnSyncReturns<string>;
+  let env: NodeJS.ProcessEnv;
 
   before(async function () {
     dir = mkdtempSync(path.join(tmpdir(), 'netwarden-krew-test-'));
     krew = process.env.NETWARDEN_KREW ?? execFileSync('bash', [path.join(repo, 'hack/krew/build.sh')], { encoding: 'utf8' }).trim();
     root = path.join(dir, 'krew-root');
     // Only kubectl, node, krew's bin and the system's tools: nothing of the checkout is reachable.
-    const env = { PATH: [path.join(root, 'bin'), findKubeBinDir(), path.dirname(process.execPath), '/usr/bin', '/bin'].join(':'), HOME: dir, KREW_ROOT: root, KREW_NO_UPGRADE_CHECK: '1' };
+    env = { PATH: [path.join(root, 'bin'), findKubeBinDir(), path.dirname(process.execPath), '/usr/bin', '/bin'].join(':'), HOME: dir, KREW_ROOT: root, KREW_NO_UPGRADE_CHECK: '1' };
     run = (cmd, args) => spawnSync(cmd, args, { cwd: dir, env, encoding: 'utf8', timeout: 30_000, stdio: ['ignore', 'pipe', 'pipe'] });
     made = await packagePlugin(path.join(dir, 'out'), 'https://example.invalid/releases/download/v0.1.0');
     manifest = parse(readFileSync(made.manifest, 'utf8')) as Manifest;
@@ -94,9 +95,11 @@ describe('krew plugin manifest and archive', function () {
     expect((await packagePlugin(path.join(dir, 'again'))).sha256).to.equal(made.sha256);
   });
 
-  it('holds the executable bin, the bundle and the licenses', function () {
+  it("holds the executable bin, the bundle, the licenses and the console's page", function () {
     const listing = execFileSync('tar', ['-tvzf', made.archive], { encoding: 'utf8' }).trim().split('\n');
-    expect(listing.map((l) => l.split(/\s+/).at(-1))).to.deep.equal([BIN, `${BIN}.mjs`, 'LICENSE', 'THIRD-PARTY-LICENSES']);
+    expect(listing.map((l) => l.split(/\s+/).at(-1))).to.deep.equal([BIN, `${BIN}.mjs`, 'LICENSE', 'THIRD-PARTY-LICENSES', 'ui/app.css', 'ui/app.js', 'ui/index.html']);
+    const licenses = execFileSync('tar', ['-xzOf', made.archive, 'THIRD-PARTY-LICENSES'], { encoding: 'utf8' });
+    expect(licenses).to.match(/^preact \d/m);
     expect(listing[0]).to.match(/^-rwxr-xr-x 0\/0 /);
   });
 
@@ -123,5 +126,34 @@ describe('krew plugin manifest and archive', function () {
     expect(sub.status, sub.stderr).to.equal(0);
     expect(sub.stdout).to.contain('--output-dir');
     expect(run('kubectl', ['plugin', 'list']).stdout).to.contain(path.join(root, 'bin', BIN));
+  });
+
+  it('serves the console from the installed package: `kubectl netwarden ui` prints a URL whose page and script load', async function () {
+    const child = spawn('kubectl', ['netwarden', 'ui', '--controller-url=https://127.0.0.1:1'], { cwd: dir, env, stdio: ['ignore', 'pipe', 'pipe'] });
+    try {
+      const url = await new Promise<string>((resolve, reject) => {
+        let out = '';
+        let err = '';
+        child.stderr.on('data', (c: Buffer) => (err += c.toString()));
+        child.stdout.on('data', (c: Buffer) => {
+          out += c.toString();
+          const m = /Netwarden console: (http:\/\/127\.0\.0\.1:\d+\/\?token=\S+)/.exec(out);
+          if (m) resolve(m[1]!);
+        });
+        child.once('exit', (code) => reject(new Error(`exited ${code}: ${err}`)));
+      });
+      const page = await fetch(url, { redirect: 'manual' });
+      expect(page.status).to.equal(303);
+      const cookie = (page.headers.get('set-cookie') ?? '').split(';')[0]!;
+      const index = await fetch(new URL('/', url), { headers: { cookie } });
+      expect(index.status).to.equal(200);
+      expect(await index.text()).to.contain('<script type="module" src="/app.js">');
+      const script = await fetch(new URL('/app.js', url), { headers: { cookie } });
+      expect(script.status).to.equal(200);
+      expect(script.headers.get('content-type')).to.match(/^text\/javascript/);
+      expect((await script.text()).length).to.be.greaterThan(10_000);
+    } finally {
+      child.kill('SIGTERM');
+    }
   });
 });
