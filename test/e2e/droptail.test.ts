@@ -9,11 +9,11 @@ import https from 'node:https';
 import { expect } from 'chai';
 import { cluster } from './hooks.js';
 import { registerExitCleanup, run, trackChild } from '../env/controlplane.js';
-import { createPodNetwork, type PodNetwork } from '../env/podnet.js';
+import type { PodNetwork } from '../env/podnet.js';
 import {
   agentControllerToken, controllerUrl, ensureInstalled, netwardenCaFile, freePort, getLocal, mustKubectl, netwardenPorts, nextNodeIP, startAgent, startController, metricValue, waitNodesHealthy, type NetwardenProcess,
 } from '../env/netwarden.js';
-import { createNamespace, createNode, createPod, createService, createServiceAccount, requestToken, waitFor } from '../env/fixtures.js';
+import { createNamespace, createNode, createNetworkedPod, createPod, createService, createServiceAccount, requestToken, waitFor } from '../env/fixtures.js';
 import type { AggregatedDrop, DropBatch } from '../../src/apis/drops.js';
 import { CONTROLLER_AUDIENCE } from '../../src/apis/identity.js';
 import type { PacketDrop } from '../../src/apis/drops.js';
@@ -377,10 +377,8 @@ describe('DropTail end to end: real drops from an nftables rule to Events on bot
     const kc = cp.kubeConfig();
     await createNamespace(kc, realNs);
     await createNode(kc, realNode, { internalIP: nextNodeIP(), labels: { 'dt-real': 'yes' } });
-    web = await createPodNetwork({ name: 'dtr-web', ip: webIP });
-    client = await createPodNetwork({ name: 'dtr-client', ip: clientIP });
-    await createPod(kc, { namespace: realNs, name: 'web-1', nodeName: realNode, podIP: webIP });
-    await createPod(kc, { namespace: realNs, name: 'client-1', nodeName: realNode, podIP: clientIP });
+    web = await createNetworkedPod(kc, { namespace: realNs, name: 'web-1', nodeName: realNode, podIP: webIP, network: 'dtr-web' });
+    client = await createNetworkedPod(kc, { namespace: realNs, name: 'client-1', nodeName: realNode, podIP: clientIP, network: 'dtr-client' });
     const rules = [
       `table ip ${table} {`,
       '  chain forward {',

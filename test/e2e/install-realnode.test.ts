@@ -260,9 +260,12 @@ describe('kubectl apply -k config/ on a real node', function () {
       unregisterTable = registerExitCleanup(() => spawnSync('nft', ['delete', 'table', 'ip', dropTable], { stdio: 'ignore' }));
       await kubectl(['apply', '-f', '-'], YAML.stringify({
         apiVersion: 'netwarden.io/v1alpha1', kind: 'DropTail', metadata: { name: 'install-drops' },
-        spec: { sources: [{ type: 'nflog', group: dropGroup }], prefixes: ['nwinst: '] },
+        // The kernel source beside it: its eBPF program loads in the DaemonSet's pod (BPF and
+        // PERFMON, containerd's RuntimeDefault seccomp, the image's libbpf and program), and a
+        // packet both see is counted once, as the logged drop.
+        spec: { sources: [{ type: 'nflog', group: dropGroup }, { type: 'kernel' }], prefixes: ['nwinst: '] },
       }));
-      // The agent pod reports the DropTail's node healthy to the controller through the Service.
+      // The agent pod reports the DropTail's node healthy (both sources) to the controller through the Service.
       await waitNodesHealthy(node!.cp, 'droptail', 'install-drops', 1, 60_000);
       // Each probe waits for an answer until its timeout (UDP 5 s, TCP 10 s); the Events come while they wait.
       const t0 = performance.now();
@@ -280,6 +283,7 @@ describe('kubectl apply -k config/ on a real node', function () {
       expect(tcp.code).to.not.equal(0);
       const described = await kubectl(['-n', app, 'describe', 'pod', 'web']);
       expect(described).to.match(/Warning\s+PacketDrop\s+.*Packet dropped when receiving traffic from shop\/client/);
+      expect(await eventsOf('web'), 'the logged drops counted again by the kernel source').to.not.include(`${received}: NETFILTER_DROP`);
       // Taken away again: traffic flows.
       expect((await run('nft', ['delete', 'table', 'ip', dropTable])).code).to.equal(0);
       unregisterTable();

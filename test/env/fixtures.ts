@@ -14,6 +14,7 @@ import {
 } from '@kubernetes/client-node';
 import YAML from 'yaml';
 import type { ControlPlane } from './controlplane.js';
+import { createPodNetwork, type PodNetwork } from './podnet.js';
 
 function core(kc: KubeConfig): CoreV1Api {
   return kc.makeApiClient(CoreV1Api);
@@ -74,6 +75,21 @@ export interface PodSpec {
   hostNetwork?: boolean;
   containerPort?: number;
   image?: string;
+}
+
+/**
+ * A Pod with real networking: its network namespace (podnet.ts, named nw-<network>) and the Pod
+ * object bound to nodeName with that IP. The caller destroys the network.
+ */
+export async function createNetworkedPod(kc: KubeConfig, spec: PodSpec & { podIP: string; network: string }): Promise<PodNetwork> {
+  const net = await createPodNetwork({ name: spec.network, ip: spec.podIP });
+  try {
+    await createPod(kc, spec);
+  } catch (err) {
+    await net.destroy();
+    throw err;
+  }
+  return net;
 }
 
 /** Creates a Pod bound to nodeName, then marks it Running with its IP through pods/status. */

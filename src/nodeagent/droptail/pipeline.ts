@@ -109,7 +109,9 @@ export class DropTailPipeline {
     for (const source of this.opts.sources) this.tasks.push(this.supervise(source, signal));
     this.tasks.push(this.sender.run(signal));
     this.timer = setInterval(() => this.flush(), this.opts.windowMs ?? DEFAULT_WINDOW_MS);
-    if (this.matcher) this.matchTimer = setInterval(() => this.releaseHeld(this.matcher!.released()), MATCH_TICK_MS);
+    // In the check phase, after the poll phase: when the event loop was blocked longer than the
+    // hold, the logged twins waiting on their sockets are read before the held drops are let go.
+    if (this.matcher) this.matchTimer = setInterval(() => setImmediate(() => this.releaseHeld(this.matcher!.released())), MATCH_TICK_MS);
     this.log.info('started', { sources: this.opts.sources.map((s) => s.id) });
   }
 
