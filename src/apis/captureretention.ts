@@ -10,6 +10,14 @@
 import type { JSONSchemaProps } from './schema.js';
 import { dateTimeSchema } from './schema.js';
 import { s3SinkSchema } from './auditforwarder.js';
+import { joinS3Key } from '../util/s3key.js';
+
+/** The phases of a capture that has finished: what ttlSecondsAfterFinished and node eviction mean by "finished". */
+export const FINISHED_CAPTURE_PHASES = ['Finished', 'Stopped', 'Failed'] as const;
+
+export function isFinishedCapturePhase(phase: string | undefined): boolean {
+  return (FINISHED_CAPTURE_PHASES as readonly string[]).includes(phase ?? '');
+}
 
 /**
  * The annotation on a Secret in Netwarden's namespace that lets PacketCaptures of the named
@@ -122,9 +130,7 @@ export const captureRetentionStatusProperties = {
 
 /** The object key of one capture file: <prefix>/<namespace>/<capture>/<node>/<file>. */
 export function captureObjectKey(prefix: string | undefined, namespace: string, capture: string, node: string, fileName: string): string {
-  const head = (prefix ?? '').replace(/^\/+|\/+$/g, '');
-  const parts = [namespace, capture, node, fileName];
-  return (head ? [head, ...parts] : parts).join('/');
+  return joinS3Key(prefix, [namespace, capture, node, fileName]);
 }
 
 /** Conditions of the retention and export story. */

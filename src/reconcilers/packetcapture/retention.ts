@@ -5,11 +5,10 @@
 // `kubectl netwarden capture delete`).
 import type { Condition } from '../../apis/meta.js';
 import type { CapturePhase, PacketCapture } from '../../apis/packetcapture.js';
-import { EXPORTED_CONDITION, FILES_EVICTED_CONDITION } from '../../apis/captureretention.js';
+import { EXPORTED_CONDITION, FILES_EVICTED_CONDITION, isFinishedCapturePhase } from '../../apis/captureretention.js';
 import { setCondition } from '../../runtime/status.js';
 import { captureSchedule } from './phase.js';
 
-const FINISHED_PHASES: readonly CapturePhase[] = ['Finished', 'Stopped', 'Failed'];
 /** How long expiry waits for uploads still under way (a slow bucket) before the files go anyway. */
 export const UPLOAD_GRACE_MS = 5 * 60_000;
 /** How often an expired capture with uploads still under way is looked at again. */
@@ -21,10 +20,6 @@ export interface RetentionPlan {
   /** The TTL has passed and the files (or the object) should go now. */
   expired: boolean;
   nextBoundary?: Date | undefined;
-}
-
-export function isFinishedPhase(phase: CapturePhase): boolean {
-  return FINISHED_PHASES.includes(phase);
 }
 
 /**
@@ -40,7 +35,7 @@ export function planRetention(capture: PacketCapture, phase: CapturePhase, now: 
     uploadedObjects: capture.spec.export?.s3 || uploads.length > 0 ? uploads.reduce((s, u) => s + (u.count ?? 0), 0) : undefined,
     uploadedBytes: capture.spec.export?.s3 || uploads.length > 0 ? uploads.reduce((s, u) => s + (u.bytes ?? 0), 0) : undefined,
   };
-  if (!isFinishedPhase(phase)) return { status, expired: false };
+  if (!isFinishedCapturePhase(phase)) return { status, expired: false };
   const finishedAt = finishTime(capture, phase, now);
   status.finishedAt = finishedAt.toISOString();
   const ttl = capture.spec.ttlSecondsAfterFinished;
