@@ -62,7 +62,7 @@ export const captureRetentionSpecProperties = {
     minimum: 0,
     description: "As a Job's: this many seconds after the capture finished (phase Finished, Stopped or Failed), its files are deleted on every node; kept until the object is deleted when unset.",
   },
-  deleteObject: { type: 'boolean', default: false, description: 'With ttlSecondsAfterFinished: delete the PacketCapture itself too when the files expire.' },
+  deleteObject: { type: 'boolean', description: 'With ttlSecondsAfterFinished: delete the PacketCapture itself too when the files expire.' },
   export: {
     type: 'object',
     description: "Upload each node's pcap files as they are rotated or the capture finishes; the files stay on the nodes (and downloadable) until they expire.",

@@ -105,7 +105,7 @@ function capture(spec: Partial<PacketCapture['spec']>, status: PacketCapture['st
     apiVersion: 'netwarden.io/v1alpha1',
     kind: 'PacketCapture',
     metadata: { name: 'pc', namespace: 'ns', uid: '11111111-2222-3333-4444-555555555555', generation: 1, creationTimestamp: '2026-01-01T00:00:00Z' as unknown as Date },
-    spec: { selector: 'all()', direction: 'both', fileSizeBytes: MIB, maxFiles: 10, snapLen: 262144, includeMetadata: false, deleteObject: false, ...spec },
+    spec: { selector: 'all()', direction: 'both', fileSizeBytes: MIB, maxFiles: 10, snapLen: 262144, includeMetadata: false, ...spec },
     status,
   } as PacketCapture;
 }
