@@ -20,7 +20,7 @@ import { expect } from 'chai';
 import { cluster } from './hooks.js';
 import { run, trackChild } from '../env/controlplane.js';
 import { applyCapture, condition, entryOn, getCapture, sendUdp, sendUdpUntil } from '../env/captures.js';
-import { createNamespace, createNode, createPod, waitFor } from '../env/fixtures.js';
+import { createNamespace, createNode, createPod, createServiceAccount, requestToken, waitFor } from '../env/fixtures.js';
 import { controllerUrl, ensureInstalled, mustKubectl, netwardenPorts, nextNodeIP, REPO_ROOT, startAgent, startController, type NetwardenProcess } from '../env/netwarden.js';
 import { createPodNetwork, type PodNetwork } from '../env/podnet.js';
 import { startS3Server, type S3Server } from '../../hack/s3/server.js';
@@ -123,7 +123,7 @@ describe('PacketCapture retention: ttlSecondsAfterFinished, deleteObject', funct
     const expires = await waitFor(async () => (await getCapture(cp, NS, 'pc-ttl')).status?.filesExpireAt, { timeoutMs: 20_000, description: 'filesExpireAt' });
     expect(Date.parse(expires) - endTime, 'filesExpireAt = the end time + 15 s').to.equal(15_000);
     const row = await mustKubectl(cp, ['get', 'packetcapture', 'pc-ttl', '-n', NS, '--no-headers']);
-    expect(row).to.match(new RegExp(`^pc-ttl\\s+Finished\\s+2\\s+\\d+\\s+\\d+\\s+${expires.replace(/\.000Z$/, 'Z').replace(/[.]/g, '\\.')}\\s+`));
+    expect(row).to.match(new RegExp(`^pc-ttl\\s+Finished\\s+2\\s+\\d+\\s+\\d+\\s+${expires}\\s+`));
     const c = await getCapture(cp, NS, 'pc-ttl');
     expect(condition(c, 'FilesExpired')).to.equal(undefined);
     expect(existsSync(nameDir(NODE_A, 'pc-ttl')) && existsSync(nameDir(NODE_B, 'pc-ttl')), 'files on both nodes before the expiry').to.equal(true);
@@ -208,7 +208,10 @@ describe('PacketCapture retention: ttlSecondsAfterFinished, deleteObject', funct
     // The nodes keep the files: the zip download works as before.
     const workDir = await mkdtemp(path.join(cp.dir, 'cret-'));
     const url = controllerUrl(await netwardenPorts(cp));
-    const r = await run(path.join(REPO_ROOT, 'bin/kubectl-netwarden'), ['capture', 'download', '-n', NS, 'pc-export', '-o', workDir, '--extract', `--kubeconfig=${cp.kubeconfigPath}`, `--controller-url=${url}`], {
+    await createServiceAccount(cp.kubeConfig(), NS, 'cret-reader').catch(() => undefined);
+    await mustKubectl(cp, ['create', 'rolebinding', 'cret-reader', '-n', NS, '--clusterrole=netwarden-packetcapture-files-reader', `--serviceaccount=${NS}:cret-reader`]);
+    const token = await requestToken(cp.kubeConfig(), NS, 'cret-reader');
+    const r = await run(path.join(REPO_ROOT, 'bin/kubectl-netwarden'), ['capture', 'download', '-n', NS, 'pc-export', '-o', workDir, '--extract', `--kubeconfig=${cp.kubeconfigPath}`, `--token=${token}`, `--controller-url=${url}`], {
       timeoutMs: 120_000,
       env: { ...process.env, PATH: `${path.dirname(process.execPath)}:${process.env.PATH ?? ''}` },
     });
@@ -275,7 +278,7 @@ describe("PacketCapture retention: the node's byte budget evicts the oldest fini
     await sendUdpUntil(src, DST_IP, 5911, 'old', SIZE, async () => ((await getCapture(cp, NS, 'pc-old')).status?.phase === 'Stopped' ? true : undefined), { description: 'pc-old stopped at its maxBytesPerPod' });
     const old = (await entryOn(cp, NS, 'pc-old', NODE))!;
     const oldFiles = [...(old.fileNames ?? [])];
-    expect(oldFiles.length).to.equal(3);
+    expect(oldFiles.length, 'rotated files of pc-old').to.be.at.least(3);
 
     await applyCapture(cp, NS, 'pc-new', cspec(5910));
     await waitFor(async () => (await entryOn(cp, NS, 'pc-new', NODE))?.state === 'WaitingForTraffic', { timeoutMs: 60_000, description: 'pc-new capturing' });

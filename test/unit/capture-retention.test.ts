@@ -116,23 +116,23 @@ describe('capture retention: when files expire', function () {
   it('counts a capture that ran to its end time from that end time, so a restarted controller agrees', function () {
     const c = capture({ endTime: '2026-01-01T00:30:00Z', ttlSecondsAfterFinished: 600 });
     const plan = planRetention(c, 'Finished', now);
-    expect(plan.status.finishedAt).to.equal('2026-01-01T00:30:00.000Z');
-    expect(plan.status.filesExpireAt).to.equal('2026-01-01T00:40:00.000Z');
+    expect(plan.status.finishedAt).to.equal('2026-01-01T00:30:00Z');
+    expect(plan.status.filesExpireAt).to.equal('2026-01-01T00:40:00Z');
     expect(plan.expired).to.equal(true);
   });
 
   it('keeps the recorded finish time, and comes back at the expiry', function () {
     const c = capture({ ttlSecondsAfterFinished: 7200 }, { finishedAt: '2026-01-01T00:50:00Z' });
     const plan = planRetention(c, 'Stopped', now);
-    expect(plan.status.filesExpireAt).to.equal('2026-01-01T02:50:00.000Z');
+    expect(plan.status.filesExpireAt).to.equal('2026-01-01T02:50:00Z');
     expect(plan.expired).to.equal(false);
-    expect(plan.nextBoundary?.toISOString()).to.equal('2026-01-01T02:50:00.000Z');
+    expect(plan.nextBoundary?.toISOString()).to.equal('2026-01-01T02:50:00Z');
   });
 
   it('has no finish time while it runs, and no expiry without a TTL', function () {
     expect(planRetention(capture({ ttlSecondsAfterFinished: 1 }, { finishedAt: '2026-01-01T00:50:00Z' }), 'Capturing', now).status.finishedAt).to.equal(undefined);
     const kept = planRetention(capture({}), 'Finished', now);
-    expect(kept.status.finishedAt).to.equal(now.toISOString());
+    expect(kept.status.finishedAt).to.equal('2026-01-01T01:00:00Z');
     expect(kept.status.filesExpireAt).to.equal(undefined);
     expect(kept.expired).to.equal(false);
   });
@@ -148,9 +148,9 @@ describe('capture retention: when files expire', function () {
     const c = capture({ endTime: '2026-01-01T00:30:00Z', ttlSecondsAfterFinished: 3600 });
     const plan = planCapture(c, [], now);
     expect(plan.status.phase).to.equal('Finished');
-    expect(plan.status.filesExpireAt).to.equal('2026-01-01T01:30:00.000Z');
+    expect(plan.status.filesExpireAt).to.equal('2026-01-01T01:30:00Z');
     expect(plan.expired).to.equal(false);
-    expect(plan.nextBoundary?.toISOString()).to.equal('2026-01-01T01:30:00.000Z');
+    expect(plan.nextBoundary?.toISOString()).to.equal('2026-01-01T01:30:00Z');
   });
 });
 

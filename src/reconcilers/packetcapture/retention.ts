@@ -37,16 +37,21 @@ export function planRetention(capture: PacketCapture, phase: CapturePhase, now: 
   };
   if (!isFinishedCapturePhase(phase)) return { status, expired: false };
   const finishedAt = finishTime(capture, phase, now);
-  status.finishedAt = finishedAt.toISOString();
+  status.finishedAt = rfc3339(finishedAt);
   const ttl = capture.spec.ttlSecondsAfterFinished;
   if (ttl === undefined) return { status, expired: false };
   const expiresAt = new Date(finishedAt.getTime() + ttl * 1000);
-  status.filesExpireAt = expiresAt.toISOString();
+  status.filesExpireAt = rfc3339(expiresAt);
   if (now < expiresAt) return { status, expired: false, nextBoundary: expiresAt };
   // The last files of a capture are uploaded as it finishes: give them a moment before they go.
   const uploading = uploads.some((u) => (u.pending ?? 0) > 0 && u.state !== 'Refused');
   if (uploading && now.getTime() < expiresAt.getTime() + UPLOAD_GRACE_MS) return { status, expired: false, nextBoundary: new Date(now.getTime() + UPLOAD_POLL_MS) };
   return { status, expired: true };
+}
+
+/** Whole seconds, as Kubernetes writes its own timestamps (and kubectl shows them in the EXPIRES column). */
+function rfc3339(d: Date): string {
+  return new Date(Math.floor(d.getTime() / 1000) * 1000).toISOString().replace(/\.000Z$/, 'Z');
 }
 
 /** The recorded finish time; else the end of the schedule for a capture that ran to its end, else now. */
