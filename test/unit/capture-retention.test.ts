@@ -126,7 +126,7 @@ describe('capture retention: when files expire', function () {
     const plan = planRetention(c, 'Stopped', now);
     expect(plan.status.filesExpireAt).to.equal('2026-01-01T02:50:00Z');
     expect(plan.expired).to.equal(false);
-    expect(plan.nextBoundary?.toISOString()).to.equal('2026-01-01T02:50:00Z');
+    expect(plan.nextBoundary?.toISOString()).to.equal('2026-01-01T02:50:00.000Z');
   });
 
   it('has no finish time while it runs, and no expiry without a TTL', function () {
@@ -150,7 +150,7 @@ describe('capture retention: when files expire', function () {
     expect(plan.status.phase).to.equal('Finished');
     expect(plan.status.filesExpireAt).to.equal('2026-01-01T01:30:00Z');
     expect(plan.expired).to.equal(false);
-    expect(plan.nextBoundary?.toISOString()).to.equal('2026-01-01T01:30:00Z');
+    expect(plan.nextBoundary?.toISOString()).to.equal('2026-01-01T01:30:00.000Z');
   });
 });
 
