@@ -141,9 +141,10 @@ export class PacketCaptureReconciler implements Reconciler {
     const nodes = nodesWithFiles(capture);
     const ttl = `ttlSecondsAfterFinished (${capture.spec.ttlSecondsAfterFinished}s) passed at ${capture.status?.filesExpireAt ?? now.toISOString()}`;
     const already = conditions.find((c) => c.type === FILES_EXPIRED_CONDITION && c.status === 'True');
-    if (nodes.length === 0) {
-      return already ? conditions : setCondition(conditions, { type: FILES_EXPIRED_CONDITION, status: 'True', reason: 'TTLExpired', message: `${ttl}: no node holds files of this capture any more`, observedGeneration: generation }, now);
-    }
+    // One message whichever reconcile sees the last entry go (the agents' release can reach the
+    // cache before this controller's own write does).
+    const removed: Omit<Condition, 'lastTransitionTime'> = { type: FILES_EXPIRED_CONDITION, status: 'True', reason: 'TTLExpired', message: `${ttl}: the files were deleted on every node`, observedGeneration: generation };
+    if (nodes.length === 0) return already ? conditions : setCondition(conditions, removed, now);
     if (!this.removeFiles) {
       return setCondition(conditions, { type: FILES_EXPIRED_CONDITION, status: 'False', reason: 'NoAgentClient', message: `${ttl}, but this controller cannot reach the agents (no HTTPS API configured): delete the files with kubectl netwarden capture delete`, observedGeneration: generation }, now);
     }
@@ -158,7 +159,7 @@ export class PacketCaptureReconciler implements Reconciler {
       throw new Error(message);
     }
     log.info('capture files expired: removed on every node', { nodes });
-    return setCondition(conditions, { type: FILES_EXPIRED_CONDITION, status: 'True', reason: 'TTLExpired', message: `${ttl}: files deleted on node(s) ${nodes.join(', ')}`, observedGeneration: generation }, now);
+    return setCondition(conditions, removed, now);
   }
 
   /** deleteObject: the object goes; the finalizer still waits for the agents to remove the files. */
