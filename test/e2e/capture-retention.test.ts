@@ -141,6 +141,29 @@ describe('PacketCapture retention: ttlSecondsAfterFinished, deleteObject', funct
     expect([expired.status?.fileCount, expired.status?.totalBytes]).to.deep.equal([0, 0]);
   });
 
+  it('expires from the finish time in the status, so a controller that was down at the expiry deletes the files once it is back', async function () {
+    const cp = cluster();
+    await applyCapture(cp, NS, 'pc-ttl-restart', spec(5905, '\n  ttlSecondsAfterFinished: 4'));
+    await running('pc-ttl-restart', [NODE_A, NODE_B]);
+    await sendUdp(a, B_IP, 5905, 'restart', 5, SIZE);
+    await waitFor(async () => ((await entryOn(cp, NS, 'pc-ttl-restart', NODE_A))?.packets ?? 0) >= 5, { timeoutMs: 30_000, description: 'counting' });
+    await finish('pc-ttl-restart');
+    const expires = await waitFor(async () => (await getCapture(cp, NS, 'pc-ttl-restart')).status?.filesExpireAt, { timeoutMs: 20_000, description: 'filesExpireAt' });
+    const controller = processes.shift()!;
+    await controller.kill();
+    await controller.exited;
+    // Well past the expiry with no controller: the files are still there.
+    await new Promise((r) => setTimeout(r, Math.max(0, Date.parse(expires) - Date.now()) + 3000));
+    expect(existsSync(nameDir(NODE_A, 'pc-ttl-restart')), 'files kept while no controller runs').to.equal(true);
+    processes.unshift(await startController(cp, 'cret-controller-2'));
+    const c = await waitFor(async () => {
+      const now = await getCapture(cp, NS, 'pc-ttl-restart');
+      return condition(now, 'FilesExpired')?.status === 'True' && (now.status?.files ?? []).length === 0 ? now : undefined;
+    }, { timeoutMs: 60_000, intervalMs: 500, description: 'the new controller expiring the files' });
+    expect(c.status?.filesExpireAt, 'the same expiry as before the restart').to.equal(expires);
+    expect(existsSync(nameDir(NODE_A, 'pc-ttl-restart')) || existsSync(nameDir(NODE_B, 'pc-ttl-restart'))).to.equal(false);
+  });
+
   it('deletes the object too with deleteObject: true', async function () {
     const cp = cluster();
     await applyCapture(cp, NS, 'pc-ttl-delete', spec(5902, '\n  ttlSecondsAfterFinished: 3\n  deleteObject: true'));
