@@ -253,6 +253,7 @@ export class CaptureExporter {
   }
 
   private record(fileName: string, key: string, bytes: number): void {
+    if (this.closed) return; // discarded meanwhile: the directory is gone
     this.remember(fileName, key, bytes);
     try {
       appendFileSync(path.join(this.dir, UPLOADS_FILE), `${JSON.stringify({ fileName, key, bytes })}\n`, { mode: 0o600 });
