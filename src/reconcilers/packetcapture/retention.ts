@@ -65,7 +65,8 @@ function finishTime(capture: PacketCapture, phase: CapturePhase, now: Date): Dat
 
 /** Exported and FilesEvicted, from the agents' entries; unchanged when nothing says anything. */
 export function retentionConditions(capture: PacketCapture, conditions: Condition[] | undefined, generation: number, now: Date): Condition[] | undefined {
-  const entries = capture.status?.files ?? [];
+  // By node name: the message stays the same whichever agent wrote its entry first.
+  const entries = [...(capture.status?.files ?? [])].sort((a, b) => a.node.localeCompare(b.node));
   let out = conditions;
   const s3 = capture.spec.export?.s3;
   const withUploads = entries.filter((e) => e.uploads);
