@@ -37,7 +37,7 @@ export function secretAllowsNamespace(annotations: Readonly<Record<string, strin
 
 export const captureS3ExportSchema = {
   type: 'object',
-  required: ['bucket'],
+  required: ['bucket', 'credentialsSecretRef'],
   properties: {
     endpoint: s3SinkSchema.properties.endpoint,
     bucket: s3SinkSchema.properties.bucket,
@@ -48,7 +48,7 @@ export const captureS3ExportSchema = {
     credentialsSecretRef: {
       type: 'object',
       required: ['name'],
-      description: `Secret with keys accessKeyID and secretAccessKey in Netwarden's own namespace, annotated ${ALLOWED_NAMESPACES_ANNOTATION} with this capture's namespace (or "*"); ambient credentials when unset.`,
+      description: `Secret with keys accessKeyID and secretAccessKey in Netwarden's own namespace, annotated ${ALLOWED_NAMESPACES_ANNOTATION} with this capture's namespace (or "*"). Required: the node's own (ambient) credentials are never used for a namespace's export.`,
       properties: { name: { type: 'string', minLength: 1, maxLength: 253 } },
     },
   },

@@ -175,10 +175,14 @@ describe('PacketCapture retention: ttlSecondsAfterFinished, deleteObject', funct
     expect(existsSync(nameDir(NODE_A, 'pc-ttl-delete')) || existsSync(nameDir(NODE_B, 'pc-ttl-delete')), 'files left on a node').to.equal(false);
   });
 
-  it('refuses a deleteObject without a TTL at apply', async function () {
+  it('refuses a deleteObject without a TTL, and an export without a Secret, at apply', async function () {
     const r = await cluster().kubectl(['apply', '-f', '-'], { input: `apiVersion: netwarden.io/v1alpha1\nkind: PacketCapture\nmetadata: {name: pc-bad-retention, namespace: ${NS}}\nspec:\n  deleteObject: true\n` });
     expect(r.code).to.not.equal(0);
     expect(r.stderr).to.contain('deleteObject needs ttlSecondsAfterFinished');
+    // The node's own credentials are never a namespace's: an export names its Secret.
+    const ambient = await cluster().kubectl(['apply', '-f', '-'], { input: `apiVersion: netwarden.io/v1alpha1\nkind: PacketCapture\nmetadata: {name: pc-bad-export, namespace: ${NS}}\nspec:\n  export: {s3: {bucket: ${BUCKET}}}\n` });
+    expect(ambient.code).to.not.equal(0);
+    expect(ambient.stderr).to.contain('spec.export.s3.credentialsSecretRef: Required value');
   });
 
   it('uploads each file to S3 as it is rotated and as the capture finishes, byte for byte, lists keys and sizes in the status, and still serves downloads', async function () {

@@ -6,7 +6,6 @@ import { mkdtempSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { GetObjectCommand, ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3';
-import { KubeConfig } from '@kubernetes/client-node';
 import { expect } from 'chai';
 import { startS3Server, type S3Server } from '../../hack/s3/server.js';
 import { CaptureExporter, type CaptureS3Export } from '../../src/nodeagent/capture/export.js';
@@ -30,8 +29,20 @@ describe('capture export to S3 (hack/s3 test server)', function () {
   let s3: S3Server;
   let client: S3Client;
   let dir: string;
-  const saved = { id: process.env.AWS_ACCESS_KEY_ID, secret: process.env.AWS_SECRET_ACCESS_KEY };
-  const node = { kc: new KubeConfig(), namespace: 'netwarden-system', name: 'n1' };
+  /** The admin's Secrets in Netwarden's namespace, as the agent would read them. */
+  const secrets: Record<string, { annotations: Record<string, string> }> = {
+    's3-ns': { annotations: { 'netwarden.io/allowed-namespaces': 'other, ns' } },
+    's3-other': { annotations: { 'netwarden.io/allowed-namespaces': 'other' } },
+  };
+  const node = {
+    namespace: 'netwarden-system',
+    name: 'n1',
+    readSecret: async (name: string) => {
+      const s = secrets[name];
+      if (!s) throw new Error(`cannot read Secret netwarden-system/${name} (HTTP 404)`);
+      return { data: { accessKeyID: 'AKIDUNIT', secretAccessKey: 'unit-secret' }, annotations: s.annotations };
+    },
+  };
   const exporters: CaptureExporter[] = [];
   const exporter = (spec: CaptureS3Export) => {
     const e = new CaptureExporter(REF, dir, spec, node, () => undefined);
@@ -40,9 +51,6 @@ describe('capture export to S3 (hack/s3 test server)', function () {
   };
 
   before(async function () {
-    // Ambient credentials (no credentialsSecretRef): the SDK's environment provider.
-    process.env.AWS_ACCESS_KEY_ID = 'AKIDUNIT';
-    process.env.AWS_SECRET_ACCESS_KEY = 'unit-secret';
     s3 = await startS3Server([BUCKET]);
     client = new S3Client({ endpoint: s3.endpoint, region: 'us-east-1', forcePathStyle: true, credentials: { accessKeyId: 'AKIDUNIT', secretAccessKey: 'unit-secret' } });
   });
@@ -59,10 +67,6 @@ describe('capture export to S3 (hack/s3 test server)', function () {
   after(async function () {
     client?.destroy();
     await s3?.stop();
-    process.env.AWS_ACCESS_KEY_ID = saved.id;
-    process.env.AWS_SECRET_ACCESS_KEY = saved.secret;
-    if (saved.id === undefined) delete process.env.AWS_ACCESS_KEY_ID;
-    if (saved.secret === undefined) delete process.env.AWS_SECRET_ACCESS_KEY;
   });
 
   async function object(key: string): Promise<Buffer> {
@@ -74,7 +78,7 @@ describe('capture export to S3 (hack/s3 test server)', function () {
     return (page.Contents ?? []).map((c) => c.Key!).sort();
   }
 
-  const spec = (prefix: string): CaptureS3Export => ({ endpoint: s3.endpoint, allowInsecure: true, bucket: BUCKET, prefix, forcePathStyle: true });
+  const spec = (prefix: string, secret = 's3-ns'): CaptureS3Export => ({ endpoint: s3.endpoint, allowInsecure: true, bucket: BUCKET, prefix, forcePathStyle: true, credentialsSecretRef: { name: secret } });
 
   it('uploads a closed file whole even when a rotation removes it before its turn', async function () {
     const data = Buffer.alloc(300_000, 7);
@@ -103,6 +107,16 @@ describe('capture export to S3 (hack/s3 test server)', function () {
     second.sync(names);
     expect(second.busy(), 'nothing queued again').to.equal(false);
     expect(second.entry()).to.deep.include({ state: 'Uploaded', count: names.length, bytes: done.bytes, pending: 0 });
+  });
+
+  it('refuses a Secret whose allowed-namespaces does not name the capture\'s namespace, and uploads nothing', async function () {
+    writeFileSync(path.join(dir, 'web_eth0_00001.pcap'), 'x');
+    const e = exporter(spec('denied', 's3-other'));
+    e.sync(['web_eth0_00001.pcap']);
+    const entry = await until(() => (e.entry().state === 'Refused' ? e.entry() : undefined), 'the refusal');
+    expect(entry.message).to.equal('Secret netwarden-system/s3-other may not be used by PacketCaptures in namespace ns: its annotation netwarden.io/allowed-namespaces does not name it (the admin lists the namespaces allowed, or "*"); nothing is uploaded');
+    expect([entry.count, entry.pending]).to.deep.equal([0, 1]);
+    expect(await keys('denied/')).to.deep.equal([]);
   });
 
   it('refuses an http:// endpoint without allowInsecure, and uploads nothing', async function () {

@@ -139,7 +139,7 @@ describe('capture retention: when files expire', function () {
 
   it('waits for uploads still under way before the files go, but not past the grace', function () {
     const status = { finishedAt: '2026-01-01T00:58:00Z', files: [{ node: 'n1', uploads: { state: 'Uploading' as const, pending: 1, count: 0, bytes: 0 } }] };
-    const c = capture({ ttlSecondsAfterFinished: 60, export: { s3: { bucket: 'b', forcePathStyle: false } } }, status);
+    const c = capture({ ttlSecondsAfterFinished: 60, export: { s3: { bucket: 'b', forcePathStyle: false, credentialsSecretRef: { name: 's' } } } }, status);
     expect(planRetention(c, 'Finished', now).expired).to.equal(false);
     expect(planRetention(c, 'Finished', new Date('2026-01-01T01:10:00Z')).expired).to.equal(true);
   });
@@ -156,7 +156,7 @@ describe('capture retention: when files expire', function () {
 
 describe('capture retention: what the status says of uploads and evictions', function () {
   const now = new Date('2026-01-01T01:00:00Z');
-  const s3 = { bucket: 'caps', prefix: '/team/', forcePathStyle: true };
+  const s3 = { bucket: 'caps', prefix: '/team/', forcePathStyle: true, credentialsSecretRef: { name: 's' } };
 
   it('Exported=False SecretNotAllowed with the node\'s words when a node was refused', function () {
     const c = capture({ export: { s3 } }, { files: [{ node: 'n1', uploads: { state: 'Refused', message: 'Secret netwarden-system/s3 may not be used', count: 0, bytes: 0, pending: 2 } }] });

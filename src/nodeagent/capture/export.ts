@@ -17,7 +17,7 @@ import type { KubeConfig } from '@kubernetes/client-node';
 import type { S3Client } from '@aws-sdk/client-s3';
 import { captureObjectKey, MAX_LISTED_UPLOADS, secretAllowsNamespace, ALLOWED_NAMESPACES_ANNOTATION, type UploadState } from '../../apis/captureretention.js';
 import type { PacketCaptureSpec } from '../../apis/packetcapture.js';
-import { readOwnNamespaceSecret, s3CredentialsOf } from '../../runtime/secrets.js';
+import { readOwnNamespaceSecret, s3CredentialsOf, type SecretContents } from '../../runtime/secrets.js';
 import { errorMessage, loggerFor, type Logger } from '../../util/log.js';
 import type { CaptureRef } from './store.js';
 
@@ -25,10 +25,16 @@ export type CaptureS3Export = NonNullable<NonNullable<PacketCaptureSpec['export'
 
 /** What the exporter needs of the agent. */
 export interface ExportNode {
-  kc: KubeConfig;
   /** Netwarden's own namespace: the only one whose Secrets are read. */
   namespace: string;
   name: string;
+  /** Reads a Secret of that namespace (readOwnNamespaceSecret with the agent's client). */
+  readSecret(name: string): Promise<SecretContents>;
+}
+
+/** The agent's ExportNode: Secrets read with its own client, from its own namespace only. */
+export function agentExportNode(kc: KubeConfig, namespace: string, name: string): ExportNode {
+  return { namespace, name, readSecret: (secret) => readOwnNamespaceSecret(kc, { name: secret }, namespace) };
 }
 
 export interface UploadsEntry {
@@ -194,18 +200,18 @@ export class CaptureExporter {
     if (spec.endpoint !== undefined && !spec.endpoint.startsWith('https://') && spec.allowInsecure !== true) {
       throw new RefusedError('spec.export.s3.endpoint: http:// sends the packets in clear text; use https://, or set spec.export.s3.allowInsecure: true');
     }
-    let credentials;
+    // Ambient credentials would be the node's own identity (an instance role), which the admin
+    // cannot grant to one namespace: a capture names a Secret, always (the schema requires it).
     const ref = spec.credentialsSecretRef;
-    if (ref) {
-      const where = `${this.node.namespace}/${ref.name}`;
-      const contents = await readOwnNamespaceSecret(this.node.kc, { name: ref.name }, this.node.namespace);
-      if (!secretAllowsNamespace(contents.annotations, this.ref.namespace)) {
-        throw new RefusedError(
-          `Secret ${where} may not be used by PacketCaptures in namespace ${this.ref.namespace}: its annotation ${ALLOWED_NAMESPACES_ANNOTATION} does not name it (the admin lists the namespaces allowed, or "*"); nothing is uploaded`,
-        );
-      }
-      credentials = s3CredentialsOf(contents, where);
+    if (!ref?.name) throw new RefusedError("spec.export.s3.credentialsSecretRef is required: the node's own credentials are never used for a namespace's export");
+    const where = `${this.node.namespace}/${ref.name}`;
+    const contents = await this.node.readSecret(ref.name);
+    if (!secretAllowsNamespace(contents.annotations, this.ref.namespace)) {
+      throw new RefusedError(
+        `Secret ${where} may not be used by PacketCaptures in namespace ${this.ref.namespace}: its annotation ${ALLOWED_NAMESPACES_ANNOTATION} does not name it (the admin lists the namespaces allowed, or "*"); nothing is uploaded`,
+      );
     }
+    const credentials = s3CredentialsOf(contents, where);
     this.resetClient();
     // Loaded on demand, as the audit sink does: the AWS SDK costs tens of MB that most nodes never need.
     const { createS3Client } = await import('../../util/s3.js');

@@ -14,6 +14,7 @@ import { errorMessage, loggerFor } from '../../util/log.js';
 import { agentFieldManager, type AgentContext } from '../context.js';
 import { planEviction, type EvictionCandidate, type NodeCaptureBudget } from './budget.js';
 import { isFinishedCapturePhase } from '../../apis/captureretention.js';
+import { agentExportNode } from './export.js';
 import { planFor, type CaptureCeilings } from './plan.js';
 import { CaptureSession, type LocalTarget, type SessionNode } from './session.js';
 import { captureDirectory, isCaptureUid, removeCaptureDirectory, removeCaptureFiles, removeStaleEntries, type CaptureRef } from './store.js';
@@ -57,7 +58,7 @@ export class CaptureAgentReconciler implements Reconciler {
     private readonly enqueue: (key: ObjectKey) => void,
     private readonly now: () => Date = () => new Date(),
   ) {
-    this.node = { name: ctx.nodeName, stateDir: ctx.stateDir, budget, pods: () => pods.list(), exportNode: { kc: ctx.kc, namespace: ctx.namespace, name: ctx.nodeName } };
+    this.node = { name: ctx.nodeName, stateDir: ctx.stateDir, budget, pods: () => pods.list(), exportNode: agentExportNode(ctx.kc, ctx.namespace, ctx.nodeName) };
     budget.setEvictor((needed, reason) => this.evict(needed, reason));
   }
 
