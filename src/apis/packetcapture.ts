@@ -18,6 +18,7 @@ import {
   type JSONSchemaProps,
   type NetwardenObject,
 } from './schema.js';
+import { captureFilesRetentionProperties, captureRetentionSpecProperties, captureRetentionStatusProperties, captureRetentionValidations } from './captureretention.js';
 
 /** Protocol names Calico accepts; a number 1..255 is accepted too. */
 export const PROTOCOL_NAMES = ['TCP', 'UDP', 'ICMP', 'ICMPv6', 'SCTP', 'UDPLite'] as const;
@@ -113,6 +114,7 @@ export const packetCaptureSpecSchema = {
       default: false,
       description: "At the start, each node also writes metadata-<node>.txt next to the pcap files: a snapshot of its network state (ip -d addr, ip route, ip neigh, nft list ruleset).",
     },
+    ...captureRetentionSpecProperties,
   },
   // Whichever limit (endTime, duration, maxBytesPerPod, a stop) comes first ends the capture.
   'x-kubernetes-validations': [
@@ -131,6 +133,7 @@ export const packetCaptureSpecSchema = {
       message: 'podSelector and a selector other than all() are mutually exclusive',
       fieldPath: '.podSelector',
     },
+    ...captureRetentionValidations,
   ],
 } as const satisfies JSONSchemaProps;
 
@@ -186,6 +189,7 @@ export const captureFilesSchema = {
       description: "Targets on this node that its agent does not capture, and why (an IP no running pod of the namespace owns here, or a node quota).",
       items: notCapturedSchema,
     },
+    ...captureFilesRetentionProperties,
   },
 } as const satisfies JSONSchemaProps;
 
@@ -210,6 +214,7 @@ export const packetCaptureStatusSchema = {
     podCount: { type: 'integer', minimum: 0 },
     fileCount: { type: 'integer', minimum: 0 },
     totalBytes: { type: 'integer', format: 'int64', minimum: 0 },
+    ...captureRetentionStatusProperties,
   },
 } as const satisfies JSONSchemaProps;
 
@@ -237,6 +242,8 @@ export const packetCaptureCrd: CrdDefinition = {
     { name: 'Pods', type: 'integer', jsonPath: '.status.podCount', description: 'Pods being captured.' },
     { name: 'Files', type: 'integer', jsonPath: '.status.fileCount', description: 'Pcap files written.' },
     { name: 'Size', type: 'integer', jsonPath: '.status.totalBytes', description: 'Bytes of pcap written.' },
+    // A string, not a date: kubectl shows a date column as an age, and a future one as <invalid>.
+    { name: 'Expires', type: 'string', jsonPath: '.status.filesExpireAt', description: 'When the files will be deleted on every node (spec.ttlSecondsAfterFinished).' },
     ageColumn,
   ],
   schema: packetCaptureSchema,

@@ -28,6 +28,8 @@ export interface AgentFlags {
   captureMinFreeDisk?: CaptureCeilings['minFreeDisk'];
   captureMaxConcurrent?: number;
   captureMaxBytes?: number;
+  /** false with --no-capture-evict-finished. */
+  captureEvictFinished?: boolean;
   captureRingSize?: number;
   captureRingBudget?: number;
   namespace?: string;
@@ -47,6 +49,7 @@ export async function runAgent(flags: AgentFlags & { nodeName: string }): Promis
     maxBytes: flags.captureMaxBytes ?? DEFAULT_CEILINGS.maxBytes,
     ringBytes: flags.captureRingSize ?? DEFAULT_CEILINGS.ringBytes,
     ringBudgetBytes: flags.captureRingBudget ?? DEFAULT_CEILINGS.ringBudgetBytes,
+    evictFinished: flags.captureEvictFinished ?? true,
   };
   const problem = ceilingsProblem(captureCeilings);
   if (problem) throw new Error(problem);

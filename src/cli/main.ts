@@ -117,6 +117,7 @@ export function buildCli(): Command {
     .option('--capture-min-free-disk <size|percent>', "PacketCapture: do not start, or stop writing, when free disk of the state directory would fall below this (default 15%: the kubelet's nodefs.available<10% eviction threshold plus a 5% margin; or e.g. 1Gi)", flagParser(parseDiskThreshold))
     .option('--capture-max-concurrent <n>', 'PacketCapture node quota: pod captures running at once on this node (default 12)', positiveInteger)
     .option('--capture-max-bytes <size>', 'PacketCapture node quota: bytes of capture files on this node (default 10Gi)', flagParser(parseByteSize))
+    .option('--no-capture-evict-finished', "PacketCapture: at --capture-max-bytes, hold new files back instead of deleting finished captures' files (oldest finished first) to make room")
     .option('--capture-ring-size <size>', 'PacketCapture: libpcap buffer of each pod capture, 1Mi..64Mi; the kernel ring takes twice this (default 16Mi)', flagParser(parseRingSize))
     .option('--capture-ring-budget <size>', 'PacketCapture node quota: kernel ring memory of all pod captures together, 2 x ring size each (default 384Mi: 12 x 32Mi)', flagParser(parseByteSize))
     .option('--namespace <ns>', "Netwarden's own namespace, the only one whose Secrets the agent reads (default: $POD_NAMESPACE, else netwarden-system)")

@@ -44,3 +44,20 @@ export async function removeFinalizer(kc: KubeConfig, type: ResourceType, obj: K
   await patchFinalizers(kc, type, obj, current.filter((f) => f !== finalizer));
   return true;
 }
+
+/** Deletes a custom object, with its UID as a precondition so that a re-created one of the same name stays. */
+export async function deleteCustomObject(kc: KubeConfig, type: ResourceType, obj: KubernetesObject): Promise<void> {
+  const name = obj.metadata?.name ?? '';
+  const namespace = type.namespaced ? obj.metadata?.namespace : undefined;
+  const api = kc.makeApiClient(CustomObjectsApi);
+  const { group, version, plural } = type;
+  const body = { preconditions: obj.metadata?.uid ? { uid: obj.metadata.uid } : undefined };
+  try {
+    if (namespace) await api.deleteNamespacedCustomObject({ group, version, plural, namespace, name, body });
+    else await api.deleteClusterCustomObject({ group, version, plural, name, body });
+  } catch (err) {
+    const code = (err as { code?: number }).code;
+    if (code === 404 || code === 409) return; // gone already, or another object of that name now
+    throw err;
+  }
+}

@@ -79,7 +79,8 @@ describe("the node's byte quota (--capture-max-bytes)", function () {
     await createPod(kc, { namespace: NS, name: 'src', nodeName: NODE, labels: { app: 'src' }, podIP: SRC_IP });
     await createPod(kc, { namespace: NS, name: 'dst', nodeName: NODE, labels: { app: 'dst' }, podIP: DST_IP });
     capturesDir = path.join(cp.dir, 'nodes', NODE, 'captures');
-    processes.push(await startController(cp, 'cnb-controller'), await startAgent(cp, NODE, [`--capture-max-bytes=${MAX_BYTES / 1024}Ki`]));
+    // Without eviction: pc-keep (finished) holds its place until it is deleted.
+    processes.push(await startController(cp, 'cnb-controller'), await startAgent(cp, NODE, [`--capture-max-bytes=${MAX_BYTES / 1024}Ki`, '--no-capture-evict-finished']));
   });
 
   after(async function () {

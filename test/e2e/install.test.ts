@@ -47,6 +47,9 @@ describe('config/ on the control plane', function () {
     expect(await canI('update', 'leases.coordination.k8s.io', controller, 'default')).to.equal(false);
     expect(await canI('get', 'secrets', controller, 'default')).to.equal(false);
     expect(await canI('delete', 'pods', controller, 'default')).to.equal(false);
+    // spec.deleteObject: the controller deletes an expired PacketCapture, and no other kind.
+    expect(await canI('delete', 'packetcaptures.netwarden.io', controller, 'storefront')).to.equal(true);
+    expect(await canI('delete', 'droptails.netwarden.io', controller)).to.equal(false);
     // The admin's capture quotas: that one ConfigMap, read only.
     const canIOn = async (verb: string, object: string) => (await cluster().kubectl(['auth', 'can-i', verb, object, `--as=${controller}`, '-n', SYSTEM_NAMESPACE])).stdout.trim() === 'yes';
     expect(await canIOn('watch', 'configmaps/netwarden-capture-quotas')).to.equal(true);
@@ -97,7 +100,7 @@ describe('config/ on the control plane', function () {
     await mustKubectl(cp, ['apply', '-f', path.join(REPO_ROOT, 'examples')]);
     const byKind = await mustKubectl(cp, ['get', 'droptails,packetcaptures,auditforwarders', '-A']);
     expect(byKind).to.match(/NAME\s+NODES\s+UNHEALTHY\s+DROPS\s+LAST DROP\s+READY\s+AGE/);
-    expect(byKind).to.match(/NAMESPACE\s+NAME\s+PHASE\s+PODS\s+FILES\s+SIZE\s+AGE/);
+    expect(byKind).to.match(/NAMESPACE\s+NAME\s+PHASE\s+PODS\s+FILES\s+SIZE\s+EXPIRES\s+AGE/);
     expect(byKind).to.match(/NAME\s+NODES\s+UNHEALTHY\s+SHIPPED\s+LAG\s+READY\s+AGE/);
     const category = await mustKubectl(cp, ['get', 'netwarden', '-A']);
     expect(category).to.contain('droptail.netwarden.io/');

@@ -119,7 +119,7 @@ describe('apis: CRDs', () => {
   it('printer columns are the documented ones', () => {
     const names = (cols: readonly { name: string }[]) => cols.map((c) => c.name.toUpperCase());
     expect(names(dropTailCrd.printerColumns)).to.deep.equal(['NODES', 'UNHEALTHY', 'DROPS', 'LAST DROP', 'READY', 'AGE']);
-    expect(names(packetCaptureCrd.printerColumns)).to.deep.equal(['PHASE', 'PODS', 'FILES', 'SIZE', 'AGE']);
+    expect(names(packetCaptureCrd.printerColumns)).to.deep.equal(['PHASE', 'PODS', 'FILES', 'SIZE', 'EXPIRES', 'AGE']);
     expect(names(auditForwarderCrd.printerColumns)).to.deep.equal(['NODES', 'UNHEALTHY', 'SHIPPED', 'LAG', 'READY', 'AGE']);
   });
 });

@@ -45,7 +45,7 @@ describe('netwarden validate', () => {
 
   it('accepts the examples and says so in one summary line', async () => {
     const { code, lines } = await run([join(repo, 'examples')]);
-    expect(lines).to.deep.equal(['6 files, 5 Netwarden objects checked (1 other object passed over): valid']);
+    expect(lines).to.deep.equal(['7 files, 6 Netwarden objects checked (1 other object passed over): valid']);
     expect(code).to.equal(0);
   });
 

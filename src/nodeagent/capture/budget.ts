@@ -3,7 +3,7 @@
 // take, bytes of capture files on disk, and the free disk the kubelet needs to not evict pods.
 // Slots go first come, first served by the capture's creation time; the caller supplies the disk.
 import { activeCaptures } from './metrics.js';
-import type { CaptureRef } from './store.js';
+import type { CaptureRef, StoredFile } from './store.js';
 import { requiredFreeBytes, RING_MEMORY_FACTOR, type DiskThreshold, type NodeCaptureLimits } from './plan.js';
 
 export interface DiskProbe {
@@ -43,6 +43,58 @@ interface OpenFile {
   remaining: () => number;
 }
 
+/** One finished capture whose files on this node may be evicted. */
+export interface EvictionCandidate {
+  /** Unique per capture (namespace/name/uid). */
+  key: string;
+  /** When it finished (ms): the oldest finished goes first; ties by key. */
+  finishedAt: number;
+  /** Its files that may go (the caller leaves out any still to be uploaded). */
+  files: readonly Pick<StoredFile, 'fileName' | 'bytes' | 'sequence' | 'pod'>[];
+}
+
+export interface EvictionStep {
+  key: string;
+  fileNames: string[];
+  bytes: number;
+}
+
+/**
+ * Which files to delete to free `neededBytes`: the oldest finished capture first, and within it its
+ * oldest files first (by sequence; the node metadata snapshot last), until enough is freed. Never
+ * more than one file past what is needed, and nothing at all when every candidate together is not
+ * enough: deleting a user's files would then not even let the new file start.
+ */
+export function planEviction(candidates: readonly EvictionCandidate[], neededBytes: number): EvictionStep[] {
+  if (neededBytes <= 0) return [];
+  const total = candidates.reduce((sum, c) => sum + c.files.reduce((s, f) => s + f.bytes, 0), 0);
+  if (total < neededBytes) return [];
+  const ordered = [...candidates].sort((a, b) => a.finishedAt - b.finishedAt || (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+  const steps: EvictionStep[] = [];
+  let freed = 0;
+  for (const candidate of ordered) {
+    const files = [...candidate.files].sort((a, b) => fileOrder(a) - fileOrder(b) || a.pod.localeCompare(b.pod) || a.fileName.localeCompare(b.fileName));
+    const step: EvictionStep = { key: candidate.key, fileNames: [], bytes: 0 };
+    for (const f of files) {
+      if (freed >= neededBytes) break;
+      step.fileNames.push(f.fileName);
+      step.bytes += f.bytes;
+      freed += f.bytes;
+    }
+    if (step.fileNames.length > 0) steps.push(step);
+    if (freed >= neededBytes) break;
+  }
+  return steps;
+}
+
+/** Pcap files by sequence; the metadata snapshot (no pod) after every pcap file. */
+function fileOrder(f: Pick<StoredFile, 'pod' | 'sequence'>): number {
+  return f.pod === '' ? Number.MAX_SAFE_INTEGER : f.sequence;
+}
+
+/** Deletes finished captures' files to free at least `neededBytes`; returns the bytes freed. */
+export type Evictor = (neededBytes: number, reason: string) => number;
+
 /** A stored-bytes count older than this is taken again before it is used. */
 const WALK_MAX_AGE_MS = 1000;
 /** A waiting claim nobody repeated for this long is dropped (its capture went away unseen). */
@@ -55,6 +107,7 @@ export class NodeCaptureBudget implements FileGate {
   private walked: { at: number; bytes: number } | undefined;
   private closedSinceWalk = 0;
   private deletedSinceWalk = 0;
+  private evictor: Evictor | undefined;
 
   constructor(
     readonly limits: NodeCaptureLimits,
@@ -63,6 +116,11 @@ export class NodeCaptureBudget implements FileGate {
     private readonly onFreed: (refs: CaptureRef[]) => void,
     private readonly now: () => number = Date.now,
   ) {}
+
+  /** Who frees room at the byte budget (the capture reconciler); none unless evictFinished. */
+  setEvictor(evictor: Evictor): void {
+    if (this.limits.evictFinished !== false) this.evictor = evictor;
+  }
 
   /** Pod captures that may run at once: the flag, or fewer when the ring budget holds fewer rings. */
   slots(): number {
@@ -170,8 +228,16 @@ export class NodeCaptureBudget implements FileGate {
   }
 
   private quotaRefusal(bytes: number): string | undefined {
-    const used = this.usedBytes();
+    let used = this.usedBytes();
     if (used + bytes <= this.limits.maxBytes) return undefined;
+    if (this.evictor) {
+      const reason = `to make room under the node's capture budget of ${this.limits.maxBytes} bytes (--capture-max-bytes) for a running capture's next ${bytes}-byte file; the oldest finished captures' files go first`;
+      if (this.evictor(used + bytes - this.limits.maxBytes, reason) > 0) {
+        this.walked = undefined;
+        used = this.usedBytes();
+        if (used + bytes <= this.limits.maxBytes) return undefined;
+      }
+    }
     return `node limit: ${this.limits.maxBytes} bytes of capture files (--capture-max-bytes); ${used} in use or being written, another file needs ${bytes}`;
   }
 

@@ -39,6 +39,8 @@ export interface PodCaptureOptions {
   /** What the pcapng interface and packet comments say (namespace, node, direction); pod and
    * interface default to the ones above. Needed for pcapng. */
   label?: Omit<PodInterfaceLabel, 'pod' | 'iface'>;
+  /** Called as each file is closed (rotation or stop), before a rotation removes older files. */
+  onFileClosed?: (fileName: string) => void;
   /** Called for each packet written (metrics). */
   onRecord?: (recordBytes: number) => void;
   /** Called once when the capture stops by itself (limit, disk, write error). */
@@ -138,6 +140,7 @@ export class PodCapture {
       // the data that did not make it to disk is lost either way; the state says why we stopped
     }
     this.opts.gate.closed(writer.path, writer.onDisk);
+    this.opts.onFileClosed?.(path.basename(writer.path));
   }
 
   private finish(state: Exclude<PodCaptureState, 'running'>, message: string, pausedBy?: FileRefusal['kind']): void {

@@ -17,6 +17,11 @@ export interface NodeCaptureLimits {
   maxBytes: number;
   /** --capture-min-free-disk: free space that stays on the state directory's filesystem. */
   minFreeDisk: DiskThreshold;
+  /**
+   * Unless --no-capture-evict-finished: at --capture-max-bytes, finished captures' files are
+   * deleted, oldest finished first, to make room for a running capture's next file.
+   */
+  evictFinished?: boolean | undefined;
 }
 
 /** Limits from the agent's flags: per capture (a resource may ask for less, never more) and per node. */

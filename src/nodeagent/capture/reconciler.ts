@@ -12,7 +12,9 @@ import type { Informer } from '../../runtime/informer.js';
 import { applyStatus } from '../../runtime/status.js';
 import { errorMessage, loggerFor } from '../../util/log.js';
 import { agentFieldManager, type AgentContext } from '../context.js';
-import type { NodeCaptureBudget } from './budget.js';
+import { planEviction, type EvictionCandidate, type NodeCaptureBudget } from './budget.js';
+import { isFinishedCapturePhase } from '../../apis/captureretention.js';
+import { agentExportNode } from './export.js';
 import { planFor, type CaptureCeilings } from './plan.js';
 import { CaptureSession, type LocalTarget, type SessionNode } from './session.js';
 import { captureDirectory, isCaptureUid, removeCaptureDirectory, removeCaptureFiles, removeStaleEntries, type CaptureRef } from './store.js';
@@ -56,7 +58,36 @@ export class CaptureAgentReconciler implements Reconciler {
     private readonly enqueue: (key: ObjectKey) => void,
     private readonly now: () => Date = () => new Date(),
   ) {
-    this.node = { name: ctx.nodeName, stateDir: ctx.stateDir, budget, pods: () => pods.list() };
+    this.node = { name: ctx.nodeName, stateDir: ctx.stateDir, budget, pods: () => pods.list(), exportNode: agentExportNode(ctx.kc, ctx.namespace, ctx.nodeName) };
+    budget.setEvictor((needed, reason) => this.evict(needed, reason));
+  }
+
+  /**
+   * The node's byte budget is reached: finished captures' files go, the oldest finished first,
+   * until `needed` bytes are free. A capture that still runs here keeps every file (even its
+   * rotated ones): when the finished ones are not enough, nothing is deleted and the new file
+   * waits, as without eviction. Files still to be uploaded stay too.
+   */
+  private evict(needed: number, reason: string): number {
+    const candidates: EvictionCandidate[] = [];
+    const byKey = new Map<string, CaptureSession>();
+    for (const session of this.sessions.values()) {
+      if (session.running()) continue;
+      const capture = this.captures.get(session.ref.name, session.ref.namespace);
+      if (!capture || capture.metadata.uid !== session.uid) continue;
+      if (!session.hasEnded() && !isFinishedCapturePhase(capture.status?.phase)) continue;
+      const key = `${keyOf(session.ref)}/${session.uid}`;
+      const finishedAt = Date.parse(capture.status?.finishedAt ?? '') || planFor(capture, this.ceilings).schedule.endAt?.getTime() || Date.parse(String(capture.metadata.creationTimestamp ?? '')) || 0;
+      candidates.push({ key, finishedAt, files: session.evictable() });
+      byKey.set(key, session);
+    }
+    let freed = 0;
+    for (const step of planEviction(candidates, needed)) {
+      const session = byKey.get(step.key)!;
+      freed += session.evict(step.fileNames, reason);
+      this.enqueue(session.ref);
+    }
+    return freed;
   }
 
   /**
@@ -113,12 +144,15 @@ export class CaptureAgentReconciler implements Reconciler {
     if (endAt && now >= endAt) session.end(`the end of the capture (${endAt.toISOString()}) has passed`);
     else if (!scheduled) await session.run(capture, plan, targets);
     session.flush();
+    session.configureExport(capture.spec.export?.s3);
 
     const interfaces = session.interfaces().filter((t) => targets.some((l) => l.pod === t.pod));
     const wait = await this.publish(capture, session.filesEntry(scheduled, plan.clampNotes), interfaces);
     const next = [wait?.requeueAfterMs, scheduled ? startAt.getTime() - now.getTime() : undefined, endAt && now < endAt ? endAt.getTime() - now.getTime() : undefined];
     // While the window is open, look again regularly: counters, new pods, routes that appear.
     if (!scheduled && !(endAt && now >= endAt) && targets.length > 0) next.push(STATUS_INTERVAL_MS);
+    // Uploads under way: their progress reaches the status entry.
+    if (session.exporting()) next.push(STATUS_INTERVAL_MS);
     const soonest = Math.min(...next.filter((n): n is number => n !== undefined && n >= 0));
     return Number.isFinite(soonest) ? { requeueAfterMs: Math.max(soonest, 50) } : undefined;
   }

@@ -1,7 +1,7 @@
 // Everything one PacketCapture does on this node: a PodCapture per local target pod that this
 // node's pods show the capture's namespace owns, started when the node budget has a slot for it,
 // stopped as the schedule, the targets and the limits say, and the node's status entry from them.
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { V1Pod } from '@kubernetes/client-node';
 import type { CaptureFiles, CaptureFormat, CaptureTarget, NotCaptured, NotCapturedReason, PacketCapture } from '../../apis/packetcapture.js';
@@ -13,7 +13,9 @@ import { diskSpace, hostInterfaceFor, networkSnapshot } from './host.js';
 import { capturedBytes, capturedPackets, captureErrors, captureNodeQuotaHeld } from './metrics.js';
 import { ownershipRefusal } from './ownership.js';
 import { requiredFreeBytes, type CapturePlan } from './plan.js';
-import { captureDirectory, listStoredFiles, metadataFileName, nextSequence, removeCaptureFiles, type CaptureRef } from './store.js';
+import { captureDirectory, listStoredFiles, metadataFileName, nextSequence, removeCaptureFiles, type CaptureRef, type StoredFile } from './store.js';
+import { MAX_LISTED_EVICTIONS } from '../../apis/captureretention.js';
+import { CaptureExporter, type CaptureS3Export, type ExportNode } from './export.js';
 
 export type FileState = NonNullable<CaptureFiles['state']>;
 
@@ -44,6 +46,17 @@ export interface SessionNode {
   budget: NodeCaptureBudget;
   /** The pods bound to this node, from the agent's own informer. */
   pods(): readonly V1Pod[];
+  /** What spec.export needs (the agent's client and namespace); no export without it. */
+  exportNode?: ExportNode | undefined;
+}
+
+/** What the node's budget evicted of this capture's files, for its status entry. */
+export interface EvictionRecord {
+  fileNames: string[];
+  count: number;
+  bytes: number;
+  at: string;
+  reason: string;
 }
 
 export class CaptureSession {
@@ -54,6 +67,8 @@ export class CaptureSession {
   /** Set once the end time or a stop has passed: nothing restarts. */
   private ended = false;
   private flushTimer: NodeJS.Timeout | undefined;
+  private exporter: CaptureExporter | undefined;
+  private evicted: EvictionRecord | undefined;
 
   constructor(
     readonly ref: CaptureRef,
@@ -66,6 +81,7 @@ export class CaptureSession {
   ) {
     this.dir = captureDirectory(node.stateDir, ref, uid);
     this.log = loggerFor('capture', `${ref.namespace}/${ref.name}`);
+    this.evicted = readEvictionRecord(this.dir);
   }
 
   /** Starts what should run and stops what should not, for a capture inside its time window. */
@@ -97,8 +113,69 @@ export class CaptureSession {
     this.stopFlushing();
   }
 
+  /** Whether the end time (or duration) has passed here. */
+  hasEnded(): boolean {
+    return this.ended;
+  }
+
+  /** Sets up, changes or stops the upload of complete files to spec.export.s3. */
+  configureExport(s3: CaptureS3Export | undefined): void {
+    if (!s3 || !this.node.exportNode) {
+      this.exporter?.close();
+      this.exporter = undefined;
+      return;
+    }
+    if (this.exporter) this.exporter.update(s3);
+    else this.exporter = new CaptureExporter(this.ref, this.dir, s3, this.node.exportNode, this.nudge);
+    const writing = this.filesBeingWritten();
+    this.exporter.sync(listStoredFiles(this.dir).map((f) => f.fileName).filter((n) => !writing.has(n)));
+  }
+
+  /** Uploads still under way: the reconciler looks again soon. */
+  exporting(): boolean {
+    return this.exporter?.busy() ?? false;
+  }
+
+  /** Files the node's budget may evict: complete, and uploaded when the capture exports. */
+  evictable(): StoredFile[] {
+    const writing = this.filesBeingWritten();
+    const pending = this.exporter?.pendingFiles() ?? new Set<string>();
+    return listStoredFiles(this.dir).filter((f) => !writing.has(f.fileName) && !pending.has(f.fileName));
+  }
+
+  /** Deletes these files for the node's budget and records it for the status; returns the bytes freed. */
+  evict(fileNames: readonly string[], reason: string): number {
+    let freed = 0;
+    const gone: string[] = [];
+    for (const name of fileNames) {
+      const file = path.join(this.dir, name);
+      try {
+        const { size } = statSync(file);
+        unlinkSync(file);
+        freed += size;
+        gone.push(name);
+      } catch {
+        // gone meanwhile
+      }
+    }
+    if (gone.length === 0) return 0;
+    const before = this.evicted ?? { fileNames: [], count: 0, bytes: 0, at: '', reason };
+    this.evicted = {
+      fileNames: [...before.fileNames, ...gone].slice(0, MAX_LISTED_EVICTIONS),
+      count: before.count + gone.length,
+      bytes: before.bytes + freed,
+      at: new Date().toISOString(),
+      reason,
+    };
+    writeEvictionRecord(this.dir, this.evicted);
+    this.log.info('evicted files of a finished capture for the node budget', { files: gone, bytes: freed, reason });
+    return freed;
+  }
+
   /** Stops everything and removes this capture's files (resource deleted, or files deleted on request). */
   discard(): void {
+    this.exporter?.close();
+    this.exporter = undefined;
     this.end('the capture was deleted');
     removeCaptureFiles(this.node.stateDir, this.ref, this.uid);
     this.node.budget.invalidate();
@@ -132,7 +209,7 @@ export class CaptureSession {
     const stored = listStoredFiles(this.dir);
     const entries = [...this.pods];
     // Before startTime nothing runs yet, but this node has targets: it reports Scheduled, not nothing.
-    if (!scheduled && stored.length === 0 && entries.length === 0 && !this.diskError) return undefined;
+    if (!scheduled && stored.length === 0 && entries.length === 0 && !this.diskError && !this.evicted) return undefined;
     const packets = entries.reduce((sum, [, e]) => sum + (e.capture?.packets ?? 0), 0);
     const errors = [this.diskError, ...entries.flatMap(([pod, e]) => entryErrors(pod, e))].filter((m): m is string => !!m);
     const notCaptured: NotCaptured[] = entries.flatMap(([pod, e]) => (e.notCaptured ? [{ pod, ip: e.ip, reason: e.notCaptured.reason, message: e.notCaptured.message.slice(0, 512) }] : []));
@@ -160,6 +237,8 @@ export class CaptureSession {
       state,
       ...(message ? { message } : {}),
       ...(notCaptured.length > 0 ? { notCaptured } : {}),
+      ...(this.exporter ? { uploads: this.exporter.entry() } : {}),
+      ...(this.evicted ? { evicted: { ...this.evicted, fileNames: [...this.evicted.fileNames] } } : {}),
     };
   }
 
@@ -237,6 +316,7 @@ export class CaptureSession {
       gate: this.node.budget,
       format,
       label: { namespace: this.ref.namespace, node: this.node.name, direction: limits.direction, capture: `${this.ref.namespace}/${this.ref.name}` },
+      onFileClosed: (fileName) => this.exporter?.fileClosed(fileName),
       onRecord: (bytes) => {
         packetsCounter.inc();
         bytesCounter.inc(bytes);
@@ -334,6 +414,27 @@ export class CaptureSession {
   private stopFlushing(): void {
     if (this.flushTimer) clearInterval(this.flushTimer);
     this.flushTimer = undefined;
+  }
+}
+
+/** Kept beside the files (not a capture file name, so never served), so a restart still reports it. */
+const EVICTED_FILE = '.evicted';
+
+function readEvictionRecord(dir: string): EvictionRecord | undefined {
+  try {
+    const r = JSON.parse(readFileSync(path.join(dir, EVICTED_FILE), 'utf8')) as Partial<EvictionRecord>;
+    if (!Array.isArray(r.fileNames) || typeof r.count !== 'number' || typeof r.bytes !== 'number' || typeof r.at !== 'string' || typeof r.reason !== 'string') return undefined;
+    return { fileNames: r.fileNames.filter((n): n is string => typeof n === 'string'), count: r.count, bytes: r.bytes, at: r.at, reason: r.reason };
+  } catch {
+    return undefined;
+  }
+}
+
+function writeEvictionRecord(dir: string, record: EvictionRecord): void {
+  try {
+    writeFileSync(path.join(dir, EVICTED_FILE), JSON.stringify(record), { mode: 0o600 });
+  } catch {
+    // the status still says it until the agent restarts
   }
 }
 

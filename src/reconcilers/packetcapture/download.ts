@@ -49,9 +49,14 @@ export interface CaptureFileApiContext {
   agentCommonName?: ((node: string) => string) | undefined;
 }
 
-export function registerCaptureFileApi(ctx: CaptureFileApiContext, captures: Pick<Informer<PacketCapture>, 'get'>): AgentFilesClient | undefined {
+/** The controller's client of the agents' file API. */
+export function agentFilesClient(ctx: Omit<CaptureFileApiContext, 'api' | 'reviewer' | 'isLeader'>): AgentFilesClient {
+  return new AgentFilesClient({ token: (node) => ctx.agentToken(node), nodes: ctx.nodes, port: ctx.agentPort, trust: ctx.agentTrust, expectedCommonName: ctx.agentCommonName });
+}
+
+export function registerCaptureFileApi(ctx: CaptureFileApiContext, captures: Pick<Informer<PacketCapture>, 'get'>, client?: AgentFilesClient): AgentFilesClient | undefined {
   if (!ctx.api) return undefined;
-  const agents = new AgentFilesClient({ token: (node) => ctx.agentToken(node), nodes: ctx.nodes, port: ctx.agentPort, trust: ctx.agentTrust, expectedCommonName: ctx.agentCommonName });
+  const agents = client ?? agentFilesClient(ctx);
   ctx.api.route('GET', DOWNLOAD_ROUTE, async (req, res, params) => {
     const capture = await authorizedCapture(ctx, captures, req, params, 'get');
     const merge = mergeRequested(req);

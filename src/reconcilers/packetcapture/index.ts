@@ -10,7 +10,7 @@ import { coreInformer, customResourceInformer, type Informer } from '../../runti
 import { keyOf, type ObjectKey } from '../../runtime/keys.js';
 import { loggerFor } from '../../util/log.js';
 import type { ControllerContext } from '../context.js';
-import { registerCaptureFileApi } from './download.js';
+import { agentFilesClient, registerCaptureFileApi } from './download.js';
 import { CAPTURE_QUOTA_CONFIGMAP, parseQuotaConfig, quotaFor, type QuotaConfig } from '../../apis/capturequota.js';
 import { captureBytes, holdsPlace } from './quota.js';
 import { PacketCaptureReconciler, type ClusterCaptureCeilings } from './reconciler.js';
@@ -29,13 +29,16 @@ export function registerPacketCapture(ctx: ControllerContext, opts: PacketCaptur
   // Only the one ConfigMap: the controller may read no other (a Role with resourceNames).
   const quotaMaps = coreInformer(kc, 'configmaps', { namespace, fieldSelector: `metadata.name=${CAPTURE_QUOTA_CONFIGMAP}`, resyncMs: ctx.resyncMs });
   const quotas = quotaSource(quotaMaps);
-  const reconciler = new PacketCaptureReconciler(kc, captures, pods, { ceilings: opts.ceilings, quotas });
+  // One client for downloads and for the files that expire (spec.ttlSecondsAfterFinished).
+  const agents = agentFilesClient(ctx);
+  const removeFiles = (node: string, ns: string, name: string, uid: string | undefined) => agents.remove(node, ns, name, uid);
+  const reconciler = new PacketCaptureReconciler(kc, captures, pods, { ceilings: opts.ceilings, quotas, removeFiles });
   const controller = new Controller({ name: 'packetcapture', reconciler, concurrency: 2 })
     .watches(captures, (capture) => [keyOf(capture), ...waitingBehind(capture, captures, quotas())])
     .watches(pods, (pod) => captures.list(pod.namespace).map(keyOf))
     .watches(quotaMaps, () => captures.list().map(keyOf));
   manager.addController(controller);
-  registerCaptureFileApi(ctx, captures);
+  registerCaptureFileApi(ctx, captures, agents);
   return controller;
 }
 

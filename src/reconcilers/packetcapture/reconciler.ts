@@ -22,6 +22,10 @@ import { quotaFor, type EffectiveQuota, type QuotaConfig } from '../../apis/capt
 import { QUOTA_CONDITION, quotaVerdict, wantsToRun } from './quota.js';
 import { sumDurationTerms } from '../../util/duration.js';
 import { captureQuotaExceeded } from './metrics.js';
+import { FILES_EXPIRED_CONDITION } from '../../apis/captureretention.js';
+import { deleteCustomObject } from '../../runtime/finalizers.js';
+import { nodesWithFiles } from './phase.js';
+import { planRetention, retentionConditions } from './retention.js';
 
 /** The reason of the Quota condition, if any. */
 function quotaReason(conditions: unknown): string | undefined {
@@ -42,6 +46,8 @@ export interface PacketCaptureReconcilerOptions {
   /** The namespace quotas (the admin's ConfigMap); no quota when unset. */
   quotas?: () => QuotaConfig;
   now?: () => Date;
+  /** Removes a capture's files on one node (the agents' DELETE); expired files stay without it. */
+  removeFiles?: (node: string, namespace: string, name: string, uid: string | undefined) => Promise<void>;
 }
 
 /** Cluster-wide limits from the controller's flags that no PacketCapture may ask to exceed. */
@@ -73,6 +79,7 @@ export class PacketCaptureReconciler implements Reconciler {
   private readonly releaseTimeoutMs: number;
   private readonly ceilings: ClusterCaptureCeilings;
   private readonly quotas: (() => QuotaConfig) | undefined;
+  private readonly removeFiles: PacketCaptureReconcilerOptions['removeFiles'];
   /**
    * This controller's latest quota decision per capture uid. The cache shows a decision only once
    * its status write comes back; until then the next verdict in the namespace must see it, or two
@@ -96,6 +103,7 @@ export class PacketCaptureReconciler implements Reconciler {
     this.releaseTimeoutMs = opts.filesReleaseTimeoutMs ?? releaseTimeoutFromEnv() ?? 120_000;
     this.ceilings = opts.ceilings ?? {};
     this.quotas = opts.quotas;
+    this.removeFiles = opts.removeFiles;
   }
 
   async reconcile(key: ObjectKey): Promise<ReconcileResult | void> {
@@ -113,9 +121,52 @@ export class PacketCaptureReconciler implements Reconciler {
     const plan = planCapture(decided, this.pods.list(namespace), now, this.ceilings, quota);
     this.countQuotaHold(capture.metadata.uid ?? '', namespace, quotaReason(plan.status.conditions) === 'QuotaExceeded');
     this.recordDecision(capture, plan, now);
+    if (plan.expired) {
+      if (capture.spec.deleteObject) return this.deleteExpired(capture);
+      plan.status.conditions = await this.expireFiles(capture, plan.status.conditions as Condition[], now);
+    }
     if (!sameAsCurrent(capture, plan.status)) await applyControllerStatus(this.kc, PacketCaptureType, capture, plan.status);
     // Level-triggered, but the schedule is time: come back when the next boundary passes.
     return plan.nextBoundary ? { requeueAfterMs: Math.max(0, plan.nextBoundary.getTime() - now.getTime()) + 100 } : undefined;
+  }
+
+  /**
+   * ttlSecondsAfterFinished passed: each node that still lists files is asked to remove them (its
+   * agent then releases its status.files entry). FilesExpired says what was done; a node that did
+   * not answer is asked again at the next reconcile (the controller's backoff on the error).
+   */
+  private async expireFiles(capture: PacketCapture, conditions: Condition[], now: Date): Promise<Condition[]> {
+    const { namespace = '', name = '', uid } = capture.metadata;
+    const generation = capture.metadata.generation ?? 0;
+    const nodes = nodesWithFiles(capture);
+    const ttl = `ttlSecondsAfterFinished (${capture.spec.ttlSecondsAfterFinished}s) passed at ${capture.status?.filesExpireAt ?? now.toISOString()}`;
+    const already = conditions.find((c) => c.type === FILES_EXPIRED_CONDITION && c.status === 'True');
+    // One message whichever reconcile sees the last entry go (the agents' release can reach the
+    // cache before this controller's own write does).
+    const removed: Omit<Condition, 'lastTransitionTime'> = { type: FILES_EXPIRED_CONDITION, status: 'True', reason: 'TTLExpired', message: `${ttl}: the files were deleted on every node`, observedGeneration: generation };
+    if (nodes.length === 0) return already ? conditions : setCondition(conditions, removed, now);
+    if (!this.removeFiles) {
+      return setCondition(conditions, { type: FILES_EXPIRED_CONDITION, status: 'False', reason: 'NoAgentClient', message: `${ttl}, but this controller cannot reach the agents (no HTTPS API configured): delete the files with kubectl netwarden capture delete`, observedGeneration: generation }, now);
+    }
+    const results = await Promise.allSettled(nodes.map((node) => this.removeFiles!(node, namespace, name, uid)));
+    // 404: that agent no longer knows the capture's files (removed already, its entry not yet gone).
+    const failed = results.flatMap((r, i) => (r.status === 'rejected' && (r.reason as { status?: number }).status !== 404 ? [`${nodes[i]}: ${errorMessage(r.reason)}`] : []));
+    const log = loggerFor('reconciler/packetcaptures', `${namespace}/${name}`);
+    if (failed.length > 0) {
+      log.warn('could not remove expired capture files on every node', { failed });
+      const message = `${ttl}: files removed on ${nodes.length - failed.length} of ${nodes.length} node(s); ${failed.join('; ')}`.slice(0, 4096);
+      await applyStatus(this.kc, PacketCaptureType, { namespace, name }, { conditions: setCondition(conditions, { type: FILES_EXPIRED_CONDITION, status: 'False', reason: 'AgentsDidNotAnswer', message, observedGeneration: generation }, now) }, CONTROLLER_FIELD_MANAGER).catch(() => undefined);
+      throw new Error(message);
+    }
+    log.info('capture files expired: removed on every node', { nodes });
+    return setCondition(conditions, removed, now);
+  }
+
+  /** deleteObject: the object goes; the finalizer still waits for the agents to remove the files. */
+  private async deleteExpired(capture: PacketCapture): Promise<void> {
+    const { namespace = '', name = '' } = capture.metadata;
+    await deleteCustomObject(this.kc, PacketCaptureType, capture);
+    loggerFor('reconciler/packetcaptures', `${namespace}/${name}`).info('capture expired: deleted (spec.deleteObject)', { ttlSecondsAfterFinished: capture.spec.ttlSecondsAfterFinished });
   }
 
   private countQuotaHold(uid: string, namespace: string, held: boolean): void {
@@ -183,6 +234,8 @@ function sameAsCurrent(capture: PacketCapture, desired: Record<string, unknown>)
 export interface CapturePlan {
   status: Record<string, unknown>;
   nextBoundary?: Date | undefined;
+  /** ttlSecondsAfterFinished has passed: the files (or, with deleteObject, the object) go. */
+  expired?: boolean;
 }
 
 /** The namespace's captures and quota, for the namespace quota's verdict. */
@@ -227,8 +280,12 @@ export function planCapture(capture: PacketCapture, podsInNamespace: readonly Ca
   }
   if (notReady?.reason === 'QuotaExceeded') nextBoundary = earliest(nextBoundary, new Date(now.getTime() + QUOTA_RECHECK_MS));
   const files = capture.status?.files ?? [];
+  const retention = planRetention(capture, phase, now);
+  if (retention.nextBoundary) nextBoundary = earliest(nextBoundary, retention.nextBoundary);
+  conditions = retentionConditions(capture, conditions, generation, now);
   return {
     nextBoundary,
+    expired: retention.expired,
     status: {
       observedGeneration: generation,
       conditions: readyConditions(conditions, generation, { rejection: notReady, reason: phase, message }, now),
@@ -237,6 +294,7 @@ export function planCapture(capture: PacketCapture, podsInNamespace: readonly Ca
       podCount: targets.length,
       fileCount: files.reduce((sum, f) => sum + (f.fileNames?.length ?? 0), 0),
       totalBytes: files.reduce((sum, f) => sum + (f.bytes ?? 0), 0),
+      ...retention.status,
     },
   };
 }

@@ -1,7 +1,8 @@
 // Builds the sink an AuditForwarder names, reading its Secrets with the agent's own client.
 // Secret values are re-read at most once a minute, so a rotated token is picked up without a
 // restart and a busy forwarder does not GET the Secret for every batch.
-import { CoreV1Api, type KubeConfig } from '@kubernetes/client-node';
+import type { KubeConfig } from '@kubernetes/client-node';
+import { readOwnNamespaceSecret, s3CredentialsOf, type SecretRef } from '../../../runtime/secrets.js';
 import type { AuditSink } from '../../../apis/auditforwarder.js';
 import { RotatingFileSink } from './file.js';
 import type { Sink } from './types.js';
@@ -12,30 +13,8 @@ export { SinkError } from './types.js';
 
 const SECRET_TTL_MS = 60_000;
 
-interface SecretRef {
-  name: string;
-  namespace?: string;
-}
-
-/**
- * A Secret of Netwarden's own namespace: a reference to any other is refused here too, not only by
- * the admission policy and RBAC, so that no forwarder ships another team's Secret to its URL.
- */
 async function readSecretData(kc: KubeConfig, ref: SecretRef, namespace: string): Promise<Record<string, string>> {
-  if (ref.namespace !== undefined && ref.namespace !== namespace) {
-    throw new Error(`Secret ${ref.namespace}/${ref.name} refused: Secrets are read only from Netwarden's own namespace ${namespace}`);
-  }
-  let secret;
-  try {
-    secret = await kc.makeApiClient(CoreV1Api).readNamespacedSecret({ name: ref.name, namespace });
-  } catch (err) {
-    const code = (err as { code?: number }).code;
-    throw new Error(`cannot read Secret ${namespace}/${ref.name}${code ? ` (HTTP ${code})` : ''}`);
-  }
-  const out: Record<string, string> = {};
-  for (const [k, v] of Object.entries(secret.data ?? {})) out[k] = Buffer.from(v, 'base64').toString('utf8');
-  for (const [k, v] of Object.entries(secret.stringData ?? {})) out[k] = v;
-  return out;
+  return (await readOwnNamespaceSecret(kc, ref, namespace)).data;
 }
 
 async function readSecretKey(kc: KubeConfig, ref: SecretRef & { key: string }, namespace: string): Promise<string> {
@@ -70,9 +49,7 @@ export async function buildSink(kc: KubeConfig, sink: AuditSink, stateDir: strin
     const ref = sink.s3.credentialsSecretRef;
     let creds;
     if (ref) {
-      const data = await readSecretData(kc, ref, namespace);
-      if (!data.accessKeyID || !data.secretAccessKey) throw new Error(`Secret ${namespace}/${ref.name} needs keys accessKeyID and secretAccessKey`);
-      creds = { accessKeyId: data.accessKeyID, secretAccessKey: data.secretAccessKey };
+      creds = s3CredentialsOf(await readOwnNamespaceSecret(kc, ref, namespace), `${namespace}/${ref.name}`);
     }
     // Loaded on demand: the AWS SDK costs tens of MB of memory that webhook and file sinks never need.
     const { S3BucketSink } = await import('./s3.js');
