@@ -4,6 +4,9 @@
 import { expect } from 'chai';
 import { captureView } from '../../src/plugin/ui/api.js';
 import type { PacketCapture } from '../../src/apis/packetcapture.js';
+import { validateAndDefault } from '../../src/apis/validate.js';
+import YAML from 'yaml';
+import { captureYaml, DEFAULT_FORM } from '../../ui/src/captureyaml.js';
 
 function capture(status: Record<string, unknown>): PacketCapture {
   return {
@@ -34,5 +37,25 @@ describe('console API: the capture view', function () {
   it('passes on status fields it does not know, so a newer controller\'s expiry or uploads still show', function () {
     const v = captureView(capture({ phase: 'Finished', filesExpireAt: '2026-12-04T07:00:00Z', uploads: [{ key: 'p/n1.pcap', bytes: 10 }] }));
     expect(v.extraStatus).to.deep.equal({ filesExpireAt: '2026-12-04T07:00:00Z', uploads: [{ key: 'p/n1.pcap', bytes: 10 }] });
+  });
+});
+
+describe('console: the create form\'s YAML', function () {
+  const form = { ...DEFAULT_FORM, name: 'pc-web', protocol: 'UDP', ports: '53, 8000:8080', duration: '5m' };
+  const parsed = (yaml: string) => YAML.parse(yaml) as { spec: Record<string, unknown> };
+
+  it('leaves the defaults out, as a user writing it would, and the API server schema accepts it', function () {
+    const yaml = captureYaml('shop', form);
+    expect(parsed(yaml).spec).to.deep.equal({ selector: 'all()', filters: [{ protocol: 'UDP', ports: [53, '8000:8080'] }], direction: 'both', duration: '5m', maxBytesPerPod: 100 * 1024 * 1024 });
+    expect(validateAndDefault(YAML.parse(yaml)).errors).to.deep.equal([]);
+  });
+
+  it('asks for pcapng and a retention time when chosen, in fields the CRD knows', function () {
+    const yaml = captureYaml('shop', { ...form, format: 'pcapng', ttlSeconds: '3600' });
+    expect(parsed(yaml).spec).to.include({ format: 'pcapng', ttlSecondsAfterFinished: 3600 });
+    const checked = validateAndDefault(YAML.parse(yaml));
+    expect(checked.errors).to.deep.equal([]);
+    // Not a typo the schema would prune: the stored object keeps them.
+    expect((checked.object as { spec: Record<string, unknown> }).spec).to.include({ format: 'pcapng', ttlSecondsAfterFinished: 3600 });
   });
 });

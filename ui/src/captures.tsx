@@ -5,32 +5,7 @@ import { stringify } from 'yaml';
 import type { CaptureList, CaptureSummary, CaptureView } from '../../src/plugin/ui/types.js';
 import { age, download, formatBytes, getJson, send, type Progress } from './api.js';
 import { ActionButton, Card, ErrorBox, ForbiddenList, usePoll } from './common.js';
-
-export interface CaptureForm {
-  name: string;
-  selector: string;
-  protocol: string;
-  ports: string;
-  direction: string;
-  duration: string;
-  maxMiBPerPod: string;
-}
-
-const DEFAULT_FORM: CaptureForm = { name: '', selector: 'all()', protocol: '', ports: '', direction: 'both', duration: '10m', maxMiBPerPod: '100' };
-
-/** The PacketCapture the form describes, as YAML: exactly what is created. */
-export function captureYaml(namespace: string, f: CaptureForm): string {
-  const ports = f.ports.split(/[\s,]+/).filter(Boolean).map((p) => (/^\d+$/.test(p) ? Number(p) : p));
-  const filter: Record<string, unknown> = {};
-  if (f.protocol) filter.protocol = f.protocol;
-  if (ports.length) filter.ports = ports;
-  const spec: Record<string, unknown> = { selector: f.selector.trim() || 'all()' };
-  if (Object.keys(filter).length) spec.filters = [filter];
-  spec.direction = f.direction;
-  if (f.duration.trim()) spec.duration = f.duration.trim();
-  if (f.maxMiBPerPod.trim()) spec.maxBytesPerPod = Math.round(Number(f.maxMiBPerPod) * 1024 * 1024);
-  return stringify({ apiVersion: 'netwarden.io/v1alpha1', kind: 'PacketCapture', metadata: { name: f.name || '<name>', namespace }, spec });
-}
+import { captureYaml, DEFAULT_FORM, type CaptureForm } from './captureyaml.js';
 
 function CreateForm(props: { namespace: string; list: CaptureList | undefined; onCreated: () => void }) {
   const [form, setForm] = useState<CaptureForm>(DEFAULT_FORM);
@@ -76,6 +51,12 @@ function CreateForm(props: { namespace: string; list: CaptureList | undefined; o
           </label>
           <label>Duration <input {...field('duration')} placeholder="15m" /></label>
           <label>Max MiB per pod <input {...field('maxMiBPerPod')} inputMode="numeric" /></label>
+          <label>Format
+            <select {...field('format')} onChange={(e) => setForm({ ...form, format: (e.target as HTMLSelectElement).value })}>
+              <option value="pcap">pcap</option><option value="pcapng">pcapng (pod names per packet)</option>
+            </select>
+          </label>
+          <label>Delete files after (s) <input {...field('ttlSeconds')} inputMode="numeric" placeholder="keep" /></label>
           <div>
             <ActionButton access={props.list?.access.create} label={busy ? 'Creating…' : 'Create'} busy={busy || !form.name} onClick={() => void create()} testId="create-button" />
           </div>
