@@ -5,12 +5,11 @@
 // reported only once it is selected; a packet an NFLOG rule logs and drops is counted once; an
 // agent without CAP_BPF/CAP_PERFMON says so in status while its NFLOG source keeps working.
 import { expect } from 'chai';
-import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { cluster } from './hooks.js';
-import { registerExitCleanup, run } from '../env/controlplane.js';
+import { run } from '../env/controlplane.js';
 import { createNamespace, createNetworkedPod, createNode, waitFor } from '../env/fixtures.js';
-import type { PodNetwork } from '../env/podnet.js';
+import { addForwardTable, type HostTable, type PodNetwork } from '../env/podnet.js';
 import { ensureInstalled, getLocal, metricValue, mustKubectl, nextNodeIP, startAgent, startController, waitNodesHealthy, type NetwardenProcess } from '../env/netwarden.js';
 
 const ns = 'dtk-e2e';
@@ -45,7 +44,7 @@ describe('DropTail kernel source: the kernel\'s own drops, with reasons, on Even
   let agent: NetwardenProcess;
   let web: PodNetwork;
   let client: PodNetwork;
-  let unregisterTable: (() => void) | undefined;
+  let hostTable: HostTable | undefined;
 
   before(async function () {
     if (process.getuid?.() !== 0 || !existsSync('/sys/kernel/btf/vmlinux') || !process.env.NETWARDEN_BPF_OBJECT) {
@@ -61,18 +60,10 @@ describe('DropTail kernel source: the kernel\'s own drops, with reasons, on Even
     client = await createNetworkedPod(kc, { namespace: ns, name: 'client-1', nodeName: node, podIP: clientIP, network: 'dtk-client' });
     // No `log` on the plain drop: only the kernel source can see it. UDP/5353 is logged to NFLOG
     // first (and dropped), for the count-once test.
-    const rules = [
-      `table ip ${table} {`,
-      '  chain forward {',
-      '    type filter hook forward priority -5; policy accept;',
-      `    ip saddr ${clientIP} ip daddr ${webIP} udp dport 5353 log prefix "nwdtk-e2e: " group ${group} drop`,
-      `    ip saddr ${clientIP} ip daddr ${webIP} meta l4proto { tcp, udp } drop`,
-      '  }',
-      '}',
-    ].join('\n');
-    const added = await run('nft', ['-f', '-'], { input: rules });
-    if (added.code !== 0) throw new Error(`nft -f failed: ${added.stderr}`);
-    unregisterTable = registerExitCleanup(() => spawnSync('nft', ['delete', 'table', 'ip', table], { stdio: 'ignore' }));
+    hostTable = await addForwardTable(table, [
+      `ip saddr ${clientIP} ip daddr ${webIP} udp dport 5353 log prefix "nwdtk-e2e: " group ${group} drop`,
+      `ip saddr ${clientIP} ip daddr ${webIP} meta l4proto { tcp, udp } drop`,
+    ]);
 
     controller = await startController(cp, 'controller-droptail-kernel');
     processes.push(controller);
@@ -86,8 +77,7 @@ describe('DropTail kernel source: the kernel\'s own drops, with reasons, on Even
     // The program sees the whole host's drops: no DropTail of this test may outlive it.
     await run('kubectl', ['--kubeconfig', cluster().kubeconfigPath, 'delete', 'droptail', dropTail, 'dtk-nocap', '--ignore-not-found']).catch(() => undefined);
     await Promise.all(processes.map((p) => p.kill()));
-    await run('nft', ['delete', 'table', 'ip', table]);
-    unregisterTable?.();
+    await hostTable?.remove();
     await web?.destroy();
     await client?.destroy();
   });
@@ -199,11 +189,7 @@ describe('DropTail kernel source: the kernel\'s own drops, with reasons, on Even
     const nocapGroup = group + 1;
     await createNode(cp.kubeConfig(), nocapNode, { internalIP: nextNodeIP(), labels: { 'dtk-nocap': 'yes' } });
     const nocapTable = `${table}_nocap`;
-    const added = await run('nft', ['-f', '-'], {
-      input: `table ip ${nocapTable} {\n  chain forward {\n    type filter hook forward priority -6; policy accept;\n    ip saddr ${clientIP} ip daddr ${webIP} udp dport 5454 log prefix "nwdtk-nocap: " group ${nocapGroup} drop\n  }\n}\n`,
-    });
-    if (added.code !== 0) throw new Error(`nft -f failed: ${added.stderr}`);
-    const unregister = registerExitCleanup(() => spawnSync('nft', ['delete', 'table', 'ip', nocapTable], { stdio: 'ignore' }));
+    const nocapRules = await addForwardTable(nocapTable, [`ip saddr ${clientIP} ip daddr ${webIP} udp dport 5454 log prefix "nwdtk-nocap: " group ${nocapGroup} drop`], -6);
     try {
       await applyDropTail('dtk-nocap', { nodeSelector: { 'dtk-nocap': 'yes' }, sources: [{ type: 'kernel' }, { type: 'nflog', group: nocapGroup }], prefixes: ['nwdtk-nocap: '] });
       // As a DaemonSet without BPF and PERFMON in its capabilities would run it.
@@ -224,8 +210,7 @@ describe('DropTail kernel source: the kernel\'s own drops, with reasons, on Even
       }, { timeoutMs: 20_000, intervalMs: 1_000, description: 'the NFLOG drop of the agent without BPF capabilities' });
       expect(nocap.child.exitCode, 'the agent is still running').to.equal(null);
     } finally {
-      await run('nft', ['delete', 'table', 'ip', nocapTable]);
-      unregister();
+      await nocapRules.remove();
     }
   });
 });

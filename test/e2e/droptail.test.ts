@@ -8,8 +8,8 @@ import { join } from 'node:path';
 import https from 'node:https';
 import { expect } from 'chai';
 import { cluster } from './hooks.js';
-import { registerExitCleanup, run, trackChild } from '../env/controlplane.js';
-import type { PodNetwork } from '../env/podnet.js';
+import { trackChild } from '../env/controlplane.js';
+import { addForwardTable, type HostTable, type PodNetwork } from '../env/podnet.js';
 import {
   agentControllerToken, controllerUrl, ensureInstalled, netwardenCaFile, freePort, getLocal, mustKubectl, netwardenPorts, nextNodeIP, startAgent, startController, metricValue, waitNodesHealthy, type NetwardenProcess,
 } from '../env/netwarden.js';
@@ -360,7 +360,7 @@ describe('DropTail end to end: real drops from an nftables rule to Events on bot
   const processes: NetwardenProcess[] = [];
   let web: PodNetwork;
   let client: PodNetwork;
-  let unregisterTable: (() => void) | undefined;
+  let hostTable: HostTable | undefined;
 
   function realJsonpath(path: string): Promise<string> {
     return mustKubectl(cluster(), ['get', 'droptail', realDropTail, '-o', `jsonpath={${path}}`]);
@@ -379,17 +379,7 @@ describe('DropTail end to end: real drops from an nftables rule to Events on bot
     await createNode(kc, realNode, { internalIP: nextNodeIP(), labels: { 'dt-real': 'yes' } });
     web = await createNetworkedPod(kc, { namespace: realNs, name: 'web-1', nodeName: realNode, podIP: webIP, network: 'dtr-web' });
     client = await createNetworkedPod(kc, { namespace: realNs, name: 'client-1', nodeName: realNode, podIP: clientIP, network: 'dtr-client' });
-    const rules = [
-      `table ip ${table} {`,
-      '  chain forward {',
-      '    type filter hook forward priority -5; policy accept;',
-      `    ip saddr ${clientIP} ip daddr ${webIP} meta l4proto { tcp, udp } log prefix "nwdt-e2e: " group ${group} drop`,
-      '  }',
-      '}',
-    ].join('\n');
-    const added = await run('nft', ['-f', '-'], { input: rules });
-    if (added.code !== 0) throw new Error(`nft -f failed: ${added.stderr}`);
-    unregisterTable = registerExitCleanup(() => spawnSync('nft', ['delete', 'table', 'ip', table], { stdio: 'ignore' }));
+    hostTable = await addForwardTable(table, [`ip saddr ${clientIP} ip daddr ${webIP} meta l4proto { tcp, udp } log prefix "nwdt-e2e: " group ${group} drop`]);
 
     processes.push(await startController(cp, 'controller-droptail-real'));
     await mustKubectl(cp, ['apply', '-f', '-'], [
@@ -403,8 +393,7 @@ describe('DropTail end to end: real drops from an nftables rule to Events on bot
 
   after(async function () {
     await Promise.all(processes.map((p) => p.kill()));
-    await run('nft', ['delete', 'table', 'ip', table]);
-    unregisterTable?.();
+    await hostTable?.remove();
     await web?.destroy();
     await client?.destroy();
   });

@@ -191,3 +191,28 @@ for i, name in enumerate(names):
     except socket.timeout:
         print('no answer', name)
 `;
+
+/** A host nftables table of its own: removed by remove(), or at process exit if a test dies first. */
+export interface HostTable {
+  remove(): Promise<void>;
+}
+
+/**
+ * Adds `table ip <name>` with one forward chain (the pod-to-pod path through the host) holding
+ * `rules`, as a NetworkPolicy engine would.
+ */
+export async function addForwardTable(name: string, rules: string[], priority = -5): Promise<HostTable> {
+  const script = [`table ip ${name} {`, '  chain forward {', `    type filter hook forward priority ${priority}; policy accept;`, ...rules.map((r) => `    ${r}`), '  }', '}', ''].join('\n');
+  const added = await run('nft', ['-f', '-'], { input: script });
+  if (added.code !== 0) throw new Error(`nft -f failed: ${added.stderr}`);
+  const unregister = registerExitCleanup(() => spawnSync('nft', ['delete', 'table', 'ip', name], { stdio: 'ignore' }));
+  let removed = false;
+  return {
+    remove: async () => {
+      if (removed) return;
+      removed = true;
+      await run('nft', ['delete', 'table', 'ip', name]);
+      unregister();
+    },
+  };
+}
