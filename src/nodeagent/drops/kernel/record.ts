@@ -29,8 +29,9 @@ export interface KernelDropEvent {
   icmpCode: number;
   tcpFlags: number;
   flags: number;
-  saddr: Uint8Array;
-  daddr: Uint8Array;
+  /** The addresses, formatted (dotted quad, RFC 5952). */
+  src: string;
+  dst: string;
 }
 
 /** Reads one record; undefined when it is not one (short, or a family the program never writes). */
@@ -55,9 +56,9 @@ export function readDropEvent(view: DataView): KernelDropEvent | undefined {
     icmpCode: view.getUint8(37),
     tcpFlags: view.getUint8(38),
     flags: view.getUint8(39),
-    // Copies: the ring buffer's memory is reused once the callback returns.
-    saddr: bytes.slice(40, 56),
-    daddr: bytes.slice(56, 72),
+    // Formatted now: the ring buffer's memory is reused once the callback returns.
+    src: family === 4 ? formatIPv4Bytes(bytes, 40) : formatIPv6Bytes(bytes, 40),
+    dst: family === 4 ? formatIPv4Bytes(bytes, 56) : formatIPv6Bytes(bytes, 56),
   };
 }
 
@@ -79,8 +80,8 @@ export function toPacketDrop(e: KernelDropEvent, ctx: DropContext): PacketDrop {
     prefix: '',
     reason: ctx.reason,
     family: v4 ? 'ipv4' : 'ipv6',
-    src: v4 ? formatIPv4Bytes(e.saddr, 0) : formatIPv6Bytes(e.saddr, 0),
-    dst: v4 ? formatIPv4Bytes(e.daddr, 0) : formatIPv6Bytes(e.daddr, 0),
+    src: e.src,
+    dst: e.dst,
     protocol: PROTOCOL_NAMES[e.protocol] ?? String(e.protocol),
   };
   if (e.length > 0) drop.length = e.length;

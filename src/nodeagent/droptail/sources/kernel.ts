@@ -14,7 +14,7 @@ import { errorMessage, loggerFor } from '../../../util/log.js';
 import { dropReasonName, NOT_DROPS, readKernelDropReasons, type KernelDropReasons } from '../../drops/kernel/btf.js';
 import { effectiveCapabilities, missingBpfCapabilities } from '../../drops/kernel/capabilities.js';
 import type { BpfObject, RingBuffer } from '../../drops/kernel/libbpf.js';
-import { readDropEvent, toPacketDrop } from '../../drops/kernel/record.js';
+import { readDropEvent, toPacketDrop, type DropContext } from '../../drops/kernel/record.js';
 import { kernelSamples } from '../metrics.js';
 import type { CommitFn } from '../queue.js';
 import { aborted, type DropSourceRunner, type SourceEvents } from './types.js';
@@ -221,6 +221,9 @@ export class KernelDropProgram {
     return this.loaded.ring.consume(budget);
   }
 
+  /** One context for every sample (this runs per drop): its reason and time are set each time. */
+  private readonly sampleContext: DropContext = { reason: '', timeMs: 0, interfaceName: (ifindex, netns) => this.interfaces.name(ifindex, netns) };
+
   private onSample(view: DataView): void {
     const event = readDropEvent(view);
     if (!event || !this.reasons) return;
@@ -228,11 +231,11 @@ export class KernelDropProgram {
     for (const l of this.listeners) {
       const wanted = event.reason >= 0x10000 ? l.selection.subsystems : l.selection.codes.has(event.reason);
       if (!wanted) continue;
-      drop ??= toPacketDrop(event, {
-        reason: dropReasonName(this.reasons, event.reason),
-        timeMs: this.monotonicToWallMs + Number(event.timeNs) / 1e6,
-        interfaceName: (ifindex, netns) => this.interfaces.name(ifindex, netns),
-      });
+      if (!drop) {
+        this.sampleContext.reason = dropReasonName(this.reasons, event.reason);
+        this.sampleContext.timeMs = this.monotonicToWallMs + Number(event.timeNs) / 1e6;
+        drop = toPacketDrop(event, this.sampleContext);
+      }
       l.drop(drop);
     }
   }
